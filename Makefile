@@ -1,0 +1,25 @@
+# `make test` and `make demo` set everything up on a new machine: they create .venv when it
+# is missing and (re)install the project into it whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: test demo bench clean
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$*]"
+	touch $@
+
+test: $(VENV)/.installed-dev
+	JAX_PLATFORMS=cpu $(PY) -m pytest -n auto -q
+
+demo: $(VENV)/.installed-examples
+	$(PY) examples/digits.py
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

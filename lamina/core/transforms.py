@@ -1,0 +1,277 @@
+"""``lm.jit`` and ``lm.value_and_grad``: JAX transformations for stateful code.
+
+``lm.jit(fn)`` compiles a Python function that reads and writes variables (layers, optimizer
+slots, metrics, seed generators) without the user listing them:
+
+1. *Discovery*: the first call traces ``fn`` abstractly (``jax.eval_shape``) under a
+   recording scope, which notes every variable read and every variable written. Layers built
+   during that trace get real initial values, so they join the state like any other.
+2. *Compilation*: ``jax.jit`` of ``functionalize(fn, written + read_only)``; the written
+   variables' buffers are donated, the read-only ones passed as they are.
+3. *Each call*: current values in, ``jitted(...)``, new values written back at once, so a
+   variable never holds a donated (deleted) buffer.
+
+The compiled form is rebuilt when the structure it was traced for changes (a layer gains a
+tracked attribute, a ``trainable`` flag flips), and when a trace touches a variable that
+discovery did not see (the strict scope raises, we add it and trace again).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections import deque
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from lamina.core import state
+from lamina.core.state import StateScope, UndeclaredVariableError, functionalize, materialize
+from lamina.core.variable import Variable
+
+_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
+_ARRAY_IMPL = type(jax.numpy.zeros(()))
+# C-level accessors of Variable's storage slot: the per-call read/write-back loops use them.
+_get_value = operator.attrgetter("_value")
+_set_value = Variable._value.__set__
+
+
+class _Static:
+    """A non-array argument, compared by identity or value, to key jax.jit's cache."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        if self.value is other.value:
+            return True
+        if type(self.value) is not type(other.value) or isinstance(self.value, Variable):
+            return False
+        return bool(self.value == other.value)
+
+    def __hash__(self):
+        value = self.value
+        return id(value) if isinstance(value, Variable) else hash((type(value), value))
+
+
+def _split(args, kwargs, static_argnames):
+    """``(dynamic_leaves, static)``: arrays and numbers traced, everything else static."""
+    static_kwargs = {k: _Static(kwargs[k]) for k in static_argnames if k in kwargs}
+    traced_kwargs = {k: v for k, v in kwargs.items() if k not in static_kwargs}
+    leaves, treedef = jax.tree_util.tree_flatten(
+        (args, traced_kwargs), is_leaf=lambda x: isinstance(x, Variable)
+    )
+    dynamic, statics = [], []
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, _ARRAY_TYPES) or type(leaf) in (int, float, complex):
+            dynamic.append(leaf)
+        else:
+            statics.append((i, _Static(leaf)))
+    return dynamic, (treedef, tuple(statics), tuple(sorted(static_kwargs.items())))
+
+
+def _join(dynamic, static):
+    if static is None:
+        return tuple(dynamic), {}
+    treedef, statics, static_kwargs = static
+    leaves, it = [], iter(dynamic)
+    positions = dict(statics)
+    for i in range(treedef.num_leaves):
+        leaves.append(positions[i].value if i in positions else next(it))
+    args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
+    kwargs.update({k: v.value for k, v in static_kwargs})
+    return args, kwargs
+
+
+class _Compiled:
+    """One ``jax.jit`` of ``fn`` for a fixed set of written and read-only variables."""
+
+    def __init__(self, fn, written, read_only, version):
+        self.written = list(written)
+        self.read_only = list(read_only)
+        self.version = version
+        n = len(self.written)
+        pure = functionalize(fn, self.written + self.read_only, strict=True, writable=self.written)
+
+        def step(written_values, read_values, dynamic, static):
+            args, kwargs = _join(dynamic, static)
+            outputs, new_values, _ = pure(list(written_values) + list(read_values), *args, **kwargs)
+            return outputs, new_values[:n]
+
+        self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,))
+        self.unshare = False
+
+    def __call__(self, dynamic, static):
+        # Hot path: read the stored arrays directly, call, store the results.
+        written_values = list(map(_get_value, self.written))
+        read_values = list(map(_get_value, self.read_only))
+        if self.unshare:
+            _unshare(written_values, read_values, dynamic)
+        try:
+            outputs, new_values = self.jitted(written_values, read_values, dynamic, static)
+        except jax.errors.JaxRuntimeError as error:
+            # A donated buffer was also passed elsewhere: two variables sharing one array
+            # (``a.assign(b.value)``) or a variable's array given as an argument. XLA refuses
+            # before running anything; copy the shared buffers from now on.
+            if "donate" not in str(error) or self.unshare:
+                raise
+            self.unshare = True
+            return self(dynamic, static)
+        deque(map(_set_value, self.written, new_values), maxlen=0)
+        return outputs
+
+
+def _unshare(written_values, read_values, dynamic) -> None:
+    """Copy each donated buffer that is also passed elsewhere in the same call."""
+    seen = {id(x) for x in read_values}
+    seen.update(id(x) for x in jax.tree_util.tree_leaves(dynamic))
+    for i, value in enumerate(written_values):
+        if id(value) in seen:
+            written_values[i] = value.copy()
+        seen.add(id(written_values[i]))
+
+
+class CompiledFunction:
+    """What ``lm.jit(fn)`` returns: call it like ``fn``; variables update after each call."""
+
+    def __init__(self, fn: Callable, static_argnames: Sequence[str] = ()):
+        self._fn = fn
+        self._static_argnames = tuple(static_argnames)
+        self._compiled: _Compiled | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        if state._thread.scope is not None:
+            # Already inside compiled or functionalized code: the outer scope threads the state.
+            return self._fn(*args, **kwargs)
+        dynamic, static = args, None  # only arrays: the common case, kept cheap
+        if kwargs:
+            dynamic, static = _split(args, kwargs, self._static_argnames)
+        else:
+            for a in args:
+                if type(a) is not _ARRAY_IMPL:
+                    dynamic, static = _split(args, kwargs, self._static_argnames)
+                    break
+        compiled = self._compiled
+        if compiled is None or compiled.version != state._structure_version:
+            compiled = self._compiled = self._discover(dynamic, static)
+        try:
+            return compiled(dynamic, static)
+        except UndeclaredVariableError as missing:
+            # The trace touched a variable discovery did not see: widen the state and retry.
+            while True:
+                compiled = self._compiled = self._widen(compiled, missing)
+                try:
+                    return compiled(dynamic, static)
+                except UndeclaredVariableError as again:
+                    missing = again
+
+    def _discover(self, dynamic, static) -> _Compiled:
+        scope = StateScope(record=True, inherit=False)
+
+        def trace(dynamic):
+            args, kwargs = _join(dynamic, static)
+            with scope:
+                return materialize(self._fn(*args, **kwargs))
+
+        jax.eval_shape(trace, dynamic)
+        written = [v for key, v in scope.touched.items() if key in scope.written]
+        read_only = [v for key, v in scope.touched.items() if key not in scope.written]
+        return _Compiled(self._fn, written, read_only, state.structure_version())
+
+    def _widen(self, compiled: _Compiled, missing: UndeclaredVariableError) -> _Compiled:
+        var = missing.variable
+        written = list(compiled.written)
+        read_only = [v for v in compiled.read_only if v is not var]
+        if missing.written:
+            written.append(var)
+        else:
+            read_only.append(var)
+        return _Compiled(self._fn, written, read_only, state.structure_version())
+
+    @property
+    def variables(self) -> list:
+        """The variables the last compilation threads through (written first)."""
+        compiled = self._compiled
+        return [] if compiled is None else compiled.written + compiled.read_only
+
+
+def jit(fn: Callable | None = None, *, static_argnames: Sequence[str] = ()):
+    """Compile a stateful Python function with XLA; variables it touches update after each call.
+
+    Arrays and Python numbers are traced; other arguments (strings, bools, None, objects)
+    are static, as are the keyword arguments named in ``static_argnames``. Usable as
+    ``@lm.jit`` or ``@lm.jit(static_argnames=("mode",))``.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> total = lm.Variable(jnp.zeros(()), trainable=False)
+        >>> @lm.jit
+        ... def add(x):
+        ...     total.assign_add(jnp.sum(x))
+        ...     return total.value
+        >>> for _ in range(3):
+        ...     _ = add(jnp.ones((2,)))
+        >>> float(total.value)
+        6.0
+    """
+    if fn is None:
+        return lambda f: CompiledFunction(f, static_argnames)
+    return CompiledFunction(fn, static_argnames)
+
+
+def value_and_grad(fn: Callable, variables: Sequence, has_aux: bool = False) -> Callable:
+    """``fn(*args) -> loss`` becomes ``f(*args) -> (loss, grads)``, grads aligned with ``variables``.
+
+    ``fn`` is ordinary stateful code: it may call layers, ``add_loss`` and assign variables
+    (batch-norm statistics, seed generators); those writes take effect after the gradient is
+    computed, eagerly or inside ``lm.jit``. With ``has_aux=True``, ``fn`` returns
+    ``(loss, aux)`` and the result is ``((loss, aux), grads)``.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> w = lm.Variable(jnp.array([1.0, 2.0]))
+        >>> loss, (g,) = lm.value_and_grad(lambda: jnp.sum(w * w), [w])()
+        >>> float(loss), g.tolist()
+        (5.0, [2.0, 4.0])
+    """
+    variables = list(variables)
+
+    def compute(*args, **kwargs):
+        traced = {}  # the inner scope, kept to map its values back to variables and layers
+
+        def inner(values):
+            scope = traced["scope"] = StateScope(dict(zip(variables, values)))
+            with scope:
+                result = fn(*args, **kwargs)
+                value, aux = materialize(result if has_aux else (result, None))
+            new_values = [scope.values[key] for key in scope.written]
+            loss_values = {key: [v for _, v in entries] for key, (_, entries) in scope.layer_losses.items()}
+            return value, (aux, new_values, loss_values, list(scope.losses))
+
+        (value, (aux, new_values, loss_values, losses)), grads = jax.value_and_grad(inner, has_aux=True)(
+            [v.value for v in variables]
+        )
+        scope = traced["scope"]
+        for var, new in zip(scope.written.values(), new_values):
+            var.assign(new)
+        _forward_losses(scope, loss_values, losses)
+        return ((value, aux) if has_aux else value), list(grads)
+
+    return compute
+
+
+def _forward_losses(inner_scope, layer_losses, losses) -> None:
+    """Make the losses added inside the gradient function visible to the caller's ``losses``."""
+    outer = state._thread.scope
+    for key, (layer, entries) in inner_scope.layer_losses.items():
+        tagged = [(tag, value) for (tag, _), value in zip(entries, layer_losses[key])]
+        if outer is not None:
+            outer.layer_losses[key] = (layer, tagged)
+        else:
+            layer._lm_losses = tagged
+    if outer is not None:
+        outer.losses.extend(losses)

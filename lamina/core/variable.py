@@ -1,0 +1,277 @@
+"""``lm.Variable``: a named, mutable array that reads and writes through the state scope."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lamina.core import state
+
+_serials = itertools.count()
+
+
+def _leaked_tracer_error(var) -> ValueError:
+    return ValueError(
+        f"Cannot assign a traced value to variable '{var.path}' outside lamina's compiled "
+        "functions. The function that computed it is being traced by a raw JAX transformation "
+        "(jax.jit, jax.grad, jax.vmap, ...), so the new value would escape the trace as a "
+        "leaked tracer. Wrap the stateful function in lm.jit (or build it with lm.value_and_grad "
+        "/ lm.functionalize): they thread variable state through the compilation and write the "
+        "new values back afterwards."
+    )
+
+
+class Variable:
+    """A mutable array with a name, tracked by layers and threaded through compiled code.
+
+    ``initial_value`` is array-like, or an initializer (object or string such as
+    ``"glorot_uniform"``) together with ``shape=``. A variable reads like an array — operators,
+    ``@``, indexing, and any ``jax.numpy`` / ``jax.nn`` function accept it — and changes only
+    through ``assign``, ``assign_add`` and ``assign_sub``. Raw ``jax.lax`` primitives need
+    ``v.value``.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> v = lm.Variable(jnp.ones((2,)), name="total", trainable=False)
+        >>> v.assign_add(jnp.array([1.0, 2.0])).tolist()
+        [2.0, 3.0]
+        >>> float(jnp.sum(v * 2))
+        10.0
+    """
+
+    __slots__ = (
+        "_value", "_shape", "_dtype", "_trainable", "_name", "_name_given", "_owner", "_serial",
+        "regularizer", "constraint", "__weakref__",
+    )
+    __array_priority__ = 100  # NumPy defers ``ndarray + Variable`` to our __radd__.
+
+    def __init__(self, initial_value, *, trainable=True, dtype=None, name=None, shape=None,
+                 regularizer=None, constraint=None):
+        with jax.ensure_compile_time_eval():
+            value = _initial_array(initial_value, shape, dtype, name)
+        self._value = value
+        self._shape = tuple(value.shape)
+        self._dtype = value.dtype
+        self._trainable = bool(trainable)
+        self._name = name or "variable"
+        self._name_given = name is not None
+        self._owner = None
+        self._serial = next(_serials)
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def value(self) -> jax.Array:
+        """The current value: the active state scope's if there is one, else the stored array."""
+        scope = state._thread.scope
+        if scope is None:
+            return self._stored_value()
+        return scope.read(self)
+
+    def _stored_value(self):
+        return self._value
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the current value (safe to keep across compiled steps)."""
+        return np.array(self.value)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.value, dtype=dtype)
+
+    def __jax_array__(self):
+        return self.value
+
+    # -- writing ------------------------------------------------------------------------
+    def assign(self, value):
+        """Replace the value; it must have the variable's shape (it is cast to its dtype)."""
+        if isinstance(value, Variable):
+            value = value.value
+        elif not isinstance(value, jax.Array):
+            value = jnp.asarray(value)
+        if value.shape != self._shape:
+            raise ValueError(
+                f"Cannot assign a value of shape {tuple(value.shape)} to variable '{self.path}' "
+                f"of shape {self._shape}."
+            )
+        if value.dtype != self._dtype:
+            value = value.astype(self._dtype)
+        scope = state._thread.scope
+        if scope is not None:
+            scope.write(self, value)
+        elif isinstance(value, jax.core.Tracer):
+            raise _leaked_tracer_error(self)
+        else:
+            self._value = value
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self.value + _unwrap(delta))
+
+    def assign_sub(self, delta):
+        return self.assign(self.value - _unwrap(delta))
+
+    # -- metadata -----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if bool(value) != self._trainable:
+            self._trainable = bool(value)
+            state.bump_structure_version()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def path(self) -> str:
+        """``owner_path/name``, e.g. ``"mlp_block/linear_1/kernel"``; just the name if untracked."""
+        owner = self._owner() if self._owner is not None else None
+        return f"{owner.path}/{self._name}" if owner is not None else self._name
+
+    def _attach(self, owner, name: str | None) -> None:
+        """Called by tracking: the first layer that holds this variable owns it, and an
+        unnamed variable takes the name of the first attribute of its owner it is stored in."""
+        current = self._owner() if self._owner is not None else None
+        if current is None:
+            self._owner, current = weakref.ref(owner), owner
+        if current is owner and not self._name_given and name is not None:
+            self._name = name
+            self._name_given = True
+
+    def __repr__(self) -> str:
+        try:
+            shown = np.array2string(np.asarray(self.value), threshold=20)
+        except Exception:  # a traced value has no numbers to show
+            shown = "<traced>"
+        return f"<Variable path={self.path!r} shape={self._shape} dtype={self._dtype} value={shown}>"
+
+    # -- array behaviour ----------------------------------------------------------------
+    __hash__ = object.__hash__  # identity: variables are state, not values
+
+    def __getattr__(self, name):
+        # Array methods and properties (``v.T``, ``v.sum()``, ``v.reshape(...)``) act on the value.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.value, name)
+
+    def __getitem__(self, index):
+        return self.value[index]
+
+    def __len__(self):
+        return len(self.value)
+
+    def __iter__(self):
+        return iter(self.value)
+
+    def __bool__(self):
+        return bool(self.value)
+
+    def __float__(self):
+        return float(self.value)
+
+    def __int__(self):
+        return int(self.value)
+
+    def __index__(self):
+        return operator.index(self.value)
+
+    def __neg__(self):
+        return -self.value
+
+    def __pos__(self):
+        return self.value
+
+    def __abs__(self):
+        return abs(self.value)
+
+    def __invert__(self):
+        return ~self.value
+
+
+def _unwrap(x):
+    return x.value if isinstance(x, Variable) else x
+
+
+def _binary(op):
+    def forward(self, other):
+        return op(self.value, _unwrap(other))
+
+    def reflected(self, other):
+        return op(_unwrap(other), self.value)
+
+    return forward, reflected
+
+
+for _name, _op in {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
+    "floordiv": operator.floordiv, "mod": operator.mod, "pow": operator.pow,
+    "matmul": operator.matmul, "and": operator.and_, "or": operator.or_, "xor": operator.xor,
+    "lshift": operator.lshift, "rshift": operator.rshift,
+}.items():
+    _fwd, _rev = _binary(_op)
+    setattr(Variable, f"__{_name}__", _fwd)
+    setattr(Variable, f"__r{_name}__", _rev)
+
+for _name, _op in {
+    "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
+    "eq": operator.eq, "ne": operator.ne,
+}.items():
+    setattr(Variable, f"__{_name}__", _binary(_op)[0])
+
+# Registering Variable as a pytree whose only leaf is its current value is what lets
+# ``jnp.matmul(x, v)`` and ``jax.nn.relu(v)`` work inside jax.jit on current JAX, where
+# ``__jax_array__`` alone is refused during abstractification. Unflattening gives the plain
+# array: a pytree round trip is a snapshot, not a variable.
+jax.tree_util.register_pytree_node(Variable, lambda v: ((v.value,), None), lambda _, leaves: leaves[0])
+
+
+def _initial_array(initial_value, shape, dtype, name):
+    if isinstance(initial_value, Variable):
+        initial_value = initial_value.value
+    if isinstance(initial_value, str) or (callable(initial_value) and not hasattr(initial_value, "shape")):
+        from lamina import initializers
+
+        if shape is None:
+            raise ValueError(
+                f"Variable {name or ''!r}: an initializer ({initial_value!r}) needs shape=."
+            )
+        return jnp.asarray(initializers.get(initial_value)(tuple(shape), dtype=dtype or "float32"))
+    if isinstance(initial_value, jax.core.Tracer):
+        raise ValueError(
+            f"Variable {name or ''!r} was given a traced initial value. Variables hold concrete "
+            "arrays: create them in __init__ or build() (lamina runs build() outside the trace), "
+            "or give an initializer and shape= instead of a computed array."
+        )
+    value = np.asarray(initial_value) if not isinstance(initial_value, jax.Array) else initial_value
+    if dtype is None:
+        dtype = jax.dtypes.canonicalize_dtype(value.dtype)
+    # Copy: two variables must never share one buffer, or donating one deletes the other.
+    value = jnp.array(value, dtype=dtype, copy=True)
+    if shape is not None and tuple(shape) != value.shape:
+        raise ValueError(f"Variable {name or ''!r}: initial value has shape {value.shape}, but shape={tuple(shape)}.")
+    return value

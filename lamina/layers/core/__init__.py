@@ -1,0 +1,7 @@
+"""Core layers."""
+
+from lamina.layers.core.activation import Activation
+from lamina.layers.core.dense import Dense
+from lamina.layers.core.dropout import Dropout
+
+__all__ = ["Activation", "Dense", "Dropout"]

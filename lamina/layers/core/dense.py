@@ -1,0 +1,80 @@
+"""``Dense``: ``activation(inputs @ kernel + bias)`` on the last axis."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from lamina import activations, constraints, initializers, regularizers
+from lamina.layers.input_spec import InputSpec
+from lamina.layers.layer import Layer
+from lamina.saving.object_registry import register_builtin
+from lamina.saving.serialization import serialize_object
+
+
+@register_builtin
+class Dense(Layer):
+    """A densely connected layer, as ``keras.layers.Dense``.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> layer = lm.layers.Dense(3, activation="relu")
+        >>> layer(jnp.ones((4, 5))).shape
+        (4, 3)
+        >>> [w.name for w in layer.weights]
+        ['kernel', 'bias']
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}.")
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.input_spec = InputSpec(min_ndim=2)
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(input_dim, self.units), initializer=self.kernel_initializer, name="kernel",
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.units,), initializer=self.bias_initializer, name="bias",
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+            )
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+
+    def call(self, inputs):
+        outputs = jnp.matmul(inputs, self.kernel.value)
+        if self.bias is not None:
+            outputs = outputs + self.bias.value
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": serialize_object(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_object(self.kernel_initializer),
+            "bias_initializer": serialize_object(self.bias_initializer),
+            "kernel_regularizer": serialize_object(self.kernel_regularizer),
+            "bias_regularizer": serialize_object(self.bias_regularizer),
+            "activity_regularizer": serialize_object(self.activity_regularizer),
+            "kernel_constraint": serialize_object(self.kernel_constraint),
+            "bias_constraint": serialize_object(self.bias_constraint),
+        }

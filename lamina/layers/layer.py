@@ -1,0 +1,602 @@
+"""``lm.Layer``: state (variables, sublayers) plus a computation (``call``).
+
+How it works, in the order a newcomer asks:
+- *Tracking*: ``__setattr__`` notes every ``Variable``, ``Layer`` or state holder (seed
+  generators, metrics) assigned to an attribute, also inside (nested) lists, tuples and dicts.
+  ``weights`` and friends walk the attributes at query time, so a layer appended to a list
+  attribute later is tracked too; everything is de-duplicated by identity.
+- *Building*: the first ``__call__`` runs ``build(input_shape)`` outside any trace
+  (``jax.ensure_compile_time_eval``), so variables always start as real arrays.
+- *Calling*: ``__call__`` converts the first input, builds once, checks ``input_spec``,
+  resolves ``training`` through the call context, runs ``call``, and names this layer's path
+  on any error that escapes ``call``.
+- *Losses*: ``add_loss`` stores values tagged with the outermost call they belong to (in the
+  active state scope when compiled), so ``losses`` returns only the last call's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lamina.core import state
+from lamina.core.naming import to_snake_case, unique_name
+from lamina.core.variable import Variable
+from lamina.layers.call_context import context
+from lamina.layers.input_spec import InputSpec
+
+_FLOAT_DTYPES = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
+_BASE_CONFIG_KEYS = ("name", "trainable", "dtype")
+
+
+class Layer:
+    """Base class of all layers: subclass it and write ``__init__``, ``build`` and ``call``.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> class Linear(lm.Layer):
+        ...     def __init__(self, units=32):
+        ...         super().__init__()
+        ...         self.units = units
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal")
+        ...         self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+        ...     def call(self, inputs):
+        ...         return jnp.matmul(inputs, self.w) + self.b
+        >>> layer = Linear(4)
+        >>> layer(jnp.ones((2, 2))).shape
+        (2, 4)
+        >>> [w.path for w in layer.weights]
+        ['linear/w', 'linear/b']
+    """
+
+    def __new__(cls, *args, **kwargs):
+        layer = super().__new__(cls)
+        # Internal state lives under ``_lm_`` names, which tracking skips, and is set here so
+        # that a subclass may assign attributes before (or without) calling super().__init__().
+        layer.__dict__.update(
+            _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
+            _lm_parent=None, _lm_segment=None, _lm_losses=[], _lm_last_call_id=-1,
+            _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
+            built=False, input_spec=None, activity_regularizer=None,
+        )
+        return layer
+
+    def __init__(self, *, name=None, dtype=None, trainable=True, activity_regularizer=None,
+                 **kwargs):
+        unknown = set(kwargs) - {"input_shape", "input_dim", "batch_size", "autocast"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(unknown)}.")
+        self._lm_name = name or self._lm_name
+        if self._lm_name is None:
+            self._lm_name = unique_name(to_snake_case(type(self).__name__))
+        self._lm_dtype = jnp.dtype(dtype or "float32")
+        self._lm_trainable = bool(trainable)
+        if activity_regularizer is not None:
+            from lamina import regularizers
+
+            self.activity_regularizer = regularizers.get(activity_regularizer)
+        if "input_shape" in kwargs or "input_dim" in kwargs:
+            shape = kwargs.get("input_shape") or (kwargs["input_dim"],)
+            self._lm_declared_input_shape = (kwargs.get("batch_size"),) + tuple(shape)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self._lm_name is None:  # a subclass that never called super().__init__()
+            self._lm_name = unique_name(to_snake_case(type(self).__name__))
+        return self._lm_name
+
+    @property
+    def path(self) -> str:
+        """Where this layer sits: ``"mlp_block/linear_1"`` (attribute names below the root)."""
+        parent = self._lm_parent() if self._lm_parent is not None else None
+        return f"{parent.path}/{self._lm_segment}" if parent is not None else self.name
+
+    @property
+    def dtype(self) -> str:
+        return self._lm_dtype.name
+
+    variable_dtype = compute_dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+    # -- tracking -------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if not name.startswith("_lm_"):
+            old = self.__dict__.get(name)
+            if _holds_state(value) or _holds_state(old):
+                if old is not None:
+                    self._lm_untrack(old, value)
+                _attach(self, value, name)
+                state.bump_structure_version()
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        old = self.__dict__.get(name)
+        object.__delattr__(self, name)
+        if _holds_state(old):
+            self._lm_untrack(old, None)
+            state.bump_structure_version()
+
+    def _lm_untrack(self, old, new) -> None:
+        """Reassigning an attribute forgets the add_weight variables it held (unless kept)."""
+        keep = {id(v) for v in _walk(new, "")[0]}
+        dropped = {id(v) for v in _walk(old, "")[0]} - keep
+        if dropped:
+            self._lm_added = [v for v in self._lm_added if id(v) not in dropped]
+
+    def _lm_children(self):
+        """``(own_variables, sublayers, state_holders)`` found in the attributes right now."""
+        variables, layers, holders = {}, {}, {}
+        for attr, value in self.__dict__.items():
+            if attr.startswith("_lm_") or not _holds_state(value):
+                continue
+            found_vars, found_layers, found_holders = _walk(value, attr, owner=self)
+            for v in found_vars:
+                variables.setdefault(id(v), v)
+            for layer in found_layers:
+                if layer is not self:
+                    layers.setdefault(id(layer), layer)
+            for h in found_holders:
+                holders.setdefault(id(h), h)
+        for v in self._lm_added:
+            variables.setdefault(id(v), v)
+        own = sorted(variables.values(), key=lambda v: v._serial)  # creation order
+        return own, list(layers.values()), list(holders.values())
+
+    def _flatten_layers(self, include_self=True):
+        """This layer and every layer under it, depth first, each once."""
+        seen, order, stack = set(), [], [self]
+        while stack:
+            layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            order.append(layer)
+            stack.extend(reversed(layer._lm_children()[1]))
+        return order if include_self else order[1:]
+
+    def _gather(self, pick) -> list:
+        """De-duplicated variables: ``pick(layer, own_vars, holders)`` for each layer in order."""
+        seen, out = set(), []
+        for layer in self._flatten_layers():
+            own, _, holders = layer._lm_children()
+            for v in pick(layer, own, holders):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
+    @property
+    def weights(self) -> list:
+        """Own variables in creation order, then each sublayer's (metric and RNG state excluded)."""
+        return self._gather(lambda layer, own, holders: own)
+
+    @property
+    def trainable_weights(self) -> list:
+        return self._gather(
+            lambda layer, own, holders: [v for v in own if v.trainable] if layer._lm_trainable else []
+        )
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return self._gather(
+            lambda layer, own, holders: [v for v in own if not (v.trainable and layer._lm_trainable)]
+        )
+
+    @property
+    def variables(self) -> list:
+        """Every variable: weights plus the state of seed generators and metrics."""
+        return self._gather(
+            lambda layer, own, holders: own + [v for h in holders for v in h._lm_state_variables()]
+        )
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list:
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.variables if id(v) not in trainable]
+
+    @property
+    def trainable(self) -> bool:
+        return self._lm_trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        # Keras semantics: the flag is set on every layer underneath, so a frozen block stays
+        # frozen even if one of its sublayers is later used elsewhere.
+        for layer in self._flatten_layers():
+            layer._lm_trainable = bool(value)
+        state.bump_structure_version()
+
+    # -- weights ----------------------------------------------------------------------------
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
+                   name=None, regularizer=None, constraint=None) -> Variable:
+        """Create a variable owned by this layer and track it.
+
+        ``initializer`` is an initializer object or name (``"zeros"``, ``"random_normal"``...);
+        ``regularizer`` adds a penalty to ``losses``; ``constraint`` is applied after each
+        optimizer update.
+        """
+        from lamina import constraints, regularizers
+
+        variable = Variable(
+            initializer, shape=tuple(shape or ()), dtype=dtype or self._lm_dtype,
+            trainable=trainable, name=name, regularizer=regularizers.get(regularizer),
+            constraint=constraints.get(constraint),
+        )
+        variable._attach(self, name)  # unnamed: named after the attribute it is stored in
+        self._lm_added = self._lm_added + [variable]
+        state.bump_structure_version()
+        return variable
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"Layer '{self.path}' is not built yet: call it on data first.")
+        return sum(v.size for v in self.weights)
+
+    def get_weights(self) -> list:
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Assign arrays in ``weights`` order; every shape is checked before anything changes."""
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(
+                f"Layer '{self.path}' expects {len(mine)} weight arrays "
+                f"({[v.name for v in mine]}), got {len(weights)}."
+            )
+        arrays = [np.asarray(w) for w in weights]
+        bad = [
+            f"'{v.path}': expected shape {v.shape}, got {a.shape}"
+            for v, a in zip(mine, arrays) if tuple(a.shape) != v.shape
+        ]
+        if bad:
+            raise ValueError(f"Layer '{self.path}': set_weights shape mismatch: " + "; ".join(bad))
+        for v, a in zip(mine, arrays):
+            v.assign(a)
+
+    # -- the computation --------------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        """Create weights from the first input's shape; the default creates nothing."""
+
+    def call(self, *args, **kwargs):
+        raise NotImplementedError(f"Layer {type(self).__name__} must implement call().")
+
+    def __call__(self, *args, **kwargs):
+        if args:
+            first = _convert_input(args[0], self._lm_dtype)
+            args = (first, *args[1:])
+        elif "inputs" in kwargs:
+            first = kwargs["inputs"] = _convert_input(kwargs["inputs"], self._lm_dtype)
+        else:
+            raise TypeError(f"Layer '{self.path}' was called without inputs.")
+        if not self.built:
+            self._lm_build_from(first)
+        if self.input_spec is not None:
+            _check_input_spec(self, first)
+
+        ctx = context
+        info = _call_info(type(self))
+        training = kwargs.get("training") if info.accepts_training else None
+        if training is None:
+            training = ctx.training if ctx.training is not None else info.training_default
+        if info.accepts_training:
+            kwargs["training"] = training
+        if ctx.depth == 0:
+            ctx.call_id += 1
+        self.__dict__["_lm_last_call_id"] = ctx.call_id
+        previous = ctx.training
+        ctx.training = training
+        ctx.depth += 1
+        try:
+            outputs = self.call(*args, **kwargs)
+        except Exception as error:
+            _name_layer_in_error(error, self, first)
+            raise
+        finally:
+            ctx.depth -= 1
+            ctx.training = previous
+        if self.activity_regularizer is not None:
+            for output in jax.tree_util.tree_leaves(outputs):
+                self.add_loss(self.activity_regularizer(output))
+        return outputs
+
+    def _lm_build_from(self, first_input) -> None:
+        shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
+        try:
+            with jax.ensure_compile_time_eval():
+                self.build(shapes)
+        except Exception as error:
+            _name_layer_in_error(error, self, first_input)
+            raise
+        self.built = True
+        self._lm_build_shape = shapes
+
+    def build_from_shape(self, input_shape) -> None:
+        """Build without data (``input_shape`` may hold ``None`` for the batch axis)."""
+        if not self.built:
+            with jax.ensure_compile_time_eval():
+                self.build(tuple(input_shape))
+            self.built = True
+            self._lm_build_shape = tuple(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape`` (``None`` axes allowed), found by tracing ``call``."""
+        self.build_from_shape(input_shape)
+
+        def traced_shape(fill):
+            spec = jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in input_shape), self._lm_dtype)
+            with state.StateScope():  # writes made by call() (counters...) are thrown away
+                out = jax.eval_shape(lambda x: self.call(x), spec)
+            return jax.tree_util.tree_map(lambda s: s.shape, out)
+
+        first, second = traced_shape(2), traced_shape(3)
+        return jax.tree_util.tree_map(
+            lambda a, b: tuple(x if x == y else None for x, y in zip(a, b)),
+            first, second, is_leaf=lambda s: isinstance(s, tuple),
+        )
+
+    # -- losses -----------------------------------------------------------------------------
+    def add_loss(self, value) -> None:
+        """Add a scalar loss term during ``call``; ``fit`` adds ``losses`` to the training loss."""
+        scope = state._thread.scope
+        if scope is not None:
+            entry = scope.layer_losses.setdefault(id(self), (self, []))
+            store = entry[1]
+            scope.losses.append(value)
+        else:
+            if isinstance(value, jax.core.Tracer):
+                raise ValueError(
+                    f"Layer '{self.path}' received a traced value in add_loss() outside lamina's "
+                    "compiled functions (it would leak out of jax.jit/jax.grad). Compile with "
+                    "lm.jit or use lm.value_and_grad / stateless_call."
+                )
+            store = self._lm_losses
+        tag = self._lm_last_call_id
+        if store and store[0][0] != tag:
+            store.clear()  # values from an older call are no longer this layer's losses
+        store.append((tag, value))
+
+    @property
+    def losses(self) -> list:
+        """Losses added during the last outermost call, by this layer and every layer under
+        it, plus the weight-regularizer penalties."""
+        scope = state._thread.scope
+        tag = self._lm_last_call_id
+        out = []
+        for layer in self._flatten_layers():
+            if scope is not None:
+                store = scope.layer_losses.get(id(layer), (None, ()))[1]
+            else:
+                store = layer._lm_losses
+            out += [value for t, value in store if t == tag]
+        for v in self.trainable_weights:
+            if v.regularizer is not None:
+                out.append(v.regularizer(v.value))
+        return out
+
+    # -- functional form --------------------------------------------------------------------
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                       return_losses=False, **kwargs):
+        """Call with the given variable values instead of the stored ones; changes nothing.
+
+        Returns ``(outputs, non_trainable_values)`` (and the losses with
+        ``return_losses=True``); the values follow ``trainable_weights`` and
+        ``non_trainable_weights`` order.
+        """
+        if not self.built:
+            raise ValueError(f"Layer '{self.path}' must be built before stateless_call().")
+        trainable, frozen = self.trainable_weights, self.non_trainable_weights
+        for given, mine, kind in ((trainable_variables, trainable, "trainable"),
+                                  (non_trainable_variables, frozen, "non-trainable")):
+            if len(given) != len(mine):
+                raise ValueError(f"Layer '{self.path}' has {len(mine)} {kind} variables, got {len(given)} values.")
+        pure = state.functionalize(lambda *a, **k: self(*a, **k), trainable + frozen)
+        outputs, new_values, _ = pure(list(trainable_variables) + list(non_trainable_variables), *args, **kwargs)
+        with state.StateScope(dict(zip(trainable + frozen, new_values))):
+            losses = self.losses
+        result = (outputs, new_values[len(trainable):])
+        return result + (losses,) if return_losses else result
+
+    # -- configuration ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this layer (JSON-ready)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if type(self).get_config is Layer.get_config:
+            # A subclass without its own get_config: reuse the arguments its __init__ got,
+            # as Keras does, when they are plain JSON values.
+            captured = {k: v for k, v in self._lm_init_args.items() if k not in config}
+            bad = [k for k, v in captured.items() if not _is_json_value(v)]
+            if bad:
+                raise NotImplementedError(
+                    f"Layer {type(self).__name__} was built with arguments {bad} that are not "
+                    "plain JSON values; override get_config() to serialize them."
+                )
+            config.update(captured)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """Rebuild a layer from ``get_config()`` output."""
+        config = dict(config)
+        accepted = inspect.signature(cls.__init__).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        base = {k: config.pop(k) for k in _BASE_CONFIG_KEYS if k in config and not (takes_kwargs or k in accepted)}
+        layer = cls(**config)
+        if "name" in base:
+            layer._lm_name = base["name"]
+        if "trainable" in base:
+            layer.trainable = base["trainable"]
+        return layer
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _holds_state(value) -> bool:
+    if isinstance(value, (Variable, Layer)) or hasattr(type(value), "_lm_state_variables"):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_state(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_state(item) for item in value.values())
+    return False
+
+
+def _walk(value, segment, owner=None):
+    """Variables, layers and state holders inside ``value``; attaches them to ``owner``."""
+    variables, layers, holders = [], [], []
+
+    def visit(item, where):
+        if isinstance(item, Variable):
+            variables.append(item)
+            if owner is not None:
+                item._attach(owner, where)
+        elif isinstance(item, Layer):
+            layers.append(item)
+            if owner is not None:
+                _adopt(owner, item, where)
+        elif hasattr(type(item), "_lm_state_variables"):
+            holders.append(item)
+            if owner is not None:
+                for v in item._lm_state_variables():
+                    v._attach(owner, f"{where}/{v.name}")
+        elif isinstance(item, (list, tuple)):
+            for i, child in enumerate(item):
+                visit(child, f"{where}/{i}")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                visit(child, f"{where}/{key}")
+
+    visit(value, segment)
+    return variables, layers, holders
+
+
+def _attach(owner, value, segment) -> None:
+    _walk(value, segment, owner=owner)
+
+
+def _adopt(parent, child, segment) -> None:
+    """Give ``child`` its first parent (its path), refusing cycles."""
+    if child._lm_parent is not None and child._lm_parent() is not None:
+        return
+    ancestor = parent
+    while ancestor is not None:
+        if ancestor is child:
+            return
+        ancestor = ancestor._lm_parent() if ancestor._lm_parent is not None else None
+    child._lm_parent = weakref.ref(parent)
+    child._lm_segment = segment
+
+
+def _convert_input(x, dtype):
+    """Arrays in, with floating inputs cast to the layer's dtype (Keras's autocast)."""
+    if isinstance(x, jax.Array):
+        if x.dtype != dtype and x.dtype in _FLOAT_DTYPES:
+            return x.astype(dtype)
+        return x
+    if isinstance(x, Variable):
+        return _convert_input(x.value, dtype)
+    if isinstance(x, (np.ndarray, np.generic, int, float)) or (
+        isinstance(x, (list, tuple)) and x and not any(_is_structure_leaf(i) for i in jax.tree_util.tree_leaves(x))
+    ):
+        array = jnp.asarray(x)
+        return array.astype(dtype) if array.dtype in _FLOAT_DTYPES and array.dtype != dtype else array
+    if isinstance(x, (list, tuple, dict)):
+        return jax.tree_util.tree_map(lambda leaf: _convert_input(leaf, dtype), x)
+    return x
+
+
+def _is_structure_leaf(item) -> bool:
+    return isinstance(item, (jax.Array, np.ndarray, Variable))
+
+
+def _check_input_spec(layer, x) -> None:
+    shape = tuple(getattr(x, "shape", ()))
+    problem = layer.input_spec.problem(shape)
+    if problem is not None:
+        built = f" (it was built for input shape {layer._lm_build_shape})" if layer._lm_build_shape else ""
+        raise ValueError(
+            f"Input to layer '{layer.path}' ({type(layer).__name__}) is incompatible: expected "
+            f"{layer.input_spec.describe()}{built}, got input of shape {shape}."
+        )
+
+
+def _name_layer_in_error(error, layer, first_input) -> None:
+    """Add, once (at the innermost layer), which layer failed and on what input."""
+    if getattr(error, "_lm_layer_named", False):
+        return
+    try:
+        shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
+    except Exception:
+        shape = type(first_input).__name__
+    built = f"; it was built for input shape {layer._lm_build_shape}" if layer._lm_build_shape else ""
+    error.add_note(
+        f"lamina: raised in layer '{layer.path}' ({type(layer).__name__}) called on input of "
+        f"shape {shape}{built}."
+    )
+    error._lm_layer_named = True
+
+
+class _CallInfo:
+    """What ``call``'s signature says about ``training`` (computed once per class)."""
+
+    __slots__ = ("accepts_training", "training_default")
+
+    def __init__(self, call):
+        param = inspect.signature(call).parameters.get("training")
+        self.accepts_training = param is not None
+        default = None if param is None else param.default
+        self.training_default = False if default in (None, inspect.Parameter.empty) else default
+
+
+_call_infos: dict = {}
+
+
+def _call_info(cls) -> _CallInfo:
+    info = _call_infos.get(cls)
+    if info is None:
+        info = _call_infos[cls] = _CallInfo(cls.call)
+    return info
+
+
+_init_signatures: dict = {}
+
+
+def _bind_init_args(cls, args, kwargs) -> dict:
+    signature = _init_signatures.get(cls)
+    if signature is None:
+        signature = _init_signatures[cls] = inspect.signature(cls.__init__)
+    try:
+        bound = signature.bind_partial(None, *args, **kwargs)
+    except TypeError:
+        return {}
+    arguments = dict(bound.arguments)
+    arguments.pop(next(iter(signature.parameters)), None)  # self
+    for name, param in signature.parameters.items():
+        if param.kind is param.VAR_KEYWORD and name in arguments:
+            arguments.update(arguments.pop(name))
+        elif param.kind is param.VAR_POSITIONAL:
+            arguments.pop(name, None)
+    return arguments
+
+
+def _is_json_value(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_json_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_value(v) for k, v in value.items())
+    return False
+
+
+__all__ = ["InputSpec", "Layer"]
