@@ -33,6 +33,18 @@ _thread = _ThreadState()
 _structure_version = 0
 
 
+# Bumped whenever a variable's stored array is replaced from outside a scope (an eager
+# ``assign`` or a compiled function's write-back). A compiled function that saw no bump since
+# its last call knows its own copy of the state is still current and skips re-reading it.
+_write_epoch = 0
+
+
+def note_write() -> int:
+    global _write_epoch
+    _write_epoch += 1
+    return _write_epoch
+
+
 def structure_version() -> int:
     return _structure_version
 

@@ -8,8 +8,9 @@ slots, metrics, seed generators) without the user listing them:
    during that trace get real initial values, so they join the state like any other.
 2. *Compilation*: ``jax.jit`` of ``functionalize(fn, written + read_only)``; the written
    variables' buffers are donated, the read-only ones passed as they are.
-3. *Each call*: current values in, ``jitted(...)``, new values written back at once, so a
-   variable never holds a donated (deleted) buffer.
+3. *Each call*: the written variables' arrays go in (donated) and the list that comes out
+   is kept; the variables read it through ``Deferred`` markers, so a variable never holds a
+   donated (deleted) buffer and the call costs no per-variable Python work.
 
 The compiled form is rebuilt when the structure it was traced for changes (a layer gains a
 tracked attribute, a ``trainable`` flag flips), and when a trace touches a variable that
@@ -19,22 +20,17 @@ discovery did not see (the strict scope raises, we add it and trace again).
 from __future__ import annotations
 
 import functools
-import operator
-from collections import deque
 from typing import Callable, Sequence
 
 import jax
 import numpy as np
 
 from lamina.core import state
-from lamina.core.state import StateScope, UndeclaredVariableError, functionalize, materialize
-from lamina.core.variable import Variable
+from lamina.core.state import StateScope, UndeclaredVariableError, _thread, functionalize, materialize
+from lamina.core.variable import Deferred, Variable
 
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 _ARRAY_IMPL = type(jax.numpy.zeros(()))
-# C-level accessors of Variable's storage slot: the per-call read/write-back loops use them.
-_get_value = operator.attrgetter("_value")
-_set_value = Variable._value.__set__
 
 
 class _Static:
@@ -87,12 +83,22 @@ def _join(dynamic, static):
 
 
 class _Compiled:
-    """One ``jax.jit`` of ``fn`` for a fixed set of written and read-only variables."""
+    """One ``jax.jit`` of ``fn`` for a fixed set of written and read-only variables.
+
+    Between calls it owns the written variables' current arrays (``values``); the variables
+    hold ``Deferred`` markers that read from this list. A call therefore passes ``values`` in
+    and keeps the list that comes out — no per-variable work — unless something else stored
+    a variable since (the global write epoch moved), in which case ``refresh`` re-reads them.
+    """
 
     def __init__(self, fn, written, read_only, version):
         self.written = list(written)
         self.read_only = list(read_only)
         self.version = version
+        self.values: list = []
+        self.read_values: list = []
+        self.epoch = -1
+        self.unshare = False
         n = len(self.written)
         pure = functionalize(fn, self.written + self.read_only, strict=True, writable=self.written)
 
@@ -102,26 +108,20 @@ class _Compiled:
             return outputs, new_values[:n]
 
         self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,))
-        self.unshare = False
 
-    def __call__(self, dynamic, static):
-        # Hot path: read the stored arrays directly, call, store the results.
-        written_values = list(map(_get_value, self.written))
-        read_values = list(map(_get_value, self.read_only))
+    def refresh(self) -> None:
+        """Take the variables' current arrays and point the written ones at ``values``."""
+        self.values = [v._stored_value() for v in self.written]
+        self.read_values = [v._stored_value() for v in self.read_only]
+        for index, variable in enumerate(self.written):
+            variable._value = Deferred(self, index)
+
+    def prepare(self, dynamic) -> None:
+        """Before a call that cannot use ``values`` as they are (see the class docstring)."""
+        if self.epoch != state._write_epoch:
+            self.refresh()
         if self.unshare:
-            _unshare(written_values, read_values, dynamic)
-        try:
-            outputs, new_values = self.jitted(written_values, read_values, dynamic, static)
-        except jax.errors.JaxRuntimeError as error:
-            # A donated buffer was also passed elsewhere: two variables sharing one array
-            # (``a.assign(b.value)``) or a variable's array given as an argument. XLA refuses
-            # before running anything; copy the shared buffers from now on.
-            if "donate" not in str(error) or self.unshare:
-                raise
-            self.unshare = True
-            return self(dynamic, static)
-        deque(map(_set_value, self.written, new_values), maxlen=0)
-        return outputs
+            _unshare(self.values, self.read_values, dynamic)
 
 
 def _unshare(written_values, read_values, dynamic) -> None:
@@ -144,7 +144,7 @@ class CompiledFunction:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        if state._thread.scope is not None:
+        if _thread.scope is not None:
             # Already inside compiled or functionalized code: the outer scope threads the state.
             return self._fn(*args, **kwargs)
         dynamic, static = args, None  # only arrays: the common case, kept cheap
@@ -158,16 +158,34 @@ class CompiledFunction:
         compiled = self._compiled
         if compiled is None or compiled.version != state._structure_version:
             compiled = self._compiled = self._discover(dynamic, static)
-        try:
-            return compiled(dynamic, static)
-        except UndeclaredVariableError as missing:
-            # The trace touched a variable discovery did not see: widen the state and retry.
-            while True:
-                compiled = self._compiled = self._widen(compiled, missing)
-                try:
-                    return compiled(dynamic, static)
-                except UndeclaredVariableError as again:
-                    missing = again
+        # The hot path, kept flat: on most calls ``prepare`` is skipped and the only Python
+        # work is handing the stored list of arrays in and keeping the one that comes out.
+        while True:
+            if compiled.epoch != state._write_epoch or compiled.unshare:
+                compiled.prepare(dynamic)
+            try:
+                outputs, compiled.values = compiled.jitted(compiled.values, compiled.read_values, dynamic, static)
+                break
+            except (UndeclaredVariableError, jax.errors.JaxRuntimeError) as error:
+                compiled = self._recover(compiled, error)
+        if compiled.written:
+            compiled.epoch = state.note_write()
+        return outputs
+
+    def _recover(self, compiled: _Compiled, error: Exception) -> _Compiled:
+        """What to retry with after a trace touched an unknown variable or XLA refused a
+        donation; any other error is re-raised."""
+        if isinstance(error, UndeclaredVariableError):
+            # The trace touched a variable discovery did not see: widen the state.
+            compiled = self._compiled = self._widen(compiled, error)
+        elif "donate" in str(error) and not compiled.unshare:
+            # A donated buffer was also passed elsewhere: two variables sharing one array
+            # (``a.assign(b.value)``) or a variable's array given as an argument. XLA refuses
+            # before running anything; copy shared buffers from now on.
+            compiled.unshare = True
+        else:
+            raise error
+        return compiled
 
     def _discover(self, dynamic, static) -> _Compiled:
         scope = StateScope(record=True, inherit=False)

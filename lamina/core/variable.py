@@ -75,7 +75,10 @@ class Variable:
         return scope.read(self)
 
     def _stored_value(self):
-        return self._value
+        value = self._value
+        if type(value) is Deferred:
+            return value.holder.values[value.index]
+        return value
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the current value (safe to keep across compiled steps)."""
@@ -108,6 +111,7 @@ class Variable:
             raise _leaked_tracer_error(self)
         else:
             self._value = value
+            state.note_write()
         return self
 
     def assign_add(self, delta):
@@ -211,6 +215,18 @@ class Variable:
 
     def __invert__(self):
         return ~self.value
+
+
+class Deferred:
+    """Stands in a variable's storage while a compiled function holds its current array:
+    the value is ``holder.values[index]``. ``lm.jit`` uses it so that a compiled step stores
+    one new list of arrays instead of writing each variable back after every call."""
+
+    __slots__ = ("holder", "index")
+
+    def __init__(self, holder, index: int):
+        self.holder = holder
+        self.index = index
 
 
 def _unwrap(x):

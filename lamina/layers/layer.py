@@ -50,8 +50,8 @@ class Layer:
         >>> layer = Linear(4)
         >>> layer(jnp.ones((2, 2))).shape
         (2, 4)
-        >>> [w.path for w in layer.weights]
-        ['linear/w', 'linear/b']
+        >>> [w.name for w in layer.weights]
+        ['w', 'b']
     """
 
     def __new__(cls, *args, **kwargs):
@@ -285,11 +285,14 @@ class Layer:
 
         ctx = context
         info = _call_info(type(self))
-        training = kwargs.get("training") if info.accepts_training else None
-        if training is None:
-            training = ctx.training if ctx.training is not None else info.training_default
-        if info.accepts_training:
-            kwargs["training"] = training
+        if info.accepts_training and len(args) > info.training_position:
+            training = args[info.training_position]  # given positionally: explicit
+        else:
+            training = kwargs.get("training")
+            if training is None:
+                training = ctx.training if ctx.training is not None else info.training_default
+            if info.accepts_training:
+                kwargs["training"] = bool(training) if training is None else training
         if ctx.depth == 0:
             ctx.call_id += 1
         self.__dict__["_lm_last_call_id"] = ctx.call_id
@@ -306,7 +309,10 @@ class Layer:
             ctx.training = previous
         if self.activity_regularizer is not None:
             for output in jax.tree_util.tree_leaves(outputs):
-                self.add_loss(self.activity_regularizer(output))
+                penalty = self.activity_regularizer(output)
+                if output.ndim > 0:  # per sample, as Keras 3 does
+                    penalty = penalty / output.shape[0]
+                self.add_loss(penalty)
         return outputs
 
     def _lm_build_from(self, first_input) -> None:
@@ -319,6 +325,7 @@ class Layer:
             raise
         self.built = True
         self._lm_build_shape = shapes
+        self._lm_children()  # gives sublayers placed in containers their paths before they run
 
     def build_from_shape(self, input_shape) -> None:
         """Build without data (``input_shape`` may hold ``None`` for the batch axis)."""
@@ -389,12 +396,12 @@ class Layer:
         """Call with the given variable values instead of the stored ones; changes nothing.
 
         Returns ``(outputs, non_trainable_values)`` (and the losses with
-        ``return_losses=True``); the values follow ``trainable_weights`` and
-        ``non_trainable_weights`` order.
+        ``return_losses=True``); the values follow ``trainable_variables`` and
+        ``non_trainable_variables`` order (the latter includes seed-generator state).
         """
         if not self.built:
             raise ValueError(f"Layer '{self.path}' must be built before stateless_call().")
-        trainable, frozen = self.trainable_weights, self.non_trainable_weights
+        trainable, frozen = self.trainable_variables, self.non_trainable_variables
         for given, mine, kind in ((trainable_variables, trainable, "trainable"),
                                   (non_trainable_variables, frozen, "non-trainable")):
             if len(given) != len(mine):
@@ -549,13 +556,17 @@ def _name_layer_in_error(error, layer, first_input) -> None:
 class _CallInfo:
     """What ``call``'s signature says about ``training`` (computed once per class)."""
 
-    __slots__ = ("accepts_training", "training_default")
+    __slots__ = ("accepts_training", "training_default", "training_position")
 
     def __init__(self, call):
-        param = inspect.signature(call).parameters.get("training")
+        params = list(inspect.signature(call).parameters.values())[1:]  # without self
+        param = next((p for p in params if p.name == "training"), None)
         self.accepts_training = param is not None
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.training_position = params.index(param) if param is not None and param.kind in positional else 1 << 30
         default = None if param is None else param.default
-        self.training_default = False if default in (None, inspect.Parameter.empty) else default
+        # None (no opinion) lets inner layers fall back to their own defaults.
+        self.training_default = None if default is inspect.Parameter.empty else default
 
 
 _call_infos: dict = {}

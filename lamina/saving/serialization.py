@@ -54,3 +54,46 @@ def deserialize_object(identifier, *, kind: str, aliases: dict, custom_objects: 
     if callable(identifier):
         return identifier
     raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}")
+
+
+class Configurable:
+    """Base of the small serializable families (initializers, regularizers, constraints):
+    ``from_config`` calls the constructor, ``repr`` shows the config."""
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def object_family(kind: str, aliases: dict, base: type | None = None, default=None):
+    """``(serialize, deserialize, get)`` for one family of objects, e.g. ``"constraint"``.
+
+    ``get`` accepts ``None`` (gives ``default``), an object or function (returned as is), a
+    subclass of ``base`` (instantiated), a short name from ``aliases``, a registered name, or a
+    config dict.
+    """
+
+    def serialize(obj):
+        return serialize_object(obj)
+
+    def deserialize(config, custom_objects=None):
+        return deserialize_object(config, kind=kind, aliases=aliases, custom_objects=custom_objects)
+
+    def get(identifier):
+        if identifier is None:
+            return default
+        if base is not None and isinstance(identifier, type) and issubclass(identifier, base):
+            return identifier()
+        return deserialize(identifier)
+
+    serialize.__doc__ = f"A JSON-ready config (or name) for a {kind}."
+    deserialize.__doc__ = f"A {kind} from a config dict or a name."
+    get.__doc__ = f"Resolve a {kind} from None, an object, a name or a config dict."
+    return serialize, deserialize, get

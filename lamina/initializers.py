@@ -1,0 +1,391 @@
+"""Weight initializers (``lm.initializers``): Keras 3 names, arguments and defaults.
+
+An initializer is called as ``init(shape, dtype="float32")`` and returns a concrete
+``jax.Array``, also when called while a ``jax.jit`` trace is running (layers build their
+weights on the first call, which may happen inside compiled code).
+
+Seeding: an integer ``seed`` gives the same values at every call, and the same values Keras 3
+gives with that seed on its JAX backend (the key is laid out as Keras lays it out).
+``seed=None`` draws a fresh seed from lamina's global stream at every call, so
+``lm.random.set_seed(n)`` makes unseeded draws repeatable. (Keras instead fixes a random seed
+when an unseeded initializer is created.)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lamina.random import draw_seed
+from lamina.saving.object_registry import register_builtin
+from lamina.saving.serialization import Configurable, object_family
+
+
+def _concrete(call):
+    """Normalize ``shape``/``dtype`` and compute eagerly even inside a ``jax.jit`` trace."""
+
+    @functools.wraps(call)
+    def wrapper(self, shape, dtype="float32"):
+        shape = tuple(int(d) for d in shape)
+        dtype = jnp.dtype("float32" if dtype is None else dtype)
+        with jax.ensure_compile_time_eval():
+            return jnp.asarray(call(self, shape, dtype), dtype=dtype)
+
+    return wrapper
+
+
+def _check_seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"`seed` must be an integer or None; got seed={seed!r}.")
+    return None if seed is None else int(seed)
+
+
+def _key(seed):
+    # Keras builds a raw key [seed, 0] from an int seed; using the same layout makes a seeded
+    # lamina initializer reproduce the numbers of the same Keras initializer.
+    if seed is None:
+        seed = draw_seed()
+    return jnp.array([seed & 0xFFFFFFFF, 0], dtype=jnp.uint32)
+
+
+def _flat(shape):
+    # Drawing flat then reshaping gives the same numbers (JAX lays its random bits out in
+    # row-major order) and compiles several times faster than a rank-4 draw (conv kernels).
+    return (math.prod(shape),)
+
+
+def _fans_view(shape):
+    # JAX counts fans of (receptive, in, out) as (receptive * in, receptive * out): Keras's rule
+    # for conv kernels, and for (n,) -> (n, 1, 1) Keras's (n, n). JAX alone refuses rank < 2.
+    if len(shape) < 2:
+        return (math.prod(shape), 1, 1)
+    return (math.prod(shape[:-2]), *shape[-2:])
+
+
+class Initializer(Configurable):
+    """Base class: subclasses implement ``__call__(shape, dtype)`` (and ``get_config``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> class Twos(Initializer):
+        ...     def __call__(self, shape, dtype="float32"):
+        ...         return jnp.full(shape, 2.0, dtype)
+        >>> Twos()((2,)).tolist()
+        [2.0, 2.0]
+    """
+
+    def __call__(self, shape, dtype="float32"):
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(shape, dtype).")
+
+
+
+class Zeros(Initializer):
+    """All zeros.
+
+    Example:
+        >>> Zeros()((2,)).tolist()
+        [0.0, 0.0]
+    """
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        return jnp.zeros(shape, dtype)
+
+
+class Ones(Initializer):
+    """All ones.
+
+    Example:
+        >>> Ones()((2,)).tolist()
+        [1.0, 1.0]
+    """
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        return jnp.ones(shape, dtype)
+
+
+class Constant(Initializer):
+    """Every element equal to ``value``.
+
+    Example:
+        >>> Constant(3.0)((2,)).tolist()
+        [3.0, 3.0]
+    """
+
+    def __init__(self, value=0.0):
+        self.value = value
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        return jnp.full(shape, self.value, dtype)
+
+    def get_config(self):
+        value = self.value.tolist() if hasattr(self.value, "tolist") else self.value
+        return {"value": value}
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; rectangular is allowed).
+
+    Example:
+        >>> Identity(gain=2.0)((2, 2)).tolist()
+        [[2.0, 0.0], [0.0, 2.0]]
+    """
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        if len(shape) != 2:
+            raise ValueError(f"Identity initializer needs a 2-D shape; got shape={shape}.")
+        return self.gain * jnp.eye(*shape, dtype=dtype)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+class RandomNormal(Initializer):
+    """Normal draws with the given ``mean`` and ``stddev``.
+
+    Example:
+        >>> RandomNormal(stddev=1.0, seed=1)((3, 4)).shape
+        (3, 4)
+    """
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        self.mean, self.stddev, self.seed = mean, stddev, _check_seed(seed)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        sample = jax.random.normal(_key(self.seed), _flat(shape), dtype).reshape(shape)
+        return sample * self.stddev + self.mean
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class TruncatedNormal(Initializer):
+    """Normal draws cut at two standard deviations from the mean (redrawn, not clipped).
+
+    Example:
+        >>> w = TruncatedNormal(stddev=1.0, seed=1)((100,))
+        >>> bool((abs(w) <= 2.0).all())
+        True
+    """
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        self.mean, self.stddev, self.seed = mean, stddev, _check_seed(seed)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        sample = jax.random.truncated_normal(_key(self.seed), -2.0, 2.0, _flat(shape), dtype)
+        return sample.reshape(shape) * self.stddev + self.mean
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(Initializer):
+    """Uniform draws in ``[minval, maxval)``.
+
+    Example:
+        >>> w = RandomUniform(0.0, 1.0, seed=1)((100,))
+        >>> bool(((w >= 0) & (w < 1)).all())
+        True
+    """
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        self.minval, self.maxval, self.seed = minval, maxval, _check_seed(seed)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        sample = jax.random.uniform(_key(self.seed), _flat(shape), dtype, self.minval, self.maxval)
+        return sample.reshape(shape)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class VarianceScaling(Initializer):
+    """Draws with variance ``scale / n``, ``n`` the fan-in, fan-out or their mean.
+
+    Fans as in Keras: a 2-D kernel ``(in, out)`` has ``fan_in=in``, ``fan_out=out``; a conv
+    kernel ``(*window, in, out)`` multiplies both by the window size; a 1-D shape ``(n,)`` has
+    both fans ``n``. ``distribution`` is ``"truncated_normal"`` (``"normal"`` means the same),
+    ``"untruncated_normal"`` or ``"uniform"``.
+
+    Example:
+        >>> init = VarianceScaling(scale=2.0, mode="fan_in", distribution="uniform", seed=0)
+        >>> w = init((400, 300))
+        >>> bool(abs(w).max() <= (3 * 2.0 / 400) ** 0.5)
+        True
+    """
+
+    _JAX_DISTRIBUTION = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal",
+                         "uniform": "uniform"}
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        if scale <= 0.0:
+            raise ValueError(f"`scale` must be a positive float; got scale={scale}.")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"`mode` must be 'fan_in', 'fan_out' or 'fan_avg'; got mode={mode!r}.")
+        distribution = distribution.lower()
+        distribution = "truncated_normal" if distribution == "normal" else distribution
+        if distribution not in self._JAX_DISTRIBUTION:
+            raise ValueError(
+                "`distribution` must be 'truncated_normal', 'untruncated_normal' or 'uniform'; "
+                f"got distribution={distribution!r}."
+            )
+        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.seed = _check_seed(seed)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        if 0 in shape:  # nothing to draw, and JAX would divide by a zero fan
+            return jnp.zeros(shape, dtype)
+        init = jax.nn.initializers.variance_scaling(
+            self.scale, self.mode, self._JAX_DISTRIBUTION[self.distribution]
+        )
+        return jnp.reshape(init(_key(self.seed), _fans_view(shape), dtype), shape)
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
+
+
+class _VarianceScalingPreset(VarianceScaling):
+    # Presets fix scale/mode/distribution, so only the seed is configurable and saved.
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class GlorotUniform(_VarianceScalingPreset):
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / (fan_in + fan_out))`` (Xavier uniform).
+
+    Example:
+        >>> w = GlorotUniform(seed=0)((30, 20))
+        >>> bool(abs(w).max() <= (6 / 50) ** 0.5)
+        True
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(1.0, "fan_avg", "uniform", seed)
+
+
+class GlorotNormal(_VarianceScalingPreset):
+    """Truncated normal with ``stddev = sqrt(2 / (fan_in + fan_out))`` (Xavier normal).
+
+    Example:
+        >>> GlorotNormal(seed=0)((30, 20)).shape
+        (30, 20)
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(1.0, "fan_avg", "truncated_normal", seed)
+
+
+class HeNormal(_VarianceScalingPreset):
+    """Truncated normal with ``stddev = sqrt(2 / fan_in)``.
+
+    Example:
+        >>> HeNormal(seed=0)((3, 3, 4, 8)).shape
+        (3, 3, 4, 8)
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(2.0, "fan_in", "truncated_normal", seed)
+
+
+class HeUniform(_VarianceScalingPreset):
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / fan_in)``.
+
+    Example:
+        >>> w = HeUniform(seed=0)((30, 20))
+        >>> bool(abs(w).max() <= (6 / 30) ** 0.5)
+        True
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(2.0, "fan_in", "uniform", seed)
+
+
+class LecunNormal(_VarianceScalingPreset):
+    """Truncated normal with ``stddev = sqrt(1 / fan_in)``.
+
+    Example:
+        >>> LecunNormal(seed=0)((30, 20)).shape
+        (30, 20)
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(1.0, "fan_in", "truncated_normal", seed)
+
+
+class LecunUniform(_VarianceScalingPreset):
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(3 / fan_in)``.
+
+    Example:
+        >>> w = LecunUniform(seed=0)((30, 20))
+        >>> bool(abs(w).max() <= (3 / 30) ** 0.5)
+        True
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(1.0, "fan_in", "uniform", seed)
+
+
+class Orthogonal(Initializer):
+    """``gain`` times an orthogonal matrix (shapes of rank >= 2 flattened to ``(-1, last)``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> w = Orthogonal(seed=0)((4, 4))
+        >>> bool(jnp.allclose(w.T @ w, jnp.eye(4), atol=1e-5))
+        True
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain, self.seed = gain, _check_seed(seed)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal initializer needs a shape of rank >= 2; got shape={shape}.")
+        # The QR decomposition has no half-precision kernels: compute in float32, then cast.
+        work_dtype = dtype if dtype.itemsize >= 4 else jnp.float32
+        init = jax.nn.initializers.orthogonal(scale=self.gain)
+        return init(_key(self.seed), shape, work_dtype)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+_CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, RandomUniform,
+            VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal,
+            LecunUniform, Orthogonal)
+_ALIASES = {
+    **{cls.__name__: cls for cls in _CLASSES},
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "identity": Identity,
+    "random_normal": RandomNormal, "truncated_normal": TruncatedNormal,
+    "random_uniform": RandomUniform, "variance_scaling": VarianceScaling,
+    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
+    "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
+    "orthogonal": Orthogonal,
+}
+for _cls in _CLASSES:
+    # ``Identity`` is also a layer's name; the layer keeps the global entry, and initializer
+    # configs still resolve it through this module's own table first.
+    if _cls is not Identity:
+        register_builtin(_cls)
+
+
+serialize, deserialize, get = object_family("initializer", _ALIASES, base=Initializer)
+
+
+__all__ = ["Initializer", *(cls.__name__ for cls in _CLASSES), "deserialize", "get", "serialize"]
