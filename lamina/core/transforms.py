@@ -89,6 +89,11 @@ class _Compiled:
     hold ``Deferred`` markers that read from this list. A call therefore passes ``values`` in
     and keeps the list that comes out — no per-variable work — unless something else stored
     a variable since (the global write epoch moved), in which case ``refresh`` re-reads them.
+
+    Donation rule: only arrays this function produced itself and nobody has read since are
+    donated. Anything else — a user's array given to ``assign``, an initial value, an array
+    handed out by ``v.value`` (recorded in ``exported``) — is copied first, so an array a user
+    holds is never deleted under them.
     """
 
     def __init__(self, fn, written, read_only, version):
@@ -97,6 +102,7 @@ class _Compiled:
         self.version = version
         self.values: list = []
         self.read_values: list = []
+        self.exported: set = set()
         self.epoch = -1
         self.unshare = False
         n = len(self.written)
@@ -111,7 +117,20 @@ class _Compiled:
 
     def refresh(self) -> None:
         """Take the variables' current arrays and point the written ones at ``values``."""
-        self.values = [v._stored_value() for v in self.written]
+        values = []
+        for variable in self.written:
+            raw = variable._value
+            if type(raw) is Deferred:
+                # Held by a compiled function (this one or another): that holder re-reads
+                # through the marker we set below before it uses its list again.
+                values.append(raw.holder.values[raw.index])
+                if raw.holder is self and raw.index not in self.exported:
+                    continue
+            else:
+                values.append(raw)
+            values[-1] = values[-1].copy()  # may be held elsewhere: never donate it
+        self.values = values
+        self.exported = set()
         self.read_values = [v._stored_value() for v in self.read_only]
         for index, variable in enumerate(self.written):
             variable._value = Deferred(self, index)
@@ -120,6 +139,10 @@ class _Compiled:
         """Before a call that cannot use ``values`` as they are (see the class docstring)."""
         if self.epoch != state._write_epoch:
             self.refresh()
+        if self.exported:
+            for index in self.exported:
+                self.values[index] = self.values[index].copy()
+            self.exported = set()
         if self.unshare:
             _unshare(self.values, self.read_values, dynamic)
 
@@ -161,7 +184,7 @@ class CompiledFunction:
         # The hot path, kept flat: on most calls ``prepare`` is skipped and the only Python
         # work is handing the stored list of arrays in and keeping the one that comes out.
         while True:
-            if compiled.epoch != state._write_epoch or compiled.unshare:
+            if compiled.epoch != state._write_epoch or compiled.exported or compiled.unshare:
                 compiled.prepare(dynamic)
             try:
                 outputs, compiled.values = compiled.jitted(compiled.values, compiled.read_values, dynamic, static)

@@ -75,9 +75,13 @@ class Variable:
         return scope.read(self)
 
     def _stored_value(self):
+        """The stored array, for a reader that may keep it: a compiled function holding it
+        is told so, and copies it before donating (the reader's array stays valid)."""
         value = self._value
         if type(value) is Deferred:
-            return value.holder.values[value.index]
+            holder = value.holder
+            holder.exported.add(value.index)
+            return holder.values[value.index]
         return value
 
     def numpy(self) -> np.ndarray:
@@ -220,7 +224,8 @@ class Variable:
 class Deferred:
     """Stands in a variable's storage while a compiled function holds its current array:
     the value is ``holder.values[index]``. ``lm.jit`` uses it so that a compiled step stores
-    one new list of arrays instead of writing each variable back after every call."""
+    one new list of arrays instead of writing each variable back after every call; reading
+    through it adds ``index`` to ``holder.exported``."""
 
     __slots__ = ("holder", "index")
 

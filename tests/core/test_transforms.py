@@ -232,3 +232,37 @@ def test_compiled_function_exposes_the_variables_it_threads():
     f = lm.jit(lambda x: layer(x))
     f(jnp.ones((1, 2)))
     assert f.variables == [layer.total]
+
+
+def test_arrays_a_user_holds_survive_later_compiled_steps():
+    given = jnp.ones(2)
+    v = lm.Variable(np.zeros(2, np.float32))
+    v.assign(given)  # the user still holds `given`
+    step = lm.jit(lambda: v.assign_add(1.0))
+    step()
+    held = v.value  # read between steps
+    step()
+    step()
+    np.testing.assert_array_equal(given, [1.0, 1.0])
+    np.testing.assert_array_equal(held, [2.0, 2.0])
+    np.testing.assert_array_equal(v.numpy(), [4.0, 4.0])
+
+
+def test_eager_writes_between_compiled_steps_are_seen():
+    v = lm.Variable(np.zeros(()), trainable=False)
+    step = lm.jit(lambda: v.assign_add(1.0))
+    step()
+    v.assign(10.0)
+    step()
+    assert float(v.value) == 11.0
+
+
+def test_two_compiled_functions_sharing_variables_stay_consistent():
+    v = lm.Variable(np.zeros(()), trainable=False)
+    add_one = lm.jit(lambda: v.assign_add(1.0))
+    double = lm.jit(lambda: v.assign(v * 2.0))
+    add_one()
+    double()
+    add_one()
+    double()
+    assert float(v.value) == 6.0
