@@ -5,28 +5,49 @@
 
 The state mechanism is ``lamina/core/state.py``; variables ``lamina/core/variable.py``;
 ``lm.jit`` / ``lm.value_and_grad`` ``lamina/core/transforms.py``; the layer base class
-``lamina/layers/layer.py``.
+``lamina/layers/layer.py``; the train step ``lamina/trainers/trainer.py``.
 """
 
-from lamina import activations, constraints, initializers, layers, random, regularizers, saving
+from lamina import (
+    activations,
+    callbacks,
+    constraints,
+    data,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    random,
+    regularizers,
+    saving,
+)
 from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.core.variable import Variable
 from lamina.layers import InputSpec, Layer
+from lamina.models import Model, Sequential
 from lamina.version import __version__
 
 __all__ = [
     "InputSpec",
     "Layer",
+    "Model",
+    "Sequential",
     "StateScope",
     "Variable",
     "__version__",
     "activations",
+    "callbacks",
     "constraints",
+    "data",
     "functionalize",
     "initializers",
     "jit",
     "layers",
+    "losses",
+    "metrics",
+    "optimizers",
     "random",
     "regularizers",
     "saving",

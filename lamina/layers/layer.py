@@ -288,7 +288,9 @@ class Layer:
         if info.accepts_training and len(args) > info.training_position:
             training = args[info.training_position]  # given positionally: explicit
         else:
-            training = kwargs.get("training")
+            # A call() without a `training` parameter still accepts it from the caller (as in
+            # Keras): it then only sets the context for the layers inside.
+            training = kwargs.get("training") if info.accepts_training else kwargs.pop("training", None)
             if training is None:
                 training = ctx.training if ctx.training is not None else info.training_default
             if info.accepts_training:

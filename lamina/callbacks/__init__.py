@@ -1,0 +1,32 @@
+"""``lm.callbacks``: hooks into ``fit``/``evaluate``/``predict`` (Keras's, run without a
+host sync per step: batch logs stay on the device).
+
+The loops drive a ``CallbackList``; ``needs_batch_hooks()`` tells the trainer whether some
+callback wants every single step (otherwise steps run in blocks of ``steps_per_execution``).
+"""
+
+from lamina.callbacks.callback import Callback
+from lamina.callbacks.callback_list import CallbackList
+from lamina.callbacks.csv_logger import CSVLogger
+from lamina.callbacks.early_stopping import EarlyStopping
+from lamina.callbacks.history import History
+from lamina.callbacks.lambda_callback import LambdaCallback
+from lamina.callbacks.learning_rate_scheduler import LearningRateScheduler
+from lamina.callbacks.monitor import MonitorCallback
+from lamina.callbacks.progbar_logger import ProgbarLogger
+from lamina.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from lamina.callbacks.terminate_on_nan import TerminateOnNaN
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "MonitorCallback",
+    "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]

@@ -1,0 +1,29 @@
+"""Input pipelines (``lm.data``): what ``fit``, ``evaluate`` and ``predict`` accept.
+
+``Dataset`` is the base class for batch sequences; ``get_data_adapter`` checks any accepted
+input and turns it into device batches (``adapter.epoch(i, block=N)``);
+``train_validation_split`` and ``unpack_batch`` are the helpers the trainer (and custom
+``train_step`` overrides) use. See ``lamina/data/adapters.py`` for the semantics.
+"""
+
+from lamina.data.adapters import (
+    ArrayDataAdapter,
+    DataAdapter,
+    DatasetAdapter,
+    IterableDataAdapter,
+    get_data_adapter,
+    unpack_batch,
+)
+from lamina.data.dataset import Dataset
+from lamina.data.splitting import train_validation_split
+
+__all__ = [
+    "ArrayDataAdapter",
+    "DataAdapter",
+    "Dataset",
+    "DatasetAdapter",
+    "IterableDataAdapter",
+    "get_data_adapter",
+    "train_validation_split",
+    "unpack_batch",
+]

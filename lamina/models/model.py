@@ -1,0 +1,65 @@
+"""``lm.Model``: a ``Layer`` that can be compiled, trained, evaluated and saved."""
+
+from __future__ import annotations
+
+import jax
+
+from lamina.core import state
+from lamina.layers.layer import Layer
+from lamina.trainers.trainer import Trainer
+
+
+class Model(Trainer, Layer):
+    """A layer with the training API: subclass it with ``__init__`` and ``call``.
+
+    Example:
+        >>> import numpy as np, lamina as lm
+        >>> class MLP(lm.Model):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.hidden = lm.layers.Dense(8, activation="relu")
+        ...         self.out = lm.layers.Dense(1)
+        ...     def call(self, x):
+        ...         return self.out(self.hidden(x))
+        >>> model = MLP()
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> history = model.fit(np.ones((64, 3)), np.ones((64, 1)), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
+    """
+
+    @property
+    def layers(self) -> list:
+        """The layers directly held by this model, in attribute order."""
+        return self._lm_children()[1]
+
+    def get_layer(self, name=None, index=None):
+        """A direct sublayer by ``name`` or by position ``index``."""
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"Model '{self.name}' has {len(layers)} layers; no index {index}.")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer named {name!r} in model '{self.name}'. Layers: {[layer.name for layer in layers]}.")
+
+    def build(self, input_shape) -> None:
+        """Create every weight from ``input_shape`` (``None`` for the batch axis) without data."""
+        def spec(shape):
+            return jax.ShapeDtypeStruct(tuple(1 if d is None else d for d in shape), self._lm_dtype)
+
+        specs = jax.tree_util.tree_map(spec, input_shape, is_leaf=lambda s: isinstance(s, tuple))
+        with state.StateScope():  # whatever the call writes (counters, statistics) is dropped
+            jax.eval_shape(lambda x: self(x), specs)
+        self.built = True
+
+    def _lm_build_from(self, first_input) -> None:
+        # A model without its own build() creates its weights as its layers run for the first
+        # time; tracing it once more just to build would double the first call's cost.
+        if type(self).build is Model.build:
+            self.built = True
+            self._lm_build_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
+            return
+        super()._lm_build_from(first_input)

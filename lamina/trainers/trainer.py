@@ -1,0 +1,323 @@
+"""``compile`` / ``fit`` / ``evaluate`` / ``predict``: the Keras training API, compiled by XLA.
+
+How a step runs (the part that decides speed):
+- ``train_step`` is ordinary stateful code: call the model, ``lm.value_and_grad``,
+  ``optimizer.apply``, update metrics, return a dict. A subclass may override it.
+- ``fit`` compiles it with ``lm.jit``: one ``jax.jit`` over the flat list of state the step
+  touches (weights, optimizer slots, metrics, seed generators), found by tracing, with the
+  written state donated and kept on device between steps. Variables see the new values
+  lazily (``Deferred``), so nothing is copied back per step.
+- ``steps_per_execution=N`` runs N steps in one compiled call with ``lax.scan`` over a block of
+  N batches (``stateful_scan``). ``"auto"`` picks N so that an epoch takes about sixteen calls
+  unless a callback wants every batch.
+- Per-step logs stay on the device; the progress bar converts them only when it redraws.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from lamina import callbacks as callbacks_module
+from lamina import metrics as metrics_module
+from lamina import optimizers as optimizers_module
+from lamina.core.scan import stateful_scan
+from lamina.core.state import StateScope
+from lamina.core.transforms import jit, value_and_grad
+from lamina.data import get_data_adapter, train_validation_split, unpack_batch
+from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
+
+_AUTO_CALLS_PER_EPOCH = 16
+
+
+class Trainer:
+    """The training half of ``lm.Model`` (mixed in; see ``lamina/models/model.py``)."""
+
+    # Defaults until compile() sets them, so that predict() works on an uncompiled model.
+    jit_compile = True
+    steps_per_execution = "auto"
+    stop_training = False
+
+    # -- configuration ----------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
+                steps_per_execution="auto", jit_compile=True, run_eagerly=False):
+        """Configure training: optimizer, loss (per output), metrics, execution."""
+        if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
+            raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = loss
+        self.compiled_loss = CompileLoss(loss, loss_weights) if loss is not None else None
+        self.compiled_metrics = CompileMetrics(metrics, loss)
+        self.loss_tracker = metrics_module.Mean(name="loss")
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = bool(jit_compile) and not run_eagerly
+        self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
+        self._lm_compiled = True
+
+    def _lm_require_compiled(self, what: str) -> None:
+        if not self.__dict__.get("_lm_compiled"):
+            raise RuntimeError(f"Model '{self.name}' must be compiled before {what}(): call model.compile(...) first.")
+
+    @property
+    def metrics(self) -> list:
+        """The loss tracker, then the compiled metrics (built at the first step)."""
+        if not self.__dict__.get("_lm_compiled"):
+            return []
+        return [self.loss_tracker, *self.compiled_metrics.metrics]
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    # -- the steps (override these; they are written as eager code) -------------------------
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss on ``(y, y_pred)`` plus every loss in ``self.losses``."""
+        total = 0.0
+        if self.compiled_loss is not None:
+            total = self.compiled_loss(y, y_pred, sample_weight)
+        extra = self.losses
+        if extra:
+            total = total + sum(extra)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        """Update the compiled metrics and return every metric's current result."""
+        self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        results = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
+            else:
+                results[metric.name] = value
+        return results
+
+    def train_step(self, data) -> dict:
+        """One optimisation step on a batch ``(x, y, sample_weight)``; returns the logs."""
+        x, y, sample_weight = unpack_batch(data)
+
+        def loss_fn():
+            y_pred = self(x, training=True)
+            return self.compute_loss(x, y, y_pred, sample_weight, training=True), y_pred
+
+        (loss, y_pred), grads = value_and_grad(loss_fn, self.trainable_weights, has_aux=True)()
+        self.optimizer.apply(grads, self.trainable_weights)
+        self.loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def test_step(self, data) -> dict:
+        """Loss and metrics on a batch, without training."""
+        x, y, sample_weight = unpack_batch(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        self.loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = unpack_batch(data)
+        return self(x, training=False)
+
+    # -- compiled step functions -------------------------------------------------------------
+    def _lm_step_function(self, kind: str, stacked: bool):
+        """The (cached) callable running ``<kind>_step`` on one batch or a stacked block."""
+        key = (kind, stacked)
+        functions = self.__dict__.setdefault("_lm_step_functions", {})
+        if key not in functions:
+            step = getattr(self, f"{kind}_step")
+
+            def run(data):
+                # Build first: a step reads trainable_weights before calling the model.
+                self._lm_build_from_batch(data, stacked)
+                if not stacked:
+                    return step(data)
+                outputs = stateful_scan(step, data)
+                # Logs: the last step's values; predictions: every step's.
+                return outputs if kind == "predict" else jax.tree_util.tree_map(lambda a: a[-1], outputs)
+
+            functions[key] = jit(run) if self.jit_compile else run
+        return functions[key]
+
+    def _lm_build_from_batch(self, data, stacked: bool) -> None:
+        """Create the model's weights from a batch's shapes, without running anything."""
+        if self.built:
+            return
+        x, _, _ = unpack_batch(data)
+        specs = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape[1:] if stacked else a.shape, a.dtype), x
+        )
+        with StateScope():  # a throwaway scope: whatever the call writes is dropped
+            jax.eval_shape(lambda x: self(x, training=False), specs)
+
+    def _lm_block_size(self, adapter, callbacks) -> int:
+        """Steps per compiled call: ``steps_per_execution``, or the "auto" choice."""
+        wanted = self.steps_per_execution
+        steps = adapter.steps_per_epoch
+        if wanted != "auto":
+            return wanted
+        if steps is None or callbacks.needs_batch_hooks() or not self.jit_compile:
+            return 1
+        full = steps - (1 if adapter.has_partial_batch else 0)
+        target = max(1, full // _AUTO_CALLS_PER_EPOCH)
+        # A divisor of the full batches avoids compiling a second, shorter step as well.
+        divisor = next((n for n in range(target, target // 2, -1) if full % n == 0), target)
+        return max(1, divisor)
+
+    def _lm_run_epoch(self, kind, adapter, epoch, block, callbacks, on_begin, on_end):
+        """Feed one pass over ``adapter`` to the compiled steps; returns the last logs."""
+        logs, step = {}, 0
+        for steps, data in adapter.epoch(epoch, block=block):
+            on_begin(step)
+            logs = self._lm_step_function(kind, stacked=steps > 1)(data)
+            step += steps
+            on_end(step - 1, logs)
+            if kind == "train" and self.stop_training:
+                break
+        if step == 0:
+            if kind == "train" and getattr(adapter, "exhausted", False):
+                self.stop_training = True  # a one-shot generator ran dry: end fit, as Keras does
+                return logs
+            raise ValueError(f"{kind}: the data produced no batch (is it empty?).")
+        return logs
+
+    # -- the public loops ---------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns the ``History`` (``history.history["loss"]``)."""
+        self._lm_require_compiled("fit")
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
+        adapter = get_data_adapter(
+            x, y, sample_weight, batch_size=batch_size or 32, steps_per_epoch=steps_per_epoch,
+            shuffle=shuffle, class_weight=class_weight, for_training=True,
+            require_y=self.compiled_loss is not None,
+        )
+        validation = None
+        if validation_data is not None:
+            vx, vy, vsw = unpack_batch(tuple(validation_data) if isinstance(validation_data, list) else validation_data)
+            validation = get_data_adapter(
+                vx, vy, vsw, batch_size=validation_batch_size or batch_size or 32,
+                steps_per_epoch=validation_steps, shuffle=False, for_training=False, name="validation_data",
+            )
+        verbose = 1 if verbose == "auto" else verbose
+        callbacks = callbacks_module.CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
+            epochs=epochs, steps=adapter.steps_per_epoch,
+        )
+        block = self._lm_block_size(adapter, callbacks)
+        self.stop_training = False
+        callbacks.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            logs = dict(self._lm_run_epoch(
+                "train", adapter, epoch, block, callbacks,
+                callbacks.on_train_batch_begin, callbacks.on_train_batch_end,
+            ))
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                # Validation runs without the fit's callbacks (no test hooks, no second bar).
+                silent = callbacks_module.CallbackList([], add_history=False, add_progbar=False, model=self)
+                val_logs = self._lm_evaluate(validation, silent)
+                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            callbacks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callbacks.on_train_end(logs)
+        return self.history
+
+    def _lm_evaluate(self, adapter, callbacks) -> dict:
+        self.reset_metrics()
+        block = self._lm_block_size(adapter, callbacks)
+        callbacks.on_test_begin()
+        logs = dict(self._lm_run_epoch(
+            "test", adapter, 0, block, callbacks, callbacks.on_test_batch_begin, callbacks.on_test_batch_end,
+        ))
+        callbacks.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics over the data: a list ``[loss, *metrics]`` (or a dict)."""
+        self._lm_require_compiled("evaluate")
+        adapter = get_data_adapter(
+            x, y, sample_weight, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
+            for_training=False, require_y=self.compiled_loss is not None,
+        )
+        verbose = 1 if verbose == "auto" else verbose
+        callbacks = callbacks_module.CallbackList(
+            callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
+            epochs=1, steps=adapter.steps_per_epoch,
+        )
+        return self._lm_result(self._lm_evaluate(adapter, callbacks), return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
+        adapter = get_data_adapter(
+            x, None, None, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
+            for_training=False,
+        )
+        verbose = 1 if verbose == "auto" else verbose
+        callbacks = callbacks_module.CallbackList(
+            callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
+            epochs=1, steps=adapter.steps_per_epoch,
+        )
+        block = self._lm_block_size(adapter, callbacks)
+        callbacks.on_predict_begin()
+        chunks, step = [], 0
+        for steps_run, data in adapter.epoch(0, block=block):
+            callbacks.on_predict_batch_begin(step)
+            outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
+            if steps_run > 1:  # (steps, batch, ...) -> (steps * batch, ...)
+                outputs = jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), outputs)
+            chunks.append(outputs)
+            step += steps_run
+            callbacks.on_predict_batch_end(step - 1, {"outputs": outputs})
+        callbacks.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: the data produced no batch (is it empty?).")
+        host = jax.device_get(chunks)  # one transfer at the end, not one per batch
+        return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *host)
+
+    def _lm_result(self, logs, return_dict):
+        """Logs as floats: a dict, or Keras's list in ``metrics_names`` order (loss first)."""
+        logs = {name: float(value) for name, value in jax.device_get(dict(logs)).items()}
+        if return_dict:
+            return logs
+        order = [name for name in self.metrics_names if name in logs]
+        values = [logs[name] for name in order] + [v for k, v in logs.items() if k not in order]
+        return values[0] if len(values) == 1 else values
+
+    # -- single batches ----------------------------------------------------------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on exactly this batch; returns the logs as floats."""
+        self._lm_require_compiled("train_on_batch")
+        adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
+                                   shuffle=False, class_weight=class_weight, for_training=True,
+                                   require_y=self.compiled_loss is not None)
+        _, data = next(iter(adapter.epoch(0, block=1)))
+        return self._lm_result(self._lm_step_function("train", stacked=False)(data), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss and metrics on exactly this batch (metrics accumulate, as in Keras 3)."""
+        self._lm_require_compiled("test_on_batch")
+        adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
+                                   shuffle=False, for_training=False,
+                                   require_y=self.compiled_loss is not None)
+        _, data = next(iter(adapter.epoch(0, block=1)))
+        return self._lm_result(self._lm_step_function("test", stacked=False)(data), return_dict)
+
+    def predict_on_batch(self, x):
+        """Outputs for exactly this batch, as NumPy."""
+        adapter = get_data_adapter(x, None, None, batch_size=None, steps_per_epoch=1, shuffle=False,
+                                   for_training=False)
+        _, data = next(iter(adapter.epoch(0, block=1)))
+        return jax.device_get(self._lm_step_function("predict", stacked=False)(data))

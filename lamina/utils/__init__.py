@@ -1,0 +1,3 @@
+"""Utilities."""
+
+from lamina.utils.progbar import Progbar  # noqa: F401
