@@ -8,8 +8,9 @@ How it works, in the order a newcomer asks:
 - *Building*: the first ``__call__`` runs ``build(input_shape)`` outside any trace
   (``jax.ensure_compile_time_eval``), so variables always start as real arrays.
 - *Calling*: ``__call__`` converts the first input, builds once, checks ``input_spec``,
-  resolves ``training`` through the call context, runs ``call``, and names this layer's path
-  on any error that escapes ``call``.
+  resolves ``training`` through the call context, passes the input's mask to a ``call`` that
+  takes ``mask``, runs ``call``, records the output's mask (``compute_mask``), and names this
+  layer's path on any error that escapes ``call``.
 - *Losses*: ``add_loss`` stores values tagged with the outermost call they belong to (in the
   active state scope when compiled), so ``losses`` returns only the last call's.
 """
@@ -28,6 +29,7 @@ from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
+from lamina.layers.masking import get_mask, set_mask
 
 _FLOAT_DTYPES = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 _BASE_CONFIG_KEYS = ("name", "trainable", "dtype")
@@ -62,7 +64,7 @@ class Layer:
             _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
             _lm_parent=None, _lm_segment=None, _lm_losses=[], _lm_last_call_id=-1,
             _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
-            built=False, input_spec=None, activity_regularizer=None,
+            built=False, input_spec=None, activity_regularizer=None, supports_masking=False,
         )
         return layer
 
@@ -295,6 +297,11 @@ class Layer:
                 training = ctx.training if ctx.training is not None else info.training_default
             if info.accepts_training:
                 kwargs["training"] = bool(training) if training is None else training
+        mask = kwargs.get("mask") if info.accepts_mask else kwargs.pop("mask", None)
+        if mask is None:
+            mask = get_mask(first)
+            if mask is not None and info.accepts_mask:
+                kwargs["mask"] = mask
         if ctx.depth == 0:
             ctx.call_id += 1
         self.__dict__["_lm_last_call_id"] = ctx.call_id
@@ -309,6 +316,10 @@ class Layer:
         finally:
             ctx.depth -= 1
             ctx.training = previous
+        if info.computes_mask or mask is not None and self.supports_masking:
+            output_mask = self.compute_mask(first, mask)
+            if output_mask is not None and isinstance(outputs, jax.Array):
+                set_mask(outputs, output_mask)
         if self.activity_regularizer is not None:
             for output in jax.tree_util.tree_leaves(outputs):
                 penalty = self.activity_regularizer(output)
@@ -316,6 +327,10 @@ class Layer:
                     penalty = penalty / output.shape[0]
                 self.add_loss(penalty)
         return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output: by default the input's when ``supports_masking``, else none."""
+        return mask if self.supports_masking else None
 
     def _lm_build_from(self, first_input) -> None:
         shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
@@ -558,9 +573,12 @@ def _name_layer_in_error(error, layer, first_input) -> None:
 class _CallInfo:
     """What ``call``'s signature says about ``training`` (computed once per class)."""
 
-    __slots__ = ("accepts_training", "training_default", "training_position")
+    __slots__ = ("accepts_training", "training_default", "training_position", "accepts_mask", "computes_mask")
 
-    def __init__(self, call):
+    def __init__(self, cls):
+        call = cls.call
+        self.accepts_mask = "mask" in inspect.signature(call).parameters
+        self.computes_mask = cls.compute_mask is not Layer.compute_mask
         params = list(inspect.signature(call).parameters.values())[1:]  # without self
         param = next((p for p in params if p.name == "training"), None)
         self.accepts_training = param is not None
@@ -577,7 +595,7 @@ _call_infos: dict = {}
 def _call_info(cls) -> _CallInfo:
     info = _call_infos.get(cls)
     if info is None:
-        info = _call_infos[cls] = _CallInfo(cls.call)
+        info = _call_infos[cls] = _CallInfo(cls)
     return info
 
 
