@@ -25,16 +25,19 @@ from lamina import (
 from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.core.variable import Variable
-from lamina.layers import InputSpec, Layer
+from lamina.core.symbolic import SymbolicTensor
+from lamina.layers import Input, InputSpec, Layer
 from lamina.models import Model, Sequential
 from lamina.version import __version__
 
 __all__ = [
+    "Input",
     "InputSpec",
     "Layer",
     "Model",
     "Sequential",
     "StateScope",
+    "SymbolicTensor",
     "Variable",
     "__version__",
     "activations",

@@ -26,11 +26,13 @@ import numpy as np
 
 from lamina.core import state
 from lamina.core.naming import to_snake_case, unique_name
+from lamina.core.symbolic import contains_symbolic, symbolic_call
 from lamina.core.variable import Variable
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 
+_ARRAY_IMPL = type(jnp.zeros(()))
 _FLOAT_DTYPES = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 _BASE_CONFIG_KEYS = ("name", "trainable", "dtype")
 
@@ -64,6 +66,7 @@ class Layer:
             _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
             _lm_parent=None, _lm_segment=None, _lm_losses=[], _lm_last_call_id=-1,
             _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
+            _lm_inbound_nodes=[],
             built=False, input_spec=None, activity_regularizer=None, supports_masking=False,
         )
         return layer
@@ -273,6 +276,8 @@ class Layer:
         raise NotImplementedError(f"Layer {type(self).__name__} must implement call().")
 
     def __call__(self, *args, **kwargs):
+        if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
+            return symbolic_call(self, args, kwargs)  # building a Functional graph
         if args:
             first = _convert_input(args[0], self._lm_dtype)
             args = (first, *args[1:])
@@ -345,12 +350,14 @@ class Layer:
         self._lm_children()  # gives sublayers placed in containers their paths before they run
 
     def build_from_shape(self, input_shape) -> None:
-        """Build without data (``input_shape`` may hold ``None`` for the batch axis)."""
+        """Build without data (``input_shape`` may hold ``None`` for the batch axis; a list of
+        shapes for layers taking several inputs)."""
         if not self.built:
+            shape = tuple(input_shape) if _is_shape(input_shape) else input_shape
             with jax.ensure_compile_time_eval():
-                self.build(tuple(input_shape))
+                self.build(shape)
             self.built = True
-            self._lm_build_shape = tuple(input_shape)
+            self._lm_build_shape = shape
 
     def compute_output_shape(self, input_shape):
         """Output shape for ``input_shape`` (``None`` axes allowed), found by tracing ``call``."""
@@ -367,6 +374,21 @@ class Layer:
             lambda a, b: tuple(x if x == y else None for x, y in zip(a, b)),
             first, second, is_leaf=lambda s: isinstance(s, tuple),
         )
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's first call on symbolic inputs (Functional API)."""
+        if not self._lm_inbound_nodes:
+            raise ValueError(f"Layer '{self.path}' has not been called on symbolic inputs (lm.Input), so it has no output.")
+        return self._lm_inbound_nodes[0].outputs
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's first call on symbolic inputs."""
+        if not self._lm_inbound_nodes:
+            raise ValueError(f"Layer '{self.path}' has not been called on symbolic inputs (lm.Input), so it has no input.")
+        node = self._lm_inbound_nodes[0]
+        return node.args[0] if node.args else node.outputs
 
     # -- losses -----------------------------------------------------------------------------
     def add_loss(self, value) -> None:
@@ -537,6 +559,10 @@ def _convert_input(x, dtype):
     if isinstance(x, (list, tuple, dict)):
         return jax.tree_util.tree_map(lambda leaf: _convert_input(leaf, dtype), x)
     return x
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
 
 
 def _is_structure_leaf(item) -> bool:

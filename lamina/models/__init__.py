@@ -1,6 +1,7 @@
 """Models (``lm.Model``, ``lm.Sequential``)."""
 
+from lamina.models.functional import Functional
 from lamina.models.model import Model
 from lamina.models.sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Functional", "Model", "Sequential"]

@@ -28,6 +28,15 @@ class Model(Trainer, Layer):
         2
     """
 
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            # lm.Model(inputs, outputs): the Functional API. Python then runs
+            # Functional.__init__ on the object, since it is a Model.
+            from lamina.models.functional import Functional
+
+            return Layer.__new__(Functional, *args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
     @property
     def layers(self) -> list:
         """The layers directly held by this model, in attribute order."""
@@ -44,6 +53,20 @@ class Model(Trainer, Layer):
             if layer.name == name:
                 return layer
         raise ValueError(f"No layer named {name!r} in model '{self.name}'. Layers: {[layer.name for layer in layers]}.")
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None) -> None:
+        """Print the layers with output shapes and parameter counts, and the totals.
+
+        ``print_fn`` receives each line (default ``print``); ``expand_nested`` lists the layers
+        of nested models under them. Parameter totals count ``trainable_weights`` and
+        ``non_trainable_weights`` (as Keras does).
+        """
+        from lamina.models.summary import summary_lines
+
+        for line in summary_lines(self, line_length=line_length, expand_nested=expand_nested,
+                                  show_trainable=show_trainable):
+            (print_fn or print)(line)
 
     def build(self, input_shape) -> None:
         """Create every weight from ``input_shape`` (``None`` for the batch axis) without data."""

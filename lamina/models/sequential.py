@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from lamina.core import state
+from lamina.core.symbolic import SymbolicTensor
+from lamina.layers.core.input_layer import InputLayer
 from lamina.layers.layer import Layer, _adopt
 from lamina.models.model import Model
 from lamina.saving.object_registry import register_builtin
@@ -33,7 +35,15 @@ class Sequential(Model):
         return list(self._layers)
 
     def add(self, layer) -> None:
-        """Append ``layer``; a first layer declaring ``input_shape`` builds the model at once."""
+        """Append ``layer``; ``lm.Input(...)`` first, or a first layer declaring
+        ``input_shape``, builds the model at once."""
+        if isinstance(layer, SymbolicTensor):
+            layer = layer.node.layer
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f"Sequential '{self.name}': an Input can only come first.")
+            self._lm_declared_input_shape = layer.batch_shape
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add() takes a lamina Layer, got {type(layer).__name__}.")
         names = {existing.name for existing in self._layers}
@@ -43,7 +53,7 @@ class Sequential(Model):
         self._layers.append(layer)
         state.bump_structure_version()  # a list append does not pass through __setattr__
         self.built = False
-        declared = self._layers[0].__dict__.get("_lm_declared_input_shape")
+        declared = self.__dict__.get("_lm_declared_input_shape") or self._layers[0].__dict__.get("_lm_declared_input_shape")
         if declared is not None:
             self.build(declared)
 

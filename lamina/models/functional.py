@@ -1,0 +1,213 @@
+"""Functional models: a graph of layer calls recorded on symbolic tensors, replayed on arrays.
+
+``lm.Model(inputs, outputs)`` walks back from ``outputs`` through the recorded ``Node``s to
+``inputs``, orders the nodes so that each runs after its inputs exist, and ``call`` runs them
+in that order. Shared layers (one layer, several nodes) run once per node; a model called on
+symbolic tensors is a node like any layer.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from lamina.core import state
+from lamina.core.symbolic import SymbolicTensor, is_symbolic
+from lamina.layers.core.input_layer import InputLayer
+from lamina.layers.layer import _adopt
+from lamina.models.model import Model
+from lamina.saving.object_registry import register_builtin
+from lamina.saving.serialization import deserialize_object, serialize_object
+
+
+def _tensors(structure) -> list:
+    return jax.tree_util.tree_leaves(structure, is_leaf=is_symbolic)
+
+
+@register_builtin
+class Functional(Model):
+    """What ``lm.Model(inputs, outputs)`` builds; see the module docstring."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        for tensor in _tensors(inputs) + _tensors(outputs):
+            if not isinstance(tensor, SymbolicTensor):
+                raise TypeError(f"Model(inputs, outputs) takes symbolic tensors (from lm.Input and layer calls); got {type(tensor).__name__}.")
+        self._lm_inputs = inputs
+        self._lm_outputs = outputs
+        self._lm_nodes = _order_nodes(_tensors(inputs), _tensors(outputs))
+        layers = []
+        for node in self._lm_nodes:
+            if all(node.layer is not seen for seen in layers):
+                layers.append(node.layer)
+        for layer in layers:
+            _adopt(self, layer, layer.name)  # paths read 'model/dense/kernel'
+        self._layers = layers
+        state.bump_structure_version()
+        self.built = True
+
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    @property
+    def inputs(self) -> list:
+        return _tensors(self._lm_inputs)
+
+    @property
+    def outputs(self) -> list:
+        return _tensors(self._lm_outputs)
+
+    @property
+    def input(self):
+        return self._lm_inputs
+
+    @property
+    def output(self):
+        return self._lm_outputs
+
+    @property
+    def input_shape(self):
+        return jax.tree_util.tree_map(lambda t: t.shape, self._lm_inputs, is_leaf=is_symbolic)
+
+    @property
+    def output_shape(self):
+        return jax.tree_util.tree_map(lambda t: t.shape, self._lm_outputs, is_leaf=is_symbolic)
+
+    def call(self, inputs, training=None):
+        values = {}
+        for tensor, value in zip(self.inputs, self._flatten_inputs(inputs)):
+            values[id(tensor)] = value
+        for node in self._lm_nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args, kwargs = jax.tree_util.tree_map(
+                lambda leaf: values[id(leaf)] if isinstance(leaf, SymbolicTensor) else leaf,
+                (node.args, node.kwargs), is_leaf=is_symbolic,
+            )
+            result = node.layer(*args, **kwargs)
+            for tensor, value in zip(node.output_tensors, jax.tree_util.tree_leaves(result)):
+                values[id(tensor)] = value
+        return jax.tree_util.tree_map(lambda t: values[id(t)], self._lm_outputs, is_leaf=is_symbolic)
+
+    def _flatten_inputs(self, inputs) -> list:
+        expected = self.inputs
+        if isinstance(self._lm_inputs, dict) and isinstance(inputs, dict):
+            missing = set(self._lm_inputs) - set(inputs)
+            if missing:
+                raise ValueError(f"Model '{self.name}' expects inputs {sorted(self._lm_inputs)}; missing {sorted(missing)}.")
+            return [inputs[key] for key in self._lm_inputs]
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) and len(expected) > 1 else [inputs]
+        if isinstance(inputs, dict):
+            by_name = {t.name: t for t in expected}
+            flat = [inputs[t.name] for t in expected if t.name in inputs]
+            if len(flat) != len(expected):
+                raise ValueError(f"Model '{self.name}' expects inputs named {list(by_name)}; got keys {sorted(inputs)}.")
+        if len(flat) != len(expected):
+            raise ValueError(f"Model '{self.name}' expects {len(expected)} inputs, got {len(flat)}.")
+        return flat
+
+    # -- configuration ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Layers (by config) and the calls between them, in execution order, as JSON.
+
+        A symbolic argument is written ``{"__tensor__": [layer_name, call_index, output_index]}``:
+        the output of that layer's ``call_index``-th call in this model.
+        """
+        call_index, calls_so_far = {}, {}
+        for node in self._lm_nodes:
+            name = node.layer.name
+            call_index[id(node)] = calls_so_far.get(name, 0)
+            calls_so_far[name] = call_index[id(node)] + 1
+
+        def encode(structure):
+            return _map_structure(
+                lambda leaf: {"__tensor__": [leaf.node.layer.name, call_index[id(leaf.node)],
+                                             leaf.node.output_tensors.index(leaf)]}
+                if isinstance(leaf, SymbolicTensor) else leaf,
+                structure,
+            )
+
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [serialize_object(layer) for layer in self._layers],
+            "calls": [
+                {"layer": node.layer.name, "args": encode(list(node.args)), "kwargs": encode(node.kwargs)}
+                for node in self._lm_nodes if not isinstance(node.layer, InputLayer)
+            ],
+            "inputs": encode(self._lm_inputs),
+            "outputs": encode(self._lm_outputs),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        layers = {}
+        for spec in config["layers"]:
+            layer = deserialize_object(spec, kind="layer", aliases={"InputLayer": InputLayer}, custom_objects=custom_objects)
+            layers[layer.name] = layer
+        outputs_of = {(name, 0): [layer.output] for name, layer in layers.items() if isinstance(layer, InputLayer)}
+        calls_so_far = {}
+
+        def decode(structure):
+            def resolve(leaf):
+                if isinstance(leaf, dict) and "__tensor__" in leaf:
+                    name, index, position = leaf["__tensor__"]
+                    if (name, index) not in outputs_of:
+                        raise ValueError(f"Model config refers to call {index} of layer {name!r}, which does not exist (yet).")
+                    return outputs_of[(name, index)][position]
+                return leaf
+            return _map_structure(resolve, structure, decode_dicts=True)
+
+        for call in config["calls"]:
+            name = call["layer"]
+            if name not in layers:
+                raise ValueError(f"Model config calls layer {name!r}, which is not among its layers.")
+            result = layers[name](*decode(call["args"]), **decode(call["kwargs"]))
+            index = calls_so_far.get(name, 0)
+            calls_so_far[name] = index + 1
+            outputs_of[(name, index)] = _tensors(result)
+        return cls(decode(config["inputs"]), decode(config["outputs"]), name=config.get("name"),
+                   trainable=config.get("trainable", True))
+
+
+def _map_structure(fn, structure, decode_dicts=False):
+    """``fn`` on every leaf of nested lists/tuples/dicts (a ``{"__tensor__": ...}`` dict is a
+    leaf when decoding)."""
+    if isinstance(structure, dict) and not (decode_dicts and "__tensor__" in structure):
+        return {k: _map_structure(fn, v, decode_dicts) for k, v in structure.items()}
+    if isinstance(structure, tuple):
+        return tuple(_map_structure(fn, v, decode_dicts) for v in structure)
+    if isinstance(structure, list):
+        return [_map_structure(fn, v, decode_dicts) for v in structure]
+    return fn(structure)
+
+
+def _order_nodes(inputs, outputs) -> list:
+    """The nodes between ``inputs`` and ``outputs``, each after the nodes it depends on."""
+    known = {id(t) for t in inputs}
+    order, done, active = [], set(), set()
+
+    def visit(tensor, needed_by):
+        if id(tensor) in known:
+            return
+        node = tensor.node
+        if node is None or isinstance(node.layer, InputLayer):
+            raise ValueError(
+                f"Graph disconnected: tensor {tensor.name!r} (needed by {needed_by}) is not computed from "
+                "the model's inputs. Pass every lm.Input the outputs depend on in Model(inputs=...)."
+            )
+        if id(node) in done:
+            return
+        if id(node) in active:
+            raise ValueError("The layer graph has a cycle.")
+        active.add(id(node))
+        for parent in node.input_tensors:
+            visit(parent, f"layer '{node.layer.name}'")
+        active.discard(id(node))
+        done.add(id(node))
+        order.append(node)
+
+    for tensor in outputs:
+        visit(tensor, "the outputs")
+    input_nodes = [t.node for t in inputs]
+    return input_nodes + order

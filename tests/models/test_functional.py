@@ -1,0 +1,100 @@
+"""The Functional API: graphs of layer calls on lm.Input, run, trained and rebuilt from config."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lamina as lm
+
+
+def two_headed():
+    inputs = lm.Input(shape=(8,), name="features")
+    hidden = lm.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    shared = lm.layers.Dense(4, name="shared")
+    first = shared(hidden)
+    second = shared(lm.layers.Dense(16, name="side")(inputs))  # the same layer, a second call
+    score = lm.layers.Dense(1, name="score")(first)
+    return lm.Model(inputs, [score, second])
+
+
+def test_symbolic_shapes_come_from_tracing():
+    x = lm.Input(shape=(5, 3))
+    y = lm.layers.Dense(7)(x)
+    assert x.shape == (None, 5, 3) and y.shape == (None, 5, 7)
+
+
+def test_model_runs_the_graph_with_shared_layers():
+    model = two_headed()
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    score, second = model(x)
+    hidden, shared, side, head = (model.get_layer(n) for n in ("hidden", "shared", "side", "score"))
+    expected_second = shared(side(x))
+    np.testing.assert_allclose(second, expected_second, rtol=1e-6)
+    np.testing.assert_allclose(score, head(shared(hidden(x))), rtol=1e-6)
+    assert model.output_shape == [(None, 1), (None, 4)]
+    # the shared layer's weights are counted once
+    assert len(model.weights) == 8
+
+
+def test_config_round_trip_rebuilds_the_same_function():
+    model = two_headed()
+    clone = lm.models.Functional.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x = np.ones((2, 8), np.float32)
+    for a, b in zip(model(x), clone(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert clone.get_config() == model.get_config()
+
+
+def test_intermediate_outputs_make_a_new_model_sharing_weights():
+    model = two_headed()
+    features = lm.Model(model.input, model.get_layer("hidden").output)
+    x = np.ones((3, 8), np.float32)
+    np.testing.assert_allclose(features(x), model.get_layer("hidden")(x), rtol=1e-6)
+    assert features.weights[0] is model.get_layer("hidden").kernel
+
+
+def test_dict_inputs_and_outputs_and_multiple_inputs():
+    a = lm.Input(shape=(2,), name="a")
+    b = lm.Input(shape=(3,), name="b")
+    merged = lm.layers.Dense(4)(a)
+    out = {"left": merged, "right": lm.layers.Dense(1)(b)}
+    model = lm.Model({"a": a, "b": b}, out)
+    result = model({"a": np.ones((5, 2)), "b": np.ones((5, 3))})
+    assert result["left"].shape == (5, 4) and result["right"].shape == (5, 1)
+    with pytest.raises(ValueError, match="missing"):
+        model({"a": np.ones((5, 2))})
+
+
+def test_nested_model_is_a_layer():
+    inner = two_headed()
+    x = lm.Input(shape=(8,))
+    score, _ = inner(x)
+    outer = lm.Model(x, lm.layers.Dense(2)(score))
+    assert outer(np.ones((3, 8))).shape == (3, 2)
+    assert len(outer.weights) == len(inner.weights) + 2
+
+
+def test_functional_model_trains_with_two_losses():
+    model = two_headed()
+    model.compile(optimizer="adam", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
+    x = np.random.default_rng(1).normal(size=(64, 8)).astype("float32")
+    history = model.fit(x, [np.ones((64, 1)), np.zeros((64, 4))], epochs=5, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_disconnected_graph_is_reported():
+    a, b = lm.Input(shape=(2,)), lm.Input(shape=(2,))
+    with pytest.raises(ValueError, match="Graph disconnected"):
+        lm.Model(a, lm.layers.Dense(1)(b))
+
+
+def test_jnp_on_a_symbolic_tensor_explains_what_to_do():
+    x = lm.Input(shape=(2,))
+    with pytest.raises(TypeError, match="Lambda"):
+        jnp.sum(x)
+
+
+def test_sequential_with_input_first_builds_immediately():
+    model = lm.Sequential([lm.Input(shape=(3,)), lm.layers.Dense(2)])
+    assert model.built and [w.shape for w in model.weights] == [(3, 2), (2,)]
