@@ -12,6 +12,7 @@ from lamina.data.adapters import (
     DatasetAdapter,
     IterableDataAdapter,
     get_data_adapter,
+    pack_batch,
     unpack_batch,
 )
 from lamina.data.dataset import Dataset
@@ -24,6 +25,7 @@ __all__ = [
     "DatasetAdapter",
     "IterableDataAdapter",
     "get_data_adapter",
+    "pack_batch",
     "train_validation_split",
     "unpack_batch",
 ]

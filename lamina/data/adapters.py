@@ -82,6 +82,22 @@ _RAN_OUT = (
 # ----------------------------------------------------------------------------------------
 
 
+def pack_batch(x, y=None, sample_weight=None):
+    """The inverse of ``unpack_batch``, as Keras packs a batch for ``train_step``: ``x`` (or
+    ``(x,)`` when x is itself a tuple), ``(x, y)`` or ``(x, y, sample_weight)``.
+
+    Example:
+        >>> from lamina.data import pack_batch
+        >>> pack_batch("x", "y"), pack_batch("x"), pack_batch("x", "y", "w")
+        (('x', 'y'), 'x', ('x', 'y', 'w'))
+    """
+    if y is None and sample_weight is None:
+        return (x,) if isinstance(x, (tuple, list)) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
 def unpack_batch(data):
     """Split a user batch into ``(x, y, sample_weight)`` (Keras's ``unpack_x_y_sample_weight``).
 

@@ -69,13 +69,19 @@ class CompileLoss:
 class CompileMetrics:
     """The compiled metrics, created at the first update (when the outputs are known).
 
-    Holding metric objects, it exposes their variables to tracking through
-    ``_lm_state_variables``, so a model that stores it tracks and compiles their state.
+    It behaves like one metric named ``compile_metrics`` (as in Keras 3): ``update_state``,
+    ``result()`` (a dict of the inner metrics' results), ``reset_state``, ``variables`` — so a
+    ``train_step`` looping over ``model.metrics`` updates and reports it. Holding metric
+    objects, it exposes their variables to tracking through ``_lm_state_variables``.
+    ``weighted=True`` (``compile(weighted_metrics=...)``) passes sample weights on; plain
+    ``metrics`` ignore them, as Keras does.
     """
 
-    def __init__(self, metrics, loss):
+    def __init__(self, metrics, loss, weighted=False, name="compile_metrics"):
         self.spec = metrics
         self.loss = loss
+        self.weighted = weighted
+        self.name = name
         self.metrics: list = []
         self._by_output: list | None = None
 
@@ -102,23 +108,34 @@ class CompileMetrics:
             return metrics_module.resolve_accuracy(
                 loss, getattr(target, "shape", None), getattr(pred, "shape", None), name=entry
             )
-        return metrics_module.get(entry)
+        metric = metrics_module.get(entry)
+        if isinstance(entry, str):
+            metric.name = entry  # logged under the name it was given ("mae"), as Keras does
+        return metric
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         if self._by_output is None:
             self._build(y_true, y_pred)
         outputs = _flatten_outputs(y_pred)
         targets = [t for _, t in _flatten_outputs(y_true)] if len(outputs) > 1 else [y_true]
+        weight = sample_weight if self.weighted else None
         for (_, pred), target, metrics in zip(outputs, targets, self._by_output):
             for metric in metrics:
-                metric.update_state(target, pred, sample_weight=sample_weight)
+                metric.update_state(target, pred, sample_weight=weight)
+
+    def result(self) -> dict:
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def reset_state(self) -> None:
         for metric in self.metrics:
             metric.reset_state()
 
-    def _lm_state_variables(self) -> list:
+    @property
+    def variables(self) -> list:
         return [v for metric in self.metrics for v in metric.variables]
+
+    def _lm_state_variables(self) -> list:
+        return self.variables
 
 
 def batch_size_of(x) -> int:

@@ -24,7 +24,7 @@ from lamina import optimizers as optimizers_module
 from lamina.core.scan import stateful_scan
 from lamina.core.state import StateScope
 from lamina.core.transforms import jit, value_and_grad
-from lamina.data import get_data_adapter, train_validation_split, unpack_batch
+from lamina.data import get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 
 _AUTO_CALLS_PER_EPOCH = 16
@@ -40,14 +40,22 @@ class Trainer:
 
     # -- configuration ----------------------------------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
-                steps_per_execution="auto", jit_compile=True, run_eagerly=False):
-        """Configure training: optimizer, loss (per output), metrics, execution."""
+                weighted_metrics=None, steps_per_execution="auto", jit_compile=True,
+                run_eagerly=False):
+        """Configure training: optimizer, loss (per output), metrics, execution.
+
+        ``metrics`` ignore sample weights; ``weighted_metrics`` use them (Keras's split).
+        ``steps_per_execution="auto"`` runs several steps per compiled call unless a callback
+        needs every batch (see ``_lm_block_size``).
+        """
         if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = loss
         self.compiled_loss = CompileLoss(loss, loss_weights) if loss is not None else None
         self.compiled_metrics = CompileMetrics(metrics, loss)
+        self.compiled_weighted_metrics = CompileMetrics(weighted_metrics, loss, weighted=True,
+                                                        name="compile_weighted_metrics")
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile) and not run_eagerly
@@ -60,14 +68,18 @@ class Trainer:
 
     @property
     def metrics(self) -> list:
-        """The loss tracker, then the compiled metrics (built at the first step)."""
+        """The loss tracker and the compiled-metrics containers (their results are dicts)."""
         if not self.__dict__.get("_lm_compiled"):
             return []
-        return [self.loss_tracker, *self.compiled_metrics.metrics]
+        return [self.loss_tracker, self.compiled_metrics, self.compiled_weighted_metrics]
 
     @property
     def metrics_names(self) -> list:
-        return [m.name for m in self.metrics]
+        """``loss``, then each compiled metric's name in compile order."""
+        if not self.__dict__.get("_lm_compiled"):
+            return []
+        inner = self.compiled_metrics.metrics + self.compiled_weighted_metrics.metrics
+        return [self.loss_tracker.name, *(m.name for m in inner)]
 
     def reset_metrics(self) -> None:
         for metric in self.metrics:
@@ -87,6 +99,7 @@ class Trainer:
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
         """Update the compiled metrics and return every metric's current result."""
         self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        self.compiled_weighted_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
     def get_metrics_result(self) -> dict:
@@ -135,6 +148,7 @@ class Trainer:
             def run(data):
                 # Build first: a step reads trainable_weights before calling the model.
                 self._lm_build_from_batch(data, stacked)
+                data = pack_batch(*data)  # (x, y) / x, as a Keras train_step expects
                 if not stacked:
                     return step(data)
                 outputs = stateful_scan(step, data)
@@ -292,14 +306,16 @@ class Trainer:
         logs = {name: float(value) for name, value in jax.device_get(dict(logs)).items()}
         if return_dict:
             return logs
-        order = [name for name in self.metrics_names if name in logs]
+        order = [name for name in self.metrics_names if name in logs]  # compile order
         values = [logs[name] for name in order] + [v for k, v in logs.items() if k not in order]
         return values[0] if len(values) == 1 else values
 
     # -- single batches ----------------------------------------------------------------------
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One training step on exactly this batch; returns the logs as floats."""
+        """One training step on exactly this batch; returns its logs as floats (metrics are
+        reset first, as in Keras 3)."""
         self._lm_require_compiled("train_on_batch")
+        self.reset_metrics()
         adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
                                    shuffle=False, class_weight=class_weight, for_training=True,
                                    require_y=self.compiled_loss is not None)
@@ -307,8 +323,9 @@ class Trainer:
         return self._lm_result(self._lm_step_function("train", stacked=False)(data), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Loss and metrics on exactly this batch (metrics accumulate, as in Keras 3)."""
+        """Loss and metrics on exactly this batch (metrics are reset first, as in Keras 3)."""
         self._lm_require_compiled("test_on_batch")
+        self.reset_metrics()
         adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
                                    shuffle=False, for_training=False,
                                    require_y=self.compiled_loss is not None)
