@@ -372,6 +372,7 @@ _CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, Rand
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
     "zeros": Zeros, "ones": Ones, "constant": Constant, "identity": Identity,
+    "zero": Zeros, "one": Ones, "uniform": RandomUniform, "normal": RandomNormal,  # Keras aliases
     "random_normal": RandomNormal, "truncated_normal": TruncatedNormal,
     "random_uniform": RandomUniform, "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,

@@ -127,8 +127,9 @@ def _check_gradients(layer, reference, inputs, training, call_kwargs, seed, rtol
         return jnp.sum(cotangent * y)
 
     argnums = (0, 1) if float_inputs else (0,)
-    mine = jax.grad(lamina_objective, argnums=argnums)([v.value for v in layer.trainable_variables], inputs)
-    theirs = jax.grad(keras_objective, argnums=argnums)([v.value for v in reference.trainable_variables], inputs)
+    # Compiled: op-by-op eager gradients would cost dozens of small XLA compiles per check.
+    mine = jax.jit(jax.grad(lamina_objective, argnums=argnums))([v.value for v in layer.trainable_variables], inputs)
+    theirs = jax.jit(jax.grad(keras_objective, argnums=argnums))([v.value for v in reference.trainable_variables], inputs)
     for a, b in zip(jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs)):
         a, b = np.asarray(a), np.asarray(b)
         assert np.all(np.isfinite(a)), f"{layer.name}: non-finite gradient"

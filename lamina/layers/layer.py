@@ -64,6 +64,7 @@ class Layer:
         # that a subclass may assign attributes before (or without) calling super().__init__().
         layer.__dict__.update(
             _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
+            _lm_autocast_dtype=jnp.dtype("float32"),
             _lm_parent=None, _lm_segment=None, _lm_losses=[], _lm_last_call_id=-1,
             _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
             _lm_inbound_nodes=[],
@@ -81,6 +82,9 @@ class Layer:
             self._lm_name = unique_name(to_snake_case(type(self).__name__))
         self._lm_dtype = jnp.dtype(dtype or "float32")
         self._lm_trainable = bool(trainable)
+        # Keras's autocast: floating inputs are cast to the layer's dtype, unless a layer (an
+        # Embedding reading ids) says otherwise.
+        self._lm_autocast_dtype = self._lm_dtype if kwargs.get("autocast", True) else None
         if activity_regularizer is not None:
             from lamina import regularizers
 
@@ -279,10 +283,10 @@ class Layer:
         if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
             return symbolic_call(self, args, kwargs)  # building a Functional graph
         if args:
-            first = _convert_input(args[0], self._lm_dtype)
+            first = _convert_input(args[0], self._lm_autocast_dtype)
             args = (first, *args[1:])
         elif "inputs" in kwargs:
-            first = kwargs["inputs"] = _convert_input(kwargs["inputs"], self._lm_dtype)
+            first = kwargs["inputs"] = _convert_input(kwargs["inputs"], self._lm_autocast_dtype)
         else:
             raise TypeError(f"Layer '{self.path}' was called without inputs.")
         if not self.built:
@@ -544,9 +548,9 @@ def _adopt(parent, child, segment) -> None:
 
 
 def _convert_input(x, dtype):
-    """Arrays in, with floating inputs cast to the layer's dtype (Keras's autocast)."""
+    """Arrays in, with floating inputs cast to ``dtype`` (Keras's autocast; None: no cast)."""
     if isinstance(x, jax.Array):
-        if x.dtype != dtype and x.dtype in _FLOAT_DTYPES:
+        if dtype is not None and x.dtype != dtype and x.dtype in _FLOAT_DTYPES:
             return x.astype(dtype)
         return x
     if isinstance(x, Variable):
@@ -555,7 +559,8 @@ def _convert_input(x, dtype):
         isinstance(x, (list, tuple)) and x and not any(_is_structure_leaf(i) for i in jax.tree_util.tree_leaves(x))
     ):
         array = jnp.asarray(x)
-        return array.astype(dtype) if array.dtype in _FLOAT_DTYPES and array.dtype != dtype else array
+        cast = dtype is not None and array.dtype in _FLOAT_DTYPES and array.dtype != dtype
+        return array.astype(dtype) if cast else array
     if isinstance(x, (list, tuple, dict)):
         return jax.tree_util.tree_map(lambda leaf: _convert_input(leaf, dtype), x)
     return x

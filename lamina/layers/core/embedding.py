@@ -1,0 +1,90 @@
+"""``Embedding``: integer indices to dense vectors, with an optional padding mask."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from lamina import constraints, initializers, regularizers
+from lamina.layers.layer import Layer
+from lamina.saving.object_registry import register_builtin
+from lamina.saving.serialization import serialize_object
+
+# Keras's short initializer names that lm.initializers does not know (yet).
+_KERAS_INITIALIZER_ALIASES = {"uniform": "random_uniform", "normal": "random_normal",
+                              "one": "ones", "zero": "zeros"}
+
+
+@register_builtin
+class Embedding(Layer):
+    """Looks up row ``i`` of an ``(input_dim, output_dim)`` table for each index ``i``, as
+    ``keras.layers.Embedding``.
+
+    With ``mask_zero=True`` index 0 is padding: the output's mask is ``inputs != 0``, and it
+    reaches the next layers that take ``mask`` (``input_dim`` must then count index 0).
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> layer = lm.layers.Embedding(10, 4, mask_zero=True)
+        >>> ids = jnp.array([[3, 1, 0, 0]])
+        >>> layer(ids).shape
+        (1, 4, 4)
+        >>> layer.compute_mask(ids).tolist()
+        [[True, True, False, False]]
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 weights=None, activity_regularizer=None, **kwargs):
+        kwargs.pop("input_length", None)  # deprecated in Keras 3; accepted and ignored
+        kwargs.setdefault("autocast", False)  # ids stay as given, as in Keras
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Embedding '{self.name}': {arg} must be a positive integer, got {value!r}.")
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        if isinstance(embeddings_initializer, str):
+            embeddings_initializer = _KERAS_INITIALIZER_ALIASES.get(embeddings_initializer, embeddings_initializer)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        if weights is not None:
+            self.build_from_shape((None,))
+            self.set_weights(weights if isinstance(weights, list) and len(weights) == 1 else [weights])
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
+            name="embeddings", regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+        )
+
+    def call(self, inputs):
+        if inputs.dtype not in (jnp.int32, jnp.int64):
+            inputs = inputs.astype(jnp.int32)
+        return jnp.take(self.embeddings.value, inputs, axis=0).astype(self.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return jnp.not_equal(inputs, 0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": serialize_object(self.embeddings_initializer),
+            "embeddings_regularizer": serialize_object(self.embeddings_regularizer),
+            "activity_regularizer": serialize_object(self.activity_regularizer),
+            "embeddings_constraint": serialize_object(self.embeddings_constraint),
+            "mask_zero": self.mask_zero,
+        }
+
+
+__all__ = ["Embedding"]

@@ -1,0 +1,8 @@
+"""Merging layers: combine a list of inputs (``Add``, ``Concatenate``, ``Dot``, ...)."""
+
+from lamina.layers.merging.base_merge import Merge
+from lamina.layers.merging.concatenate import Concatenate
+from lamina.layers.merging.dot import Dot
+from lamina.layers.merging.elementwise import Add, Average, Maximum, Minimum, Multiply, Subtract
+
+__all__ = ["Add", "Average", "Concatenate", "Dot", "Maximum", "Merge", "Minimum", "Multiply", "Subtract"]
