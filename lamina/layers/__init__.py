@@ -11,6 +11,18 @@ from lamina.layers.core import (
     InputLayer,
     Lambda,
 )
+from lamina.layers.convolutional import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
@@ -20,11 +32,36 @@ from lamina.layers.normalization import (
     LayerNormalization,
     UnitNormalization,
 )
+from lamina.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
 from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
+    Flatten,
+    Permute,
+    RepeatVector,
+    Reshape,
+    UpSampling1D,
+    UpSampling2D,
+    UpSampling3D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
+)
 
-__all__ = [
-    "Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Dense", "Dot", "Dropout",
-    "EinsumDense", "Embedding", "GroupNormalization", "Identity", "Input", "InputLayer", "InputSpec",
-    "Lambda", "Layer", "LayerNormalization", "Maximum", "Minimum", "Multiply", "Normalization",
-    "Rescaling", "Subtract", "UnitNormalization",
-]
+# Every class imported above (the layers, InputSpec, Input) is public.
+__all__ = sorted(name for name in dir() if name[0].isupper())
