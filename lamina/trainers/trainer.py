@@ -169,13 +169,13 @@ class Trainer:
         with StateScope():  # a throwaway scope: whatever the call writes is dropped
             jax.eval_shape(lambda x: self(x, training=False), specs)
 
-    def _lm_block_size(self, adapter, callbacks) -> int:
+    def _lm_block_size(self, adapter, callbacks, mode: str) -> int:
         """Steps per compiled call: ``steps_per_execution``, or the "auto" choice."""
         wanted = self.steps_per_execution
         steps = adapter.steps_per_epoch
         if wanted != "auto":
             return wanted
-        if steps is None or callbacks.needs_batch_hooks() or not self.jit_compile:
+        if steps is None or callbacks.needs_batch_hooks(mode) or not self.jit_compile:
             return 1
         full = steps - (1 if adapter.has_partial_batch else 0)
         target = max(1, full // _AUTO_CALLS_PER_EPOCH)
@@ -183,7 +183,7 @@ class Trainer:
         divisor = next((n for n in range(target, target // 2, -1) if full % n == 0), target)
         return max(1, divisor)
 
-    def _lm_run_epoch(self, kind, adapter, epoch, block, callbacks, on_begin, on_end):
+    def _lm_run_epoch(self, kind, adapter, epoch, block, on_begin, on_end):
         """Feed one pass over ``adapter`` to the compiled steps; returns the last logs."""
         logs, step = {}, 0
         for steps, data in adapter.epoch(epoch, block=block):
@@ -226,7 +226,7 @@ class Trainer:
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
             epochs=epochs, steps=adapter.steps_per_epoch,
         )
-        block = self._lm_block_size(adapter, callbacks)
+        block = self._lm_block_size(adapter, callbacks, "train")
         self.stop_training = False
         callbacks.on_train_begin()
         logs = {}
@@ -234,8 +234,7 @@ class Trainer:
             self.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             logs = dict(self._lm_run_epoch(
-                "train", adapter, epoch, block, callbacks,
-                callbacks.on_train_batch_begin, callbacks.on_train_batch_end,
+                "train", adapter, epoch, block, callbacks.on_train_batch_begin, callbacks.on_train_batch_end,
             ))
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 # Validation runs without the fit's callbacks (no test hooks, no second bar).
@@ -250,10 +249,10 @@ class Trainer:
 
     def _lm_evaluate(self, adapter, callbacks) -> dict:
         self.reset_metrics()
-        block = self._lm_block_size(adapter, callbacks)
+        block = self._lm_block_size(adapter, callbacks, "test")
         callbacks.on_test_begin()
         logs = dict(self._lm_run_epoch(
-            "test", adapter, 0, block, callbacks, callbacks.on_test_batch_begin, callbacks.on_test_batch_end,
+            "test", adapter, 0, block, callbacks.on_test_batch_begin, callbacks.on_test_batch_end,
         ))
         callbacks.on_test_end(logs)
         return logs
@@ -284,7 +283,7 @@ class Trainer:
             callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
             epochs=1, steps=adapter.steps_per_epoch,
         )
-        block = self._lm_block_size(adapter, callbacks)
+        block = self._lm_block_size(adapter, callbacks, "predict")
         callbacks.on_predict_begin()
         chunks, step = [], 0
         for steps_run, data in adapter.epoch(0, block=block):
