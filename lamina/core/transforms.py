@@ -3,7 +3,7 @@
 ``lm.jit(fn)`` compiles a Python function that reads and writes variables (layers, optimizer
 slots, metrics, seed generators) without the user listing them:
 
-1. *Discovery*: the first call traces ``fn`` abstractly (``jax.eval_shape``) under a
+1. *Discovery*: the first call traces ``fn`` abstractly (``jax.make_jaxpr``) under a
    recording scope, which notes every variable read and every variable written. Layers built
    during that trace get real initial values, so they join the state like any other.
 2. *Compilation*: ``jax.jit`` of ``functionalize(fn, written + read_only)``; the written
@@ -105,6 +105,7 @@ class _Compiled:
         self.exported: set = set()
         self.epoch = -1
         self.unshare = False
+        self.signature = None  # (program text, written ids, read ids) from discovery
         n = len(self.written)
         pure = functionalize(fn, self.written + self.read_only, strict=True, writable=self.written)
 
@@ -218,10 +219,20 @@ class CompiledFunction:
             with scope:
                 return materialize(self._fn(*args, **kwargs))
 
-        jax.eval_shape(trace, dynamic)
+        program = jax.make_jaxpr(trace)(dynamic)
         written = [v for key, v in scope.touched.items() if key in scope.written]
         read_only = [v for key, v in scope.touched.items() if key not in scope.written]
-        return _Compiled(self._fn, written, read_only, state.structure_version())
+        # The structure version is global: creating an unrelated model bumps it too. When the
+        # new trace is the same program over the same variables, keep the compiled function
+        # (and its XLA executables) instead of compiling everything again.
+        signature = (str(program), tuple(map(id, written)), tuple(map(id, read_only)))
+        previous = self._compiled
+        if previous is not None and previous.signature == signature:
+            previous.version = state.structure_version()
+            return previous
+        compiled = _Compiled(self._fn, written, read_only, state.structure_version())
+        compiled.signature = signature
+        return compiled
 
     def _widen(self, compiled: _Compiled, missing: UndeclaredVariableError) -> _Compiled:
         var = missing.variable

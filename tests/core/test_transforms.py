@@ -266,3 +266,20 @@ def test_two_compiled_functions_sharing_variables_stay_consistent():
     add_one()
     double()
     assert float(v.value) == 6.0
+
+
+def test_unrelated_structure_changes_do_not_recompile():
+    traces = []
+    v = lm.Variable(np.zeros(()), trainable=False)
+
+    @lm.jit
+    def bump(x):
+        traces.append(1)  # runs once per Python trace
+        v.assign_add(x)
+
+    bump(1.0)
+    first = len(traces)  # discovery + compilation
+    lm.layers.Dropout(0.5)  # a new layer with state: the global structure version moves
+    bump(1.0)
+    assert len(traces) == first + 1  # re-discovered (same program), not recompiled
+    assert float(v.value) == 2.0
