@@ -11,6 +11,7 @@ from lamina.layers.core import (
     InputLayer,
     Lambda,
 )
+from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -47,6 +48,17 @@ from lamina.layers.pooling import (
     MaxPooling3D,
 )
 from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    TimeDistributed,
+)
 from lamina.layers.reshaping import (
     Cropping1D,
     Cropping2D,

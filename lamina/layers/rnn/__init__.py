@@ -1,0 +1,10 @@
+"""Recurrent layers: ``SimpleRNN``, ``LSTM``, ``GRU``, their cells, the generic ``RNN``, and the
+``Bidirectional`` and ``TimeDistributed`` wrappers."""
+
+from lamina.layers.rnn.cells import GRUCell, LSTMCell, SimpleRNNCell
+from lamina.layers.rnn.layers import GRU, LSTM, SimpleRNN
+from lamina.layers.rnn.rnn import RNN
+from lamina.layers.rnn.wrappers import Bidirectional, TimeDistributed
+
+__all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "GRUCell", "LSTMCell", "SimpleRNN", "SimpleRNNCell",
+           "TimeDistributed"]
