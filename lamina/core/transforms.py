@@ -96,6 +96,9 @@ class _Compiled:
     holds is never deleted under them.
     """
 
+    __slots__ = ("written", "read_only", "version", "values", "read_values", "exported", "epoch",
+                 "unshare", "signature", "jitted", "__weakref__")
+
     def __init__(self, fn, written, read_only, version):
         self.written = list(written)
         self.read_only = list(read_only)
@@ -192,8 +195,8 @@ class CompiledFunction:
                 break
             except (UndeclaredVariableError, jax.errors.JaxRuntimeError) as error:
                 compiled = self._recover(compiled, error)
-        if compiled.written:
-            compiled.epoch = state.note_write()
+        if compiled.written:  # state.note_write(), inlined: this is the per-step path
+            compiled.epoch = state._write_epoch = state._write_epoch + 1
         return outputs
 
     def _recover(self, compiled: _Compiled, error: Exception) -> _Compiled:
