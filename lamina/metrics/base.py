@@ -14,6 +14,7 @@ import numpy as np
 
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
+from lamina.losses import squeeze_or_expand_to_same_rank  # one alignment rule for losses and metrics
 from lamina.saving.object_registry import get_registered_name, lookup
 
 # -- helpers shared by the metric modules ---------------------------------------------------
@@ -31,26 +32,6 @@ def divide_no_nan(x, y):
     """``x / y``, and 0 where ``y == 0`` (Keras's ``ops.divide_no_nan``)."""
     safe = jnp.where(y == 0, 1, y)
     return jnp.where(y == 0, 0, x / safe)
-
-
-def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
-    """Squeeze or expand the last axis of one operand when the ranks differ by exactly one
-    and that axis has size 1 (Keras's rule, used by every metric to align labels and
-    predictions)."""
-    r1, r2 = x1.ndim, x2.ndim
-    if r1 == r2:
-        return x1, x2
-    if r1 == r2 + 1 and x1.shape[-1] == 1:
-        if r2 == 1 and expand_rank_1:
-            x2 = jnp.expand_dims(x2, -1)
-        else:
-            x1 = jnp.squeeze(x1, -1)
-    if r2 == r1 + 1 and x2.shape[-1] == 1:
-        if r1 == 1 and expand_rank_1:
-            x1 = jnp.expand_dims(x1, -1)
-        else:
-            x2 = jnp.squeeze(x2, -1)
-    return x1, x2
 
 
 def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype):

@@ -1,41 +1,15 @@
 """Regression metrics: ``MeanSquaredError``, ``MeanAbsoluteError``, ``RootMeanSquaredError``.
 
-The per-sample functions are written here (not taken from ``lm.losses``) so that metrics do
-not depend on the losses module; they follow Keras's ``mean_squared_error`` /
-``mean_absolute_error``: the mean over the last axis.
+The per-sample functions are the losses' (``lm.losses.mean_squared_error`` /
+``mean_absolute_error``: the mean over the last axis), as in Keras.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
+from lamina.losses import mean_absolute_error, mean_squared_error
 from lamina.metrics.base import Mean, MeanMetricWrapper, squeeze_or_expand_to_same_rank, to_array
-
-
-def mean_squared_error(y_true, y_pred):
-    """``mean(square(y_true - y_pred), axis=-1)``.
-
-    Example:
-        >>> mean_squared_error([[0.0, 1.0]], [[1.0, 1.0]]).tolist()
-        [0.5]
-    """
-    y_pred = to_array(y_pred)
-    y_true = to_array(y_true, y_pred.dtype)
-    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    return jnp.mean(jnp.square(y_true - y_pred), axis=-1)
-
-
-def mean_absolute_error(y_true, y_pred):
-    """``mean(abs(y_true - y_pred), axis=-1)``.
-
-    Example:
-        >>> mean_absolute_error([[0.0, 1.0]], [[1.0, 3.0]]).tolist()
-        [1.5]
-    """
-    y_pred = to_array(y_pred)
-    y_true = to_array(y_true, y_pred.dtype)
-    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    return jnp.mean(jnp.abs(y_true - y_pred), axis=-1)
 
 
 class MeanSquaredError(MeanMetricWrapper):
