@@ -40,6 +40,7 @@ class Dense(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = InputSpec(min_ndim=2)
+        self.supports_masking = True  # as Keras 3: a timestep mask survives a per-step Dense
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
