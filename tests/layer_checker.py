@@ -134,3 +134,33 @@ def _check_gradients(layer, reference, inputs, training, call_kwargs, seed, rtol
         a, b = np.asarray(a), np.asarray(b)
         assert np.all(np.isfinite(a)), f"{layer.name}: non-finite gradient"
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{layer.name}: gradient differs from Keras")
+
+
+# Positional constructor arguments for layers that require some (the rest take none).
+POSITIONAL_ARGUMENTS = {
+    "Conv1D": (2, 3), "Conv2D": (2, 3), "Conv3D": (2, 3), "Conv1DTranspose": (2, 3),
+    "Conv2DTranspose": (2, 3), "Conv3DTranspose": (2, 3), "DepthwiseConv1D": (3,),
+    "DepthwiseConv2D": (3,), "SeparableConv1D": (2, 3), "SeparableConv2D": (2, 3),
+    "AveragePooling1D": (2,), "AveragePooling2D": (2,), "AveragePooling3D": (2,),
+    "Reshape": ((2, -1),), "Permute": ((2, 1),), "RepeatVector": (2,),
+}
+
+
+def check_arguments_and_config(ours, theirs):
+    """Same constructor arguments in the same order as the Keras class, the same config keys
+    and plain values, and a config that survives JSON (as saved files hold it)."""
+    import inspect  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    def arguments(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
+
+    assert arguments(ours) == arguments(theirs)
+    positional = POSITIONAL_ARGUMENTS.get(ours.__name__, ())
+    mine = ours(*positional).get_config()
+    reference = theirs(*positional).get_config()
+    assert set(mine) == set(reference)
+    for key, value in reference.items():
+        if key not in ("name", "dtype") and not isinstance(value, dict):
+            assert mine[key] == value, key
+    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine

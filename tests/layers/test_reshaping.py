@@ -1,7 +1,5 @@
 """Reshaping layers against Keras 3 (JAX backend) through the shared layer checker."""
 
-import inspect
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +8,7 @@ import pytest
 
 import lamina as lm
 from lamina.layers import reshaping
-from layer_checker import check_layer
+from layer_checker import check_layer, check_arguments_and_config
 
 
 def _check(name, config, input_shape, **kwargs):
@@ -142,26 +140,6 @@ def test_gradient_under_jit_equals_eager(make):
                                rtol=1e-6, atol=1e-6)
 
 
-POSITIONAL = {"Conv1D": (2, 3), "Conv2D": (2, 3), "Conv3D": (2, 3), "Conv1DTranspose": (2, 3),
-              "Conv2DTranspose": (2, 3), "Conv3DTranspose": (2, 3), "DepthwiseConv1D": (3,),
-              "DepthwiseConv2D": (3,), "SeparableConv1D": (2, 3), "SeparableConv2D": (2, 3),
-              "AveragePooling1D": (2,), "AveragePooling2D": (2,), "AveragePooling3D": (2,),
-              "Reshape": ((2, -1),), "Permute": ((2, 1),), "RepeatVector": (2,)}
-
-
 @pytest.mark.parametrize("name", [n for n in reshaping.__all__ if not n.startswith("Base")])
 def test_arguments_and_config_match_keras(keras, name):
-    """Same constructor arguments in the same order, and the same config keys and plain values."""
-    ours, theirs = getattr(reshaping, name), getattr(keras.layers, name)
-
-    def arguments(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
-
-    assert arguments(ours) == arguments(theirs)
-    mine = ours(*POSITIONAL.get(name, ())).get_config()
-    reference = theirs(*POSITIONAL.get(name, ())).get_config()
-    assert set(mine) == set(reference)
-    for key, value in reference.items():
-        if key not in ("name", "dtype") and not isinstance(value, dict):
-            assert mine[key] == value, key
-    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine  # as saved files hold it
+    check_arguments_and_config(getattr(reshaping, name), getattr(keras.layers, name))
