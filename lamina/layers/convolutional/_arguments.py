@@ -126,3 +126,24 @@ def conv_transpose_output_length(length, kernel_size, stride, padding, output_pa
     if output_padding is None:
         return length * stride
     return (length - 1) * stride + kernel_size % 2 + output_padding
+
+
+def check_strides_and_dilation(owner, strides, dilation_rate) -> None:
+    """Keras refuses strides > 1 together with dilation > 1; so do we, with the values."""
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(f"{owner}: `strides` > 1 is not supported together with `dilation_rate` > 1 "
+                         f"(got strides={strides}, dilation_rate={dilation_rate}).")
+
+
+def resolve_kernel_and_bias(layer, kernel_initializer, bias_initializer, kernel_regularizer,
+                            bias_regularizer, kernel_constraint, bias_constraint) -> None:
+    """Set ``layer``'s kernel/bias initializer, regularizer and constraint from Keras-style
+    identifiers (names, objects or configs)."""
+    from lamina import constraints, initializers, regularizers  # noqa: PLC0415
+
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)

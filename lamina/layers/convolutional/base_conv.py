@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from lamina import activations, constraints, initializers, regularizers
+from lamina import activations
 from lamina.layers.convolutional import _arguments as args
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
@@ -92,17 +92,11 @@ class BaseConv(Layer):
         self.dilation_rate = args.normalize_tuple(dilation_rate, rank, "dilation_rate", owner)
         self.padding = args.normalize_padding(padding, owner, allow_causal=rank == 1)
         self.data_format = args.normalize_data_format(data_format, owner)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{owner}: `strides` > 1 is not supported together with `dilation_rate` > 1 "
-                             f"(got strides={self.strides}, dilation_rate={self.dilation_rate}).")
+        args.check_strides_and_dilation(owner, self.strides, self.dilation_rate)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        args.resolve_kernel_and_bias(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                                     bias_regularizer, kernel_constraint, bias_constraint)
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def build(self, input_shape):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from jax import lax
 
-from lamina import activations, constraints, initializers, regularizers
+from lamina import activations
 from lamina.layers.convolutional import _arguments as args
 from lamina.layers.convolutional.base_conv import add_bias, dimension_numbers, input_channels
 from lamina.layers.input_spec import InputSpec
@@ -51,17 +51,11 @@ class BaseConvTranspose(Layer):
                 raise ValueError(f"{owner}: each value of `output_padding` must be smaller than the "
                                  f"stride, got output_padding={self.output_padding}, strides={self.strides}.")
         self.data_format = args.normalize_data_format(data_format, owner)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{owner}: `strides` > 1 is not supported together with `dilation_rate` > 1 "
-                             f"(got strides={self.strides}, dilation_rate={self.dilation_rate}).")
+        args.check_strides_and_dilation(owner, self.strides, self.dilation_rate)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        args.resolve_kernel_and_bias(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                                     bias_regularizer, kernel_constraint, bias_constraint)
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def build(self, input_shape):
