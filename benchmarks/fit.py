@@ -76,6 +76,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import lamina as lm  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 SAMPLES = 60_000
 CLASSES = 10
@@ -455,31 +456,12 @@ def table_cells(results: list[Result]) -> list[tuple[str, ...]]:
 
 
 def print_table(results: list[Result], title: str) -> None:
-    cells = table_cells(results)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        for line in (HEADER, *cells):
-            print("  ".join(line))
-        return
-    table = Table(title=title)
-    right = {"epoch s", "cpu s", "samples/s", "lamina / it", "lamina / it (cpu)", "1st epoch s", "loss ep. 1", "final loss"}
-    for name in HEADER:
-        table.add_column(name, justify="right" if name in right else "left", no_wrap=True)
-    for line in cells:
-        table.add_row(*line)
-    console = Console()
-    # Off a terminal rich assumes 80 columns and would cut every cell; the table needs ~190.
-    Console(width=max(console.width, 200)).print(table)
+    report.print_table(title, HEADER, table_cells(results), right_aligned=("epoch s", "cpu s", "samples/s", "lamina / it", "lamina / it (cpu)", "1st epoch s", "loss ep. 1", "final loss"), width=200)
 
 
 def print_markdown(results: list[Result]) -> None:
-    print("| " + " | ".join(HEADER) + " |")
-    print("|" + "---|" * len(HEADER))
-    for line in table_cells(results):
-        print("| " + " | ".join(line) + " |")
+    """The same table as Markdown, for benchmarks/RESULTS.md."""
+    report.print_markdown(HEADER, table_cells(results))
 
 
 def sanity(results: list[Result], initial: dict[str, float]) -> list[str]:

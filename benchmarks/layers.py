@@ -54,6 +54,7 @@ import optax  # noqa: E402
 from jax import lax  # noqa: E402
 
 import lamina as lm  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 SEED = 0
 BATCH = 128
@@ -350,27 +351,12 @@ def cells(lines: list[Line]) -> list[tuple[str, ...]]:
 
 
 def print_table(lines: list[Line], title: str) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        for line in (HEADER, *cells(lines)):
-            print("  ".join(line))
-        return
-    table = Table(title=title)
-    for name in HEADER:
-        table.add_column(name, justify="right" if name in ("ms/step", "it / lamina") else "left", no_wrap=True)
-    for line in cells(lines):
-        table.add_row(*line)
-    Console(width=max(Console().width, 110)).print(table)
+    report.print_table(title, HEADER, cells(lines), right_aligned=("ms/step", "it / lamina"), width=110)
 
 
 def print_markdown(lines: list[Line]) -> None:
-    print("| " + " | ".join(HEADER) + " |")
-    print("|" + "---|" * len(HEADER))
-    for line in cells(lines):
-        print("| " + " | ".join(line) + " |")
+    """The same table as Markdown, for benchmarks/RESULTS.md."""
+    report.print_markdown(HEADER, cells(lines))
 
 
 def main(argv=None) -> list[Line]:

@@ -39,6 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import lamina as lm  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 # The seed guide's layers, translated to lamina once and shared with the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -292,32 +293,12 @@ def table_cells(rows: list[Row]) -> list[tuple[str, ...]]:
 
 
 def print_table(rows: list[Row], title: str) -> None:
-    """A rich table when rich is importable, plain text otherwise."""
-    cells = table_cells(rows)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        for line in (HEADER, *cells):
-            print("  ".join(line))
-        return
-    table = Table(title=title)
-    for name in HEADER:
-        table.add_column(name, justify="right" if name in ("us/call", "extra us", "ratio") else "left", no_wrap=True)
-    for line in cells:
-        table.add_row(*line)
-    # Off a terminal rich assumes 80 columns and would wrap every cell; the table needs ~130.
-    console = Console()
-    Console(width=max(console.width, 140)).print(table)
+    report.print_table(title, HEADER, table_cells(rows), right_aligned=("us/call", "extra us", "ratio"), width=140)
 
 
 def print_markdown(rows: list[Row]) -> None:
     """The same table as Markdown, for benchmarks/RESULTS.md."""
-    print("| " + " | ".join(HEADER) + " |")
-    print("|" + "---|" * len(HEADER))
-    for line in table_cells(rows):
-        print("| " + " | ".join(line) + " |")
+    report.print_markdown(HEADER, table_cells(rows))
 
 
 def main(argv=None) -> list[Row]:
