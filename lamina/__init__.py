@@ -28,6 +28,7 @@ from lamina.core.variable import Variable
 from lamina.core.symbolic import SymbolicTensor
 from lamina.layers import Input, InputSpec, Layer
 from lamina.models import Model, Sequential
+from lamina.saving import load_model
 from lamina.version import __version__
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "initializers",
     "jit",
     "layers",
+    "load_model",
     "losses",
     "metrics",
     "optimizers",

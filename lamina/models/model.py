@@ -54,6 +54,28 @@ class Model(Trainer, Layer):
                 return layer
         raise ValueError(f"No layer named {name!r} in model '{self.name}'. Layers: {[layer.name for layer in layers]}.")
 
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Write the whole model (config, weights, optimizer state, compile arguments) to one
+        ``.lamina`` file, atomically; ``lm.load_model(filepath)`` reads it back."""
+        from lamina.saving.model_file import save_model
+
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath) -> None:
+        """Write every variable (and the optimizer state) by path to a ``.safetensors`` file."""
+        from lamina.saving.weights import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
+        """Load a ``.safetensors`` (from ``save_weights``) or ``.lamina`` file into this built
+        model. Every key, shape and dtype is checked first; all mismatches are reported in one
+        ``ValueError`` and nothing changes, unless ``skip_mismatch=True``."""
+        from lamina.saving.weights import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None) -> None:
         """Print the layers with output shapes and parameter counts, and the totals.

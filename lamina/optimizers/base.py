@@ -121,6 +121,7 @@ class Optimizer:
         self._index: dict[int, int] = {}
         self._slots: list = []
         self._slot_params: list = []  # per slot: index of the weight it belongs to, or None
+        self._slot_fields: list = []
         self._treedef = None
 
     # -- learning rate and iterations -------------------------------------------------------
@@ -230,7 +231,7 @@ class Optimizer:
             opt_state = self.make_update_transform(lr).init(params)
             leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
         key_index = {k: i for i, k in enumerate(keys)}
-        names, owners = _slot_names(self.name, leaves_with_paths, key_index, variables)
+        names, fields, owners = _slot_names(self.name, leaves_with_paths, key_index, variables)
         slots = []
         for name, (_, leaf) in zip(names, leaves_with_paths):
             with jax.ensure_compile_time_eval():
@@ -240,6 +241,7 @@ class Optimizer:
         self._index = {id(v): i for i, v in enumerate(variables)}
         self._slots = slots
         self._slot_params = owners
+        self._slot_fields = fields  # "mu", "nu", "count": with the owner, a slot's saving key
         self._treedef = treedef
         self._built = True
         state.bump_structure_version()
@@ -459,11 +461,12 @@ def _slot_names(prefix, leaves_with_paths, key_index, variables):
         owners.append(owner)
     # Chain positions only where two leaves of one weight would share a name otherwise.
     pairs = list(zip(owners, short))
-    names = []
+    names, fields = [], []
     for owner, s_name, f_name in zip(owners, short, full):
         base = s_name if pairs.count((owner, s_name)) == 1 else f_name
         tail = [variables[owner].path] if owner is not None else []
         names.append("/".join([prefix, base, *tail]))
+        fields.append(base)
     # Two weights with the same path (unattached variables all named "variable"): number them.
     used: set = set()
     unique = []
@@ -474,7 +477,7 @@ def _slot_names(prefix, leaves_with_paths, key_index, variables):
             candidate = f"{name}_{count}"
         used.add(candidate)
         unique.append(candidate)
-    return unique, owners
+    return unique, fields, owners
 
 
 def _check_aligned(grads, variables) -> None:

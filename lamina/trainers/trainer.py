@@ -50,6 +50,11 @@ class Trainer:
         """
         if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
+        self._lm_compile_args = dict(
+            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+            weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile, run_eagerly=run_eagerly,
+        )
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = loss
         self.compiled_loss = CompileLoss(loss, loss_weights) if loss is not None else None
@@ -61,6 +66,28 @@ class Trainer:
         self.jit_compile = bool(jit_compile) and not run_eagerly
         self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
         self._lm_compiled = True
+
+    def get_compile_config(self) -> dict | None:
+        """The ``compile()`` arguments as JSON (the optimizer as its config), or ``None``
+        before ``compile``. Saved in model files; ``compile_from_config`` replays it."""
+        if not self.__dict__.get("_lm_compiled"):
+            return None
+        from lamina.saving.serialization import serialize_object
+
+        args = dict(self._lm_compile_args, optimizer=self.optimizer)
+        return {key: _map_nested(serialize_object, value) for key, value in args.items()}
+
+    def compile_from_config(self, config: dict, custom_objects=None) -> None:
+        """``compile()`` with the arguments ``get_compile_config`` gave."""
+        from lamina.saving.serialization import deserialize_object
+
+        def resolve(value):
+            if isinstance(value, dict) and "class_name" in value:
+                return deserialize_object(value, kind="compile argument", aliases={}, custom_objects=custom_objects)
+            return value
+
+        args = {key: _map_nested(resolve, value) for key, value in config.items()}
+        self.compile(**args)
 
     def _lm_require_compiled(self, what: str) -> None:
         if not self.__dict__.get("_lm_compiled"):
@@ -337,3 +364,12 @@ class Trainer:
                                    for_training=False)
         _, data = next(iter(adapter.epoch(0, block=1)))
         return jax.device_get(self._lm_step_function("predict", stacked=False)(data))
+
+
+def _map_nested(fn, value):
+    """``fn`` on each leaf of nested lists and plain dicts (a ``class_name`` dict is a leaf)."""
+    if isinstance(value, (list, tuple)):
+        return [_map_nested(fn, v) for v in value]
+    if isinstance(value, dict) and "class_name" not in value:
+        return {k: _map_nested(fn, v) for k, v in value.items()}
+    return fn(value)

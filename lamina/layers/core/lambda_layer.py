@@ -18,6 +18,7 @@ import numpy as np
 from lamina.core import state
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import get_registered_name, lookup, register_builtin
+from lamina.saving.safe_mode import refuse_code
 
 LAMBDA_MARKER = "__lambda__"
 _ARRAY_MARKER = "__numpy__"
@@ -108,6 +109,7 @@ class Lambda(Layer):
 
     @classmethod
     def from_config(cls, config):
+        refuse_code(f"Lambda layer {config.get('name', '')!r}")
         config = dict(config)
         config["function"] = deserialize_function(config["function"], what="function")
         if "output_shape" in config:
@@ -129,7 +131,7 @@ def serialize_function(fn):
     if lookup(name) is fn:
         return name
     # Code is never serialized: this marker only names the function for a human reader, and
-    # every loader refuses it (safe loading, in a later issue, reports it as unsafe).
+    # every loader refuses it.
     return {
         "class_name": LAMBDA_MARKER,
         "config": {"name": getattr(fn, "__qualname__", repr(fn)), "module": getattr(fn, "__module__", None)},

@@ -1,0 +1,166 @@
+"""The ``.lamina`` model file: a zip of ``metadata.json``, ``config.json`` and ``model.safetensors``.
+
+Reading trusts nothing in the file. Member names are only compared with the three expected
+names (never used as paths, so ``../../etc/passwd`` is just an unexpected member); duplicates,
+encryption and unknown members are refused; the JSON members are read with a byte cap no
+matter what the zip declares (a zip bomb stops at the cap); the weights member must be stored
+uncompressed, lie inside the file and match its CRC-32 (a flipped or truncated byte is
+caught) before its header is parsed. Nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+
+from lamina.saving.atomic import atomic_write
+from lamina.saving.errors import FileFormatError
+from lamina.saving.safetensors_reader import SafetensorsView
+
+METADATA, CONFIG, WEIGHTS = "metadata.json", "config.json", "model.safetensors"
+MEMBERS = (METADATA, CONFIG, WEIGHTS)
+FORMAT_NAME = "lamina.model"
+FORMAT_VERSION = 1
+MAX_JSON_BYTES = 64 * 1024 * 1024  # configs of even very large models are a few megabytes
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed 30 bytes before a member's name
+
+
+def write_archive(path, metadata: dict, config: dict, write_weights) -> None:
+    """Write the model file atomically; ``write_weights(tmp_path)`` writes the safetensors."""
+    with atomic_write(path) as tmp_archive:
+        fd, tmp_weights = tempfile.mkstemp(suffix=".safetensors.tmp", dir=os.path.dirname(tmp_archive))
+        os.close(fd)
+        try:
+            write_weights(tmp_weights)
+            with zipfile.ZipFile(tmp_archive, "w", allowZip64=True) as archive:
+                archive.writestr(METADATA, json.dumps(metadata, indent=2), zipfile.ZIP_DEFLATED)
+                archive.writestr(CONFIG, json.dumps(config, indent=2), zipfile.ZIP_DEFLATED)
+                # Stored, not compressed: weights barely compress, and a stored member can be
+                # read in place from a memory map instead of being inflated into a copy.
+                archive.write(tmp_weights, WEIGHTS, zipfile.ZIP_STORED)
+        finally:
+            os.unlink(tmp_weights)
+
+
+class ModelArchive:
+    """``with ModelArchive(path) as archive:`` ``archive.metadata``, ``archive.config`` and
+    ``archive.weights`` (a checked ``SafetensorsView`` over the file's memory map)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.source = f"model file {self.path!r}"
+
+    def __enter__(self):
+        self._file = open(self.path, "rb")
+        self._map = None
+        try:
+            self._open()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "weights", None) is not None:
+            self.weights.release()
+        if self._map is not None:
+            _close_map(self._map)
+        self._file.close()
+
+    def _open(self) -> None:
+        size = os.fstat(self._file.fileno()).st_size
+        if not zipfile.is_zipfile(self._file):
+            raise FileFormatError(f"{self.source} is not a lamina model file (not a zip archive).")
+        try:
+            with zipfile.ZipFile(self._file) as archive:
+                infos = self._check_members(archive.infolist())
+                self.metadata = self._read_json(archive, infos[METADATA])
+                self.config = self._read_json(archive, infos[CONFIG])
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
+            raise FileFormatError(f"{self.source} is damaged: {error}") from None
+        self._check_metadata()
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        start, end = self._stored_range(infos[WEIGHTS], size)
+        data = memoryview(self._map)[start:end]
+        if zlib.crc32(data) != infos[WEIGHTS].CRC:
+            data.release()
+            raise FileFormatError(f"{self.source} is damaged: the weights fail their CRC-32 check.")
+        self.weights = SafetensorsView(data, source=f"{self.source} ({WEIGHTS})")
+
+    def _check_members(self, infos) -> dict:
+        names = [info.filename for info in infos]
+        duplicates = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+        unexpected = [n for n in names if n not in MEMBERS]
+        missing = [n for n in MEMBERS if n not in names]
+        if duplicates or unexpected or missing:
+            parts = [f"{what} {items!r}" for what, items in
+                     (("duplicate members", duplicates), ("unexpected members", unexpected[:10]),
+                      ("missing members", missing)) if items]
+            raise FileFormatError(f"{self.source} is not a valid lamina model file: {'; '.join(parts)}.")
+        for info in infos:
+            if info.flag_bits & 0x1:
+                raise FileFormatError(f"{self.source}: member {info.filename!r} is encrypted.")
+        return {info.filename: info for info in infos}
+
+    def _read_json(self, archive, info) -> dict:
+        if info.file_size > MAX_JSON_BYTES:
+            raise FileFormatError(f"{self.source}: {info.filename} declares {info.file_size} bytes "
+                                  f"(the limit is {MAX_JSON_BYTES}).")
+        with archive.open(info) as member:
+            raw = member.read(MAX_JSON_BYTES + 1)  # the cap holds even if the declared size lies
+        if len(raw) > MAX_JSON_BYTES:
+            raise FileFormatError(f"{self.source}: {info.filename} expands past {MAX_JSON_BYTES} bytes.")
+        try:
+            value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
+        if not isinstance(value, dict):
+            raise FileFormatError(f"{self.source}: {info.filename} must hold a JSON object.")
+        return value
+
+    def _check_metadata(self) -> None:
+        fmt, version = self.metadata.get("format"), self.metadata.get("format_version")
+        if fmt != FORMAT_NAME:
+            raise FileFormatError(f"{self.source}: metadata.json names format {fmt!r}, not {FORMAT_NAME!r}.")
+        if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+            raise FileFormatError(
+                f"{self.source} has format version {version!r}; this lamina reads versions up to "
+                f"{FORMAT_VERSION} (a newer lamina wrote it?)."
+            )
+
+    def _stored_range(self, info, size: int) -> tuple[int, int]:
+        """The byte range of an uncompressed member's data, checked against the file."""
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise FileFormatError(f"{self.source}: {WEIGHTS} must be stored uncompressed.")
+        offset = info.header_offset
+        if offset + _LOCAL_HEADER.size > size:
+            raise FileFormatError(f"{self.source} is truncated (no local header for {WEIGHTS}).")
+        fields = _LOCAL_HEADER.unpack_from(self._map, offset)
+        name_length, extra_length = fields[-2], fields[-1]
+        name_start = offset + _LOCAL_HEADER.size
+        if fields[0] != b"PK\x03\x04" or self._map[name_start:name_start + name_length] != WEIGHTS.encode():
+            raise FileFormatError(f"{self.source} is damaged: the local header of {WEIGHTS} does not match.")
+        start = name_start + name_length + extra_length
+        end = start + info.file_size
+        if end > size:
+            raise FileFormatError(f"{self.source} is truncated: {WEIGHTS} needs {end} bytes, the file has {size}.")
+        return start, end
+
+
+def _close_map(mapping) -> None:
+    try:
+        mapping.close()
+    except BufferError:
+        pass  # an array view still refers to it (e.g. from a traceback): closed when collected
+
+
+def _no_duplicate_keys(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate keys in an object")
+    return result

@@ -1,0 +1,123 @@
+"""``model.save(path)`` and ``lm.load_model(path)``: the whole model in one ``.lamina`` file.
+
+``config.json`` holds ``{"class_name", "config", "build_config", "compile_config"}``; the
+class is found only through lamina's registry and ``custom_objects``. Loading rebuilds the
+model from its config, builds it from the saved input shape, checks every saved tensor
+against it (all mismatches reported at once) and only then assigns the weights and, when
+compiling, the optimizer state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+import jax
+
+from lamina.saving import weights as weights_io
+from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
+from lamina.saving.errors import FileFormatError
+from lamina.saving.object_registry import CustomObjectScope, get_registered_name
+from lamina.saving.safe_mode import safe_mode_scope
+from lamina.saving.serialization import deserialize_object
+from lamina.version import __version__
+
+
+def save_model(model, path, overwrite: bool = True) -> None:
+    """Write ``model`` (architecture, weights, optimizer state, compile arguments) to ``path``."""
+    import os
+
+    path = str(path)
+    if not path.endswith(".lamina"):
+        raise ValueError(f"Model files end in '.lamina'; got {path!r} (use save_weights for weights only).")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False.")
+    metadata = {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "lamina_version": __version__,
+        "jax_version": jax.__version__, "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    config = model_config(model)
+    variables = weights_io.saved_variables(model)
+    write_archive(path, metadata, config, lambda tmp: weights_io.write_safetensors(tmp, variables))
+
+
+def model_config(model) -> dict:
+    """``config.json``'s content for ``model``."""
+    try:
+        compile_config = model.get_compile_config()
+    except (TypeError, NotImplementedError) as error:
+        warnings.warn(f"Model '{model.name}' is saved without its compile() arguments ({error}); "
+                      "load it with compile=False and compile it again.", stacklevel=3)
+        compile_config = None
+    build_shape = model.__dict__.get("_lm_build_shape") if model.built else None
+    return {
+        "class_name": get_registered_name(type(model)),
+        "config": model.get_config(),
+        "build_config": {"input_shape": _to_json(build_shape)} if build_shape is not None else None,
+        "compile_config": compile_config,
+    }
+
+
+def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """Rebuild a model saved with ``model.save(path)``.
+
+    Classes resolve only through lamina's registry (``@lm.saving.register_serializable``) and
+    ``custom_objects``; nothing in the file is imported or executed. With ``safe_mode=True``
+    (the default) a file with Lambda layers is refused. Errors are ``ValueError`` s that say
+    what is wrong with the file; on any error no model is returned.
+
+    Example:
+        >>> import os, tempfile, numpy as np, lamina as lm
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.lamina")
+        >>> model.save(path)
+        >>> copy = lm.load_model(path)
+        >>> x = np.ones((1, 3), "float32")
+        >>> bool(np.allclose(copy(x), model(x)))
+        True
+    """
+    with ModelArchive(path) as archive:
+        config = archive.config
+        if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
+            raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
+        with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
+            model = deserialize_object({"class_name": config["class_name"], "config": config["config"]},
+                                       kind="model", aliases={}, custom_objects=custom_objects)
+            _build(model, config.get("build_config"), archive.source)
+            if compile and config.get("compile_config"):
+                model.compile_from_config(config["compile_config"], custom_objects=custom_objects)
+        targets = weights_io.targets_for_loading(model, archive.weights)
+        weights_io.check_and_assign(targets, archive.weights, where=f"the model its config describes ('{model.name}')")
+    return model
+
+
+def _build(model, build_config, source) -> None:
+    if model.built:
+        return
+    shape = (build_config or {}).get("input_shape")
+    if shape is None:
+        return  # a model that was saved unbuilt has no weights to load either
+    try:
+        model.build_from_shape(_from_json(shape))
+    except Exception as error:  # a config that does not fit the saved shape
+        raise FileFormatError(f"{source}: could not build model '{model.name}' from input shape {shape}: {error}") from error
+
+
+def _to_json(shape):
+    if isinstance(shape, tuple):
+        return list(shape)
+    if isinstance(shape, list):
+        return [_to_json(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _to_json(v) for k, v in shape.items()}
+    return shape
+
+
+def _from_json(shape):
+    if isinstance(shape, list) and all(d is None or isinstance(d, int) for d in shape):
+        return tuple(shape)
+    if isinstance(shape, list):
+        return [_from_json(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _from_json(v) for k, v in shape.items()}
+    raise ValueError(f"not a shape: {shape!r}")

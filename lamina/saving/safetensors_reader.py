@@ -1,0 +1,173 @@
+"""Reading safetensors data in place: from a file's memory map or from inside a model archive.
+
+The safetensors library writes every lamina weights file. For reading, its API takes a whole
+file path or a ``bytes`` copy; a model archive keeps its ``model.safetensors`` member inside
+a zip, and copying hundreds of megabytes just to hand them over would double the memory a
+load needs. So the (small, fixed) header format is parsed here, and checked in full before
+any tensor is touched: header size bounded, every entry's dtype known, shape made of
+non-negative integers, byte range inside the data and exactly ``prod(shape) * itemsize``
+long, and no two ranges overlapping. Tensors are then zero-copy ``numpy`` views.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import mmap
+import os
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from lamina.saving.errors import FileFormatError
+
+# The safetensors library refuses headers above 100 MB as well.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+DTYPES = {
+    "F64": np.dtype("float64"), "F32": np.dtype("float32"), "F16": np.dtype("float16"),
+    "BF16": np.dtype(ml_dtypes.bfloat16), "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "I64": np.dtype("int64"), "I32": np.dtype("int32"), "I16": np.dtype("int16"), "I8": np.dtype("int8"),
+    "U64": np.dtype("uint64"), "U32": np.dtype("uint32"), "U16": np.dtype("uint16"), "U8": np.dtype("uint8"),
+    "BOOL": np.dtype("bool"),
+}
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    dtype: np.dtype
+    shape: tuple
+    start: int  # offsets within the whole buffer (header included)
+    end: int
+
+
+class SafetensorsView:
+    """The tensors of a safetensors buffer, checked on construction, read as views on demand.
+
+    Example:
+        >>> import numpy as np, safetensors.numpy
+        >>> data = safetensors.numpy.save({"w": np.arange(3, dtype="float32")})
+        >>> view = SafetensorsView(data, source="example")
+        >>> view.array("w").tolist(), view.entries["w"].shape
+        ([0.0, 1.0, 2.0], (3,))
+    """
+
+    def __init__(self, buffer, source: str):
+        self.source = source
+        self._outer = memoryview(buffer)
+        self._buffer = self._outer.cast("B")
+        self.entries, self.metadata = _parse_header(self._buffer, source)
+
+    def array(self, key: str) -> np.ndarray:
+        entry = self.entries[key]
+        count = math.prod(entry.shape)
+        flat = np.frombuffer(self._buffer, dtype=entry.dtype, count=count, offset=entry.start)
+        return flat.reshape(entry.shape)
+
+    def release(self) -> None:
+        """Let go of the buffer (arrays taken from it must be gone or copied by now)."""
+        self._buffer.release()
+        self._outer.release()
+
+
+class MappedSafetensorsFile:
+    """``with MappedSafetensorsFile(path) as view:`` a ``SafetensorsView`` over a memory map.
+
+    The arrays it gives are views of the map: copy them before the ``with`` block ends.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def __enter__(self) -> SafetensorsView:
+        self._file = open(self.path, "rb")
+        try:
+            size = os.fstat(self._file.fileno()).st_size
+            if size < 8:
+                raise FileFormatError(f"{self.path!r} is not a safetensors file: only {size} bytes long.")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._view = SafetensorsView(self._map, source=repr(self.path))
+        except BaseException:
+            self._close()
+            raise
+        return self._view
+
+    def __exit__(self, *exc):
+        self._view.release()
+        self._close()
+
+    def _close(self):
+        if getattr(self, "_map", None) is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # an array view still refers to it (e.g. from a traceback): closed when collected
+        self._file.close()
+
+
+def _parse_header(buffer: memoryview, source: str):
+    def bad(why):
+        return FileFormatError(f"{source} is not a valid safetensors file: {why}.")
+
+    if len(buffer) < 8:
+        raise bad(f"it is {len(buffer)} bytes long, too short for a header")
+    header_size = int.from_bytes(buffer[:8], "little")
+    if header_size > MAX_HEADER_BYTES:
+        raise bad(f"its header claims {header_size} bytes (the limit is {MAX_HEADER_BYTES})")
+    if 8 + header_size > len(buffer):
+        raise bad(f"its header claims {header_size} bytes but only {len(buffer) - 8} follow (truncated?)")
+    try:
+        header = json.loads(bytes(buffer[8:8 + header_size]), object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad(f"its header is not valid JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad("'__metadata__' must map strings to strings")
+    data_start, data_size = 8 + header_size, len(buffer) - 8 - header_size
+    entries, ranges = {}, []
+    for key, spec in header.items():
+        entries[key] = entry = _parse_entry(key, spec, data_start, data_size, bad)
+        if entry.end > entry.start:
+            ranges.append((entry.start, entry.end, key))
+    ranges.sort()
+    for (_, end, first), (start, _, second) in zip(ranges, ranges[1:]):
+        if start < end:
+            raise bad(f"tensors {first!r} and {second!r} overlap")
+    return entries, metadata
+
+
+def _parse_entry(key, spec, data_start, data_size, bad) -> TensorEntry:
+    if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
+        raise bad(f"entry {key!r} must have exactly 'dtype', 'shape' and 'data_offsets'")
+    dtype = DTYPES.get(spec["dtype"]) if isinstance(spec["dtype"], str) else None
+    if dtype is None:
+        raise bad(f"entry {key!r} has unsupported dtype {spec['dtype']!r}")
+    shape, offsets = spec["shape"], spec["data_offsets"]
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise bad(f"entry {key!r} has shape {shape!r}, not a list of non-negative integers")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise bad(f"entry {key!r} has data_offsets {offsets!r}, not two non-negative integers")
+    begin, end = offsets
+    if not begin <= end <= data_size:
+        raise bad(f"entry {key!r} spans bytes {begin}..{end} but the data holds {data_size} bytes (truncated?)")
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow for huge shapes
+    if end - begin != expected:
+        raise bad(f"entry {key!r} of shape {shape} {spec['dtype']} needs {expected} bytes, its range has {end - begin}")
+    return TensorEntry(dtype, tuple(shape), data_start + begin, data_start + end)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _no_duplicate_keys(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        counts = collections.Counter(k for k, _ in pairs)
+        raise ValueError(f"duplicate keys {sorted(k for k, n in counts.items() if n > 1)}")
+    return result
