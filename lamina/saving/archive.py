@@ -1,15 +1,18 @@
 """The ``.lamina`` model file: a zip of ``metadata.json``, ``config.json`` and ``model.safetensors``.
 
 Reading trusts nothing in the file. Member names are only compared with the three expected
-names (never used as paths, so ``../../etc/passwd`` is just an unexpected member); duplicates,
-encryption and unknown members are refused; the JSON members are read with a byte cap no
-matter what the zip declares (a zip bomb stops at the cap); the weights member must be stored
-uncompressed, lie inside the file and match its CRC-32 (a flipped or truncated byte is
-caught) before its header is parsed. Nothing is extracted to disk.
+names (never used as paths, so ``../../etc/passwd`` is just an unexpected member); the central
+directory is size-checked before ``zipfile`` parses it (a file cannot make it build millions of
+entries); duplicates, encryption, unknown members and unknown compression methods are refused;
+the JSON members are read with a byte cap no matter what the zip declares (a zip bomb stops at
+the cap); the weights member must be stored uncompressed, have a local header that agrees with
+the central directory, lie inside the file and match its CRC-32 (a flipped or truncated byte
+is caught) before its header is parsed. Nothing is extracted to disk.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import mmap
 import os
@@ -26,7 +29,12 @@ METADATA, CONFIG, WEIGHTS = "metadata.json", "config.json", "model.safetensors"
 MEMBERS = (METADATA, CONFIG, WEIGHTS)
 FORMAT_NAME = "lamina.model"
 FORMAT_VERSION = 1
-MAX_JSON_BYTES = 64 * 1024 * 1024  # configs of even very large models are a few megabytes
+# Read caps per JSON member: configs of even very large models are a few megabytes, and a
+# read may briefly hold twice its size (zipfile joins the inflated chunks).
+MAX_JSON_BYTES = {METADATA: 1024 * 1024, CONFIG: 16 * 1024 * 1024}
+# Three central directory entries take a few hundred bytes; anything far larger is not ours.
+MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024
+MAX_MEMBERS = 64  # enough to name the unexpected ones in an error
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed 30 bytes before a member's name
 
 
@@ -75,13 +83,16 @@ class ModelArchive:
     def _open(self) -> None:
         size = os.fstat(self._file.fileno()).st_size
         if not zipfile.is_zipfile(self._file):
-            raise FileFormatError(f"{self.source} is not a lamina model file (not a zip archive).")
+            raise FileFormatError(f"{self.source} is not a lamina model file: it is not a zip archive "
+                                  "(or it is truncated: a zip's directory is at its end).")
         try:
+            self._check_directory_size()
             with zipfile.ZipFile(self._file) as archive:
                 infos = self._check_members(archive.infolist())
                 self.metadata = self._read_json(archive, infos[METADATA])
                 self.config = self._read_json(archive, infos[CONFIG])
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+                NotImplementedError, struct.error) as error:
             raise FileFormatError(f"{self.source} is damaged: {error}") from None
         self._check_metadata()
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
@@ -92,9 +103,21 @@ class ModelArchive:
             raise FileFormatError(f"{self.source} is damaged: the weights fail their CRC-32 check.")
         self.weights = SafetensorsView(data, source=f"{self.source} ({WEIGHTS})")
 
+    def _check_directory_size(self) -> None:
+        """Refuse a central directory too big for three members before zipfile reads it all."""
+        end_record = _end_of_central_directory(self._file)
+        if end_record is None:
+            return  # zipfile reports what is wrong
+        entries, directory_size = end_record[_ECD_ENTRIES_TOTAL], end_record[_ECD_SIZE]
+        if entries > MAX_MEMBERS or directory_size > MAX_CENTRAL_DIRECTORY_BYTES:
+            raise FileFormatError(
+                f"{self.source} is not a valid lamina model file: its zip directory declares "
+                f"{entries} members in {directory_size} bytes (a model file has {len(MEMBERS)})."
+            )
+
     def _check_members(self, infos) -> dict:
         names = [info.filename for info in infos]
-        duplicates = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+        duplicates = sorted(name for name, count in collections.Counter(names).items() if count > 1)
         unexpected = [n for n in names if n not in MEMBERS]
         missing = [n for n in MEMBERS if n not in names]
         if duplicates or unexpected or missing:
@@ -105,19 +128,26 @@ class ModelArchive:
         for info in infos:
             if info.flag_bits & 0x1:
                 raise FileFormatError(f"{self.source}: member {info.filename!r} is encrypted.")
+            # Only what write_archive uses: other methods bring other decoders and their errors.
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise FileFormatError(f"{self.source}: member {info.filename!r} uses compression method "
+                                      f"{info.compress_type}, which lamina does not write.")
         return {info.filename: info for info in infos}
 
     def _read_json(self, archive, info) -> dict:
-        if info.file_size > MAX_JSON_BYTES:
+        limit = MAX_JSON_BYTES[info.filename]
+        if info.file_size > limit:
             raise FileFormatError(f"{self.source}: {info.filename} declares {info.file_size} bytes "
-                                  f"(the limit is {MAX_JSON_BYTES}).")
+                                  f"(the limit is {limit}).")
         with archive.open(info) as member:
-            raw = member.read(MAX_JSON_BYTES + 1)  # the cap holds even if the declared size lies
-        if len(raw) > MAX_JSON_BYTES:
-            raise FileFormatError(f"{self.source}: {info.filename} expands past {MAX_JSON_BYTES} bytes.")
+            # The cap holds even if the declared size lies (zipfile also stops at the declared
+            # size and then fails the CRC check).
+            raw = member.read(limit + 1)
+        if len(raw) > limit:
+            raise FileFormatError(f"{self.source}: {info.filename} expands past {limit} bytes.")
         try:
             value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
             raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
         if not isinstance(value, dict):
             raise FileFormatError(f"{self.source}: {info.filename} must hold a JSON object.")
@@ -140,16 +170,28 @@ class ModelArchive:
         offset = info.header_offset
         if offset + _LOCAL_HEADER.size > size:
             raise FileFormatError(f"{self.source} is truncated (no local header for {WEIGHTS}).")
-        fields = _LOCAL_HEADER.unpack_from(self._map, offset)
-        name_length, extra_length = fields[-2], fields[-1]
+        (signature, _, flags, method, _, _, crc, compressed, size_field,
+         name_length, extra_length) = _LOCAL_HEADER.unpack_from(self._map, offset)
         name_start = offset + _LOCAL_HEADER.size
-        if fields[0] != b"PK\x03\x04" or self._map[name_start:name_start + name_length] != WEIGHTS.encode():
-            raise FileFormatError(f"{self.source} is damaged: the local header of {WEIGHTS} does not match.")
+        # Without a data descriptor (flag bit 3) the local header repeats the method and CRC;
+        # its sizes may be 0xFFFFFFFF placeholders when zip64 extra fields hold the real ones.
+        sizes_agree = all(field in (0xFFFFFFFF, info.file_size) for field in (compressed, size_field))
+        repeats_directory = flags & 0x8 or (crc == info.CRC and sizes_agree)
+        if (signature != b"PK\x03\x04" or method != zipfile.ZIP_STORED or not repeats_directory
+                or self._map[name_start:name_start + name_length] != WEIGHTS.encode()):
+            raise FileFormatError(f"{self.source} is damaged: the local header of {WEIGHTS} does not "
+                                  "match the zip directory.")
         start = name_start + name_length + extra_length
         end = start + info.file_size
         if end > size:
             raise FileFormatError(f"{self.source} is truncated: {WEIGHTS} needs {end} bytes, the file has {size}.")
         return start, end
+
+
+# zipfile's own end-of-central-directory reader (it handles zip64 and archive comments); the
+# check it feeds is a guard only, so it is skipped if a future Python renames the helper.
+_end_of_central_directory = getattr(zipfile, "_EndRecData", lambda file: None)
+_ECD_ENTRIES_TOTAL, _ECD_SIZE = 4, 5
 
 
 def _close_map(mapping) -> None:

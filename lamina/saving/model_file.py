@@ -9,6 +9,7 @@ compiling, the optimizer state.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import warnings
 
@@ -37,8 +38,8 @@ def save_model(model, path, overwrite: bool = True) -> None:
         "jax_version": jax.__version__, "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
     config = model_config(model)
-    variables = weights_io.saved_variables(model)
-    write_archive(path, metadata, config, lambda tmp: weights_io.write_safetensors(tmp, variables))
+    variables, structure = weights_io.saved_variables(model)
+    write_archive(path, metadata, config, lambda tmp: weights_io.write_safetensors(tmp, variables, structure))
 
 
 def model_config(model) -> dict:
@@ -81,14 +82,43 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
             raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
         with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
-            model = deserialize_object({"class_name": config["class_name"], "config": config["config"]},
-                                       kind="model", aliases={}, custom_objects=custom_objects)
+            model = _rebuild(config, custom_objects, archive.source)
             _build(model, config.get("build_config"), archive.source)
             if compile and config.get("compile_config"):
-                model.compile_from_config(config["compile_config"], custom_objects=custom_objects)
-        targets = weights_io.targets_for_loading(model, archive.weights)
-        weights_io.check_and_assign(targets, archive.weights, where=f"the model its config describes ('{model.name}')")
+                with _as_file_error(archive.source, "compile arguments"):
+                    model.compile_from_config(config["compile_config"], custom_objects=custom_objects)
+        if model.built or model.weights or archive.weights.entries:  # else saved before building
+            targets, structure = weights_io.targets_for_loading(model, archive.weights)
+            weights_io.check_and_assign(targets, archive.weights, structure=structure,
+                                        where=f"the model its config describes ('{model.name}')")
     return model
+
+
+def _rebuild(config, custom_objects, source):
+    """The model ``config.json`` describes (not yet built)."""
+    from lamina.models.model import Model
+
+    with _as_file_error(source, "model config"):
+        model = deserialize_object({"class_name": config["class_name"], "config": config["config"]},
+                                   kind="model", aliases={}, custom_objects=custom_objects)
+    if not isinstance(model, Model):
+        raise FileFormatError(f"{source}: config.json names {config['class_name']!r}, which is a "
+                              f"{type(model).__name__}, not a model.")
+    return model
+
+
+@contextlib.contextmanager
+def _as_file_error(source, what):
+    """Turn a non-``ValueError`` from rebuilding (a config that reached a constructor with
+    wrong arguments, or nests absurdly deep) into a ``FileFormatError`` naming the file.
+    ``ValueError`` s pass unchanged: they already say what is wrong (unknown class, safe mode)."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+        raise FileFormatError(f"{source}: the {what} in config.json could not be rebuilt "
+                              f"({type(error).__name__}: {error}).") from error
 
 
 def _build(model, build_config, source) -> None:

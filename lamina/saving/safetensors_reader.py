@@ -25,6 +25,9 @@ from lamina.saving.errors import FileFormatError
 
 # The safetensors library refuses headers above 100 MB as well.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# NumPy's own limit on dimensions; it also keeps the product of a declared shape a small
+# integer to compute (a thousand huge dimensions would make a huge Python integer).
+MAX_RANK = 64
 
 DTYPES = {
     "F64": np.dtype("float64"), "F32": np.dtype("float32"), "F16": np.dtype("float16"),
@@ -121,7 +124,7 @@ def _parse_header(buffer: memoryview, source: str):
         raise bad(f"its header claims {header_size} bytes but only {len(buffer) - 8} follow (truncated?)")
     try:
         header = json.loads(bytes(buffer[8:8 + header_size]), object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         raise bad(f"its header is not valid JSON ({error})") from None
     if not isinstance(header, dict):
         raise bad("its header is not a JSON object")
@@ -146,12 +149,13 @@ def _parse_entry(key, spec, data_start, data_size, bad) -> TensorEntry:
         raise bad(f"entry {key!r} must have exactly 'dtype', 'shape' and 'data_offsets'")
     dtype = DTYPES.get(spec["dtype"]) if isinstance(spec["dtype"], str) else None
     if dtype is None:
-        raise bad(f"entry {key!r} has unsupported dtype {spec['dtype']!r}")
+        raise bad(f"entry {key!r} has unsupported dtype {_short(spec['dtype'])}")
     shape, offsets = spec["shape"], spec["data_offsets"]
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise bad(f"entry {key!r} has shape {shape!r}, not a list of non-negative integers")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_count(d) for d in shape):
+        raise bad(f"entry {key!r} has shape {_short(shape)}, not a list of at most {MAX_RANK} "
+                  "non-negative integers")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
-        raise bad(f"entry {key!r} has data_offsets {offsets!r}, not two non-negative integers")
+        raise bad(f"entry {key!r} has data_offsets {_short(offsets)}, not two non-negative integers")
     begin, end = offsets
     if not begin <= end <= data_size:
         raise bad(f"entry {key!r} spans bytes {begin}..{end} but the data holds {data_size} bytes (truncated?)")
@@ -159,6 +163,11 @@ def _parse_entry(key, spec, data_start, data_size, bad) -> TensorEntry:
     if end - begin != expected:
         raise bad(f"entry {key!r} of shape {shape} {spec['dtype']} needs {expected} bytes, its range has {end - begin}")
     return TensorEntry(dtype, tuple(shape), data_start + begin, data_start + end)
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...]"
 
 
 def _is_count(value) -> bool:

@@ -7,6 +7,13 @@ optimizer's state follows under ``optimizer/``: ``optimizer/iterations``,
 (field, then the key of the weight it belongs to). Metric state is not saved: it is reset at
 every epoch.
 
+The layers of a Sequential or Functional model sit at their *names*, which are often
+auto-generated from a process-wide counter: a second copy of a model built by the same code
+has ``dense_2`` where the first had ``dense``. So each file also records, in its safetensors
+metadata (``lamina_structure``), every key's *structural* key, where such a layer is named by
+its class and its rank among its siblings of that class (``dense``, ``dense_1``: what Keras
+does). When the keys do not match, loading matches structural keys instead, if they fit better.
+
 Loading checks every key, shape and dtype first and reports all mismatches in one error;
 only when everything fits does it assign, one tensor at a time (so a load needs little memory
 beyond the weights themselves).
@@ -14,6 +21,7 @@ beyond the weights themselves).
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -26,27 +34,78 @@ from lamina.saving.safetensors_reader import MappedSafetensorsFile
 from lamina.version import __version__
 
 OPTIMIZER_PREFIX = "optimizer/"
+STRUCTURE_METADATA = "lamina_structure"  # safetensors metadata: JSON {key: structural key}
 _SHOWN_PROBLEMS = 25  # a mismatch report lists this many, then counts the rest
 
 
 def model_variables(model) -> dict:
     """``{key: Variable}`` for the model's weights and layer-held state (seeds, RNN states)."""
+    return _unique_keys((key, v) for key, _, v in _walk_model(model))
+
+
+def _walk_model(model) -> list:
+    """``[(key, structural_key, variable)]`` in ``model.variables`` order, metric and
+    optimizer state left out; a shared layer is reached once, under its first path."""
     from lamina.metrics.base import Metric
     from lamina.optimizers.base import Optimizer
     from lamina.trainers.compile_utils import CompileMetrics
 
     bookkeeping = (Optimizer, Metric, CompileMetrics)
     prefix = model.path + "/"
-    found, seen = [], set()
-    for layer in model._flatten_layers():
-        own, _, holders = layer._lm_children()
+    found, seen_layers, seen_variables = [], set(), set()
+
+    def visit(layer, structural_prefix):
+        if id(layer) in seen_layers:
+            return
+        seen_layers.add(id(layer))
+        own, children, holders = layer._lm_children()
         held = [v for h in holders if not isinstance(h, bookkeeping) for v in h._lm_state_variables()]
         for v in own + held:
-            if id(v) not in seen:
-                seen.add(id(v))
+            if id(v) not in seen_variables:
+                seen_variables.add(id(v))
                 path = v.path
-                found.append((path[len(prefix):] if path.startswith(prefix) else path, v))
-    return _unique_keys(found)
+                key = path[len(prefix):] if path.startswith(prefix) else path
+                found.append((key, structural_prefix + v.name, v))
+        for child, segment in zip(children, _structural_segments(layer, children)):
+            visit(child, f"{structural_prefix}{segment}/")
+
+    visit(model, "")
+    return found
+
+
+def _structural_segments(parent, children) -> list:
+    """Each child's structural key segment: its attribute path where ``parent`` holds it in an
+    attribute (reproducible), else its class and rank among its siblings of that class."""
+    from lamina.core.naming import to_snake_case
+    from lamina.models.functional import Functional
+    from lamina.models.sequential import Sequential
+
+    known_by_name = isinstance(parent, (Sequential, Functional))  # they adopt layers by name
+    counts, segments = {}, []
+    for child in children:
+        adopted_here = child._lm_parent is not None and child._lm_parent() is parent
+        if adopted_here and not known_by_name and child._lm_segment:
+            segments.append(child._lm_segment)
+            continue
+        base = to_snake_case(type(child).__name__)
+        rank = counts[base] = counts.get(base, -1) + 1
+        segments.append(base if rank == 0 else f"{base}_{rank}")
+    return segments
+
+
+def keyed_variables(model, optimizer=None) -> tuple[dict, dict]:
+    """``({key: Variable}, {key: structural_key})`` for the model's variables, then (when
+    ``optimizer`` is given) its state, whose structural keys name the structural weight keys."""
+    walked = _walk_model(model)
+    variables = _unique_keys((key, v) for key, _, v in walked)
+    structural = _unique_keys((skey, v) for _, skey, v in walked)
+    structure = dict(zip(variables, structural))  # both in walk order
+    if optimizer is not None:
+        by_key = optimizer_variables(optimizer, {id(v): k for k, v in variables.items()})
+        by_structure = optimizer_variables(optimizer, {id(v): k for k, v in structural.items()})
+        variables.update(by_key)
+        structure.update(zip(by_key, by_structure))
+    return variables, structure
 
 
 def optimizer_variables(optimizer, weight_keys: dict) -> dict:
@@ -65,52 +124,90 @@ def optimizer_variables(optimizer, weight_keys: dict) -> dict:
     return _unique_keys(found)
 
 
-def saved_variables(model, include_optimizer: bool = True) -> dict:
-    """Everything a file holds for ``model``: its variables, then its optimizer's state."""
-    weights = model_variables(model)
+def saved_variables(model, include_optimizer: bool = True) -> tuple[dict, dict]:
+    """Everything a file holds for ``model`` (its variables, then its optimizer's state), and
+    their structural keys: ``({key: Variable}, {key: structural_key})``."""
     optimizer = getattr(model, "optimizer", None) if include_optimizer else None
     if optimizer is not None and not optimizer._built:
         optimizer = None  # nothing to save before the first step
-    keys = {id(v): k for k, v in weights.items()}
-    return {**weights, **optimizer_variables(optimizer, keys)}
+    return keyed_variables(model, optimizer)
 
 
-def write_safetensors(path, variables: dict) -> None:
+def write_safetensors(path, variables: dict, structure: dict | None = None) -> None:
     """Write ``{key: Variable}`` as one safetensors file at ``path`` (not atomically: callers
-    write to a temporary name)."""
+    write to a temporary name), with ``structure`` (``{key: structural_key}``) in its metadata."""
     arrays = {key: _contiguous(np.asarray(v.value)) for key, v in variables.items()}
     header = {"format": "lamina", "lamina_version": __version__}
+    if structure:
+        header[STRUCTURE_METADATA] = json.dumps(structure, separators=(",", ":"))
     safetensors.numpy.save_file(arrays, path, metadata=header)
 
 
-def targets_for_loading(model, view) -> dict:
-    """The variables a file is checked against: the model's, plus the optimizer's when the
-    file has optimizer state and the model has an optimizer (built here if needed)."""
+def file_structure(view) -> dict | None:
+    """The file's ``{key: structural_key}``, or ``None`` if absent or not usable (then keys are
+    matched as they are: the map only helps matching, so a damaged one is not an error)."""
+    raw = view.metadata.get(STRUCTURE_METADATA)
+    if raw is None:
+        return None
+    try:
+        structure = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(structure, dict) and set(structure) == set(view.entries)
+            and all(isinstance(v, str) for v in structure.values())
+            and len(set(structure.values())) == len(structure)):
+        return None
+    return structure
+
+
+def targets_for_loading(model, view) -> tuple[dict, dict]:
+    """The variables a file is checked against, and their structural keys (as
+    ``keyed_variables``): the model's, plus the optimizer's when the file has optimizer state
+    and the model has an optimizer (built here if needed)."""
     if not model.built and not model.weights:
         raise ValueError(
             f"Model '{model.name}' has no weights yet: build it first (call it on a batch, or "
             "model.build(input_shape)), then load weights into it."
         )
-    targets = model_variables(model)
     optimizer = getattr(model, "optimizer", None)
     file_has_optimizer = any(k.startswith(OPTIMIZER_PREFIX) for k in view.entries)
-    if optimizer is not None and file_has_optimizer:
-        if not optimizer._built:
-            optimizer.build(model.trainable_weights)
-        keys = {id(v): k for k, v in targets.items()}
-        targets.update(optimizer_variables(optimizer, keys))
-    return targets
+    if optimizer is None or not file_has_optimizer:
+        optimizer = None
+    elif not optimizer._built:
+        optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
+    return keyed_variables(model, optimizer)
 
 
-def check_and_assign(targets: dict, view, *, skip_mismatch: bool = False, where: str = "") -> None:
+def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip_mismatch: bool = False,
+                     where: str = "") -> None:
     """Assign each target the file's tensor of the same key, after checking all of them.
 
     Mismatches (missing or unexpected keys, wrong shapes or dtypes) raise one
     ``WeightMismatchError`` listing them all, before any variable changes; with
     ``skip_mismatch`` the fitting tensors are loaded and the rest reported as a warning.
     Optimizer keys in the file are ignored when ``targets`` has none (an uncompiled model).
+    When the keys do not all match and both sides have structural keys (``structure`` for
+    the targets, the file's metadata for the file), those are matched too, and whichever
+    matching has fewer problems is used.
     """
-    entries = view.entries
+    problems, plan = _match(targets, view.entries)
+    file_keys = file_structure(view)
+    if problems and structure and file_keys:
+        by_structure = {structure[key]: variable for key, variable in targets.items()}
+        entries = {file_keys[key]: entry for key, entry in view.entries.items()}
+        structural_problems, structural_plan = _match(by_structure, entries)
+        if len(structural_problems) < len(problems):
+            from_structure = {skey: key for key, skey in file_keys.items()}
+            problems = structural_problems
+            plan = [(variable, from_structure[skey]) for variable, skey in structural_plan]
+    if problems:
+        _report(problems, view, skip_mismatch, where)
+    for variable, key in plan:
+        variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+
+
+def _match(targets: dict, entries: dict) -> tuple[list, list]:
+    """``(problems, [(variable, file_key)])``: every target against the file's entries."""
     wants_optimizer = any(k.startswith(OPTIMIZER_PREFIX) for k in targets)
     problems, plan = [], []
     for key, variable in targets.items():
@@ -126,20 +223,21 @@ def check_and_assign(targets: dict, view, *, skip_mismatch: bool = False, where:
     for key, entry in entries.items():
         if key not in targets and (wants_optimizer or not key.startswith(OPTIMIZER_PREFIX)):
             problems.append(f"unexpected in file: '{key}' (shape {entry.shape}, {entry.dtype.name})")
-    if problems:
-        shown = problems[:_SHOWN_PROBLEMS]
-        more = len(problems) - len(shown)
-        report = "\n  ".join(shown + ([f"... and {more} more"] if more else []))
-        if not skip_mismatch:
-            raise WeightMismatchError(
-                f"{view.source} does not fit {where}: {len(problems)} mismatch(es); no weight was "
-                f"changed.\n  {report}\n(load_weights(..., skip_mismatch=True) loads the tensors that fit.)",
-                problems,
-            )
-        warnings.warn(f"Skipped {len(problems)} mismatch(es) loading {view.source} into {where}:\n  {report}",
-                      stacklevel=3)
-    for variable, key in plan:
-        variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+    return problems, plan
+
+
+def _report(problems: list, view, skip_mismatch: bool, where: str) -> None:
+    shown = problems[:_SHOWN_PROBLEMS]
+    more = len(problems) - len(shown)
+    report = "\n  ".join(shown + ([f"... and {more} more"] if more else []))
+    if not skip_mismatch:
+        raise WeightMismatchError(
+            f"{view.source} does not fit {where}: {len(problems)} mismatch(es); no weight was "
+            f"changed.\n  {report}\n(load_weights(..., skip_mismatch=True) loads the tensors that fit.)",
+            problems,
+        )
+    warnings.warn(f"Skipped {len(problems)} mismatch(es) loading {view.source} into {where}:\n  {report}",
+                  stacklevel=4)
 
 
 def save_weights(model, path) -> None:
@@ -147,8 +245,9 @@ def save_weights(model, path) -> None:
     path = str(path)
     if not path.endswith(".safetensors"):
         raise ValueError(f"save_weights writes safetensors files: the path must end in '.safetensors', got {path!r}.")
+    variables, structure = saved_variables(model)
     with atomic_write(path) as tmp:
-        write_safetensors(tmp, saved_variables(model))
+        write_safetensors(tmp, variables, structure)
 
 
 def load_weights(model, path, skip_mismatch: bool = False) -> None:
@@ -158,12 +257,16 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
         from lamina.saving.archive import ModelArchive
 
         with ModelArchive(path) as archive:
-            check_and_assign(targets_for_loading(model, archive.weights), archive.weights,
-                             skip_mismatch=skip_mismatch, where=f"model '{model.name}'")
+            _load_view(model, archive.weights, skip_mismatch)
         return
     with MappedSafetensorsFile(path) as view:
-        check_and_assign(targets_for_loading(model, view), view, skip_mismatch=skip_mismatch,
-                         where=f"model '{model.name}'")
+        _load_view(model, view, skip_mismatch)
+
+
+def _load_view(model, view, skip_mismatch: bool) -> None:
+    targets, structure = targets_for_loading(model, view)
+    check_and_assign(targets, view, structure=structure, skip_mismatch=skip_mismatch,
+                     where=f"model '{model.name}'")
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
