@@ -242,7 +242,7 @@ def serialize(activation):
     return serialize_object(activation)
 
 
-_, deserialize, get = object_family("activation", _ALIASES, default=linear)
+_, deserialize, get = object_family("activation", _ALIASES, default=linear, module="lamina.activations")
 
 
 __all__ = [fn.__name__ for fn in _FUNCTIONS] + [

@@ -137,7 +137,8 @@ for _cls in _CLASSES:
     register_builtin(_cls)
 
 
-serialize, deserialize, get = object_family("constraint", _ALIASES, base=Constraint)
+serialize, deserialize, get = object_family("constraint", _ALIASES, base=Constraint,
+                                          module="lamina.constraints")
 
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "deserialize", "get",

@@ -370,6 +370,7 @@ _CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, Rand
             VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal,
             LecunUniform, Orthogonal)
 _ALIASES = {
+    "Initializer": Initializer,
     **{cls.__name__: cls for cls in _CLASSES},
     "zeros": Zeros, "ones": Ones, "constant": Constant, "identity": Identity,
     "zero": Zeros, "one": Ones, "uniform": RandomUniform, "normal": RandomNormal,  # Keras aliases
@@ -379,6 +380,7 @@ _ALIASES = {
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
 }
+register_builtin(Initializer)
 for _cls in _CLASSES:
     # ``Identity`` is also a layer's name; the layer keeps the global entry, and initializer
     # configs still resolve it through this module's own table first.
@@ -386,7 +388,8 @@ for _cls in _CLASSES:
         register_builtin(_cls)
 
 
-serialize, deserialize, get = object_family("initializer", _ALIASES, base=Initializer)
+serialize, deserialize, get = object_family("initializer", _ALIASES, base=Initializer,
+                                          module="lamina.initializers")
 
 
 __all__ = ["Initializer", *(cls.__name__ for cls in _CLASSES), "deserialize", "get", "serialize"]

@@ -44,7 +44,7 @@ import optax
 
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
-from lamina.saving.object_registry import register_builtin
+from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import Configurable, deserialize_object, serialize_object
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON].
@@ -986,6 +986,7 @@ for _cls in _CLASSES:
     register_builtin(_cls)
 for _fn in _FUNCTIONS:
     register_builtin(_fn)
+register_family("lamina.losses", "loss", _ALIASES, Loss)
 
 
 def serialize(loss):

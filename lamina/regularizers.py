@@ -156,7 +156,8 @@ for _cls in _CLASSES:
     register_builtin(_cls)
 
 
-serialize, _deserialize, _get = object_family("regularizer", _ALIASES, base=Regularizer)
+serialize, _deserialize, _get = object_family("regularizer", _ALIASES, base=Regularizer,
+                                            module="lamina.regularizers")
 
 
 def deserialize(config, custom_objects=None):

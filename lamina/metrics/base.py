@@ -15,7 +15,8 @@ import numpy as np
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.losses import squeeze_or_expand_to_same_rank  # one alignment rule for losses and metrics
-from lamina.saving.object_registry import get_registered_name, lookup
+from lamina.saving.object_registry import get_registered_name
+from lamina.saving.serialization import deserialize_object
 
 # -- helpers shared by the metric modules ---------------------------------------------------
 
@@ -327,17 +328,7 @@ class MeanMetricWrapper(Mean):
     def from_config(cls, config: dict):
         config = dict(config)
         fn = config.get("fn")
-        if isinstance(fn, str):
-            resolved = lookup(fn)
-            if resolved is None:
-                raise ValueError(
-                    f"MeanMetricWrapper: unknown metric function {fn!r}. Register it with "
-                    "@lm.saving.register_serializable() or pass it in custom_objects."
-                )
-            config["fn"] = resolved
-        elif isinstance(fn, dict):
-            target = lookup(fn.get("class_name", ""))
-            if not isinstance(target, type):
-                raise ValueError(f"MeanMetricWrapper: unknown metric function class {fn.get('class_name')!r}.")
-            config["fn"] = target.from_config(fn.get("config") or {})
+        if isinstance(fn, (str, dict)):
+            # Through the registry, custom_objects and the active CustomObjectScope only.
+            config["fn"] = deserialize_object(fn, kind="metric function", aliases={})
         return cls(**config)

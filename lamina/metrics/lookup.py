@@ -15,7 +15,7 @@ from lamina.metrics import accuracy_metrics as _accuracy
 from lamina.metrics import confusion as _confusion
 from lamina.metrics import regression as _regression
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
-from lamina.saving.object_registry import register_builtin
+from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 METRIC_CLASSES = (
@@ -53,6 +53,7 @@ ALIASES.update({
 for _obj in (*METRIC_CLASSES, *METRIC_FUNCTIONS):
     if _obj not in (_regression.MeanSquaredError, _regression.MeanAbsoluteError):
         register_builtin(_obj)
+register_family("lamina.metrics", "metric", ALIASES, Metric)
 
 
 def serialize(metric):

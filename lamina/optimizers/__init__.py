@@ -13,7 +13,7 @@ from lamina.optimizers.base import Optimizer
 from lamina.optimizers.lion import Lion
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
-from lamina.saving.object_registry import register_builtin
+from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 _CLASSES = (Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Lion)
@@ -23,6 +23,7 @@ _ALIASES = {
 }
 for _cls in _CLASSES:
     register_builtin(_cls)
+register_family("lamina.optimizers", "optimizer", _ALIASES, Optimizer)
 
 
 def serialize(optimizer) -> dict:

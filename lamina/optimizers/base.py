@@ -392,7 +392,15 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
+        """An optimizer from ``get_config()`` output (or Keras's: its EMA, loss-scaling and
+        gradient-accumulation keys are accepted while they are off)."""
         config = dict(config)
+        for key, off in _KERAS_ONLY_KEYS.items():
+            if key in config and config.pop(key) not in off:
+                raise ValueError(
+                    f"{cls.__name__}: this config sets `{key}`, a Keras optimizer feature lamina "
+                    "does not have."
+                )
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules_module.deserialize(config["learning_rate"], custom_objects)
         return cls(**config)
@@ -402,6 +410,12 @@ class Optimizer:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+# Keys of Keras's optimizer configs for features lamina has not, and their "off" values.
+_KERAS_ONLY_KEYS = {
+    "use_ema": (False, None), "ema_momentum": (0.99,), "ema_overwrite_frequency": (None,),
+    "loss_scale_factor": (None,), "gradient_accumulation_steps": (None,),
+}
 
 
 def _takes_step(fn) -> bool:

@@ -308,7 +308,8 @@ _ALIASES = {cls.__name__: cls for cls in _CLASSES}
 for _cls in _CLASSES:
     register_builtin(_cls)
 
-serialize, _deserialize, _get = object_family("learning rate schedule", _ALIASES, base=LearningRateSchedule)
+serialize, _deserialize, _get = object_family("learning rate schedule", _ALIASES, base=LearningRateSchedule,
+                                            module="lamina.optimizers.schedules")
 
 
 def deserialize(config, custom_objects=None):

@@ -1,14 +1,37 @@
 """Turning objects into JSON-ready configs and back, through the registry only.
 
-``serialize_object`` gives ``{"class_name": ..., "config": {...}}`` for objects with
-``get_config`` and a plain string for registered functions. ``deserialize_object`` accepts
-those forms, plus the short strings each family understands (``"glorot_uniform"``), and
-never imports anything: unknown names raise a ``ValueError`` saying how to register them.
+``serialize`` gives ``{"class_name": ..., "config": {...}}`` for objects with ``get_config``
+and a plain string for registered functions; ``deserialize`` turns those back into objects.
+Names resolve only through ``custom_objects``, the active ``CustomObjectScope``, a family's
+own table and the registry: nothing here imports a module, reads a file or evaluates text, and
+an unknown name raises a ``ValueError`` saying how to register it.
+
+``serialize_object`` / ``deserialize_object`` are the per-family building blocks behind
+``lm.losses.serialize``, ``lm.initializers.deserialize`` and the others.
 """
 
 from __future__ import annotations
 
-from lamina.saving.object_registry import get_registered_name, lookup
+import inspect
+
+import numpy as np
+
+from lamina.saving.object_registry import (
+    _FAMILIES,
+    _REGISTRY,
+    CustomObjectScope,
+    get_registered_name,
+    lookup_custom,
+    register_family,
+)
+
+CONFIG_KEYS = ("class_name", "config", "module", "registered_name")
+REGISTER_HINT = (
+    "register it with @lm.saving.register_serializable(package=...) or pass it in custom_objects"
+)
+
+
+# -- serializing ----------------------------------------------------------------------------
 
 
 def serialize_object(obj):
@@ -22,38 +45,259 @@ def serialize_object(obj):
     raise TypeError(f"Cannot serialize {obj!r}: it has no get_config() and is not a function.")
 
 
-def deserialize_object(identifier, *, kind: str, aliases: dict, custom_objects: dict | None = None):
+def serialize(obj):
+    """A JSON-ready value that ``deserialize`` turns back into ``obj``.
+
+    An object with ``get_config`` (a layer, loss, metric, optimizer, schedule, initializer,
+    regularizer or constraint) becomes ``{"class_name": <registered name>, "config": {...}}``,
+    with any object left inside the config serialized the same way; a function becomes its
+    registered name (``"relu"``, ``"my_pkg>my_fn"``); numbers, strings, ``None``, lists and
+    dicts are kept (NumPy values become Python ones). Where two families share a class name
+    (the loss and the metric ``MeanSquaredError``), a ``"module"`` label such as
+    ``"lamina.metrics"`` says which one is meant; it is a label, never imported.
+
+    Example:
+        >>> import lamina as lm
+        >>> from lamina.saving.serialization import serialize
+        >>> serialize(lm.regularizers.L2(0.1))
+        {'class_name': 'L2', 'config': {'l2': 0.1}}
+        >>> serialize(lm.activations.relu)
+        'relu'
+        >>> serialize(lm.metrics.MeanSquaredError())["module"]
+        'lamina.metrics'
+    """
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if isinstance(obj, (np.generic, np.ndarray)) or (hasattr(obj, "tolist") and hasattr(obj, "dtype")
+                                                      and hasattr(obj, "shape")):
+        return obj.tolist()
+    if isinstance(obj, np.dtype):
+        return obj.name
+    if isinstance(obj, tuple):
+        return tuple(serialize(x) for x in obj)
+    if isinstance(obj, list):
+        return [serialize(x) for x in obj]
+    if isinstance(obj, dict):
+        return {key: serialize(value) for key, value in obj.items()}
+    if isinstance(obj, type):
+        raise TypeError(
+            f"serialize() takes an object or a function, not the class {obj.__name__}: "
+            f"serialize an instance, e.g. serialize({obj.__name__}(...))."
+        )
+    if hasattr(obj, "get_config"):
+        cls = type(obj)
+        name = get_registered_name(cls)
+        result = {"class_name": name, "config": serialize(obj.get_config())}
+        module = _disambiguating_module(cls, name)
+        if module is not None:
+            result["module"] = module
+        return result
+    if callable(obj):
+        name = get_registered_name(obj)
+        if not (name.isidentifier() or _REGISTRY.get(name) is obj):
+            raise ValueError(
+                f"Cannot serialize {obj!r}: only named functions can be saved, by name, and "
+                "lamina never saves code. Use a function defined with `def` and "
+                f"{REGISTER_HINT} when loading."
+            )
+        return name
+    raise TypeError(f"Cannot serialize {obj!r}: it has no get_config() and is not a function.")
+
+
+def _disambiguating_module(cls, name):
+    """The family label under which ``name`` means ``cls``, where the registry means another."""
+    if _REGISTRY.get(name) is cls or lookup_custom(name) is cls:
+        return None
+    for module, (_, aliases, _) in _FAMILIES.items():
+        if aliases.get(name) is cls:
+            return module
+    return None
+
+
+# -- deserializing --------------------------------------------------------------------------
+
+
+def deserialize(config, custom_objects=None):
+    """The object (or function) that ``serialize`` described.
+
+    ``config`` is what ``serialize`` gave: a ``{"class_name": ..., "config": {...}}`` dict (the
+    class is rebuilt with its ``from_config``), a function's registered name, or a list of
+    those. Names resolve only through ``custom_objects`` (``{"MyLayer": MyLayer}``), an active
+    ``CustomObjectScope`` and the registry (lamina's own classes and functions, and those
+    decorated with ``@lm.saving.register_serializable``). Nothing is imported: an unknown name,
+    a module path such as ``"os.system"``, or a ``module`` field other than one of the family
+    labels (lamina's, or Keras's for the same family: ``"keras.layers"``) raises a
+    ``ValueError``, as does a dict with keys other than ``class_name``, ``config``,
+    ``module`` and ``registered_name``.
+
+    Example:
+        >>> import lamina as lm
+        >>> from lamina.saving.serialization import deserialize, serialize
+        >>> opt = lm.optimizers.Adam(learning_rate=lm.optimizers.schedules.ExponentialDecay(
+        ...     0.1, decay_steps=10, decay_rate=0.5), name="adam")
+        >>> config = serialize(opt)
+        >>> config["config"]["learning_rate"]["class_name"]
+        'ExponentialDecay'
+        >>> restored = deserialize(config)
+        >>> type(restored).__name__, restored.get_config() == opt.get_config()
+        ('Adam', True)
+        >>> deserialize("relu") is lm.activations.relu
+        True
+        >>> deserialize({"class_name": "MyLayer", "config": {}})
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown object class 'MyLayer'. If it is your own class or function, register it
+        with @lm.saving.register_serializable(package=...) or pass it in custom_objects.
+    """
+    if config is None or isinstance(config, (bool, int, float)):
+        return config
+    if isinstance(config, (list, tuple)):
+        return [deserialize(item, custom_objects) for item in config]
+    if isinstance(config, (str, dict)):
+        return deserialize_object(config, kind="object", aliases=None, custom_objects=custom_objects)
+    raise ValueError(f"Could not deserialize {config!r}: expected a config dict, a name or a list.")
+
+
+def deserialize_object(identifier, *, kind: str, aliases: dict | None, custom_objects: dict | None = None):
     """Resolve ``identifier`` (object, string or config dict) to an object of family ``kind``.
 
     ``aliases`` maps the family's short strings (``"zeros"``) to classes or functions; classes
-    found by string are instantiated with no arguments, as Keras does.
+    found by string are instantiated with no arguments, as Keras does. Names resolve through
+    ``custom_objects``, the active ``CustomObjectScope``, ``aliases``, then the registry.
+    ``aliases=None`` means any family: a config's ``module`` label then picks the table.
     """
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        target = aliases.get(identifier) or lookup(identifier, custom_objects)
+        target = _resolve(identifier, aliases or {}, custom_objects)
         if target is None:
-            known = ", ".join(sorted(k for k in aliases if not k[0].isupper()))
-            raise ValueError(
-                f"Unknown {kind} {identifier!r}. Known names: {known}. A custom {kind} must be "
-                "passed as an object, or registered with @lm.saving.register_serializable()."
-            )
+            known = ", ".join(sorted(k for k in (aliases or {}) if not k[0].isupper()))
+            raise _unknown_name_error(kind, identifier, f". Known names: {known}" if known else "")
         return target() if isinstance(target, type) else target
     if isinstance(identifier, dict):
-        if set(identifier) - {"class_name", "config", "module", "registered_name"} or "class_name" not in identifier:
-            raise ValueError(f"A serialized {kind} must look like {{'class_name': ..., 'config': {{...}}}}; got {identifier!r}.")
-        name = identifier["class_name"]
-        cls = aliases.get(name) or lookup(name, custom_objects)
-        if not isinstance(cls, type):
-            raise ValueError(
-                f"Unknown {kind} class {name!r}. Register it with "
-                "@lm.saving.register_serializable() or pass it in custom_objects."
-            )
-        config = identifier.get("config") or {}
-        return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+        return _deserialize_dict(identifier, kind, aliases, custom_objects)
     if callable(identifier):
         return identifier
     raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}")
+
+
+def _deserialize_dict(identifier, kind, aliases, custom_objects):
+    extra = sorted(map(str, set(identifier) - set(CONFIG_KEYS)))
+    if extra or "class_name" not in identifier:
+        detail = f"unexpected keys {extra}" if extra else "no 'class_name'"
+        raise ValueError(
+            f"A serialized {kind} must look like {{'class_name': ..., 'config': {{...}}}} (and "
+            f"may have 'module' and 'registered_name'); got {detail} in {identifier!r}."
+        )
+    name = identifier["class_name"]
+    registered = identifier.get("registered_name")
+    config = identifier.get("config")
+    if not isinstance(name, str) or not (registered is None or isinstance(registered, str)):
+        raise ValueError(
+            f"A serialized {kind}'s 'class_name' and 'registered_name' must be strings; got {identifier!r}."
+        )
+    base = None
+    family = _family(identifier.get("module"), kind, function_form=name == "function")
+    if family is not None and aliases is None:
+        kind, aliases, base = family
+    aliases = aliases or {}
+
+    if name == "function":  # Keras's form for a function: {"class_name": "function", "config": "relu"}
+        if not isinstance(config, str):
+            raise ValueError(f"A serialized {kind} function must name it in 'config'; got {identifier!r}.")
+        fn = _resolve(config, aliases, custom_objects)
+        if fn is None or isinstance(fn, type) or not callable(fn):
+            raise _unknown_name_error(f"{kind} function", config)
+        return fn
+
+    cls = None
+    for candidate in dict.fromkeys(n for n in (registered, name) if n):
+        cls = _resolve(candidate, aliases, custom_objects)
+        if cls is not None:
+            break
+    if cls is None:
+        raise _unknown_name_error(f"{kind} class", registered or name)
+    if not isinstance(cls, type):
+        raise ValueError(
+            f"The {kind} {name!r} is a function, not a class: a config dict needs a class "
+            "(a function is saved as its name)."
+        )
+    if base is not None:
+        base = base if isinstance(base, type) else base()
+        if not issubclass(cls, base):
+            raise ValueError(
+                f"{name!r} is {cls.__name__}, which is not in the {kind} family (a subclass of "
+                f"{base.__name__})."
+            )
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ValueError(f"A serialized {kind}'s 'config' must be a dict; got {identifier!r}.")
+    with CustomObjectScope(custom_objects):
+        return _from_config(cls, config, custom_objects)
+
+
+def _from_config(cls, config, custom_objects):
+    from_config = getattr(cls, "from_config", None)
+    if from_config is None:
+        return cls(**config)
+    try:
+        takes_custom = "custom_objects" in inspect.signature(from_config).parameters
+    except (TypeError, ValueError):
+        takes_custom = False
+    if takes_custom:
+        return from_config(config, custom_objects=custom_objects)
+    return from_config(config)
+
+
+def _resolve(name, aliases, custom_objects):
+    """``custom_objects``, the active scope, the family's ``aliases``, then the registry."""
+    target = lookup_custom(name, custom_objects)
+    if target is None:
+        target = aliases.get(name)
+    if target is None:
+        target = _REGISTRY.get(name)
+    return target
+
+
+def _family(module, kind, function_form=False):
+    """The registered family a config's ``module`` label names; anything else is refused.
+
+    Keras's labels for the same families (``"keras.layers"``, ``"keras.losses"``, ...) are
+    accepted as their lamina counterparts, and ``"builtins"`` in Keras's form for a function
+    (``{"module": "builtins", "class_name": "function", "config": "relu"}``): all are labels
+    only, never imported.
+    """
+    if module is None or (function_form and module == "builtins"):
+        return None
+    label = module
+    if isinstance(label, str) and label.startswith("keras."):
+        label = "lamina." + label[len("keras."):]
+    if isinstance(label, str) and label in _FAMILIES:
+        return _FAMILIES[label]
+    labels = ", ".join(sorted(_FAMILIES))
+    raise ValueError(
+        f"Refusing {kind} config whose 'module' is {module!r}: lamina never imports modules "
+        f"named in a config. 'module' may only be one of lamina's family labels ({labels}) or "
+        "Keras's for the same families ('keras.layers', ...); "
+        f"classes resolve only through the registry and custom_objects. For your own class, "
+        f"{REGISTER_HINT}."
+    )
+
+
+def _unknown_name_error(kind, name, known=""):
+    if any(sep in name for sep in ".:/\\"):
+        return ValueError(
+            f"Refusing {kind} {name!r}: it looks like a module path, and lamina never imports "
+            "modules named in a config; names resolve only through the registry and "
+            f"custom_objects. For your own class or function, {REGISTER_HINT}."
+        )
+    return ValueError(
+        f"Unknown {kind} {name!r}{known}. If it is your own class or function, {REGISTER_HINT}."
+    )
+
+
+# -- family building blocks -----------------------------------------------------------------
 
 
 class Configurable:
@@ -72,13 +316,17 @@ class Configurable:
         return f"{type(self).__name__}({args})"
 
 
-def object_family(kind: str, aliases: dict, base: type | None = None, default=None):
+def object_family(kind: str, aliases: dict, base: type | None = None, default=None,
+                  module: str | None = None):
     """``(serialize, deserialize, get)`` for one family of objects, e.g. ``"constraint"``.
 
     ``get`` accepts ``None`` (gives ``default``), an object or function (returned as is), a
     subclass of ``base`` (instantiated), a short name from ``aliases``, a registered name, or a
-    config dict.
+    config dict. With ``module`` (``"lamina.constraints"``) the family is also registered
+    under that label for configs' ``module`` field.
     """
+    if module is not None:
+        register_family(module, kind, aliases, base)
 
     def serialize(obj):
         return serialize_object(obj)
@@ -97,3 +345,12 @@ def object_family(kind: str, aliases: dict, base: type | None = None, default=No
     deserialize.__doc__ = f"A {kind} from a config dict or a name."
     get.__doc__ = f"Resolve a {kind} from None, an object, a name or a config dict."
     return serialize, deserialize, get
+
+
+def _layer_base():
+    from lamina.layers.layer import Layer  # lamina's own module, imported when first needed
+
+    return Layer
+
+
+register_family("lamina.layers", "layer", None, _layer_base)
