@@ -15,16 +15,18 @@ from lamina.saving.object_registry import (
     get_registered_name,
     register_serializable,
 )
-from lamina.saving.serialization import deserialize_object, serialize_object
+from lamina.saving.serialization import deserialize, deserialize_object, serialize, serialize_object
 
 __all__ = [
     "CustomObjectScope",
     "FileFormatError",
     "WeightMismatchError",
+    "deserialize",
     "deserialize_object",
     "get_registered_name",
     "load_model",
     "register_serializable",
     "save_model",
+    "serialize",
     "serialize_object",
 ]

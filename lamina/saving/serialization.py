@@ -58,12 +58,11 @@ def serialize(obj):
 
     Example:
         >>> import lamina as lm
-        >>> from lamina.saving.serialization import serialize
-        >>> serialize(lm.regularizers.L2(0.1))
+        >>> lm.saving.serialize(lm.regularizers.L2(0.1))
         {'class_name': 'L2', 'config': {'l2': 0.1}}
-        >>> serialize(lm.activations.relu)
+        >>> lm.saving.serialize(lm.activations.relu)
         'relu'
-        >>> serialize(lm.metrics.MeanSquaredError())["module"]
+        >>> lm.saving.serialize(lm.metrics.MeanSquaredError())["module"]
         'lamina.metrics'
     """
     if obj is None or isinstance(obj, (str, bool, int, float)):
@@ -132,13 +131,12 @@ def deserialize(config, custom_objects=None):
 
     Example:
         >>> import lamina as lm
-        >>> from lamina.saving.serialization import deserialize, serialize
         >>> opt = lm.optimizers.Adam(learning_rate=lm.optimizers.schedules.ExponentialDecay(
         ...     0.1, decay_steps=10, decay_rate=0.5), name="adam")
-        >>> config = serialize(opt)
+        >>> config = lm.saving.serialize(opt)
         >>> config["config"]["learning_rate"]["class_name"]
         'ExponentialDecay'
-        >>> restored = deserialize(config)
+        >>> restored = lm.saving.deserialize(config)
         >>> type(restored).__name__, restored.get_config() == opt.get_config()
         ('Adam', True)
         >>> deserialize("relu") is lm.activations.relu
