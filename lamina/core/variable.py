@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import operator
+import threading
 import weakref
 
 import jax
@@ -13,6 +16,35 @@ import numpy as np
 from lamina.core import state
 
 _serials = itertools.count()
+_init_mode = threading.local()
+
+
+@contextlib.contextmanager
+def initializers_skipped(max_bytes: int | None = None):
+    """Inside, a variable made from an initializer starts as zeros instead.
+
+    For loading: every value is overwritten from the file right after, and running the random
+    initializers of a large model costs seconds (most of ``load_model``'s time otherwise).
+    ``max_bytes`` bounds what those variables may take together: a config from a file could
+    declare ``Dense(10**9)``, and this stops it before the allocation, not after.
+    """
+    previous = getattr(_init_mode, "budget", None)
+    _init_mode.budget = [max_bytes if max_bytes is not None else float("inf")]
+    try:
+        yield
+    finally:
+        _init_mode.budget = previous
+
+
+def _zeros_within_budget(budget, shape, dtype, name):
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    budget[0] -= size
+    if budget[0] < 0:
+        raise ValueError(
+            f"Variable {name or ''!r} of shape {shape} ({size} bytes) takes the weights created "
+            "while loading past the size of the file's weights: the config does not match them."
+        )
+    return jnp.zeros(shape, dtype=dtype)
 
 
 def _leaked_tracer_error(var) -> ValueError:
@@ -281,6 +313,9 @@ def _initial_array(initial_value, shape, dtype, name):
             raise ValueError(
                 f"Variable {name or ''!r}: an initializer ({initial_value!r}) needs shape=."
             )
+        budget = getattr(_init_mode, "budget", None)
+        if budget is not None:
+            return _zeros_within_budget(budget, tuple(shape), dtype or "float32", name)
         return jnp.asarray(initializers.get(initial_value)(tuple(shape), dtype=dtype or "float32"))
     if isinstance(initial_value, jax.core.Tracer):
         raise ValueError(

@@ -15,6 +15,7 @@ import warnings
 
 import jax
 
+from lamina.core.variable import initializers_skipped
 from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
@@ -81,7 +82,11 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         config = archive.config
         if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
             raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
-        with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
+        # The weights are about to be overwritten from the file: skip the (slow) initializers,
+        # and let the config create no more weight bytes than the file holds (plus slack for a
+        # near-miss, which the mismatch report then describes).
+        budget = sum(e.end - e.start for e in archive.weights.entries.values()) + _BUILD_SLACK_BYTES
+        with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode), initializers_skipped(budget):
             model = _rebuild(config, custom_objects, archive.source)
             _build(model, config.get("build_config"), archive.source)
             if compile and config.get("compile_config"):
@@ -92,6 +97,9 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
             weights_io.check_and_assign(targets, archive.weights, structure=structure,
                                         where=f"the model its config describes ('{model.name}')")
     return model
+
+
+_BUILD_SLACK_BYTES = 16 * 1024 * 1024
 
 
 def _rebuild(config, custom_objects, source):

@@ -58,8 +58,9 @@ class SafetensorsView:
         ([0.0, 1.0, 2.0], (3,))
     """
 
-    def __init__(self, buffer, source: str):
+    def __init__(self, buffer, source: str, release_pages=None):
         self.source = source
+        self._release_pages = release_pages  # (start, end) -> None, for memory-mapped buffers
         self._outer = memoryview(buffer)
         self._buffer = self._outer.cast("B")
         self.entries, self.metadata = _parse_header(self._buffer, source)
@@ -70,10 +71,20 @@ class SafetensorsView:
         flat = np.frombuffer(self._buffer, dtype=entry.dtype, count=count, offset=entry.start)
         return flat.reshape(entry.shape)
 
+    def done_with(self, key: str) -> None:
+        """The tensor ``key`` has been copied: its file pages need not stay in this process."""
+        if self._release_pages is not None:
+            entry = self.entries[key]
+            self._release_pages(entry.start, entry.end)
+
     def release(self) -> None:
-        """Let go of the buffer (arrays taken from it must be gone or copied by now)."""
-        self._buffer.release()
-        self._outer.release()
+        """Let go of the buffer. An array still using it (a device copy in flight, a
+        traceback) keeps it alive instead: it is released when that array is collected."""
+        for view in (self._buffer, self._outer):
+            try:
+                view.release()
+            except BufferError:
+                pass
 
 
 class MappedSafetensorsFile:
@@ -92,7 +103,8 @@ class MappedSafetensorsFile:
             if size < 8:
                 raise FileFormatError(f"{self.path!r} is not a safetensors file: only {size} bytes long.")
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._view = SafetensorsView(self._map, source=repr(self.path))
+            self._view = SafetensorsView(self._map, source=repr(self.path),
+                                         release_pages=lambda start, end: drop_pages(self._map, start, end))
         except BaseException:
             self._close()
             raise
@@ -109,6 +121,21 @@ class MappedSafetensorsFile:
             except BufferError:
                 pass  # an array view still refers to it (e.g. from a traceback): closed when collected
         self._file.close()
+
+
+def drop_pages(mapping: mmap.mmap, start: int, end: int) -> None:
+    """Unmap the pages of ``mapping[start:end]`` from this process (they stay in the page
+    cache, and come back if touched again).
+
+    Copying tensors out of a memory map would otherwise leave the whole file resident in the
+    process, on top of the copies: twice the weights' size at the end of a load.
+    """
+    first = start - start % mmap.PAGESIZE
+    if end > first and hasattr(mapping, "madvise"):
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
+        except (OSError, ValueError, AttributeError):  # not offered here: pages simply stay
+            pass
 
 
 def _parse_header(buffer: memoryview, source: str):

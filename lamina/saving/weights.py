@@ -204,6 +204,7 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
         _report(problems, view, skip_mismatch, where)
     for variable, key in plan:
         variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+        view.done_with(key)
 
 
 def _match(targets: dict, entries: dict) -> tuple[list, list]:

@@ -406,3 +406,13 @@ def test_tensors_that_do_not_fit_are_refused_by_both_loaders(tmp_path, good, cha
     before = [w.tobytes() for w in victim.get_weights()]
     _refuse(tmp_path, weights, victim.load_weights, name="w.safetensors", match=problem)
     assert [w.tobytes() for w in victim.get_weights()] == before
+
+
+def test_a_config_declaring_huge_layers_is_refused_before_allocating_them(tmp_path, good):
+    # Four billion float32 parameters (16 GB) for a file holding a few dozen bytes of weights:
+    # the loader stops at the first variable past the file's size, before allocating it.
+    def enlarge(config):
+        config["config"]["layers"][0]["config"]["units"] = 1_000_000_000
+
+    error = _refuse(tmp_path, _with_config(good[1], enlarge), lm.load_model)
+    assert "does not match" in str(error)
