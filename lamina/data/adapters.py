@@ -15,6 +15,9 @@ three programs (block, single batch, last partial batch) and later epochs none. 
 an epoch: whole blocks first, then the remaining full batches one by one, then the partial
 batch. Shuffling draws a permutation per pass over the data with NumPy's global generator
 (``lm.random.set_seed`` seeds it, so runs repeat) and sends it to the device once per pass.
+``adapter.get_state()`` / ``set_state()`` save and restore the position in the data (the order
+of the current pass and the batches taken from it) and ``epoch(i, block, start_step=k)``
+finishes an epoch of which k batches ran: ``BackupAndRestore`` resumes ``fit`` with them.
 
 Keras 3 semantics, with the deviations written down:
 
@@ -393,16 +396,31 @@ class DataAdapter:
         """True once a one-shot generator has nothing left to give."""
         return self._exhausted
 
-    def epoch(self, epoch_index: int = 0, block: int = 1):
+    def epoch(self, epoch_index: int = 0, block: int = 1, start_step: int = 0):
         """Yield ``(steps, (x, y, sample_weight))`` for one epoch; see the module docstring.
 
         ``epoch_index`` is informational: shuffling draws from NumPy's global generator, and
         with ``steps_per_epoch`` the position in the data carries over from the last epoch.
+        ``start_step > 0`` finishes an epoch of which that many batches already ran: the
+        position in the data is kept as it is (restored with ``set_state``) and only the
+        remaining batches are yielded (``fit`` resuming from a ``BackupAndRestore`` backup).
         """
         block = _check_positive_int(block, "block", allow_none=False)
-        return self._epoch(block)
+        if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
+            raise ValueError(f"`start_step` must be a non-negative integer; got {start_step!r}.")
+        # Only a resumed epoch passes start_step on (adapters written before it take one argument).
+        return self._epoch(block, int(start_step)) if start_step else self._epoch(block)
 
-    def _epoch(self, block: int):
+    def get_state(self) -> dict:
+        """Where the adapter is in its data: ``{"pos": int, "order": array or None}`` for
+        arrays and Datasets (the batches of the current pass already given, and the pass's
+        sample or batch order), ``{}`` for generators (whose position cannot be saved)."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Go back to a position ``get_state`` returned (a no-op for generators)."""
+
+    def _epoch(self, block: int, start_step: int = 0):
         raise NotImplementedError
 
 
@@ -489,10 +507,26 @@ class ArrayDataAdapter(DataAdapter):
         leaves = _gather(self._leaves, self._order, start_batch * bs, shape)
         return jax.tree_util.tree_unflatten(self._treedef, leaves)
 
-    def _epoch(self, block: int):
-        if self._requested_steps is None:  # every epoch is one whole pass
+    def get_state(self) -> dict:
+        order = None if self._order is None else np.asarray(jax.device_get(self._order))
+        return {"pos": int(self._pos), "order": order}
+
+    def set_state(self, state: dict) -> None:
+        order = state.get("order")
+        if order is not None:
+            order = np.asarray(order, dtype=np.int32)
+            if order.shape != (self._num_samples,):
+                raise ValueError(
+                    f"The saved data order has {order.shape[0]} entries but the data has "
+                    f"{self._num_samples} samples: resume with the data of the saved run."
+                )
+            order = jax.device_put(order)
+        self._order, self._pos = order, int(state.get("pos", 0))
+
+    def _epoch(self, block: int, start_step: int = 0):
+        if self._requested_steps is None and not start_step:  # every epoch is one whole pass
             self._pos, self._order = 0, None
-        budget = self._steps_per_epoch
+        budget = self._steps_per_epoch - start_step
         drawn = 0
         while drawn < budget:
             if self._order is None:
@@ -599,8 +633,10 @@ class IterableDataAdapter(DataAdapter):
             kind=self._kind,
         )
 
-    def _epoch(self, block: int):
+    def _epoch(self, block: int, start_step: int = 0):
         budget = self._steps_per_epoch
+        if budget is not None:
+            budget = max(budget - start_step, 0)
         if self._reiterable and (
             self._iterator is None or (budget is None and not self._fresh)
         ):
@@ -691,10 +727,24 @@ class DatasetAdapter(DataAdapter):
             kind=self._kind,
         )
 
-    def _epoch(self, block: int):
-        if self._requested_steps is None:
+    def get_state(self) -> dict:
+        return {"pos": int(self._pos), "order": None if self._order is None else np.asarray(self._order)}
+
+    def set_state(self, state: dict) -> None:
+        order = state.get("order")
+        if order is not None:
+            order = np.asarray(order)
+            if order.shape != (self._num_batches,):
+                raise ValueError(
+                    f"The saved batch order has {order.shape[0]} entries but the Dataset has "
+                    f"{self._num_batches} batches: resume with the data of the saved run."
+                )
+        self._order, self._pos = order, int(state.get("pos", 0))
+
+    def _epoch(self, block: int, start_step: int = 0):
+        if self._requested_steps is None and not start_step:
             self._order, self._pos = None, 0
-        budget = self._steps_per_epoch
+        budget = self._steps_per_epoch - start_step
         drawn = 0
         self._dataset.on_epoch_begin()
         try:

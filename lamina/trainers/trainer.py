@@ -15,6 +15,8 @@ How a step runs (the part that decides speed):
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import numpy as np
 
@@ -210,16 +212,26 @@ class Trainer:
         divisor = next((n for n in range(target, target // 2, -1) if full % n == 0), target)
         return max(1, divisor)
 
-    def _lm_run_epoch(self, kind, adapter, epoch, block, on_begin, on_end):
-        """Feed one pass over ``adapter`` to the compiled steps; returns the last logs."""
-        logs, step = {}, 0
-        for steps, data in adapter.epoch(epoch, block=block):
+    def _lm_run_epoch(self, kind, adapter, epoch, block, on_begin, on_end, progress=None):
+        """Feed one pass over ``adapter`` to the compiled steps; returns the last logs.
+
+        With a ``progress`` (``fit``), the epoch may start at ``progress.step`` (a resumed
+        backup), and ``progress.step`` / ``progress.logs`` follow every executed call."""
+        start = progress.step if progress is not None else 0
+        logs, step = (progress.logs if start else {}), start
+        for steps, data in adapter.epoch(epoch, block=block, start_step=start):
+            if progress is not None and progress.pending_metrics is not None:
+                self._lm_restore_metrics(progress, data, stacked=steps > 1)
             on_begin(step)
             logs = self._lm_step_function(kind, stacked=steps > 1)(data)
             step += steps
+            if progress is not None:
+                progress.step, progress.logs = step, logs
             on_end(step - 1, logs)
             if kind == "train" and self.stop_training:
                 break
+        if step == start and start:
+            return logs  # a resumed epoch whose steps had all run: only its end is left
         if step == 0:
             if kind == "train" and getattr(adapter, "exhausted", False):
                 self.stop_training = True  # a one-shot generator ran dry: end fit, as Keras does
@@ -255,24 +267,69 @@ class Trainer:
         )
         block = self._lm_block_size(adapter, callbacks, "train")
         self.stop_training = False
-        callbacks.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            callbacks.on_epoch_begin(epoch)
-            logs = dict(self._lm_run_epoch(
-                "train", adapter, epoch, block, callbacks.on_train_batch_begin, callbacks.on_train_batch_end,
-            ))
-            if validation is not None and (epoch + 1) % validation_freq == 0:
-                # Validation runs without the fit's callbacks (no test hooks, no second bar).
-                silent = callbacks_module.CallbackList([], add_history=False, add_progbar=False, model=self)
-                val_logs = self._lm_evaluate(validation, silent)
-                logs.update({f"val_{name}": value for name, value in val_logs.items()})
-            callbacks.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        callbacks.on_train_end(logs)
+        # Where fit is (epoch, step, data position): read and set by BackupAndRestore.
+        progress = self.__dict__["_lm_fit_progress"] = FitProgress(adapter, initial_epoch)
+        try:
+            callbacks.on_train_begin()
+            first_epoch, first_step = initial_epoch, 0
+            if progress.resumed:  # a backup was restored in on_train_begin
+                first_epoch, first_step = progress.epoch, progress.step
+            logs = {}
+            for epoch in range(first_epoch, epochs):
+                progress.epoch = epoch
+                progress.step = first_step if epoch == first_epoch else 0
+                if not progress.step:
+                    progress.logs, progress.pending_metrics = {}, None
+                self.reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+                logs = dict(self._lm_run_epoch(
+                    "train", adapter, epoch, block, callbacks.on_train_batch_begin,
+                    callbacks.on_train_batch_end, progress=progress,
+                ))
+                if validation is not None and (epoch + 1) % validation_freq == 0:
+                    # Validation runs without the fit's callbacks (no test hooks, no second bar).
+                    silent = callbacks_module.CallbackList([], add_history=False, add_progbar=False,
+                                                           model=self)
+                    val_logs = self._lm_evaluate(validation, silent)
+                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                progress.epoch, progress.step, progress.logs = epoch + 1, 0, {}  # the epoch is done
+                callbacks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callbacks.on_train_end(logs)
+        finally:
+            self.__dict__.pop("_lm_fit_progress", None)  # it holds the data
         return self.history
+
+    def _lm_restore_metrics(self, progress, data, stacked: bool) -> None:
+        """Put back the metric state of a resumed epoch (before its first step runs)."""
+        values, progress.pending_metrics = progress.pending_metrics, None
+        variables = [v for metric in self.metrics for v in metric.variables]
+        if len(variables) != len(values):  # compiled metrics are made at the first step
+            self._lm_build_metrics_from_batch(data, stacked)
+            variables = [v for metric in self.metrics for v in metric.variables]
+        shapes = [tuple(v.shape) for v in variables]
+        if shapes != [tuple(np.shape(a)) for a in values]:
+            warnings.warn("The backup's metric state does not fit this model's metrics; the resumed "
+                          "epoch's metrics restart from zero.", stacklevel=2)
+            return
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    def _lm_build_metrics_from_batch(self, data, stacked: bool) -> None:
+        """Create the compiled metrics from a batch's shapes, without running anything."""
+        x, y, sample_weight = unpack_batch(data)
+        specs = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape[1:] if stacked else a.shape, a.dtype), (x, y, sample_weight)
+        )
+
+        def update(x, y, sample_weight):
+            y_pred = self(x, training=False)
+            self.compiled_metrics.update_state(y, y_pred, sample_weight)
+            self.compiled_weighted_metrics.update_state(y, y_pred, sample_weight)
+
+        with StateScope():  # a throwaway scope: the update is dropped, the metrics stay
+            jax.eval_shape(update, *specs)
 
     def _lm_evaluate(self, adapter, callbacks) -> dict:
         self.reset_metrics()
@@ -364,6 +421,25 @@ class Trainer:
                                    for_training=False)
         _, data = next(iter(adapter.epoch(0, block=1)))
         return jax.device_get(self._lm_step_function("predict", stacked=False)(data))
+
+
+class FitProgress:
+    """Where a running ``fit`` is, as ``model._lm_fit_progress`` (for ``BackupAndRestore``).
+
+    ``epoch``: the epoch running (after its end: the next one); ``step``: the training steps
+    of that epoch already run; ``logs``: the last step's logs; ``adapter``: the training data
+    (``get_state``/``set_state``). A callback's ``on_train_begin`` may set ``epoch``, ``step``,
+    ``logs`` and ``pending_metrics`` (the metric variables' values, in ``model.metrics``
+    order) and ``resumed = True``: ``fit`` then starts there instead of at ``initial_epoch``.
+    """
+
+    def __init__(self, adapter, epoch: int):
+        self.adapter = adapter
+        self.epoch = epoch
+        self.step = 0
+        self.logs = {}
+        self.pending_metrics = None
+        self.resumed = False
 
 
 def _map_nested(fn, value):
