@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from lamina import callbacks as callbacks_module
+from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina.core.scan import stateful_scan
@@ -52,6 +53,11 @@ class Trainer:
         """
         if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
+        # Names are resolved per output at the first step; check them now, so that a typo
+        # (or a name in a loaded file) fails at compile(), not minutes into fit().
+        _check_names(loss, losses_module.get)
+        for spec in (metrics, weighted_metrics):
+            _check_names(spec, lambda name: name in ("accuracy", "acc") or metrics_module.get(name))
         self._lm_compile_args = dict(
             optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
             weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution,
@@ -440,6 +446,11 @@ class FitProgress:
         self.logs = {}
         self.pending_metrics = None
         self.resumed = False
+
+
+def _check_names(spec, resolve) -> None:
+    """``resolve`` every string in a loss or metrics spec (lists and dicts of them)."""
+    _map_nested(lambda leaf: resolve(leaf) if isinstance(leaf, str) else None, spec)
 
 
 def _map_nested(fn, value):

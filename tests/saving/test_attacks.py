@@ -416,3 +416,10 @@ def test_a_config_declaring_huge_layers_is_refused_before_allocating_them(tmp_pa
 
     error = _refuse(tmp_path, _with_config(good[1], enlarge), lm.load_model)
     assert "does not match" in str(error)
+
+
+def test_a_compile_config_naming_an_unknown_loss_is_refused_at_load(tmp_path, good):
+    def poison(config):
+        config["compile_config"] = {"optimizer": "sgd", "loss": "os.system", "metrics": None}
+
+    _refuse(tmp_path, _with_config(good[1], poison), lm.load_model, match="os.system")

@@ -242,3 +242,11 @@ def test_predict_returns_host_float32_arrays():
     assert not isinstance(out, jax.Array)
     assert np.all(np.isfinite(out))
     assert jnp.asarray(out).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("arguments", [{"loss": "mean_squared_eror"}, {"loss": "mse", "metrics": ["maee"]},
+                                       {"loss": {"out": "nope"}}])
+def test_compile_refuses_unknown_loss_and_metric_names_at_once(arguments):
+    model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)])
+    with pytest.raises(ValueError, match="Unknown"):
+        model.compile(optimizer="sgd", **arguments)
