@@ -283,3 +283,33 @@ def test_unrelated_structure_changes_do_not_recompile():
     bump(1.0)
     assert len(traces) == first + 1  # re-discovered (same program), not recompiled
     assert float(v.value) == 2.0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the scheduler option is for XLA:CPU")
+def test_compiled_step_uses_the_memory_optimized_xla_schedule_on_cpu():
+    # The schedule shows in the size of XLA's temporary buffer: lm.jit's executable must match
+    # a jax.jit of the same program with the memory-optimized scheduler, not the default one.
+    ws = [lm.Variable(np.ones((256, 256), np.float32)) for _ in range(3)]
+    x = jnp.ones((512, 256))
+    loss_and_grads = lm.value_and_grad(lambda x: jnp.sum(jnp.tanh(jnp.tanh(x @ ws[0]) @ ws[1]) @ ws[2]), ws)
+
+    @lm.jit
+    def step(x):
+        loss, grads = loss_and_grads(x)
+        for w, g in zip(ws, grads):
+            w.assign_sub(0.1 * g)
+        return loss
+
+    step(x)
+    compiled = step._compiled
+    args = (compiled.values, compiled.read_values, (x,), None)
+
+    def temp_bytes(jitted):
+        return jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    def jit_with(options):
+        return jax.jit(compiled.jitted.__wrapped__, static_argnums=(3,), donate_argnums=(0,), compiler_options=options)
+
+    memory_optimized = temp_bytes(jit_with({"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}))
+    assert memory_optimized != temp_bytes(jit_with(None))  # the two schedules differ here
+    assert temp_bytes(compiled.jitted) == memory_optimized
