@@ -8,9 +8,15 @@ How it works, in the order a newcomer asks:
 - *Building*: the first ``__call__`` runs ``build(input_shape)`` outside any trace
   (``jax.ensure_compile_time_eval``), so variables always start as real arrays.
 - *Calling*: ``__call__`` converts the first input, builds once, checks ``input_spec``,
-  resolves ``training`` through the call context, passes the input's mask to a ``call`` that
-  takes ``mask``, runs ``call``, records the output's mask (``compute_mask``), and names this
-  layer's path on any error that escapes ``call``.
+  resolves ``training`` through the call context, passes masks on (see *Masks*), runs
+  ``call``, records the output masks, and names this layer's path on any error that escapes
+  ``call``.
+- *Masks* (as Keras 3): the first input's mask (for a list of inputs, the list of their masks,
+  when any has one) goes to a ``call`` that takes ``mask`` and to ``compute_mask``; a tensor
+  argument ``x`` whose ``call`` also takes ``x_mask`` (``query``/``query_mask``...) gets its
+  mask there unless one is given. ``compute_mask``'s result (one mask, or one per output of
+  a tuple/list output; ``None`` for none) is recorded on each output that has no mask yet.
+  Unlike Keras, ``mask`` is also filled when ``call`` gets other tensors (``initial_state``).
 - *Losses*: ``add_loss`` stores values tagged with the outermost call they belong to (in the
   active state scope when compiled), so ``losses`` returns only the last call's.
 """
@@ -282,11 +288,14 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
             return symbolic_call(self, args, kwargs)  # building a Functional graph
+        raw_args = args  # masks are looked up on the arrays as given (a cast makes a new array)
         if args:
-            first = _convert_input(args[0], self._lm_autocast_dtype)
+            raw_first = args[0]
+            first = _convert_input(raw_first, self._lm_autocast_dtype)
             args = (first, *args[1:])
         elif "inputs" in kwargs:
-            first = kwargs["inputs"] = _convert_input(kwargs["inputs"], self._lm_autocast_dtype)
+            raw_first = kwargs["inputs"]
+            first = kwargs["inputs"] = _convert_input(raw_first, self._lm_autocast_dtype)
         else:
             raise TypeError(f"Layer '{self.path}' was called without inputs.")
         if not self.built:
@@ -308,9 +317,11 @@ class Layer:
                 kwargs["training"] = bool(training) if training is None else training
         mask = kwargs.get("mask") if info.accepts_mask else kwargs.pop("mask", None)
         if mask is None:
-            mask = get_mask(first)
+            mask = _input_mask(raw_first)
             if mask is not None and info.accepts_mask:
                 kwargs["mask"] = mask
+        if info.named_masks:
+            _fill_named_masks(info.named_masks, raw_args, kwargs)
         if ctx.depth == 0:
             ctx.call_id += 1
         self.__dict__["_lm_last_call_id"] = ctx.call_id
@@ -327,8 +338,8 @@ class Layer:
             ctx.training = previous
         if info.computes_mask or mask is not None and self.supports_masking:
             output_mask = self.compute_mask(first, mask)
-            if output_mask is not None and isinstance(outputs, jax.Array):
-                set_mask(outputs, output_mask)
+            if output_mask is not None:
+                _record_output_masks(outputs, output_mask)
         if self.activity_regularizer is not None:
             for output in jax.tree_util.tree_leaves(outputs):
                 penalty = self.activity_regularizer(output)
@@ -566,6 +577,41 @@ def _convert_input(x, dtype):
     return x
 
 
+def _input_mask(x):
+    """The mask recorded for input ``x``; for a list (tuple) of inputs, the list (tuple) of their
+    masks when any has one (Keras's ``tree.map_structure(get_keras_mask, x)``); else ``None``."""
+    if isinstance(x, (list, tuple)):
+        masks = [get_mask(item) if isinstance(item, jax.Array) else None for item in x]
+        return type(x)(masks) if any(m is not None for m in masks) else None
+    return get_mask(x) if isinstance(x, jax.Array) else None
+
+
+def _fill_named_masks(named_masks, args, kwargs) -> None:
+    """``kwargs["<name>_mask"]``: the mask of argument ``<name>``, unless given (as Keras)."""
+    for name, position, mask_name, mask_position in named_masks:
+        if kwargs.get(mask_name) is not None or (mask_position is not None and mask_position < len(args)):
+            continue
+        value = args[position] if position is not None and position < len(args) else kwargs.get(name)
+        mask = None if value is None else _input_mask(value)
+        if mask is not None:
+            kwargs[mask_name] = mask
+
+
+def _record_output_masks(outputs, output_mask) -> None:
+    """Record ``output_mask`` (one mask, or a list with one per output, ``None`` for none) on
+    the outputs, in flattened order; as Keras, an output that already has a mask keeps it."""
+    if isinstance(outputs, jax.Array) and not isinstance(output_mask, (list, tuple)):
+        if get_mask(outputs) is None:
+            set_mask(outputs, output_mask)
+        return
+    is_none = lambda leaf: leaf is None  # noqa: E731 - None entries keep their place
+    leaves = jax.tree_util.tree_leaves(outputs, is_leaf=is_none)
+    masks = jax.tree_util.tree_leaves(output_mask, is_leaf=is_none)
+    for leaf, mask in zip(leaves, masks):
+        if mask is not None and isinstance(leaf, jax.Array) and get_mask(leaf) is None:
+            set_mask(leaf, mask)
+
+
 def _is_shape(value) -> bool:
     return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, int) for d in value)
 
@@ -604,13 +650,21 @@ def _name_layer_in_error(error, layer, first_input) -> None:
 class _CallInfo:
     """What ``call``'s signature says about ``training`` (computed once per class)."""
 
-    __slots__ = ("accepts_training", "training_default", "training_position", "accepts_mask", "computes_mask")
+    __slots__ = ("accepts_training", "training_default", "training_position", "accepts_mask", "computes_mask",
+                 "named_masks")
 
     def __init__(self, cls):
         call = cls.call
         self.accepts_mask = "mask" in inspect.signature(call).parameters
         self.computes_mask = cls.compute_mask is not Layer.compute_mask
         params = list(inspect.signature(call).parameters.values())[1:]  # without self
+        # Keras's `<name>_mask` arguments: (tensor argument, its position, mask argument, its position).
+        positions = {p.name: i if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else None
+                     for i, p in enumerate(params)}
+        self.named_masks = tuple(
+            (name, position, f"{name}_mask", positions[f"{name}_mask"])
+            for name, position in positions.items() if f"{name}_mask" in positions
+        )
         param = next((p for p in params if p.name == "training"), None)
         self.accepts_training = param is not None
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -152,3 +152,52 @@ def test_explicit_build_arguments_and_errors():
         MultiHeadAttention(2, None)
     with pytest.raises(ValueError, match="rank >= 3"):
         MultiHeadAttention(2, 3)(jnp.ones((2, 6)), jnp.ones((2, 6)))
+
+
+# --- check_layer with several inputs, masks attached to them and tuple outputs ------------------
+
+QUERY_MASK = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], bool)
+VALUE_MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], bool)
+KEY_MASK = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], bool)
+
+
+def test_attached_masks_of_query_value_and_key_go_through_the_checker(keras):
+    # query and value positional, key by keyword, each with the mask Embedding(mask_zero=True)
+    # would leave on it: Layer.__call__ passes them as query_mask/value_mask/key_mask (as
+    # Keras), and the output carries the query's mask (compared with Keras's by the checker).
+    _, output = check_layer(lambda: MultiHeadAttention(2, 3), lambda k: k.layers.MultiHeadAttention(2, 3),
+                            inputs=QUERY, args=[VALUE], call_kwargs={"key": KEY},
+                            input_masks={0: QUERY_MASK, 1: VALUE_MASK, "key": KEY_MASK}, keras=keras, grad_rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(get_mask(output)), QUERY_MASK)
+
+
+@pytest.mark.parametrize("masks", [{}, {0: QUERY_MASK}], ids=["unmasked", "query-mask"])
+def test_self_attention_causal_with_the_query_mask_goes_through_the_checker(keras, masks):
+    check_layer(lambda: MultiHeadAttention(2, 3, use_gate=True),
+                lambda k: k.layers.MultiHeadAttention(2, 3, use_gate=True),
+                inputs=QUERY, args=[QUERY], call_kwargs={"use_causal_mask": True}, input_masks=masks,
+                keras=keras, grad_rtol=1e-4)
+
+
+@pytest.mark.parametrize("call_kwargs, masks", [
+    ({"value_mask": VALUE_MASK, "use_causal_mask": True}, {}),
+    ({"attention_mask": attention_mask()}, {0: QUERY_MASK}),
+], ids=["value-mask-causal", "attention-mask-query-mask"])
+def test_return_attention_scores_goes_through_the_checker(keras, call_kwargs, masks):
+    # Two outputs: both compared with Keras, with gradients through both. compute_output_shape
+    # (as Keras's) describes the attention output only. Keras leaves the mask of its internal
+    # softmax on the scores, an artefact lamina does not copy, so only the output's mask is
+    # compared.
+    _, (output, scores) = check_layer(
+        lambda: MultiHeadAttention(2, 3), lambda k: k.layers.MultiHeadAttention(2, 3), inputs=QUERY, args=[VALUE],
+        call_kwargs={**call_kwargs, "return_attention_scores": True}, input_masks=masks, keras=keras,
+        shaped_outputs=1, masked_outputs=(0,), grad_rtol=1e-4)
+    assert scores.shape == (2, 2, 4, 5)
+
+
+def test_attention_over_two_axes_with_scores_goes_through_the_checker(keras):
+    x = random_input((2, 3, 2, 4), seed=4)
+    config = dict(num_heads=2, key_dim=3, attention_axes=(1, 2))
+    check_layer(lambda: MultiHeadAttention(**config), lambda k: k.layers.MultiHeadAttention(**config), inputs=x,
+                args=[x], call_kwargs={"return_attention_scores": True}, keras=keras, shaped_outputs=1,
+                grad_rtol=1e-4)

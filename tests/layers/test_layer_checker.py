@@ -1,7 +1,17 @@
-"""The layer checker itself, on the layers that exist from the start."""
+"""The layer checker itself: a few layers, the failures it must catch, and the registry that
+says where every built-in layer of ``lm.layers`` goes through it."""
+
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 import lamina as lm
-from layer_checker import check_layer
+from layer_checker import check_layer, random_input
+
+HERE = Path(__file__).parent
 
 
 def test_dense_passes_the_checker(keras):
@@ -17,3 +27,167 @@ def test_dense_on_3d_input_passes_the_checker(keras):
 def test_activation_passes_the_checker(keras):
     check_layer(lambda: lm.layers.Activation("gelu"), lambda k: k.layers.Activation("gelu"),
                 input_shape=(3, 4), keras=keras)
+
+
+@pytest.mark.parametrize("mask", [None, np.array([[1, 1, 0], [1, 0, 0]], bool)], ids=["unmasked", "masked"])
+def test_dropout_passes_the_checker(keras, mask):
+    # In inference (in training the drawn masks differ from Keras's); a mask passes through.
+    check_layer(lambda: lm.layers.Dropout(0.5, seed=1), lambda k: k.layers.Dropout(0.5, seed=1),
+                input_shape=(2, 3, 4), input_masks={0: mask}, keras=keras)
+
+
+# --- the checker fails when it should ---------------------------------------------------------
+
+class _DropsTheMask(lm.layers.Dense):
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.supports_masking = False
+
+
+class _ExtraOutput(lm.layers.Dense):
+    def call(self, inputs):
+        y = super().call(inputs)
+        return y, y
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: lm.layers.Dense(3, activation="tanh"), "output 0 differs"),  # Keras's is relu
+    (lambda: _DropsTheMask(3, activation="relu"), "output 0 has no mask"),
+    (lambda: _ExtraOutput(3, activation="relu"), "2 outputs, Keras gives 1"),
+])
+def test_the_checker_catches_differences_from_keras(keras, make, message):
+    mask = np.array([[1, 1, 0], [1, 0, 0]], bool)
+    with pytest.raises(AssertionError, match=message):
+        check_layer(make, lambda k: k.layers.Dense(3, activation="relu"), input_shape=(2, 3, 4),
+                    input_masks={0: mask}, keras=keras, check_grads=False)
+
+
+def test_the_checker_catches_a_wrong_compute_output_shape(keras):
+    class WrongShape(lm.layers.Dense):
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[:-1], self.units + 1)
+
+    with pytest.raises(AssertionError, match="compute_output_shape"):
+        check_layer(lambda: WrongShape(3), lambda k: k.layers.Dense(3), input_shape=(2, 4), keras=keras,
+                    check_grads=False)
+
+
+def test_the_checker_compares_the_gradients_of_every_input(keras):
+    """A second positional input and a keyword input get their gradients compared with
+    Keras's: a layer that stops the gradient into the keyword input fails."""
+    import jax
+
+    class KerasScaledSum(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.w = self.add_weight(shape=(3,), initializer="random_normal")
+
+        def call(self, x, y, scale=None):
+            return x * self.w + y * scale
+
+    class ScaledSum(lm.Layer):
+        def __init__(self, stop=False, **kwargs):
+            super().__init__(**kwargs)
+            self.stop = stop
+            self.w = self.add_weight(shape=(3,), initializer="zeros")
+
+        def call(self, x, y, scale=None):
+            return x * self.w.value + y * (jax.lax.stop_gradient(scale) if self.stop else scale)
+
+        def compute_output_shape(self, x_shape, y_shape, scale_shape=None):
+            assert tuple(y_shape) == tuple(scale_shape) == (None, 3)  # each input's shape is given
+            return tuple(x_shape)
+
+    inputs = dict(inputs=random_input((2, 3), seed=1), args=[(2, 3)], call_kwargs={"scale": random_input((2, 3))})
+    check_layer(ScaledSum, lambda k: KerasScaledSum(), keras=keras, **inputs)
+    with pytest.raises(AssertionError, match="gradient differs"):
+        check_layer(lambda: ScaledSum(stop=True), lambda k: KerasScaledSum(), keras=keras, **inputs)
+
+
+# --- every built-in layer goes through the checker --------------------------------------------
+
+# Layer class -> (test file, test function) where check_layer runs on it.
+CHECKED_IN = {
+    "Activation": ("test_layer_checker.py", "test_activation_passes_the_checker"),
+    "Dense": ("test_layer_checker.py", "test_dense_passes_the_checker"),
+    "Dropout": ("test_layer_checker.py", "test_dropout_passes_the_checker"),
+    "EinsumDense": ("test_core_extra.py", "test_einsum_dense_passes_the_checker"),
+    "Embedding": ("test_core_extra.py", "test_embedding_passes_the_checker"),
+    "Identity": ("test_core_extra.py", "test_identity_passes_the_checker"),
+    "Lambda": ("test_core_extra.py", "test_lambda_with_a_builtin_function_passes_the_checker"),
+    **{name: ("test_reshaping.py", "test_matches_keras") for name in (
+        "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D", "Cropping2D", "Cropping3D",
+        "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")},
+    **{name: ("test_convolutional.py", "test_conv_matches_keras") for name in ("Conv1D", "Conv2D", "Conv3D")},
+    **{name: ("test_convolutional.py", "test_conv_transpose_matches_keras")
+       for name in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")},
+    **{name: ("test_convolutional.py", "test_depthwise_and_separable_match_keras")
+       for name in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")},
+    **{name: ("test_pooling.py", "test_pooling_matches_keras") for name in (
+        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D")},
+    **{name: ("test_pooling.py", "test_global_pooling_matches_keras") for name in (
+        "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D")},
+    "GlobalAveragePooling1D": ("test_pooling.py", "test_global_average_pooling_1d_with_mask_matches_keras"),
+    "BatchNormalization": ("test_normalization.py", "test_batch_normalization_passes_the_checker"),
+    "LayerNormalization": ("test_normalization.py", "test_layer_normalization_passes_the_checker"),
+    "GroupNormalization": ("test_normalization.py", "test_group_normalization_passes_the_checker"),
+    "UnitNormalization": ("test_normalization.py", "test_unit_normalization_passes_the_checker"),
+    "Rescaling": ("test_preprocessing.py", "test_rescaling_passes_the_checker"),
+    "Normalization": ("test_preprocessing.py", "test_normalization_with_given_statistics_passes_the_checker"),
+    "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),
+    **{name: ("test_merging.py", "test_elementwise_merges_pass_the_checker") for name in (
+        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+    "Concatenate": ("test_merging.py", "test_concatenate_passes_the_checker"),
+    "Dot": ("test_merging.py", "test_dot_passes_the_checker"),
+    **{name: ("test_rnn.py", "test_recurrent_layers_match_keras") for name in ("SimpleRNN", "LSTM", "GRU")},
+    **{name: ("test_rnn.py", "test_single_cell_step_matches_keras")
+       for name in ("SimpleRNNCell", "LSTMCell", "GRUCell")},
+    "RNN": ("test_rnn.py", "test_generic_rnn_with_builtin_cell_matches_keras"),
+    "Bidirectional": ("test_rnn.py", "test_bidirectional_matches_keras"),
+    "TimeDistributed": ("test_rnn.py", "test_time_distributed_dense_matches_keras"),
+}
+
+# Layer classes in lm.layers that compute nothing to compare.
+NOT_CHECKED = {
+    "Layer": "the base class",
+    "InputLayer": "the placeholder behind lm.Input: it holds a shape, Keras's cannot be called on data",
+}
+
+
+def _builtin_layer_names():
+    classes = {name: getattr(lm.layers, name) for name in lm.layers.__all__}
+    return sorted(name for name, cls in classes.items() if isinstance(cls, type) and issubclass(cls, lm.layers.Layer))
+
+
+def test_every_builtin_layer_has_a_checker_case():
+    missing = [name for name in _builtin_layer_names() if name not in CHECKED_IN and name not in NOT_CHECKED]
+    assert not missing, f"add a check_layer case for {missing} and list it in CHECKED_IN"
+    unknown = sorted(set(CHECKED_IN) - set(_builtin_layer_names()))
+    assert not unknown, f"CHECKED_IN names layers that lm.layers does not export: {unknown}"
+
+
+@pytest.mark.parametrize("test_file", sorted({file for file, _ in CHECKED_IN.values()}))
+def test_the_registered_tests_run_the_checker_on_their_layers(test_file):
+    """Each registered test exists, calls ``check_layer`` (directly or through a helper of its
+    file), and names its layer (in its code, its decorators or the case table they use)."""
+    source = (HERE / test_file).read_text()
+    module = ast.parse(source)
+    functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+    tables = {target.id: ast.get_source_segment(source, node) for node in module.body if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name)}
+    checkers = {"check_layer"} | {name for name, node in functions.items()
+                                  if "check_layer(" in ast.get_source_segment(source, node)}
+    for layer_name, (file, function_name) in CHECKED_IN.items():
+        if file != test_file:
+            continue
+        assert function_name in functions, f"{file} has no test {function_name} (listed for {layer_name})"
+        node = functions[function_name]
+        body = ast.get_source_segment(source, node)
+        called = {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert called & checkers, f"{file}::{function_name} does not call check_layer ({layer_name})"
+        decorators = " ".join(ast.get_source_segment(source, d) for d in node.decorator_list)
+        used_tables = " ".join(text for name, text in tables.items() if re.search(rf"\b{name}\b", decorators))
+        assert re.search(rf"\b{layer_name}\b", body + decorators + used_tables), (
+            f"{file}::{function_name} does not mention {layer_name}"
+        )

@@ -8,7 +8,7 @@ import pytest
 
 import lamina as lm
 from lamina.layers.core.embedding import Embedding
-from lamina.layers.masking import get_mask
+from lamina.layers.masking import get_mask, set_mask
 from lamina.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from layer_checker import check_layer, random_input
 
@@ -94,49 +94,41 @@ def test_shapes_are_checked_again_on_later_calls():
 
 # --- masks -------------------------------------------------------------------------------------
 
-IDS_A = np.array([[1, 2, 0, 0], [3, 0, 0, 0]], np.int32)
-IDS_B = np.array([[1, 0, 0, 2], [0, 0, 0, 1]], np.int32)
+MASK_A = np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool)
+MASK_B = np.array([[1, 0, 0, 1], [0, 0, 0, 1]], bool)
+IDS_A, IDS_B = MASK_A.astype(np.int32) * 2, MASK_B.astype(np.int32) * 3  # 0 where masked
 
 
-def _embedded(keras, ids_list):
-    """Keras and lamina Embedding outputs (with masks) for the same tables and ids."""
-    theirs, ours = [], []
-    for i, ids in enumerate(ids_list):
-        table = random_input((4, 3), seed=10 + i)
-        k = keras.layers.Embedding(4, 3, mask_zero=True)
-        k.build()
-        k.set_weights([table])
-        theirs.append(k(ids))
-        ours.append(Embedding(4, 3, mask_zero=True, weights=[table])(jnp.asarray(ids)))
-    return theirs, ours
+BOTH_MASKED, ONE_MASKED = (MASK_A, MASK_B), (MASK_A, None)
+MASK_CASES = [
+    ("Add", {}, BOTH_MASKED), ("Subtract", {}, BOTH_MASKED), ("Multiply", {}, BOTH_MASKED),
+    ("Average", {}, BOTH_MASKED), ("Maximum", {}, BOTH_MASKED), ("Minimum", {}, BOTH_MASKED),
+    ("Concatenate", {"axis": 1}, BOTH_MASKED), ("Concatenate", {"axis": -1}, BOTH_MASKED),
+    ("Dot", {"axes": 2}, BOTH_MASKED),
+    # one input without a mask: no output mask (Concatenate: unmasked elements count as kept)
+    ("Add", {}, ONE_MASKED), ("Multiply", {}, ONE_MASKED), ("Maximum", {}, ONE_MASKED),
+    ("Concatenate", {"axis": -1}, ONE_MASKED),
+]
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("Add", {}), ("Subtract", {}), ("Multiply", {}), ("Average", {}), ("Maximum", {}), ("Minimum", {}),
-    ("Concatenate", {"axis": 1}), ("Concatenate", {"axis": -1}), ("Dot", {"axes": 2}),
-])
-def test_masks_merge_as_in_keras(keras, name, kwargs):
-    from keras.src.backend import get_keras_mask
-
-    theirs_in, ours_in = _embedded(keras, [IDS_A, IDS_B])
+@pytest.mark.parametrize("name, kwargs, masks", MASK_CASES)
+def test_masks_merge_as_in_keras(keras, name, kwargs, masks):
+    """Masks attached to the inputs (as Embedding(mask_zero=True) leaves them): the checker
+    compares outputs, gradients and the output mask with Keras's (OR of the masks when every
+    input has one, else none; Concatenate: per position, whether any element is unmasked)."""
     import lamina.layers.merging as merging
 
-    theirs = getattr(keras.layers, name)(**kwargs)(theirs_in)
-    ours = getattr(merging, name)(**kwargs)(ours_in)
-    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-6, atol=1e-6)
-    expected_mask, mask = get_keras_mask(theirs), get_mask(ours)
-    if expected_mask is None:
-        assert mask is None
-    else:
-        np.testing.assert_array_equal(np.asarray(mask), np.asarray(expected_mask))
+    check_layer(lambda: getattr(merging, name)(**kwargs), lambda k: getattr(k.layers, name)(**kwargs),
+                inputs=_inputs((2, 4, 3), (2, 4, 3)), input_masks={0: list(masks)}, keras=keras)
 
 
-def test_no_mask_when_one_input_has_none(keras):
-    _, (masked, _) = _embedded(keras, [IDS_A, IDS_B])
+def test_no_mask_when_one_input_has_none():
+    masked = jnp.ones((2, 4, 3))
+    set_mask(masked, jnp.asarray(MASK_A))
     assert get_mask(Add()([masked, jnp.ones((2, 4, 3))])) is None
     concatenated = Concatenate(axis=1)([masked, jnp.ones((2, 1, 3))])
     np.testing.assert_array_equal(np.asarray(get_mask(concatenated)),
-                                  np.concatenate([IDS_A != 0, np.ones((2, 1), bool)], axis=1))
+                                  np.concatenate([MASK_A, np.ones((2, 1), bool)], axis=1))
 
 
 def test_masks_flow_inside_jit():

@@ -1,8 +1,9 @@
 """SimpleRNN, LSTM, GRU, RNN(cell), Bidirectional and TimeDistributed against Keras 3 (JAX).
 
-``check_layer`` covers outputs, gradients, compute_output_shape, the config round trip and
-eager == lm.jit; return_state, initial_state, masks and stateful layers (which it cannot
-express) are compared with Keras directly, with the Keras weights copied in.
+Every layer and cell goes through ``check_layer`` (outputs, output masks, gradients,
+compute_output_shape, the config round trip, eager == lm.jit), return_state (tuple outputs),
+initial_state and masks included; only stateful layers (state carried across calls) and
+chains of layers are compared with Keras directly, with the Keras weights copied in.
 """
 
 import jax
@@ -12,7 +13,7 @@ import pytest
 from layer_checker import check_layer, random_input
 
 import lamina as lm
-from lamina.layers.masking import get_mask, set_mask
+from lamina.layers.masking import get_mask
 from lamina.layers.rnn import (
     GRU,
     LSTM,
@@ -33,16 +34,6 @@ SHAPE = (2, 4, 3)  # batch, time, features: small, so the suite stays fast
 def right_padded_mask():
     """Sequences of lengths 4 and 2: the second is padded on the right."""
     return np.array([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=bool)
-
-
-def paired(keras, name, x, **config):
-    """A Keras layer and a lamina layer of the same config, with the Keras weights copied in."""
-    theirs = getattr(keras.layers, name)(**config)
-    theirs(x)
-    ours = LAYERS[name](**config)
-    ours(jnp.asarray(x))
-    ours.set_weights(theirs.get_weights())
-    return ours, theirs
 
 
 def assert_all_close(ours, theirs):
@@ -78,63 +69,50 @@ def test_masked_sequences_match_keras_with_gradients():
 
 
 def test_generic_rnn_with_builtin_cell_matches_keras(keras):
-    x = random_input(SHAPE, seed=15)
-    theirs = keras.layers.RNN(keras.layers.SimpleRNNCell(3), return_sequences=True)
-    expected = theirs(x)
-    ours = RNN(SimpleRNNCell(3), return_sequences=True)
-    ours(jnp.asarray(x))
-    ours.set_weights(theirs.get_weights())
-    assert_all_close(ours(jnp.asarray(x)), expected)
-    config = ours.get_config()
-    assert config["cell"]["class_name"] == "SimpleRNNCell"
-    rebuilt = RNN.from_config(config)
-    assert rebuilt.get_config() == config
-    rebuilt(jnp.asarray(x))
-    rebuilt.set_weights(ours.get_weights())
-    assert_all_close(rebuilt(jnp.asarray(x)), expected)
-    assert ours.compute_output_shape((None, 4, 3)) == (None, 4, 3)
+    layer, _ = check_layer(lambda: RNN(SimpleRNNCell(3), return_sequences=True),
+                           lambda k: k.layers.RNN(k.layers.SimpleRNNCell(3), return_sequences=True),
+                           inputs=random_input(SHAPE, seed=15), keras=keras, grad_rtol=1e-4)
+    assert layer.get_config()["cell"]["class_name"] == "SimpleRNNCell"
+    assert layer.compute_output_shape((None, 4, 3)) == (None, 4, 3)
 
 
 # --- return_state, initial_state ------------------------------------------------------------------
 
-def test_return_state_matches_keras(keras):
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_return_state_matches_keras(keras, name):
     # (return_state with return_sequences and masks: test_mask_keeps_previous_state_like_keras)
-    x = random_input(SHAPE, seed=1)
-    ours, theirs = paired(keras, "LSTM", x, units=3, return_state=True)
-    mine = ours(jnp.asarray(x))
-    assert isinstance(mine, tuple) and len(mine) == 3  # output, h, c
-    assert_all_close(mine, theirs(x))
-    assert ours.compute_output_shape((None, 4, 3)) == ((None, 3), (None, 3), (None, 3))
+    layer, outputs = check_layer(lambda: LAYERS[name](3, return_state=True),
+                                 lambda k: getattr(k.layers, name)(3, return_state=True),
+                                 inputs=random_input(SHAPE, seed=1), keras=keras, grad_rtol=1e-4)
+    assert isinstance(outputs, tuple) and len(outputs) == len(layer.state_size) + 1  # output, *states
+    assert layer.compute_output_shape((None, 4, 3)) == ((None, 3),) * len(outputs)
 
 
 def test_initial_state_matches_keras(keras):
-    x = random_input(SHAPE, seed=2)
+    # The initial states are inputs too: their gradients are compared with Keras's.
     states = [random_input((2, 3), seed=10 + i) for i in range(2)]
-    ours, theirs = paired(keras, "LSTM", x, units=3, return_sequences=True, return_state=True)
-    assert_all_close(ours(jnp.asarray(x), initial_state=[jnp.asarray(s) for s in states]),
-                     theirs(x, initial_state=states))
+    layer, _ = check_layer(lambda: LSTM(3, return_sequences=True, return_state=True),
+                           lambda k: k.layers.LSTM(3, return_sequences=True, return_state=True),
+                           inputs=random_input(SHAPE, seed=2), call_kwargs={"initial_state": states},
+                           keras=keras, grad_rtol=1e-4)
     with pytest.raises(ValueError, match="initial_state must hold"):
-        ours(jnp.asarray(x), initial_state=[jnp.asarray(states[0])])
+        layer(jnp.asarray(random_input(SHAPE, seed=2)), initial_state=[jnp.asarray(states[0])])
 
 
 def test_single_array_initial_state_and_mask_with_initial_state(keras):
-    x = random_input(SHAPE, seed=3)
-    h0 = random_input((2, 3), seed=4)
-    ours, theirs = paired(keras, "GRU", x, units=3, return_sequences=True)
-    assert_all_close(ours(jnp.asarray(x), initial_state=jnp.asarray(h0), mask=right_padded_mask()),
-                     theirs(x, initial_state=h0, mask=right_padded_mask()))
+    call_kwargs = {"initial_state": random_input((2, 3), seed=4), "mask": right_padded_mask()}
+    check_layer(lambda: GRU(3, return_sequences=True), lambda k: k.layers.GRU(3, return_sequences=True),
+                inputs=random_input(SHAPE, seed=3), call_kwargs=call_kwargs, keras=keras, grad_rtol=1e-4)
 
 
 # --- masks ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, go_backwards", [("SimpleRNN", True), ("LSTM", False), ("GRU", True)])
 def test_mask_keeps_previous_state_like_keras(keras, name, go_backwards):
-    x = random_input(SHAPE, seed=5)
-    mask = right_padded_mask()
-    ours, theirs = paired(keras, name, x, units=3, return_sequences=True, return_state=True,
-                          go_backwards=go_backwards)
-    mine = ours(jnp.asarray(x), mask=mask)
-    assert_all_close(mine, theirs(x, mask=mask))
+    config = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    _, mine = check_layer(lambda: LAYERS[name](3, **config), lambda k: getattr(k.layers, name)(3, **config),
+                          inputs=random_input(SHAPE, seed=5), call_kwargs={"mask": right_padded_mask()},
+                          keras=keras, grad_rtol=1e-4)
     if not go_backwards:
         # The padded sample's last states are those after its last real step, and the padded
         # timesteps repeat the previous output (Keras's behaviour).
@@ -142,17 +120,16 @@ def test_mask_keeps_previous_state_like_keras(keras, name, go_backwards):
         np.testing.assert_allclose(mine[1][1], mine[0][1, 1], rtol=1e-6)
 
 
-def test_registered_mask_reaches_the_layer_and_propagates(keras):
-    x = random_input(SHAPE, seed=6)
-    mask = jnp.asarray(right_padded_mask())
-    ours, theirs = paired(keras, "LSTM", x, units=3, return_sequences=True)
-    inputs = jnp.asarray(x)
-    set_mask(inputs, mask)  # what Embedding(mask_zero=True) does for its output
-    out = ours(inputs)
-    assert_all_close(out, theirs(x, mask=right_padded_mask()))
-    np.testing.assert_array_equal(np.asarray(get_mask(out)), np.asarray(mask))  # return_sequences keeps it
-    last_only = LSTM(3)
-    assert get_mask(last_only(inputs)) is None
+@pytest.mark.parametrize("config", [dict(return_sequences=True), dict(),
+                                    dict(return_sequences=True, return_state=True)])
+def test_registered_mask_reaches_the_layer_and_propagates(keras, config):
+    # The mask is attached to the input, as Embedding(mask_zero=True) leaves it; the checker
+    # compares the output masks with Keras's (return_sequences keeps it, on the sequence only).
+    _, outputs = check_layer(lambda: LSTM(3, **config), lambda k: k.layers.LSTM(3, **config),
+                             inputs=random_input(SHAPE, seed=6), input_masks={0: right_padded_mask()},
+                             keras=keras, grad_rtol=1e-4)
+    sequence = outputs[0] if isinstance(outputs, tuple) else outputs
+    assert (get_mask(sequence) is not None) == config.get("return_sequences", False)
 
 
 @pytest.mark.skipif(not hasattr(lm.layers, "Embedding"), reason="lm.layers.Embedding is not there yet")
@@ -181,29 +158,25 @@ def test_bidirectional_matches_keras():
 
 @pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
 def test_bidirectional_other_merge_modes_match_keras(keras, merge_mode):
-    x = random_input(SHAPE, seed=14)
-    theirs = keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode=merge_mode)
-    expected = theirs(x)
-    ours = Bidirectional(GRU(3), merge_mode=merge_mode)
-    ours(jnp.asarray(x))
-    ours.set_weights(theirs.get_weights())
-    assert_all_close(ours(jnp.asarray(x)), expected)
-    assert ours.compute_output_shape((None, 4, 3)) == (None, 3)
+    layer, _ = check_layer(lambda: Bidirectional(GRU(3), merge_mode=merge_mode),
+                           lambda k: k.layers.Bidirectional(k.layers.GRU(3), merge_mode=merge_mode),
+                           inputs=random_input(SHAPE, seed=14), keras=keras, grad_rtol=1e-4)
+    assert layer.compute_output_shape((None, 4, 3)) == (None, 3)
 
 
-def test_bidirectional_mask_state_and_no_merge_match_keras(keras):
-    x = random_input(SHAPE, seed=7)
-    mask = right_padded_mask()
-    theirs = keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True, return_state=True), merge_mode=None)
-    theirs(x)
-    ours = Bidirectional(GRU(3, return_sequences=True, return_state=True), merge_mode=None)
-    ours(jnp.asarray(x))
-    ours.set_weights(theirs.get_weights())
+@pytest.mark.parametrize("merge_mode", [None, "concat"])
+def test_bidirectional_mask_state_and_no_merge_match_keras(keras, merge_mode):
     states = [random_input((2, 3), seed=20), random_input((2, 3), seed=21)]
-    mine = ours(jnp.asarray(x), mask=mask, initial_state=[jnp.asarray(s) for s in states])
-    assert len(mine) == 4  # forward output, backward output, forward state, backward state
-    assert_all_close(mine, theirs(x, mask=mask, initial_state=states))
-    assert ours.compute_output_shape((None, 4, 3)) == ((None, 4, 3), (None, 4, 3), (None, 3), (None, 3))
+    config = dict(return_sequences=True, return_state=True)
+    layer, mine = check_layer(
+        lambda: Bidirectional(GRU(3, **config), merge_mode=merge_mode),
+        lambda k: k.layers.Bidirectional(k.layers.GRU(3, **config), merge_mode=merge_mode),
+        inputs=random_input(SHAPE, seed=7), call_kwargs={"mask": right_padded_mask(), "initial_state": states},
+        keras=keras, grad_rtol=1e-4,
+    )
+    if merge_mode is None:
+        assert len(mine) == 4  # forward output, backward output, forward state, backward state
+        assert layer.compute_output_shape((None, 4, 3)) == ((None, 4, 3), (None, 4, 3), (None, 3), (None, 3))
     np.testing.assert_array_equal(np.asarray(mine[0][1, 2:]), 0.0)  # zero_output_for_mask is forced
 
 
@@ -274,16 +247,14 @@ def test_cells_draw_masks_per_call():
 @pytest.mark.parametrize("cell_class, keras_name", [(SimpleRNNCell, "SimpleRNNCell"), (LSTMCell, "LSTMCell"),
                                                     (GRUCell, "GRUCell")])
 def test_single_cell_step_matches_keras(keras, cell_class, keras_name):
-    x = random_input((2, 5), seed=9)
-    theirs = getattr(keras.layers, keras_name)(3)
+    # A cell is called on (inputs, states) and returns (output, new_states); cells have no
+    # compute_output_shape (in Keras either): the output shapes are compared with Keras's.
     n_states = 2 if cell_class is LSTMCell else 1
     states = [random_input((2, 3), seed=30 + i) for i in range(n_states)]
-    expected = theirs(x, states)
-    ours = cell_class(3)
-    ours(jnp.asarray(x), [jnp.asarray(s) for s in states])
-    ours.set_weights(theirs.get_weights())
-    out, new_states = ours(jnp.asarray(x), [jnp.asarray(s) for s in states])
-    assert_all_close([out, *new_states], [expected[0], *expected[1]])
+    _, (out, new_states) = check_layer(lambda: cell_class(3), lambda k: getattr(k.layers, keras_name)(3),
+                                       inputs=random_input((2, 5), seed=9), args=[states], keras=keras,
+                                       check_output_shape=False, grad_rtol=1e-4)
+    assert out.shape == (2, 3) and len(new_states) == n_states
 
 
 def test_stateful_matches_keras_and_resets(keras):

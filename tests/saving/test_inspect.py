@@ -54,7 +54,7 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inspect")
     x, y = np.ones((8, 6), "float32"), np.ones((8, 2), "float32")
     sequential = lm.Sequential([lm.Input((6,)), lm.layers.Dense(5, activation="relu", name="hidden_a"),
-                                lm.layers.Dropout(0.1), lm.layers.BatchNormalization(), lm.layers.Dense(2)])
+                                lm.layers.Dropout(0.1, name="dropout"), lm.layers.BatchNormalization(), lm.layers.Dense(2)])
     sequential.compile(optimizer=lm.optimizers.Adam(0.0025), loss="mse", metrics=["mae"])
     sequential.fit(x, y, epochs=1, verbose=0)
     sequential.save(folder / "seq.lamina")

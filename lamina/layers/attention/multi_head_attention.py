@@ -10,9 +10,8 @@ copies Keras weights in: query/key kernels ``(dim, num_heads, key_dim)``, value 
 Masks (combined with a logical AND into one ``(B, T, S)`` mask, as in Keras):
 - ``query_mask`` ``(B, T)`` and ``value_mask`` / ``key_mask`` ``(B, S)``: given explicitly, or
   else the masks registered on the ``query``, ``value`` and ``key`` inputs (by
-  ``Embedding(mask_zero=True)`` or any masking layer). ``lamina.layers.masking.get_mask`` is
-  looked up for each tensor inside ``call``, since ``Layer.__call__`` only forwards the first
-  input's mask (and only to a ``call`` with a ``mask`` parameter);
+  ``Embedding(mask_zero=True)`` or any masking layer), which ``Layer.__call__`` passes in as
+  these arguments (as Keras does for ``<name>_mask`` arguments);
 - ``attention_mask`` ``(B, T, S)`` (or broadcastable), true where attention is allowed;
 - ``use_causal_mask=True``: position ``t`` sees positions ``<= t``;
 - ``sliding_window=w``: positions closer than ``w``.
@@ -34,7 +33,6 @@ from lamina.core.variable import Variable
 from lamina.layers.core.dropout import Dropout
 from lamina.layers.core.einsum_dense import EinsumDense
 from lamina.layers.layer import Layer
-from lamina.layers.masking import get_mask
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
 
@@ -333,13 +331,7 @@ class MultiHeadAttention(Layer):
 
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False):
-        # Masks registered on the inputs, looked up before any conversion (by identity).
-        if query_mask is None:
-            query_mask = get_mask(query)
-        if value_mask is None:
-            value_mask = get_mask(value)
-        if key is not None and key_mask is None and key is not value:
-            key_mask = get_mask(key)
+        # (Masks registered on query, value and key arrive as query_mask... from Layer.__call__.)
         dtype = query.dtype
         value = _as_input(value, dtype)
         key = value if key is None else _as_input(key, dtype)

@@ -1,9 +1,9 @@
 """``Merge``: the base of layers that combine a list of inputs elementwise.
 
-Masks: lamina keeps masks per array, so a merge layer looks up the mask of each array in its
-input list itself (or takes ``mask=[...]`` given explicitly). As in Keras, the output mask is
-the OR of the input masks when every input has one, else none; ``Maximum``, ``Minimum`` and
-``Multiply`` also let masked positions not influence the result.
+Masks: ``Layer.__call__`` passes ``mask=[mask of each input]`` (``None`` entries for unmasked
+inputs) when any input has one, as Keras does. As in Keras, the output mask is the OR of the
+input masks when every input has one, else none; ``Maximum``, ``Minimum`` and ``Multiply``
+also let masked positions not influence the result.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lamina.layers.layer import Layer
-from lamina.layers.masking import get_mask
 
 
 class Merge(Layer):
@@ -75,7 +74,7 @@ class Merge(Layer):
 
     # -- computation --------------------------------------------------------------------------
     def _masks(self, inputs, mask):
-        return list(mask) if mask is not None else [get_mask(x) for x in inputs]
+        return list(mask) if mask is not None else [None] * len(inputs)
 
     def call(self, inputs, mask=None):
         if not isinstance(inputs, (list, tuple)):

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 from lamina.core.variable import Variable
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
-from lamina.layers.masking import set_mask
 from lamina.layers.rnn.base_cell import RecurrentCell
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
@@ -192,9 +191,14 @@ class RNN(Layer):
         return output
 
     def compute_mask(self, inputs, mask=None):
+        """As Keras: the input's mask for a sequence output, else none; with ``return_state`` a
+        list with ``None`` for each state."""
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        return mask if self.return_sequences else None
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.state_size)
+        return output_mask
 
     # -- state --------------------------------------------------------------------------------
     def build(self, input_shape):
@@ -277,11 +281,6 @@ class RNN(Layer):
                 variable.assign(value)
         output = outputs if self.return_sequences else last
         if self.return_state:
-            # Layer.__call__ records masks for single-array outputs only: the output sequence
-            # of a tuple keeps its mask here, as Keras does.
-            output_mask = self.compute_mask(inputs, mask)
-            if output_mask is not None:
-                set_mask(output, output_mask)
             return (output, *final_states)
         return output
 

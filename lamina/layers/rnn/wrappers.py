@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 
 from lamina.layers.layer import Layer
-from lamina.layers.masking import set_mask
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
 
@@ -118,19 +117,20 @@ class Bidirectional(Layer):
         if self.return_sequences:
             y_rev = jnp.flip(y_rev, axis=1)
         output = self._merge(y, y_rev)
-        output_mask = self.compute_mask(inputs, mask) if mask is not None else None
-        if output_mask is not None and (self.return_state or self.merge_mode is None):
-            # Tuple outputs: Layer.__call__ records no mask for them, so set it here (Keras does).
-            for array in (output if self.merge_mode is None else (output,)):
-                set_mask(array, output_mask)
         if self.return_state:
             return (*output, *states) if self.merge_mode is None else (output, *states)
         return output
 
     def compute_mask(self, inputs, mask=None):
+        """As Keras: the input's mask for sequence outputs (each of the two with
+        ``merge_mode=None``), else none; ``None`` for each state with ``return_state``."""
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        return mask if self.return_sequences else None
+        output_mask = mask if self.return_sequences else None
+        masks = [output_mask] * (2 if self.merge_mode is None else 1)
+        if self.return_state:
+            masks += [None] * (len(self.forward_layer.state_size) + len(self.backward_layer.state_size))
+        return masks if len(masks) > 1 else masks[0]
 
     def compute_output_shape(self, input_shape, initial_state_shape=None):
         output_shape = self.forward_layer.compute_output_shape(input_shape)
