@@ -10,8 +10,9 @@ same inputs, copies Keras's weights into lamina, and asserts:
   floating input (positional or keyword) and every trainable weight, are finite and equal
   Keras's;
 - each output's shape equals ``compute_output_shape`` (with a ``None`` batch axis);
-- ``from_config(get_config())`` rebuilds an equal config, and with the same weights the same
-  outputs;
+- saved and loaded (config as JSON through ``lm.saving.serialize``/``deserialize``, variables
+  through a safetensors file and ``load_weights``'s checks), it has an equal config and gives
+  the same outputs;
 - eager and ``lm.jit`` calls give the same numbers.
 
 Usage (in a test):
@@ -34,6 +35,9 @@ Where each built-in layer goes through it: ``CHECKED_IN`` in tests/layers/test_l
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -223,13 +227,11 @@ def check_layer(make_lamina, make_keras, input_shape=None, *, inputs=None, args=
         _check_output_shapes(layer, call, leaves, shaped_outputs)
 
     config = layer.get_config()
-    rebuilt = type(layer).from_config(config)
+    rebuilt = _saved_and_loaded(layer, lambda copy: call.lamina(copy, *call.tensors(jnp.asarray)))
     assert rebuilt.get_config() == config, f"{name}: config round trip changed the config"
-    call.lamina(rebuilt, *call.tensors(jnp.asarray))
-    rebuilt.set_weights(layer.get_weights())
     for mine, theirs in zip(_leaves(call.lamina(rebuilt, *call.tensors(jnp.asarray))), leaves):
         np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-6, atol=1e-7,
-                                   err_msg=f"{name}: from_config(get_config()) differs")
+                                   err_msg=f"{name}: the saved and loaded layer differs")
 
     compiled = lm.jit(lambda positional, tensor_kwargs: call.lamina(layer, positional, tensor_kwargs))
     for mine, theirs in zip(_leaves(compiled(*call.tensors(jnp.asarray))), leaves):
@@ -240,6 +242,25 @@ def check_layer(make_lamina, make_keras, input_shape=None, *, inputs=None, args=
         _check_gradients(layer, reference, call, leaves, seed, grad_rtol or max(rtol, 1e-5) * 10,
                          grad_atol or atol * 10)
     return layer, outputs
+
+
+def _saved_and_loaded(layer, build):
+    """The layer through the saving path: its config serialized to JSON text and deserialized
+    through the registry, ``build(copy)`` run, then its variables written to a safetensors
+    file and loaded back with the same checks ``load_weights`` makes."""
+    from lamina.saving import weights as weights_io
+    from lamina.saving.safetensors_reader import MappedSafetensorsFile
+
+    text = json.dumps(lm.saving.serialize(layer))
+    # A test's own layer class is not registered: name it, as a user would in custom_objects.
+    copy = lm.saving.deserialize(json.loads(text), custom_objects={lm.saving.get_registered_name(type(layer)): type(layer)})
+    build(copy)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "layer.safetensors")
+        weights_io.write_safetensors(path, weights_io.model_variables(layer))
+        with MappedSafetensorsFile(path) as view:
+            weights_io.check_and_assign(weights_io.model_variables(copy), view, where=layer.name)
+    return copy
 
 
 def _check_output_shapes(layer, call, leaves, shaped_outputs):
