@@ -109,11 +109,21 @@ def test_fast_max_pool_equals_reduce_window_in_value_and_gradient(pool_size, pad
     np.testing.assert_allclose(fast[1], window[1], rtol=1e-6, atol=1e-7)
 
 
-def test_max_pool_gradient_on_ties_goes_to_the_tied_maxima():
-    """Documented difference from reduce_window: ties share the gradient instead of one taking it."""
-    x = jnp.ones((1, 2, 2, 1))
-    grad = jax.grad(lambda v: jnp.sum(pool_ops.max_pool_by_reshape(v, (2, 2), "valid", "channels_last")))(x)
-    np.testing.assert_allclose(np.asarray(grad).sum(), 1.0)
+@pytest.mark.parametrize("pool_size, padding, data_format, shape", FAST_CASES)
+def test_fast_max_pool_gradient_on_ties_equals_reduce_window(pool_size, padding, data_format, shape):
+    """With equal values in a window (ReLU zeros, quantized inputs) the first maximum in
+    row-major order takes the whole gradient, exactly as select_and_scatter (Keras) does."""
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape).astype("float32"))
+
+    def grad_of(fn):
+        def weighted(v):
+            y = fn(v, "max", pool_size, pool_size, padding, data_format)
+            return jnp.sum(y * jnp.arange(1, y.size + 1, dtype=y.dtype).reshape(y.shape))
+
+        return np.asarray(jax.grad(weighted)(x))
+
+    fast = grad_of(lambda x, m, p, s, pad, df: pool_ops.max_pool_by_reshape(x, p, pad, df))
+    np.testing.assert_array_equal(fast, grad_of(pool_ops.pool_by_window))
 
 
 def _primitives(fn, x):
