@@ -16,8 +16,10 @@ import collections
 import json
 import mmap
 import os
+import shutil
 import struct
 import tempfile
+import time
 import zipfile
 import zlib
 
@@ -49,11 +51,33 @@ def write_archive(path, metadata: dict, config: dict, write_weights) -> None:
             with zipfile.ZipFile(tmp_archive, "w", allowZip64=True) as archive:
                 archive.writestr(METADATA, json.dumps(metadata, indent=2), zipfile.ZIP_DEFLATED)
                 archive.writestr(CONFIG, json.dumps(config, indent=2), zipfile.ZIP_DEFLATED)
-                # Stored, not compressed: weights barely compress, and a stored member can be
-                # read in place from a memory map instead of being inflated into a copy.
-                archive.write(tmp_weights, WEIGHTS, zipfile.ZIP_STORED)
+                _write_weights_member(archive, tmp_weights)
         finally:
             os.unlink(tmp_weights)
+
+
+_ALIGNMENT = 64  # bytes: copying an aligned tensor to the device is about twice as fast
+_PADDING_FIELD_ID = 0xD935  # the zip "extra" field id Android's zipalign uses for padding
+
+
+def _write_weights_member(archive, weights_path) -> None:
+    """Add the safetensors file, stored (not compressed: weights barely compress, and a stored
+    member can be read in place from a memory map), padded so that its tensor data starts
+    on a 64-byte boundary of the file. The padding is an "extra" field of the member's local
+    header, which readers skip."""
+    size = os.path.getsize(weights_path)
+    with open(weights_path, "rb") as source:
+        header_size = int.from_bytes(source.read(8), "little")
+        source.seek(0)
+        info = zipfile.ZipInfo(WEIGHTS, date_time=time.localtime()[:6])
+        info.compress_type, info.file_size = zipfile.ZIP_STORED, size
+        zip64 = size * 1.05 > zipfile.ZIP64_LIMIT  # zipfile's own rule; it then adds 20 bytes
+        data_start = (archive.fp.tell() + _LOCAL_HEADER.size + len(WEIGHTS) + (20 if zip64 else 0)
+                      + 4 + 8 + header_size)
+        padding = -data_start % _ALIGNMENT
+        info.extra = struct.pack("<HH", _PADDING_FIELD_ID, padding) + bytes(padding)
+        with archive.open(info, "w", force_zip64=zip64) as member:
+            shutil.copyfileobj(source, member, _CRC_CHUNK)
 
 
 class ModelArchive:

@@ -86,9 +86,10 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         # and let the config create no more weight bytes than the file holds (plus slack for a
         # near-miss, which the mismatch report then describes).
         budget = sum(e.end - e.start for e in archive.weights.entries.values()) + _BUILD_SLACK_BYTES
-        with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode), initializers_skipped(budget):
-            model = _rebuild(config, custom_objects, archive.source)
-            _build(model, config.get("build_config"), archive.source)
+        with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
+            with initializers_skipped(budget):  # only the weights: metrics start at zero for real
+                model = _rebuild(config, custom_objects, archive.source)
+                _build(model, config.get("build_config"), archive.source)
             if compile and config.get("compile_config"):
                 with _as_file_error(archive.source, "compile arguments"):
                     model.compile_from_config(config["compile_config"], custom_objects=custom_objects)

@@ -204,6 +204,9 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
         _report(problems, view, skip_mismatch, where)
     for variable, key in plan:
         variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+        # The copy runs asynchronously: wait for it, so that the file's pages can be let go of
+        # now (and the memory map closed at the end) instead of staying resident.
+        variable.value.block_until_ready()
         view.done_with(key)
 
 
