@@ -426,3 +426,37 @@ def test_a_compile_config_naming_an_unknown_loss_is_refused_at_load(tmp_path, go
         config["compile_config"] = {"optimizer": "sgd", "loss": "os.system", "metrics": None}
 
     _refuse(tmp_path, _with_config(good[1], poison), lm.load_model, match="os.system")
+
+
+_AUDITED: list | None = None
+_CODE_EVENTS = {"exec", "compile", "pickle.find_class", "marshal.loads", "os.system", "subprocess.Popen",
+                "os.exec", "os.posix_spawn", "os.spawn", "ctypes.dlopen"}
+
+
+def _record(event, args):
+    if _AUDITED is not None and (event in _CODE_EVENTS or event == "open"):
+        _AUDITED.append((event, args[0] if args else None))
+
+
+sys.addaudithook(_record)  # one hook per process: it records only while _AUDITED is a list
+
+
+def test_loading_a_model_file_runs_no_code_and_opens_only_that_file(tmp_path):
+    """No pickle, no exec/compile of text, no process, no other file: the whole path from
+    a file to a compiled, trained model (loaded twice so that one-time imports are done)."""
+    global _AUDITED
+    model = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3), lm.layers.Dropout(0.5, seed=1),
+                           lm.layers.BatchNormalization(), lm.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(np.ones((8, 4), "float32"), np.ones((8, 1), "float32"), epochs=1, verbose=0)
+    path = tmp_path / "m.lamina"
+    model.save(path)
+    lm.load_model(path)
+    _AUDITED = []
+    try:
+        lm.load_model(path)
+        model.load_weights(path)
+    finally:
+        events, _AUDITED = _AUDITED, None
+    assert [e for e in events if e[0] != "open"] == []
+    assert {os.fspath(name) for _, name in events} <= {os.fspath(path)}
