@@ -110,3 +110,4 @@ def test_digits_demo_trains_with_fit_and_prints_a_progress_bar(capsys):
     out = capsys.readouterr().out
     assert "Epoch 4/4" in out and "val_accuracy" in out and "step - " in out
     assert f"held-out accuracy: {accuracy:.2%}" in out
+    assert f"reloaded, it scores {accuracy:.2%}" in out
