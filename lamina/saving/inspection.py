@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from lamina.saving.archive import ModelArchive
 from lamina.saving.safetensors_reader import MappedSafetensorsFile
-from lamina.saving.weights import OPTIMIZER_PREFIX
+from lamina.saving.weights import OPTIMIZER_PREFIX, STRUCTURE_METADATA
 
 _STATE_NAME = re.compile(r"(seed_generator_state|rnn_state_\d+)(_\d+)?")
 _MAX_TEXT = 160  # characters of one value from the file shown before it is cut
@@ -171,7 +171,9 @@ def _print_metadata(console, contents: FileContents) -> None:
     table.add_column("value", overflow="fold")
     items = dict(contents.metadata)
     if contents.kind == "model":
-        items.update({f"weights header: {k}": v for k, v in contents.header_metadata.items()})
+        # The structural-key map repeats every tensor key: the --weights table shows those.
+        items.update({f"weights header: {k}": v for k, v in contents.header_metadata.items()
+                      if k != STRUCTURE_METADATA})
     for key, value in items.items():
         table.add_row(_text(key), _text(_short(value)))
     if not items:
@@ -187,7 +189,7 @@ def _print_model(console, config: dict, groups: dict) -> None:
     build = config.get("build_config")
     inputs = _input_shapes(inner)
     if isinstance(build, dict) and build.get("input_shape") is not None:
-        console.print(_text(f"Built from input shape: {_short(build['input_shape'])}"))
+        console.print(_text(f"Built from input shape: {_shape_text(build['input_shape'])}"))
     elif inputs:
         console.print(_text("Inputs: " + ", ".join(inputs)))
     else:
@@ -222,7 +224,7 @@ def _input_shapes(inner: dict) -> list:
         if isinstance(layer, dict) and layer.get("class_name") == "InputLayer":
             layer_config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
             shapes.append(f"{_short(layer_config.get('name'))} (batch shape "
-                          f"{_short(layer_config.get('batch_shape'))})")
+                          f"{_shape_text(layer_config.get('batch_shape'))})")
     return shapes
 
 
@@ -305,6 +307,15 @@ def _describe(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_short(k)}: {_describe(v)}" for k, v in value.items()) + "}"
     return _short(value)
+
+
+def _shape_text(shape) -> str:
+    """A JSON shape as Python writes it: ``[null, 4]`` -> ``(None, 4)``."""
+    if isinstance(shape, list) and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
+        return _short("(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")")
+    if isinstance(shape, list):
+        return _short("[" + ", ".join(_shape_text(s) for s in shape) + "]")
+    return _short(shape)
 
 
 def _short(value) -> str:

@@ -51,7 +51,9 @@ def model_config(model) -> dict:
         warnings.warn(f"Model '{model.name}' is saved without its compile() arguments ({error}); "
                       "load it with compile=False and compile it again.", stacklevel=3)
         compile_config = None
-    build_shape = model.__dict__.get("_lm_build_shape") if model.built else None
+    # A declared lm.Input shape keeps its None batch axis; else the shape it was built from.
+    build_shape = (model.__dict__.get("_lm_declared_input_shape") or model.__dict__.get("_lm_build_shape")
+                   if model.built else None)
     return {
         "class_name": get_registered_name(type(model)),
         "config": model.get_config(),
