@@ -92,7 +92,7 @@ def test_functional_with_nested_model(saved):
     model = models["fn"]
     code, out, _ = _run(folder / "fn.lamina")
     assert code == 0
-    assert 'Functional "scorer"' in out and "features (batch shape [null, 6])" in out
+    assert 'Functional "scorer"' in out and "features (batch shape (None, 6))" in out
     for layer in model.layers:
         assert _row_params(out, f"{layer.name} ({type(layer).__name__})") == layer.count_params()
     assert _total(out) == model.count_params()
