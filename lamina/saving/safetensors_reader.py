@@ -18,7 +18,7 @@ import mmap
 import os
 from dataclasses import dataclass
 
-import ml_dtypes
+import jax.numpy as jnp
 import numpy as np
 
 from lamina.saving.errors import FileFormatError
@@ -31,8 +31,8 @@ MAX_RANK = 64
 
 DTYPES = {
     "F64": np.dtype("float64"), "F32": np.dtype("float32"), "F16": np.dtype("float16"),
-    "BF16": np.dtype(ml_dtypes.bfloat16), "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "BF16": np.dtype(jnp.bfloat16), "F8_E4M3": np.dtype(jnp.float8_e4m3fn),
+    "F8_E5M2": np.dtype(jnp.float8_e5m2),
     "I64": np.dtype("int64"), "I32": np.dtype("int32"), "I16": np.dtype("int16"), "I8": np.dtype("int8"),
     "U64": np.dtype("uint64"), "U32": np.dtype("uint32"), "U16": np.dtype("uint16"), "U8": np.dtype("uint8"),
     "BOOL": np.dtype("bool"),
