@@ -211,3 +211,15 @@ def test_set_weights_with_a_wrong_shape_changes_nothing():
     with pytest.raises(ValueError, match="shape"):
         model.set_weights(weights)
     assert _snapshot(model) == before
+
+
+def test_bfloat16_and_float16_variables_round_trip_bit_exactly(tmp_path):
+    model = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3, dtype="bfloat16"),
+                           lm.layers.Embedding(5, 2, dtype="float16")])
+    model.save_weights(tmp_path / "w.safetensors")
+    copy = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3, dtype="bfloat16"),
+                          lm.layers.Embedding(5, 2, dtype="float16")])
+    copy.load_weights(tmp_path / "w.safetensors")
+    for mine, theirs in zip(copy.weights, model.weights):
+        assert mine.dtype == theirs.dtype
+        assert mine.numpy().tobytes() == theirs.numpy().tobytes()
