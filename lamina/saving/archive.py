@@ -25,7 +25,7 @@ import zlib
 
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import FileFormatError
-from lamina.saving.safetensors_reader import SafetensorsView, drop_pages
+from lamina.saving.safetensors_reader import SafetensorsView, close_map, drop_pages, no_duplicate_keys
 
 METADATA, CONFIG, WEIGHTS = "metadata.json", "config.json", "model.safetensors"
 MEMBERS = (METADATA, CONFIG, WEIGHTS)
@@ -102,7 +102,7 @@ class ModelArchive:
         if getattr(self, "weights", None) is not None:
             self.weights.release()
         if self._map is not None:
-            _close_map(self._map)
+            close_map(self._map)
         self._file.close()
 
     def _open(self) -> None:
@@ -184,7 +184,7 @@ class ModelArchive:
         if len(raw) > limit:
             raise FileFormatError(f"{self.source}: {info.filename} expands past {limit} bytes.")
         try:
-            value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+            value = json.loads(raw, object_pairs_hook=no_duplicate_keys)
         except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
             raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
         if not isinstance(value, dict):
@@ -230,17 +230,3 @@ class ModelArchive:
 # check it feeds is a guard only, so it is skipped if a future Python renames the helper.
 _end_of_central_directory = getattr(zipfile, "_EndRecData", lambda file: None)
 _ECD_ENTRIES_TOTAL, _ECD_SIZE = 4, 5
-
-
-def _close_map(mapping) -> None:
-    try:
-        mapping.close()
-    except BufferError:
-        pass  # an array view still refers to it (e.g. from a traceback): closed when collected
-
-
-def _no_duplicate_keys(pairs):
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate keys in an object")
-    return result

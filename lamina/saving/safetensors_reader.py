@@ -116,11 +116,17 @@ class MappedSafetensorsFile:
 
     def _close(self):
         if getattr(self, "_map", None) is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                pass  # an array view still refers to it (e.g. from a traceback): closed when collected
+            close_map(self._map)
         self._file.close()
+
+
+def close_map(mapping: mmap.mmap) -> None:
+    """Close a memory map, unless an array view still refers to it (e.g. from a traceback):
+    then it is closed when that view is collected."""
+    try:
+        mapping.close()
+    except BufferError:
+        pass
 
 
 def drop_pages(mapping: mmap.mmap, start: int, end: int) -> None:
@@ -150,7 +156,7 @@ def _parse_header(buffer: memoryview, source: str):
     if 8 + header_size > len(buffer):
         raise bad(f"its header claims {header_size} bytes but only {len(buffer) - 8} follow (truncated?)")
     try:
-        header = json.loads(bytes(buffer[8:8 + header_size]), object_pairs_hook=_no_duplicate_keys)
+        header = json.loads(bytes(buffer[8:8 + header_size]), object_pairs_hook=no_duplicate_keys)
     except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         raise bad(f"its header is not valid JSON ({error})") from None
     if not isinstance(header, dict):
@@ -201,7 +207,8 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _no_duplicate_keys(pairs):
+def no_duplicate_keys(pairs):
+    """``json.loads``'s ``object_pairs_hook`` that refuses an object naming a key twice."""
     result = dict(pairs)
     if len(result) != len(pairs):
         counts = collections.Counter(k for k, _ in pairs)
