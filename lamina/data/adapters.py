@@ -597,7 +597,21 @@ def _emit(batches, block):
         yield 1, _to_device(leaves, treedef)
 
 
-class IterableDataAdapter(DataAdapter):
+class _BatchwiseAdapter(DataAdapter):
+    """Adapters whose data arrive as ready-made batches, each checked as it is drawn."""
+
+    def _check(self, batch, index):
+        return _prepare_batch(
+            batch,
+            index=index,
+            class_weight=self._class_weight,
+            require_y=self._require_y,
+            name=self._name,
+            kind=self._kind,
+        )
+
+
+class IterableDataAdapter(_BatchwiseAdapter):
     """Generators, iterators and other iterables yielding ``(x, y, sample_weight)`` batches."""
 
     def __init__(
@@ -622,16 +636,6 @@ class IterableDataAdapter(DataAdapter):
         self._fresh = True  # the iterator has not been drawn from yet
         self._steps_per_epoch = steps_per_epoch
         self._count = 0
-
-    def _check(self, batch, index):
-        return _prepare_batch(
-            batch,
-            index=index,
-            class_weight=self._class_weight,
-            require_y=self._require_y,
-            name=self._name,
-            kind=self._kind,
-        )
 
     def _epoch(self, block: int, start_step: int = 0):
         budget = self._steps_per_epoch
@@ -675,7 +679,7 @@ class IterableDataAdapter(DataAdapter):
                 return
 
 
-class DatasetAdapter(DataAdapter):
+class DatasetAdapter(_BatchwiseAdapter):
     """An ``lm.data.Dataset``: batches by index, shuffled by index order."""
 
     def __init__(
@@ -716,16 +720,6 @@ class DatasetAdapter(DataAdapter):
         self._steps_per_epoch = steps_per_epoch or self._num_batches
         self._order = None
         self._pos = 0
-
-    def _check(self, batch, index):
-        return _prepare_batch(
-            batch,
-            index=index,
-            class_weight=self._class_weight,
-            require_y=self._require_y,
-            name=self._name,
-            kind=self._kind,
-        )
 
     def get_state(self) -> dict:
         return {"pos": int(self._pos), "order": None if self._order is None else np.asarray(self._order)}
