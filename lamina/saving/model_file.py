@@ -57,7 +57,7 @@ def model_config(model) -> dict:
     return {
         "class_name": get_registered_name(type(model)),
         "config": model.get_config(),
-        "build_config": {"input_shape": _to_json(build_shape)} if build_shape is not None else None,
+        "build_config": {"input_shape": build_shape} if build_shape is not None else None,
         "compile_config": compile_config,
     }
 
@@ -144,17 +144,8 @@ def _build(model, build_config, source) -> None:
         raise FileFormatError(f"{source}: could not build model '{model.name}' from input shape {shape}: {error}") from error
 
 
-def _to_json(shape):
-    if isinstance(shape, tuple):
-        return list(shape)
-    if isinstance(shape, list):
-        return [_to_json(s) for s in shape]
-    if isinstance(shape, dict):
-        return {k: _to_json(v) for k, v in shape.items()}
-    return shape
-
-
 def _from_json(shape):
+    """A shape (or list/dict of shapes) as JSON gives it back: lists become tuples."""
     if isinstance(shape, list) and all(d is None or isinstance(d, int) for d in shape):
         return tuple(shape)
     if isinstance(shape, list):
