@@ -65,8 +65,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
@@ -74,9 +74,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 import lamina as lm  # noqa: E402
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 SAMPLES = 60_000
 CLASSES = 10
@@ -456,7 +456,8 @@ def table_cells(results: list[Result]) -> list[tuple[str, ...]]:
 
 
 def print_table(results: list[Result], title: str) -> None:
-    report.print_table(title, HEADER, table_cells(results), right_aligned=("epoch s", "cpu s", "samples/s", "lamina / it", "lamina / it (cpu)", "1st epoch s", "loss ep. 1", "final loss"), width=200)
+    numeric = ("epoch s", "cpu s", "samples/s", "lamina / it", "lamina / it (cpu)", "1st epoch s", "loss ep. 1", "final loss")
+    report.print_table(title, HEADER, table_cells(results), right_aligned=numeric, width=200)
 
 
 def print_markdown(results: list[Result]) -> None:

@@ -42,8 +42,8 @@ import gc
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
@@ -51,10 +51,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 from jax import lax  # noqa: E402
 
 import lamina as lm  # noqa: E402
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 SEED = 0
 BATCH = 128

@@ -29,17 +29,17 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 import lamina as lm  # noqa: E402
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 # The seed guide's layers, translated to lamina once and shared with the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

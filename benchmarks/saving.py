@@ -68,12 +68,12 @@ import time
 
 import jax
 import numpy as np
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 import safetensors.flax
 import safetensors.numpy
 
 import lamina as lm
 from lamina.saving.safetensors_reader import MappedSafetensorsFile
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 FULL = {"features": 4096, "layers": 6, "repeats": 8}
 QUICK = {"features": 1024, "layers": 10, "repeats": 6}
@@ -290,10 +290,11 @@ def main() -> None:
         # Saves, interleaved.
         arrays = {k: np.asarray(v) for k, v in safetensors.numpy.load_file(paths["safetensors"]).items()}
         out = {name: os.path.join(folder, f"save_{name}") for name in SAVES}
+        # The lambdas run inside interleaved(), before the `del` below (ruff reads it as undefining them).
         save_times = interleaved({
-            "save_model": lambda: model.save(out["save_model"] + ".lamina"),
-            "save_weights": lambda: model.save_weights(out["save_weights"] + ".safetensors"),
-            "st_save": lambda: safetensors.numpy.save_file(arrays, out["st_save"] + ".safetensors"),
+            "save_model": lambda: model.save(out["save_model"] + ".lamina"),  # noqa: F821
+            "save_weights": lambda: model.save_weights(out["save_weights"] + ".safetensors"),  # noqa: F821
+            "st_save": lambda: safetensors.numpy.save_file(arrays, out["st_save"] + ".safetensors"),  # noqa: F821
         }, max(3, config["repeats"] // 2))
         del arrays, model
         gc.collect()

@@ -12,7 +12,6 @@ import jax.numpy as jnp
 
 import lamina as lm
 
-
 # -- The Layer class: the combination of state (weights) and some computation -------------
 # A densely connected layer whose state is two variables, ``w`` and ``b``.
 

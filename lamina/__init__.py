@@ -23,9 +23,9 @@ from lamina import (
     saving,
 )
 from lamina.core.state import StateScope, functionalize
+from lamina.core.symbolic import SymbolicTensor
 from lamina.core.transforms import jit, value_and_grad
 from lamina.core.variable import Variable
-from lamina.core.symbolic import SymbolicTensor
 from lamina.layers import Input, InputSpec, Layer
 from lamina.models import Model, Sequential
 from lamina.saving import load_model

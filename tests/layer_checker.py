@@ -46,6 +46,7 @@ import numpy as np
 import lamina as lm
 from lamina.layers.masking import get_mask, set_mask
 
+
 def random_input(shape, dtype="float32", seed=0, low=None, high=None):
     rng = np.random.default_rng(seed)
     if np.issubdtype(np.dtype(dtype), np.integer):

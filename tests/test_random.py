@@ -7,7 +7,6 @@ import pytest
 
 import lamina as lm
 
-
 # --- set_seed ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("draw", [

@@ -8,7 +8,7 @@ scan's carry; everything else is read from the enclosing scope.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 

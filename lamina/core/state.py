@@ -16,13 +16,14 @@ touched a variable its discovery pass did not see.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import jax
 
 
 class _ThreadState(threading.local):
-    scope: "StateScope | None" = None
+    scope: StateScope | None = None
 
 
 _thread = _ThreadState()
@@ -54,7 +55,7 @@ def bump_structure_version() -> None:
     _structure_version += 1
 
 
-def current_scope() -> "StateScope | None":
+def current_scope() -> StateScope | None:
     return _thread.scope
 
 

@@ -20,7 +20,7 @@ discovery did not see (the strict scope raises, we add it and trace again).
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np

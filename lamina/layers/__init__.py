@@ -1,16 +1,5 @@
 """Layers (``lm.layers``): the ``Layer`` base class and the built-in layers, by family."""
 
-from lamina.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    EinsumDense,
-    Embedding,
-    Identity,
-    Input,
-    InputLayer,
-    Lambda,
-)
 from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.convolutional import (
     Conv1D,
@@ -23,6 +12,17 @@ from lamina.layers.convolutional import (
     DepthwiseConv2D,
     SeparableConv1D,
     SeparableConv2D,
+)
+from lamina.layers.core import (
+    Activation,
+    Dense,
+    Dropout,
+    EinsumDense,
+    Embedding,
+    Identity,
+    Input,
+    InputLayer,
+    Lambda,
 )
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
@@ -48,17 +48,6 @@ from lamina.layers.pooling import (
     MaxPooling3D,
 )
 from lamina.layers.preprocessing import Normalization, Rescaling
-from lamina.layers.rnn import (
-    GRU,
-    LSTM,
-    RNN,
-    Bidirectional,
-    GRUCell,
-    LSTMCell,
-    SimpleRNN,
-    SimpleRNNCell,
-    TimeDistributed,
-)
 from lamina.layers.reshaping import (
     Cropping1D,
     Cropping2D,
@@ -73,6 +62,17 @@ from lamina.layers.reshaping import (
     ZeroPadding1D,
     ZeroPadding2D,
     ZeroPadding3D,
+)
+from lamina.layers.rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    TimeDistributed,
 )
 
 # Every class imported above (the layers, InputSpec, Input) is public.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 _LIMIT = 256
-_masks: "OrderedDict[int, tuple]" = OrderedDict()
+_masks: OrderedDict[int, tuple] = OrderedDict()
 
 
 def set_mask(array, mask) -> None:

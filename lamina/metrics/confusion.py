@@ -13,7 +13,6 @@ first batch's shape (a build inside ``lm.jit`` works, as variables are created c
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

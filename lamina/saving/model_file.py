@@ -36,7 +36,7 @@ def save_model(model, path, overwrite: bool = True) -> None:
         raise FileExistsError(f"{path!r} exists and overwrite=False.")
     metadata = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "lamina_version": __version__,
-        "jax_version": jax.__version__, "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "jax_version": jax.__version__, "date_saved": datetime.datetime.now(datetime.UTC).isoformat(),
     }
     config = model_config(model)
     variables, structure = weights_io.saved_variables(model)

@@ -116,7 +116,7 @@ def test_blocks_report_the_index_of_their_last_step():
 
 def test_params_and_model_reach_every_callback():
     model, callback = FakeModel(), lcb.Callback()
-    callbacks = lcb.CallbackList([callback], model=model, epochs=3, steps=7, verbose=0)
+    lcb.CallbackList([callback], model=model, epochs=3, steps=7, verbose=0)
     assert callback.model is model
     assert callback.params == {"epochs": 3, "steps": 7, "verbose": 0}
 

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from seed_layers import ComputeSum, OuterLayer
 
 import lamina as lm
 from lamina.core.state import UndeclaredVariableError
-from seed_layers import ComputeSum, OuterLayer
 
 
 def test_scope_redirects_reads_and_writes():

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from seed_layers import ComputeSum, Linear, MLPBlock, OuterLayer
 
 import lamina as lm
-from seed_layers import ComputeSum, Linear, MLPBlock, OuterLayer
 
 
 def sgd_step(model, x, y, lr=0.05):

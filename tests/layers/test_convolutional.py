@@ -7,11 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_arguments_and_config, check_layer
 
 import lamina as lm
 from lamina.layers import convolutional as conv
-from layer_checker import check_layer, check_arguments_and_config
-
 
 # Random initializers compile a sampler for every new weight shape (about a second each), so
 # the checks build both layers with zeros and give Keras's layer random weights by hand; the

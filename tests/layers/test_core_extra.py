@@ -4,13 +4,13 @@ initialization and (safe) configs."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_layer, random_input
 
 import lamina as lm
 from lamina.layers.core.einsum_dense import EinsumDense
 from lamina.layers.core.embedding import Embedding
 from lamina.layers.core.identity import Identity
 from lamina.layers.core.lambda_layer import Lambda
-from layer_checker import check_layer, random_input
 
 # --- EinsumDense -------------------------------------------------------------------------------
 

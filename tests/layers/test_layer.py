@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import lamina as lm
 from seed_layers import (
     ActivityRegularizationLayer,
     ComputeSum,
@@ -23,6 +21,8 @@ from seed_layers import (
     MLPBlock,
     OuterLayer,
 )
+
+import lamina as lm
 
 
 def ids(variables):

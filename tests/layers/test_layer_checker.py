@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layer_checker import check_layer, random_input
 
 import lamina as lm
-from layer_checker import check_layer, random_input
 
 HERE = Path(__file__).parent
 

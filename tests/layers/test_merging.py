@@ -5,12 +5,12 @@ layer's path."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_layer, random_input
 
 import lamina as lm
 from lamina.layers.core.embedding import Embedding
 from lamina.layers.masking import get_mask, set_mask
 from lamina.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
-from layer_checker import check_layer, random_input
 
 
 def _inputs(*shapes):

@@ -5,6 +5,7 @@ after several training calls, frozen) and masks."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_layer, random_input
 
 import lamina as lm
 from lamina.layers.core.embedding import Embedding
@@ -14,7 +15,6 @@ from lamina.layers.normalization import (
     LayerNormalization,
     UnitNormalization,
 )
-from layer_checker import check_layer, random_input
 
 # Non-default statistics and affine weights, so inference mode is a real test.
 BN_INIT = dict(gamma_initializer="random_normal", beta_initializer="random_normal",

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_arguments_and_config, check_layer
 
 import lamina as lm
 from lamina.layers import pooling
 from lamina.layers.pooling import pool_ops
-from layer_checker import check_layer, check_arguments_and_config
 
 
 def _check(name, config, input_shape, **kwargs):

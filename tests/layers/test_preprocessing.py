@@ -4,10 +4,10 @@ Normalization.adapt (arrays and batched iterables) against Keras's adapt."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from layer_checker import check_layer, random_input
 
 import lamina as lm
 from lamina.layers.preprocessing import Normalization, Rescaling
-from layer_checker import check_layer, random_input
 
 # --- Rescaling ---------------------------------------------------------------------------------
 

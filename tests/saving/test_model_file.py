@@ -174,14 +174,14 @@ def test_model_saved_before_building_loads_unbuilt(tmp_path):
 
 
 def test_metadata_json_names_format_versions_and_date(tmp_path):
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.UTC)
     _trained(_sequential_with_input, tmp_path / "m.lamina")
     with zipfile.ZipFile(tmp_path / "m.lamina") as archive:
         metadata = json.loads(archive.read("metadata.json"))
     assert metadata["format"] == "lamina.model" and metadata["format_version"] == 1
     assert metadata["lamina_version"] == lm.__version__
     saved = datetime.datetime.fromisoformat(metadata["date_saved"])
-    assert before - datetime.timedelta(seconds=1) <= saved <= datetime.datetime.now(datetime.timezone.utc)
+    assert before - datetime.timedelta(seconds=1) <= saved <= datetime.datetime.now(datetime.UTC)
 
 
 def test_config_json_holds_class_config_build_and_compile_config(tmp_path):
