@@ -379,6 +379,7 @@ _ALIASES = {
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
+    "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,  # Keras's compat names
 }
 register_builtin(Initializer)
 for _cls in _CLASSES:
@@ -392,4 +393,17 @@ serialize, deserialize, get = object_family("initializer", _ALIASES, base=Initia
                                           module="lamina.initializers")
 
 
-__all__ = ["Initializer", *(cls.__name__ for cls in _CLASSES), "deserialize", "get", "serialize"]
+# Keras's snake-case aliases of the classes (``lm.initializers.glorot_uniform(seed=1)``), and
+# its longer names for the two whose short names are also layers / other objects.
+zeros, ones, constant, identity = Zeros, Ones, Constant, Identity
+random_normal, truncated_normal, random_uniform = RandomNormal, TruncatedNormal, RandomUniform
+variance_scaling, orthogonal = VarianceScaling, Orthogonal
+glorot_uniform, glorot_normal, he_normal, he_uniform = GlorotUniform, GlorotNormal, HeNormal, HeUniform
+lecun_normal, lecun_uniform = LecunNormal, LecunUniform
+IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
+
+_SNAKE_CASE = ["constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
+               "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal", "random_uniform",
+               "truncated_normal", "variance_scaling", "zeros"]
+__all__ = ["Initializer", *(cls.__name__ for cls in _CLASSES), "IdentityInitializer",
+           "OrthogonalInitializer", *_SNAKE_CASE, "deserialize", "get", "serialize"]

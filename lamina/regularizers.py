@@ -173,5 +173,10 @@ def get(identifier):
     return deserialize(identifier) if identifier == "l1_l2" else _get(identifier)
 
 
-__all__ = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "deserialize", "get",
-           "serialize"]
+# Keras's lower-case aliases of the classes (``keras.regularizers.l2(1e-4)``): as in Keras, the
+# alias is the class itself, so ``l1_l2()`` keeps the class's zero defaults (only the string
+# "l1_l2" means 0.01 each).
+l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
+
+__all__ = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "deserialize", "get", "l1",
+           "l1_l2", "l2", "orthogonal_regularizer", "serialize"]

@@ -10,10 +10,15 @@ state in ``variables``.
 - ``accuracy_metrics.py``: ``Accuracy``, ``BinaryAccuracy``, ``CategoricalAccuracy``,
   ``SparseCategoricalAccuracy``, ``TopKCategoricalAccuracy``, ``SparseTopKCategoricalAccuracy``
   and their functions.
-- ``regression.py``: ``MeanSquaredError``, ``MeanAbsoluteError``, ``RootMeanSquaredError``.
+- ``regression.py``: ``MeanSquaredError``, ``MeanAbsoluteError``, ``RootMeanSquaredError``,
+  ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
+  ``CosineSimilarity``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
 - ``lookup.py``: ``get`` / ``serialize`` / ``deserialize`` and ``resolve_accuracy`` (what
   ``"accuracy"`` means in ``compile``).
+
+As in Keras, the per-sample loss functions are also metric functions here
+(``lm.metrics.binary_crossentropy is lm.losses.binary_crossentropy``).
 
 Example:
     >>> import lamina as lm
@@ -23,6 +28,21 @@ Example:
     0.5
 """
 
+from lamina.core.naming import to_snake_case as _to_snake_case
+from lamina.losses import (
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_hinge,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
+)
+from lamina.metrics import lookup as _lookup
 from lamina.metrics.accuracy_metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -49,24 +69,47 @@ from lamina.metrics.confusion import (
 )
 from lamina.metrics.lookup import deserialize, get, resolve_accuracy, serialize
 from lamina.metrics.regression import (
+    CosineSimilarity,
+    LogCoshError,
     MeanAbsoluteError,
+    MeanAbsolutePercentageError,
     MeanSquaredError,
+    MeanSquaredLogarithmicError,
     RootMeanSquaredError,
     mean_absolute_error,
+    mean_absolute_percentage_error,
     mean_squared_error,
+    mean_squared_logarithmic_error,
 )
+from lamina.saving.object_registry import register_builtin as _register_builtin
+
+# The string names of the later regression metrics, as Keras 3's metric table has them (class
+# name, its snake case, and the short forms). Class names a loss shares stay the loss's in the
+# global registry; metric configs find them through this family table.
+for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity):
+    _lookup.ALIASES[_cls.__name__] = _cls
+    _lookup.ALIASES[_to_snake_case(_cls.__name__)] = _cls
+_lookup.ALIASES.update({
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+})
+_register_builtin(LogCoshError)
 
 __all__ = [
     "AUC",
     "Accuracy",
     "BinaryAccuracy",
     "CategoricalAccuracy",
+    "CosineSimilarity",
     "FalseNegatives",
     "FalsePositives",
+    "LogCoshError",
     "Mean",
     "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
     "MeanMetricWrapper",
     "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
     "Metric",
     "Precision",
     "Recall",
@@ -79,14 +122,27 @@ __all__ = [
     "TruePositives",
     "accuracy",
     "binary_accuracy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
     "categorical_accuracy",
+    "categorical_crossentropy",
+    "categorical_hinge",
     "deserialize",
     "get",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "log_cosh",
     "mean_absolute_error",
+    "mean_absolute_percentage_error",
     "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
     "resolve_accuracy",
     "serialize",
     "sparse_categorical_accuracy",
+    "sparse_categorical_crossentropy",
     "sparse_top_k_categorical_accuracy",
+    "squared_hinge",
     "top_k_categorical_accuracy",
 ]
