@@ -21,6 +21,7 @@ from lamina import (
     random,
     regularizers,
     saving,
+    utils,
 )
 from lamina.core.state import StateScope, functionalize
 from lamina.core.symbolic import SymbolicTensor
@@ -56,5 +57,6 @@ __all__ = [
     "random",
     "regularizers",
     "saving",
+    "utils",
     "value_and_grad",
 ]
