@@ -26,7 +26,24 @@ from lamina.layers.core import (
 )
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
-from lamina.layers.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from lamina.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from lamina.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
@@ -74,6 +91,9 @@ from lamina.layers.rnn import (
     SimpleRNNCell,
     TimeDistributed,
 )
+from lamina.layers.serialization import deserialize, serialize
 
-# Every class imported above (the layers, InputSpec, Input) is public.
+# Every class imported above (the layers, InputSpec, Input) is public. The functions (the
+# merging layers' functional forms, serialize / deserialize) are public attributes too, kept
+# out of __all__ so that it lists layer classes only (tests walk it as the list of layers).
 __all__ = sorted(name for name in dir() if name[0].isupper())
