@@ -62,3 +62,105 @@ def test_seeded_random_initializer_aliases_repeat_and_keep_their_class(alias):
     first, second = make(seed=3), make(seed=3)
     np.testing.assert_array_equal(np.asarray(first((4, 5))), np.asarray(second((4, 5))))
     assert lm.saving.serialize(first)["class_name"] == make.__name__
+
+
+# --- lm.saving: Keras's names for the registry and serialization -------------------------------
+
+def test_saving_aliases_are_keras_names_for_lamina_functions(keras):
+    for name in ("custom_object_scope", "get_custom_objects", "get_registered_object", "register_keras_serializable",
+                 "serialize_keras_object", "deserialize_keras_object"):
+        assert callable(getattr(keras.saving, name)) and callable(getattr(lm.saving, name))
+    assert lm.saving.custom_object_scope is lm.saving.CustomObjectScope
+    assert lm.saving.register_keras_serializable is lm.saving.register_serializable
+    assert lm.saving.serialize_keras_object is lm.saving.serialize
+
+
+def test_register_keras_serializable_fills_get_custom_objects_and_clear_unregisters():
+    @lm.saving.register_keras_serializable(package="alias_test")
+    class Tripled(lm.Layer):
+        def call(self, x):
+            return 3 * x
+
+    objects = lm.saving.get_custom_objects()
+    assert objects["alias_test>Tripled"] is Tripled
+    assert lm.saving.get_registered_object("alias_test>Tripled") is Tripled
+    config = lm.layers.serialize(Tripled(name="t"))
+    assert config["class_name"] == "alias_test>Tripled"
+    assert type(lm.layers.deserialize(config)) is Tripled
+    registered_before = dict(objects)
+    objects.clear()  # the Keras idiom before re-registering: nothing registered resolves any more
+    try:
+        assert lm.saving.get_registered_object("alias_test>Tripled") is None
+        with pytest.raises(ValueError, match="Unknown object class 'alias_test>Tripled'"):
+            lm.saving.deserialize(config)
+    finally:  # other tests' registrations come back
+        for key, obj in registered_before.items():
+            if key != "alias_test>Tripled":
+                package, name = key.split(">", 1)
+                lm.saving.register_serializable(package=package, name=name)(obj)
+    assert type(lm.layers.deserialize(lm.layers.serialize(lm.layers.Dense(2)))) is lm.layers.Dense  # built-ins stay
+
+
+def test_objects_put_in_get_custom_objects_resolve_in_configs():
+    def cubed(x):
+        return x ** 3
+
+    lm.saving.get_custom_objects()["cubed"] = cubed
+    try:
+        layer = lm.layers.deserialize({"class_name": "Activation", "config": {"activation": "cubed"}})
+        np.testing.assert_allclose(np.asarray(layer(np.array([2.0]))), [8.0])
+    finally:
+        del lm.saving.get_custom_objects()["cubed"]
+    with pytest.raises(ValueError, match="cubed"):
+        lm.layers.deserialize({"class_name": "Activation", "config": {"activation": "cubed"}})
+
+
+def test_get_registered_object_looks_where_keras_looks():
+    class Local:
+        pass
+
+    assert lm.saving.get_registered_object("Local") is None
+    assert lm.saving.get_registered_object("Local", custom_objects={"Local": Local}) is Local
+    assert lm.saving.get_registered_object("Local", module_objects={"Local": Local}) is Local
+    with lm.saving.custom_object_scope({"Local": Local}):
+        assert lm.saving.get_registered_object("Local") is Local
+    assert lm.saving.get_registered_object("Dense") is None  # built-ins are not "registered objects", as in Keras
+
+
+class CustomLayer(lm.Layer):  # the serialization guide's "Defining the config methods" example
+    def __init__(self, a):
+        super().__init__()
+        self.var = lm.Variable(a, name="var_a")
+
+    def call(self, inputs, training=False):
+        return inputs * self.var if training else inputs
+
+    def get_config(self):
+        return {"a": float(np.asarray(self.var))}
+
+
+def test_layers_serialize_and_deserialize_as_in_the_serialization_guide(keras):
+    layer = CustomLayer(5.0)
+    layer.var.assign(2.0)
+    serialized = lm.layers.serialize(layer)
+    assert serialized == {"class_name": "CustomLayer", "config": {"a": 2.0}}
+    new_layer = lm.layers.deserialize(serialized, custom_objects={"CustomLayer": CustomLayer})
+    assert float(np.asarray(new_layer.var)) == 2.0
+    with lm.saving.custom_object_scope({"CustomLayer": CustomLayer}):
+        assert float(np.asarray(lm.layers.deserialize(serialized).var)) == 2.0
+    with pytest.raises(ValueError, match="Unknown object class 'CustomLayer'"):
+        lm.layers.deserialize(serialized)
+
+
+def test_layers_deserialize_refuses_non_layers_and_lambdas():
+    with pytest.raises(ValueError, match="L2, which is not a layer"):
+        lm.layers.deserialize(lm.saving.serialize(lm.regularizers.L2(0.1)))
+    with pytest.raises(TypeError, match="expects a layer"):
+        lm.layers.serialize(lm.regularizers.L2(0.1))
+    lambda_config = lm.layers.serialize(lm.layers.Lambda(lm.activations.relu, name="lam"))
+    with pytest.raises(ValueError, match="safe_mode"):
+        lm.layers.deserialize(lambda_config)
+    with pytest.raises(ValueError, match="safe_mode"):
+        lm.saving.deserialize_keras_object(lambda_config)
+    layer = lm.saving.deserialize_keras_object(lambda_config, safe_mode=False)
+    np.testing.assert_allclose(np.asarray(layer(np.array([-1.0, 2.0]))), [0.0, 2.0])

@@ -6,27 +6,60 @@
   variables keyed by path (``weights.py``).
 - ``@register_serializable`` and ``custom_objects``: the only way a name in a file becomes a
   class (``object_registry.py``, ``serialization.py``).
+
+Keras's names work too: ``register_keras_serializable``, ``custom_object_scope``,
+``get_custom_objects``, ``get_registered_object``, ``serialize_keras_object`` and
+``deserialize_keras_object``.
 """
 
 from lamina.saving.errors import FileFormatError, WeightMismatchError
 from lamina.saving.model_file import load_model, save_model
 from lamina.saving.object_registry import (
     CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
     get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
     register_serializable,
 )
+from lamina.saving.safe_mode import safe_mode_scope
 from lamina.saving.serialization import deserialize, deserialize_object, serialize, serialize_object
+
+serialize_keras_object = serialize
+
+
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True):
+    """Keras's name for ``deserialize``, with its ``safe_mode`` argument: while it runs, a
+    config that would call a function (a ``Lambda`` layer) is refused unless
+    ``safe_mode=False``, as in Keras. Names resolve as in ``deserialize`` (nothing is imported).
+
+    Example:
+        >>> import lamina as lm
+        >>> config = lm.saving.serialize_keras_object(lm.layers.Dense(2, name="d"))
+        >>> lm.saving.deserialize_keras_object(config).name
+        'd'
+    """
+    with safe_mode_scope(safe_mode):
+        return deserialize(config, custom_objects)
+
 
 __all__ = [
     "CustomObjectScope",
     "FileFormatError",
     "WeightMismatchError",
+    "custom_object_scope",
     "deserialize",
+    "deserialize_keras_object",
     "deserialize_object",
+    "get_custom_objects",
     "get_registered_name",
+    "get_registered_object",
     "load_model",
+    "register_keras_serializable",
     "register_serializable",
     "save_model",
     "serialize",
+    "serialize_keras_object",
     "serialize_object",
 ]

@@ -21,6 +21,59 @@ _FAMILIES: dict[str, tuple] = {}
 _custom_objects = threading.local()
 
 
+class _GlobalCustomObjects(dict):
+    """The user's registrations (``"package>Name"`` keys and whatever is put in directly).
+
+    Removing an entry (``get_custom_objects().clear()``, ``del``, ``pop``) also unregisters it
+    from ``_REGISTRY``, where ``register_serializable`` puts it too; lamina's own names never
+    appear here (they contain no ``>``), so clearing cannot remove a built-in.
+    """
+
+    def _forget(self, key):
+        if key in self and _REGISTRY.get(key) is dict.__getitem__(self, key):
+            del _REGISTRY[key]
+
+    def __delitem__(self, key):
+        self._forget(key)
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        self._forget(key)
+        return super().pop(key, *default)
+
+    def popitem(self):
+        key, value = super().popitem()
+        if _REGISTRY.get(key) is value:
+            del _REGISTRY[key]
+        return key, value
+
+    def clear(self):
+        for key in list(self):
+            self._forget(key)
+        super().clear()
+
+
+_GLOBAL_CUSTOM_OBJECTS = _GlobalCustomObjects()
+
+
+def get_custom_objects() -> dict:
+    """The live dictionary of custom objects: what ``@register_serializable`` registered, plus
+    anything you put in it; names in it resolve in every config (Keras's
+    ``get_custom_objects``). ``get_custom_objects().clear()`` unregisters them all; lamina's
+    own classes are not in it and stay. Objects of a ``custom_object_scope`` are not in it.
+
+    Example:
+        >>> import lamina as lm
+        >>> def double(x):
+        ...     return 2 * x
+        >>> lm.saving.get_custom_objects()["double"] = double
+        >>> lm.saving.deserialize("double") is double
+        True
+        >>> del lm.saving.get_custom_objects()["double"]
+    """
+    return _GLOBAL_CUSTOM_OBJECTS
+
+
 def register_serializable(package: str = "Custom", name: str | None = None):
     """Class (or function) decorator: make ``obj`` loadable from configs as ``"package>Name"``.
 
@@ -39,6 +92,7 @@ def register_serializable(package: str = "Custom", name: str | None = None):
     def decorate(obj):
         key = f"{package}>{name or obj.__name__}"
         _REGISTRY[key] = obj
+        _GLOBAL_CUSTOM_OBJECTS[key] = obj
         obj._lm_registered_name = key
         return obj
 
@@ -70,15 +124,41 @@ def get_registered_name(obj) -> str:
 
 def lookup(name: str, custom_objects: dict | None = None):
     """Resolve a registered name; ``None`` when nothing answers to it."""
-    for table in (custom_objects, getattr(_custom_objects, "table", None), _REGISTRY):
+    for table in (custom_objects, getattr(_custom_objects, "table", None), _GLOBAL_CUSTOM_OBJECTS,
+                  _REGISTRY):
         if table and name in table:
             return table[name]
     return None
 
 
 def lookup_custom(name: str, custom_objects: dict | None = None):
-    """Resolve ``name`` through ``custom_objects`` and the active ``CustomObjectScope`` only."""
-    for table in (custom_objects, getattr(_custom_objects, "table", None)):
+    """Resolve ``name`` through ``custom_objects``, the active ``CustomObjectScope`` and
+    ``get_custom_objects()`` only (not lamina's own names)."""
+    for table in (custom_objects, getattr(_custom_objects, "table", None), _GLOBAL_CUSTOM_OBJECTS):
+        if table and name in table:
+            return table[name]
+    return None
+
+
+def get_registered_object(name: str, custom_objects: dict | None = None, module_objects: dict | None = None):
+    """The class or function registered as ``name`` (Keras's ``get_registered_object``), or
+    ``None``: searched in the active ``custom_object_scope``, ``get_custom_objects()``, then
+    ``custom_objects`` and ``module_objects`` (Keras's order). lamina's own classes are found
+    by ``lm.saving.deserialize``, not here, as in Keras.
+
+    Example:
+        >>> import lamina as lm
+        >>> @lm.saving.register_serializable(package="my_pkg")
+        ... class Halve(lm.Layer):
+        ...     def call(self, x):
+        ...         return x / 2
+        >>> lm.saving.get_registered_object("my_pkg>Halve") is Halve
+        True
+        >>> lm.saving.get_registered_object("Halve") is None
+        True
+    """
+    for table in (getattr(_custom_objects, "table", None), _GLOBAL_CUSTOM_OBJECTS, custom_objects,
+                  module_objects):
         if table and name in table:
             return table[name]
     return None
@@ -109,3 +189,8 @@ class CustomObjectScope:
 
     def __exit__(self, *exc):
         _custom_objects.table = self._previous
+
+
+# Keras's names for the same things.
+custom_object_scope = CustomObjectScope
+register_keras_serializable = register_serializable
