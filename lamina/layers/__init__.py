@@ -64,7 +64,18 @@ from lamina.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.preprocessing import (
+    CenterCrop,
+    Normalization,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+    Resizing,
+)
 from lamina.layers.reshaping import (
     Cropping1D,
     Cropping2D,

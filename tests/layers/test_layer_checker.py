@@ -135,6 +135,12 @@ CHECKED_IN = {
     "UnitNormalization": ("test_normalization.py", "test_unit_normalization_passes_the_checker"),
     "Rescaling": ("test_preprocessing.py", "test_rescaling_passes_the_checker"),
     "Normalization": ("test_preprocessing.py", "test_normalization_with_given_statistics_passes_the_checker"),
+    "Resizing": ("test_image_preprocessing.py", "test_resizing_passes_the_checker"),
+    "CenterCrop": ("test_image_preprocessing.py", "test_center_crop_passes_the_checker"),
+    # Random layers: the checker at inference; training pixels, draws and fit in the same file.
+    **{name: ("test_image_preprocessing.py", "test_random_layers_at_inference_pass_the_checker") for name in (
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast")},
+    "RandomCrop": ("test_image_preprocessing.py", "test_random_crop_at_inference_passes_the_checker"),
     "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),
     **{name: ("test_merging.py", "test_elementwise_merges_pass_the_checker") for name in (
         "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
