@@ -39,6 +39,7 @@ class Functional(Model):
         for node in self._lm_nodes:
             if all(node.layer is not seen for seen in layers):
                 layers.append(node.layer)
+        _check_unique_names(self.name, layers)
         for layer in layers:
             _adopt(self, layer, layer.name)  # paths read 'model/dense/kernel'
         self._layers = layers
@@ -56,6 +57,23 @@ class Functional(Model):
     @property
     def outputs(self) -> list:
         return _tensors(self._lm_outputs)
+
+    @property
+    def output_names(self) -> list:
+        """The name of the layer that produced each output, in ``outputs`` order (as Keras).
+
+        ``compile`` and ``fit`` match dicts of losses, metrics and targets to a list of
+        outputs by these names; a dict output is matched by its own keys.
+
+        Example:
+            >>> import lamina as lm
+            >>> inputs = lm.Input(shape=(3,))
+            >>> score = lm.layers.Dense(1, name="score")(inputs)
+            >>> label = lm.layers.Dense(4, name="label")(inputs)
+            >>> lm.Model(inputs, [score, label]).output_names
+            ['score', 'label']
+        """
+        return [tensor.node.layer.name for tensor in self.outputs]
 
     @property
     def input(self):
@@ -130,7 +148,9 @@ class Functional(Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "layers": [serialize_object(layer) for layer in self._layers],
+            # Each layer's name is recorded here, not left to its get_config(): the calls refer
+            # to layers by name, and a custom get_config() often leaves the name out.
+            "layers": [{**serialize_object(layer), "name": layer.name} for layer in self._layers],
             "calls": [
                 {"layer": node.layer.name, "args": encode(list(node.args)), "kwargs": encode(node.kwargs)}
                 for node in self._lm_nodes if not isinstance(node.layer, InputLayer)
@@ -143,7 +163,17 @@ class Functional(Model):
     def from_config(cls, config, custom_objects=None):
         layers = {}
         for spec in config["layers"]:
+            spec = dict(spec)
+            name = spec.pop("name", None)
             layer = deserialize_object(spec, kind="layer", aliases={"InputLayer": InputLayer}, custom_objects=custom_objects)
+            if name is not None:
+                layer._lm_name = name
+            if layer.name in layers:
+                raise ValueError(
+                    f"Model config {config.get('name')!r} lists two layers named {layer.name!r} "
+                    f"({type(layers[layer.name]).__name__} and {type(layer).__name__}); the calls refer "
+                    "to layers by name, so names must be unique."
+                )
             layers[layer.name] = layer
         outputs_of = {(name, 0): [layer.output] for name, layer in layers.items() if isinstance(layer, InputLayer)}
         calls_so_far = {}
@@ -168,6 +198,61 @@ class Functional(Model):
             outputs_of[(name, index)] = _tensors(result)
         return cls(decode(config["inputs"]), decode(config["outputs"]), name=config.get("name"),
                    trainable=config.get("trainable", True))
+
+
+def is_functional_config(config) -> bool:
+    """Whether ``config`` is a Functional model's ``get_config()``."""
+    return isinstance(config, dict) and all(key in config for key in ("layers", "calls", "inputs", "outputs"))
+
+
+_functional_subclasses: dict = {}
+
+
+def functional_subclass(cls) -> type:
+    """The class of ``cls(inputs, outputs)`` for a ``Model`` subclass ``cls``: it derives from
+    ``cls`` first (its ``train_step`` and other overrides win) and from ``Functional`` (the
+    graph, layers, config). It is saved under ``cls``'s registered name, so loading it needs
+    ``cls`` registered or in ``custom_objects``, as any custom class.
+
+    Example:
+        >>> import lamina as lm
+        >>> class CustomModel(lm.Model):
+        ...     def train_step(self, data):
+        ...         return super().train_step(data)
+        >>> inputs = lm.Input(shape=(3,))
+        >>> model = CustomModel(inputs, lm.layers.Dense(1)(inputs))
+        >>> isinstance(model, CustomModel), type(model).__name__, len(model.layers)
+        (True, 'CustomModel', 2)
+    """
+    subclass = _functional_subclasses.get(cls)
+    if subclass is None:
+        from lamina.saving.object_registry import get_registered_name
+
+        namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                     "__doc__": cls.__doc__, "_lm_registered_name": get_registered_name(cls),
+                     "_lm_functional_of": cls}
+        subclass = _functional_subclasses[cls] = type(cls.__name__, (cls, Functional), namespace)
+    return subclass
+
+
+def _check_unique_names(model_name, layers) -> None:
+    """Refuse two layers with one name: the config refers to layers by name, so such a model
+    would reload as a different one."""
+    by_name = {}
+    for layer in layers:
+        by_name.setdefault(layer.name, []).append(layer)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            raise ValueError(
+                f"Model '{model_name}': the name {name!r} is used by {len(same)} different layers "
+                f"({', '.join(_describe(layer) for layer in same)}). "
+                "All layer names in a model must be unique: pass name=... to tell them apart."
+            )
+
+
+def _describe(layer) -> str:
+    inputs = [t.name for node in layer._lm_inbound_nodes[:1] for t in node.input_tensors]
+    return f"a {type(layer).__name__} called on {inputs}" if inputs else f"a {type(layer).__name__}"
 
 
 def _map_structure(fn, structure, decode_dicts=False):

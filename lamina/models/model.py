@@ -29,13 +29,29 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
+        from lamina.models.functional import Functional, functional_subclass
+
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             # lm.Model(inputs, outputs): the Functional API. Python then runs
             # Functional.__init__ on the object, since it is a Model.
-            from lamina.models.functional import Functional
-
             return Layer.__new__(Functional, *args, **kwargs)
+        if not issubclass(cls, Functional) and _functional_arguments(args, kwargs):
+            # CustomModel(inputs, outputs) with CustomModel(lm.Model): an instance of a class
+            # deriving from both CustomModel (its overrides first) and Functional (the graph).
+            return Layer.__new__(functional_subclass(cls), *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a model from ``get_config()``; a Functional config (also one saved from a
+        subclass built as ``CustomModel(inputs, outputs)``) is rebuilt as a graph."""
+        from lamina.models.functional import Functional, is_functional_config
+
+        if is_functional_config(config) and _revivable_as_functional(cls):
+            return Functional.from_config.__func__(cls, config, custom_objects=custom_objects)
+        from lamina.saving.serialization import revive_nested
+
+        return super().from_config(revive_nested(config, custom_objects))
 
     @property
     def layers(self) -> list:
@@ -108,3 +124,37 @@ class Model(Trainer, Layer):
             self._lm_build_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
             return
         super()._lm_build_from(first_input)
+
+
+def _functional_arguments(args, kwargs) -> bool:
+    """Whether a Model subclass is being built as ``Cls(inputs, outputs)`` (Keras's rule,
+    plus: the inputs must be symbolic, so a subclass's own two-argument ``__init__`` is
+    never mistaken for it)."""
+    from lamina.core.symbolic import contains_symbolic
+
+    if len(args) >= 2:
+        inputs = args[0]
+    elif len(args) == 1 and "outputs" in kwargs:
+        inputs = args[0]
+    elif "inputs" in kwargs and "outputs" in kwargs:
+        inputs = kwargs["inputs"]
+    else:
+        return False
+    return contains_symbolic(inputs)
+
+
+def _revivable_as_functional(cls) -> bool:
+    """As Keras: a class whose ``__init__`` is lamina's, takes ``(*args, **kwargs)``, or starts
+    with ``inputs, outputs`` can be rebuilt from a Functional config."""
+    import inspect
+
+    from lamina.models.functional import Functional
+
+    init = cls.__init__
+    if init in (Model.__init__, Functional.__init__, Layer.__init__):
+        return True
+    params = list(inspect.signature(init).parameters.values())[1:]
+    kinds = {p.kind for p in params}
+    if inspect.Parameter.VAR_POSITIONAL in kinds and inspect.Parameter.VAR_KEYWORD in kinds:
+        return True
+    return [p.name for p in params[:2]] == ["inputs", "outputs"]

@@ -35,11 +35,12 @@ REGISTER_HINT = (
 
 
 def serialize_object(obj):
-    """``None`` stays ``None``; objects with ``get_config`` become a class-name/config dict."""
+    """``None`` stays ``None``; objects with ``get_config`` become a class-name/config dict,
+    with the objects inside the config (a sublayer, an initializer...) serialized too."""
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
-    if hasattr(obj, "get_config"):
-        return {"class_name": get_registered_name(type(obj)), "config": obj.get_config()}
+    if hasattr(obj, "get_config") and not isinstance(obj, type):
+        return serialize(obj)
     if callable(obj):
         return get_registered_name(obj)
     raise TypeError(f"Cannot serialize {obj!r}: it has no get_config() and is not a function.")
@@ -237,6 +238,13 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
 
 def _from_config(cls, config, custom_objects):
     from_config = getattr(cls, "from_config", None)
+    if not cls.__module__.startswith("lamina.") and (
+            from_config is None or getattr(from_config, "__func__", None) in _default_from_configs()):
+        # The default from_config hands the config to the constructor: the objects that
+        # get_config() returned (a sublayer, an initializer...) must be objects again. A class
+        # with its own from_config gets the config as saved and revives what it needs itself
+        # (as in Keras); lamina's own classes take their configs as they save them.
+        config = revive_nested(config, custom_objects)
     if from_config is None:
         return cls(**config)
     try:
@@ -246,6 +254,39 @@ def _from_config(cls, config, custom_objects):
     if takes_custom:
         return from_config(config, custom_objects=custom_objects)
     return from_config(config)
+
+
+def _default_from_configs() -> tuple:
+    from lamina.layers.layer import Layer  # lamina's own module, imported when first needed
+
+    return (Layer.from_config.__func__, Configurable.from_config.__func__)
+
+
+def is_serialized_object(value) -> bool:
+    """Whether ``value`` is what ``serialize`` makes of an object with a config."""
+    return (isinstance(value, dict) and isinstance(value.get("class_name"), str) and "config" in value
+            and set(value) <= set(CONFIG_KEYS))
+
+
+def revive_nested(config: dict, custom_objects=None) -> dict:
+    """``config`` with every serialized object in it (also inside lists and dicts) rebuilt.
+
+    Example:
+        >>> import lamina as lm
+        >>> config = {"units": 3, "init": lm.saving.serialize(lm.initializers.Constant(2.0))}
+        >>> revive_nested(config)["init"]
+        Constant(value=2.0)
+    """
+    def revive(value):
+        if is_serialized_object(value):
+            return deserialize_object(value, kind="object", aliases=None, custom_objects=custom_objects)
+        if isinstance(value, dict):
+            return {key: revive(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(revive(item) for item in value)
+        return value
+
+    return {key: revive(value) for key, value in config.items()}
 
 
 def _resolve(name, aliases, custom_objects):

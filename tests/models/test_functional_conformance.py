@@ -1,0 +1,148 @@
+"""Functional API conformance with Keras 3 (issue 9): unique layer names, names recorded in
+the config, ``Model`` subclasses built as ``CustomModel(inputs, outputs)``, masks during the
+symbolic pass, and Sequential's symbolic graph."""
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+
+class Scale(lm.Layer):
+    """The serialization guide's headline layer: get_config() without ``name``."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {"factor": self.factor}
+
+
+# -- defect 3: one name, two layers --------------------------------------------------------
+
+
+def test_two_layers_with_one_name_are_refused_when_the_model_is_built():
+    inputs = lm.Input(shape=(3,))
+    hidden = lm.layers.Dense(4, name="block")(inputs)
+    outputs = lm.layers.Dense(2, name="block")(hidden)
+    with pytest.raises(ValueError, match=r"'block' is used by 2 different layers.*Dense.*Dense.*unique"):
+        lm.Model(inputs, outputs)
+
+
+def test_a_config_listing_one_name_twice_is_refused():
+    inputs = lm.Input(shape=(3,), name="x")
+    outputs = lm.layers.Dense(2, name="second")(lm.layers.Dense(4, name="first")(inputs))
+    config = lm.Model(inputs, outputs).get_config()
+    config["layers"][2]["name"] = "first"
+    config["layers"][2]["config"]["name"] = "first"
+    with pytest.raises(ValueError, match="two layers named 'first'"):
+        lm.models.Functional.from_config(config)
+
+
+def test_a_shared_layer_is_one_layer_not_a_duplicate():
+    inputs = lm.Input(shape=(3,))
+    shared = lm.layers.Dense(3, name="shared")
+    model = lm.Model(inputs, shared(shared(inputs)))
+    assert [layer.name for layer in model.layers][1:] == ["shared"]
+
+
+# -- defect 4: names recorded by the Functional config -------------------------------------
+
+
+def test_custom_layer_without_name_in_its_config_round_trips(tmp_path):
+    inputs = lm.Input(shape=(2,))
+    hidden = lm.layers.Dense(3)(inputs)
+    model = lm.Model(inputs, Scale(3.0)(hidden))
+    x = np.arange(4, dtype="float32").reshape(2, 2)
+    clone = lm.Model.from_config(model.get_config(), custom_objects={"Scale": Scale})
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+    path = tmp_path / "scale.lamina"
+    model.save(path)
+    loaded = lm.load_model(path, custom_objects={"Scale": Scale})
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+    np.testing.assert_allclose(loaded(x), 3.0 * (x @ model.layers[1].kernel.numpy() + model.layers[1].bias.numpy()),
+                               rtol=1e-6)
+
+
+# -- defect 9: CustomModel(inputs, outputs) ------------------------------------------------
+
+
+class CustomModel(lm.Model):
+    """The custom-train_step guide's pattern: Model subclass, built functionally."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps_taken = 0
+
+    def train_step(self, data):
+        x, y = data
+        with_loss = lambda: lm.losses.mean_squared_error(y, self(x, training=True)).mean()  # noqa: E731
+        loss, grads = lm.value_and_grad(with_loss, self.trainable_weights)()
+        self.optimizer.apply(grads, self.trainable_weights)
+        return {"loss": loss}
+
+    def test_step(self, data):
+        x, y = data
+        return {"doubled": 2.0 * lm.losses.mean_squared_error(y, self(x)).mean()}
+
+
+def _custom_model(positional=True):
+    inputs = lm.Input(shape=(3,), name="features")
+    outputs = lm.layers.Dense(1, name="score", kernel_initializer="ones")(inputs)
+    return CustomModel(inputs, outputs) if positional else CustomModel(inputs=inputs, outputs=outputs)
+
+
+@pytest.mark.parametrize("positional", [True, False])
+def test_model_subclass_built_functionally_is_both(positional):
+    model = _custom_model(positional)
+    assert isinstance(model, CustomModel) and isinstance(model, lm.models.Functional)
+    assert type(model).__name__ == "CustomModel" and model.name.startswith("custom_model")
+    assert [layer.name for layer in model.layers] == ["features", "score"]
+    assert model.input_shape == (None, 3) and model.output_shape == (None, 1)
+    assert model.steps_taken == 0  # the subclass's own __init__ ran
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("score (Dense)" in line for line in lines)
+
+
+def test_model_subclass_built_functionally_trains_with_its_own_steps():
+    model = _custom_model()
+    model.compile(optimizer=lm.optimizers.SGD(0.1))
+    x = np.arange(12, dtype="float32").reshape(4, 3) / 10
+    y = np.ones((4, 1), "float32")
+    kernel, bias = model.layers[1].kernel.numpy(), model.layers[1].bias.numpy()
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    error = x @ kernel + bias - y  # one SGD step on the mean squared error, by hand
+    np.testing.assert_allclose(model.layers[1].kernel.numpy(), kernel - 0.1 * 2 * x.T @ error / 4, rtol=1e-5)
+    expected = 2.0 * np.mean((model.predict(x, verbose=0) - y) ** 2)
+    assert model.evaluate(x, y, return_dict=True, verbose=0)["doubled"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_model_subclass_built_functionally_saves_and_loads(tmp_path):
+    model = _custom_model()
+    path = tmp_path / "custom.lamina"
+    model.save(path)
+    with pytest.raises(ValueError, match="CustomModel"):
+        lm.load_model(path)
+    loaded = lm.load_model(path, custom_objects={"CustomModel": CustomModel})
+    assert isinstance(loaded, CustomModel) and isinstance(loaded, lm.models.Functional)
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+def test_model_subclass_with_two_plain_arguments_is_not_taken_for_functional():
+    class Pair(lm.Model):
+        def __init__(self, first, second):
+            super().__init__()
+            self.first, self.second = first, second
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    model = Pair(lm.layers.Dense(2), lm.layers.Dense(1))
+    assert not isinstance(model, lm.models.Functional)
+    assert model(np.ones((1, 3), "float32")).shape == (1, 1)
