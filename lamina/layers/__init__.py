@@ -23,6 +23,7 @@ from lamina.layers.core import (
     Input,
     InputLayer,
     Lambda,
+    Masking,
 )
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer

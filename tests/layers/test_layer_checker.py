@@ -115,6 +115,7 @@ CHECKED_IN = {
     "Embedding": ("test_core_extra.py", "test_embedding_passes_the_checker"),
     "Identity": ("test_core_extra.py", "test_identity_passes_the_checker"),
     "Lambda": ("test_core_extra.py", "test_lambda_with_a_builtin_function_passes_the_checker"),
+    "Masking": ("test_masking_layer.py", "test_masking_passes_the_checker"),
     **{name: ("test_reshaping.py", "test_matches_keras") for name in (
         "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D", "Cropping2D", "Cropping3D",
         "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")},
