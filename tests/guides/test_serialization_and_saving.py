@@ -247,6 +247,9 @@ def test_apis_for_in_memory_weight_transfer():
     layer_2.set_weights(layer_1.get_weights())
     for a, b in zip(layer_1.weights, layer_2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The copied weights are the ones the (already built) layer computes with.
+    x = np.random.default_rng(5).random((2, 784)).astype("float32")
+    np.testing.assert_allclose(np.asarray(layer_2(x)), np.asarray(layer_1(x)), rtol=1e-6)
 
     functional_model = _three_layer_mlp()
     subclassed_model = SubclassedModel(10)
