@@ -260,6 +260,11 @@ def test_wrong_rank_raises_naming_the_layer(make):
         layer(jnp.ones((4, 5)))
 
 
+def test_dict_inputs_are_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"RandomFlip 'flip' takes images .* got a dict with keys \['images'\]"):
+        lm.layers.RandomFlip(name="flip")({"images": np.zeros((2, 4, 4, 3), np.float32)})
+
+
 RANDOM_LAYERS = [
     lambda seed: lm.layers.RandomFlip(seed=seed),
     lambda seed: lm.layers.RandomRotation(0.3, seed=seed),

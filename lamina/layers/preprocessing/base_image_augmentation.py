@@ -53,6 +53,22 @@ class ImageAugmentationLayer(Layer):
     Inputs are one image (rank 3) or a batch (rank 4), ``channels_last`` (default) or
     ``channels_first``. Subclasses implement ``get_random_transformation(images, training,
     seed)`` and ``transform_images(images, transformation, training)``.
+
+    Example (a random brightness shift, one draw per image):
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> from lamina.layers.preprocessing.base_image_augmentation import ImageAugmentationLayer
+        >>> class RandomShift(ImageAugmentationLayer):
+        ...     def get_random_transformation(self, images, training=True, seed=None):
+        ...         if not training:
+        ...             return None
+        ...         batch, _, _ = self._sizes(images.shape)
+        ...         return {"shift": lm.random.uniform((batch, 1, 1, 1), -1.0, 1.0, seed=self._seed(seed))}
+        ...     def transform_images(self, images, transformation, training=True):
+        ...         return images if transformation is None else images + transformation["shift"]
+        >>> layer = RandomShift(seed=0)
+        >>> images = jnp.zeros((2, 3, 3, 1))
+        >>> bool((layer(images, training=False) == 0).all()), bool((layer(images) != 0).all())
+        (True, True)
     """
 
     def __init__(self, seed=None, data_format=None, **kwargs):
@@ -65,6 +81,17 @@ class ImageAugmentationLayer(Layer):
 
     def _owner(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
+
+    def __call__(self, *args, **kwargs):
+        # Keras also takes {"images", "labels", "bounding_boxes", ...}; without this check the
+        # input spec would report a dict as an input of shape ().
+        if args and isinstance(args[0], dict):
+            raise ValueError(
+                f"{type(self).__name__} '{self.path}' takes images (one image or a batch) as an array, "
+                f"got a dict with keys {sorted(args[0])}; lamina's image layers do not transform labels, "
+                "bounding boxes or segmentation masks: call the layer on the images."
+            )
+        return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=True):
         transformation = self.get_random_transformation(inputs, training=training)

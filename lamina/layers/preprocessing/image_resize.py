@@ -49,7 +49,14 @@ def resize(images, size, *, interpolation="bilinear", antialias=False, crop_to_a
            pad_to_aspect_ratio=False, fill_value=0.0, data_format="channels_last"):
     """Resize batched or unbatched ``images`` to ``size = (height, width)`` with
     ``jax.image.resize``, first cropping (or padding with ``fill_value``) to the target aspect
-    ratio when asked. The result is floating (``jax.image.resize``'s dtype)."""
+    ratio when asked. The result is floating (``jax.image.resize``'s dtype).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lamina.layers.preprocessing.image_resize import resize
+        >>> resize(jnp.ones((1, 4, 8, 3)), (2, 2), crop_to_aspect_ratio=True).shape
+        (1, 2, 2, 3)
+    """
     target_height, target_width = size
     h_axis, w_axis = spatial_axes(data_format)
     height, width = images.shape[h_axis], images.shape[w_axis]

@@ -69,6 +69,14 @@ def affine_transform(images, transforms, *, interpolation="bilinear", fill_mode=
     ``fill_mode`` is one of ``FILL_MODES`` (``map_coordinates``'s modes of the same names:
     "reflect" mirrors about the edge of the last pixel, "wrap" tiles, "nearest" repeats the
     edge pixel, "constant" uses ``fill_value``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lamina.layers.preprocessing.image_transform import affine_transform, translation_transforms
+        >>> row = jnp.array([[[[1.0], [2.0], [3.0]]]])                   # one 1 x 3 image
+        >>> moved = affine_transform(row, translation_transforms([[1.0, 0.0]]), fill_mode="constant")
+        >>> moved[0, 0, :, 0].tolist()
+        [0.0, 1.0, 2.0]
     """
     if data_format == "channels_first":
         images = jnp.moveaxis(images, 1, -1)
