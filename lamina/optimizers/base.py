@@ -10,7 +10,12 @@ An optimizer is an optax ``GradientTransformation`` plus what Keras users expect
   decay (``weight_decay``) and, after each update, each variable's ``constraint``;
 - the optax state: created by ``transform.init`` on the first ``apply`` (or ``build``), each
   leaf stored in its own non-trainable ``Variable`` named after the weight it belongs to
-  (``"adam/mu/dense/kernel"``).
+  (``"adam/mu/dense/kernel"``);
+- Keras 3's loss scaling (``loss_scale_factor``), gradient accumulation
+  (``gradient_accumulation_steps``) and moving average of the weights (``use_ema``): their
+  state (accumulators, averages) is more variables next to the optax leaves, and their
+  decisions are ``jnp.where`` selections, so a compiled step has one shape whatever the step
+  number (as Keras on JAX does, the update is computed every step and kept when it is due).
 
 ``apply`` is ordinary stateful code — it reads ``v.value`` and writes with ``v.assign`` — so
 it works eagerly and inside ``lm.jit`` / ``fit`` unchanged. Slots created by a first ``apply``
@@ -63,7 +68,26 @@ class Optimizer:
         clipnorm: clip each gradient to this L2 norm, variable by variable.
         clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
         global_clipnorm: clip all gradients together to this global L2 norm.
+        use_ema: keep an exponential moving average of the trainable weights (optimizer
+            variables ``<name>/average/<weight path>``), updated after every step:
+            ``average = ema_momentum * average + (1 - ema_momentum) * w`` (the first
+            update copies ``w``). ``finalize_variable_values`` copies it into the weights;
+            ``fit`` does that at the end of training.
+        ema_momentum: the momentum of that average (default 0.99).
+        ema_overwrite_frequency: if set, the weights are overwritten by their average every
+            this many ``iterations``, during training.
+        loss_scale_factor: if set, ``scale_loss(loss)`` multiplies the loss by it (the
+            training step does so before differentiating) and ``apply`` divides the
+            gradients by it first.
+        gradient_accumulation_steps: if set (an integer >= 2), gradients are summed over
+            this many calls of ``apply`` and the weights change only at the last of them,
+            with the *average* of the summed gradients; ``iterations`` then counts those
+            updates, while learning-rate schedules still see every call.
         name: prefix of the optimizer's variable names (default: snake-case class name).
+
+    Clipping, weight decay and the update see the averaged gradients of an accumulation;
+    the moving average is updated at every call (also between updates); constraints run
+    last. This is Keras 3's order, for its numbers.
 
     Example:
         >>> import jax.numpy as jnp, optax, lamina as lm
@@ -72,10 +96,26 @@ class Optimizer:
         >>> opt.apply([jnp.array([1.0, 1.0])], [w])
         >>> w.value.tolist(), int(opt.iterations)
         ([0.5, -2.5], 1)
+
+        Accumulating two gradients: the first call only stores it, the second updates with
+        the mean of both.
+
+        >>> w = lm.Variable(jnp.array([1.0]))
+        >>> opt = lm.optimizers.SGD(learning_rate=1.0, gradient_accumulation_steps=2)
+        >>> opt.apply([jnp.array([2.0])], [w])
+        >>> w.value.tolist(), int(opt.iterations)
+        ([1.0], 0)
+        >>> opt.apply([jnp.array([4.0])], [w])
+        >>> w.value.tolist(), int(opt.iterations)
+        ([-2.0], 1)
     """
 
     def __init__(self, transform=None, learning_rate=None, *, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, name=None):
+                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None):
+        _check_options(type(self).__name__, use_ema, ema_momentum, ema_overwrite_frequency,
+                       loss_scale_factor, gradient_accumulation_steps)
         clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         if sum(v is not None for v in clips.values()) > 1:
             raise ValueError(
@@ -99,6 +139,11 @@ class Optimizer:
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = int(gradient_accumulation_steps) if gradient_accumulation_steps else None
         self._exclude_ids: set = set()
         self._exclude_pattern = None
 
@@ -123,6 +168,12 @@ class Optimizer:
         self._slot_params: list = []  # per slot: index of the weight it belongs to, or None
         self._slot_fields: list = []
         self._treedef = None
+        # After build: the first ``_optax_size`` slots are optax's state leaves; then the
+        # accumulation counter, the gradient accumulators and the moving averages, when on.
+        self._optax_size = 0
+        self._accumulated_steps = None  # int32: gradients summed since the last update
+        self._accumulators: list = []
+        self._averages: list = []
 
     # -- learning rate and iterations -------------------------------------------------------
     def _make_learning_rate(self, learning_rate):
@@ -154,10 +205,17 @@ class Optimizer:
         if isinstance(lr, Variable):
             return lr
         if isinstance(lr, schedules_module.LearningRateSchedule) or _takes_step(lr):
-            return jnp.asarray(lr(self._iterations.value), jnp.float32)
+            return jnp.asarray(lr(self._calls()), jnp.float32)
         if callable(lr):
             return jnp.asarray(lr(), jnp.float32)
         return lr
+
+    def _calls(self):
+        """The number of ``apply`` calls so far: ``iterations``, or with gradient accumulation
+        ``iterations * steps + accumulated_steps`` (schedules follow calls, as in Keras)."""
+        if self._accumulated_steps is None:
+            return self._iterations.value
+        return self._iterations.value * self.gradient_accumulation_steps + self._accumulated_steps.value
 
     @learning_rate.setter
     def learning_rate(self, learning_rate):
@@ -205,7 +263,8 @@ class Optimizer:
 
     @property
     def variables(self) -> list:
-        """``iterations``, the learning-rate variable (if any) and every optax state leaf."""
+        """``iterations``, the learning-rate variable (if any), every optax state leaf, then
+        the gradient-accumulation counter and accumulators and the moving averages (if on)."""
         lr = [self._learning_rate] if isinstance(self._learning_rate, Variable) else []
         return [self._iterations, *lr, *self._slots]
 
@@ -239,12 +298,36 @@ class Optimizer:
             slots.append(Variable(leaf, trainable=False, name=name))
         self._built_variables = variables
         self._index = {id(v): i for i, v in enumerate(variables)}
+        self._optax_size = len(slots)
         self._slots = slots
         self._slot_params = owners
         self._slot_fields = fields  # "mu", "nu", "count": with the owner, a slot's saving key
         self._treedef = treedef
+        self._build_option_slots(variables)
         self._built = True
         state.bump_structure_version()
+
+    def _build_option_slots(self, variables) -> None:
+        # Appended to the slots (with a field and an owner), so that they are saved, loaded
+        # and compiled like optax's leaves: optimizer/gradient_accumulator/dense/kernel.
+        def add(field, owner, value):
+            tail = [variables[owner].path] if owner is not None else []
+            slot = Variable(value, trainable=False, name="/".join([self.name, field, *tail]))
+            self._slots.append(slot)
+            self._slot_fields.append(field)
+            self._slot_params.append(owner)
+            return slot
+
+        def zeros_like(v):
+            with jax.ensure_compile_time_eval():
+                return jnp.zeros(v.shape, v.dtype)
+
+        if self.gradient_accumulation_steps:
+            self._accumulated_steps = add("accumulated_steps", None, np.int32(0))
+            self._accumulators = [add("gradient_accumulator", i, zeros_like(v)) for i, v in enumerate(variables)]
+        if self.use_ema:
+            # Zeros, as Keras: the first update of the average (momentum 0) copies the weight.
+            self._averages = [add("average", i, zeros_like(v)) for i, v in enumerate(variables)]
 
     # -- weight decay ----------------------------------------------------------------------------
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
@@ -314,12 +397,52 @@ class Optimizer:
 
         variables = self._built_variables
         present = [g is not None for g in full_grads]
-        keys = _param_keys(n)
         values = [v.value for v in variables]
         grad_values = [
             jnp.zeros(v.shape, v.dtype) if g is None else jnp.asarray(g).astype(v.dtype)
             for g, v in zip(full_grads, variables)
         ]
+        if self.loss_scale_factor is not None:
+            # The step differentiated scale_loss(loss): back to the gradients of the loss.
+            grad_values = [g / self.loss_scale_factor for g in grad_values]
+        due = None
+        if self.gradient_accumulation_steps:
+            steps = self.gradient_accumulation_steps
+            due = self._accumulated_steps.value == steps - 1
+            summed = [g + acc.value for g, acc in zip(grad_values, self._accumulators)]
+            grad_values = [total / steps for total in summed]
+
+        new_values, new_leaves = self._update(values, grad_values, present)
+        optax_slots = self._slots[:self._optax_size]
+        if due is not None:
+            # As Keras on JAX: the update is computed at every call and kept only when due
+            # (one compiled step for every call; no branch on a traced counter).
+            new_values = [jnp.where(due, new, old) for new, old in zip(new_values, values)]
+            new_leaves = [jnp.where(due, new, slot.value) for new, slot in zip(new_leaves, optax_slots)]
+            for acc, total, has_grad in zip(self._accumulators, summed, present):
+                if has_grad:
+                    acc.assign(jnp.where(due, jnp.zeros_like(total), total))
+        for slot, new in zip(optax_slots, new_leaves):
+            slot.assign(new)
+        for v, value, has_grad in zip(variables, new_values, present):
+            if has_grad:
+                v.assign(value)
+        if self.use_ema:
+            self._update_averages()
+        for v, has_grad in zip(variables, present):
+            if has_grad and v.constraint is not None:
+                v.assign(v.constraint(v.value))
+        if due is None:
+            self._iterations.assign_add(1)
+        else:
+            self._iterations.assign_add(due.astype(jnp.int32))
+            self._accumulated_steps.assign(jnp.where(due, 0, self._accumulated_steps.value + 1).astype(jnp.int32))
+
+    def _update(self, values, grad_values, present):
+        """Clipping, weight decay and the optax step: the new weight values (unchanged without
+        a gradient) and the new optax state leaves (a weight's own unchanged without one)."""
+        variables = self._built_variables
+        keys = _param_keys(len(variables))
         grad_values = self._clip(grad_values, present)
 
         lr = self._current_learning_rate()
@@ -333,7 +456,7 @@ class Optimizer:
         else:
             decayed = values
 
-        old_leaves = [s.value for s in self._slots]
+        old_leaves = [s.value for s in self._slots[:self._optax_size]]
         opt_state = jax.tree_util.tree_unflatten(self._treedef, old_leaves)
         transform = self.make_update_transform(lr)
         updates, new_state = transform.update(
@@ -345,15 +468,66 @@ class Optimizer:
                 f"Optimizer '{self.name}': the optax state changed structure during an update "
                 f"(from {self._treedef} to {new_treedef}); lamina stores it in fixed variables."
             )
-        for slot, old, new, owner in zip(self._slots, old_leaves, new_leaves, self._slot_params):
-            slot.assign(old if owner is not None and not present[owner] else new)
-        for key, v, value, has_grad in zip(keys, variables, decayed, present):
-            if has_grad:
-                v.assign(optax.apply_updates(value, updates[key]))
-        for v, has_grad in zip(variables, present):
-            if has_grad and v.constraint is not None:
-                v.assign(v.constraint(v.value))
-        self._iterations.assign_add(1)
+        new_leaves = [old if owner is not None and not present[owner] else new
+                      for old, new, owner in zip(old_leaves, new_leaves, self._slot_params)]
+        new_values = [optax.apply_updates(value, updates[key]) if has_grad else old
+                      for key, value, old, has_grad in zip(keys, decayed, values, present)]
+        return new_values, new_leaves
+
+    # -- moving average of the weights -------------------------------------------------------------
+    def _update_averages(self) -> None:
+        # Keras's formula and order: every built weight (with a gradient or not), after the
+        # update; the momentum is 0 while iterations is 0, so the first average is the weight.
+        not_first = self._iterations.value != 0
+        for v, average in zip(self._built_variables, self._averages):
+            value = v.value
+            momentum = not_first.astype(value.dtype) * self.ema_momentum
+            average.assign(momentum * average.value + (1 - momentum) * value)
+        if self.ema_overwrite_frequency is not None:
+            overwrite = (self._iterations.value + 1) % self.ema_overwrite_frequency == 0
+            for v, average in zip(self._built_variables, self._averages):
+                v.assign(jnp.where(overwrite, average.value, v.value))
+
+    def finalize_variable_values(self, var_list) -> None:
+        """Put the moving averages into the weights of ``var_list`` (with ``use_ema``; else
+        nothing happens). ``fit`` calls it with ``model.trainable_weights`` when training ends.
+
+        Example:
+            >>> import jax.numpy as jnp, lamina as lm
+            >>> w = lm.Variable(jnp.array([0.0]))
+            >>> opt = lm.optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.5)
+            >>> for _ in range(2):
+            ...     opt.apply([jnp.array([-2.0])], [w])
+            >>> w.value.tolist()
+            [4.0]
+            >>> opt.finalize_variable_values([w])
+            >>> w.value.tolist()
+            [3.0]
+        """
+        if not self.use_ema or not self._built:
+            return
+        for v in var_list:
+            index = self._index.get(id(v))
+            if index is None:
+                raise ValueError(
+                    f"finalize_variable_values: variable '{v.path}' is not one this optimizer "
+                    f"was built with ({len(self._built_variables)} variables, e.g. "
+                    f"'{self._built_variables[0].path}'), so it has no moving average."
+                )
+            v.assign(self._averages[index].value)
+
+    def scale_loss(self, loss):
+        """``loss * loss_scale_factor`` (``loss`` itself without one): what a training step
+        differentiates, as Keras's do; ``apply`` divides the gradients back.
+
+        Example:
+            >>> import lamina as lm
+            >>> float(lm.optimizers.SGD(loss_scale_factor=128.0).scale_loss(0.5))
+            64.0
+        """
+        if self.loss_scale_factor is None:
+            return loss
+        return loss * self.loss_scale_factor
 
     def _clip(self, grads, present):
         # Keras's semantics (a zero or negative threshold means no clipping), optax's math.
@@ -377,7 +551,11 @@ class Optimizer:
             )
         return {"name": self.name, "learning_rate": self._learning_rate_config(),
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
-                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue}
+                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     def _learning_rate_config(self):
         lr = self._learning_rate
@@ -392,15 +570,8 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
-        """An optimizer from ``get_config()`` output (or Keras's: its EMA, loss-scaling and
-        gradient-accumulation keys are accepted while they are off)."""
+        """An optimizer from ``get_config()`` output (or from a Keras optimizer's config)."""
         config = dict(config)
-        for key, off in _KERAS_ONLY_KEYS.items():
-            if key in config and config.pop(key) not in off:
-                raise ValueError(
-                    f"{cls.__name__}: this config sets `{key}`, a Keras optimizer feature lamina "
-                    "does not have."
-                )
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules_module.deserialize(config["learning_rate"], custom_objects)
         return cls(**config)
@@ -411,11 +582,36 @@ class Optimizer:
 
 # -- helpers ------------------------------------------------------------------------------------
 
-# Keys of Keras's optimizer configs for features lamina has not, and their "off" values.
-_KERAS_ONLY_KEYS = {
-    "use_ema": (False, None), "ema_momentum": (0.99,), "ema_overwrite_frequency": (None,),
-    "loss_scale_factor": (None,), "gradient_accumulation_steps": (None,),
-}
+def _check_options(owner, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+                   gradient_accumulation_steps) -> None:
+    """Keras's checks of the EMA and accumulation arguments, plus a positive loss scale."""
+    steps = gradient_accumulation_steps
+    if steps and (not _is_int(steps) or steps < 2):
+        raise ValueError(
+            f"{owner}: `gradient_accumulation_steps` must be an integer >= 2 (or None). "
+            f"Received: gradient_accumulation_steps={steps!r}"
+        )
+    if use_ema:
+        if not 0 <= ema_momentum <= 1:
+            raise ValueError(f"{owner}: `ema_momentum` must be in the range [0, 1]. "
+                             f"Received: ema_momentum={ema_momentum!r}")
+        frequency = ema_overwrite_frequency
+        if frequency is not None and (not _is_int(frequency) or frequency < 1):
+            raise ValueError(f"{owner}: `ema_overwrite_frequency` must be an integer >= 1 or None. "
+                             f"Received: ema_overwrite_frequency={frequency!r}")
+    if loss_scale_factor is not None:
+        try:
+            ok = bool(np.isfinite(loss_scale_factor) and loss_scale_factor > 0)
+        except TypeError:
+            ok = False
+        if not ok:
+            # A zero or infinite factor would turn every gradient into inf or nan.
+            raise ValueError(f"{owner}: `loss_scale_factor` must be a positive finite number or "
+                             f"None. Received: loss_scale_factor={loss_scale_factor!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _takes_step(fn) -> bool:

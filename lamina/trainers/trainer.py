@@ -153,9 +153,11 @@ class Trainer:
 
         def loss_fn():
             y_pred = self(x, training=True)
-            return self.compute_loss(x, y, y_pred, sample_weight, training=True), y_pred
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            # Differentiate the scaled loss (loss_scale_factor; apply unscales), log the loss.
+            return self.optimizer.scale_loss(loss), (loss, y_pred)
 
-        (loss, y_pred), grads = value_and_grad(loss_fn, self.trainable_weights, has_aux=True)()
+        (_, (loss, y_pred)), grads = value_and_grad(loss_fn, self.trainable_weights, has_aux=True)()
         self.optimizer.apply(grads, self.trainable_weights)
         self.loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
@@ -302,6 +304,8 @@ class Trainer:
                 callbacks.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
+            # Keras: the moving averages (use_ema) become the weights before on_train_end.
+            self.optimizer.finalize_variable_values(self.trainable_weights)
             callbacks.on_train_end(logs)
         finally:
             self.__dict__.pop("_lm_fit_progress", None)  # it holds the data

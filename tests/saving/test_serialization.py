@@ -440,13 +440,10 @@ def test_deserialize_passes_plain_values_and_lists():
 # -- Keras's config keys ----------------------------------------------------------------------
 
 # Keys that Keras's config has and lamina's has not, each for a Keras feature lamina lacks.
-_KERAS_OPTIMIZER_ONLY = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                         "gradient_accumulation_steps"}  # EMA, loss scaling, gradient accumulation
 KERAS_ONLY = {
     "Dense": {"quantization_config"},  # Keras's quantization
     "Embedding": {"quantization_config"},
     "GlorotUniform": {"input_axes", "output_axes"},  # Keras's fan axes for VarianceScaling
-    "Adam": _KERAS_OPTIMIZER_ONLY, "SGD": _KERAS_OPTIMIZER_ONLY, "AdamW": _KERAS_OPTIMIZER_ONLY,
 }
 # Keys that lamina's config has and Keras's lacks, where Keras drops a constructor argument.
 LAMINA_ONLY = {
