@@ -197,6 +197,14 @@ def test_random_crop_window_equals_keras(keras):
     np.testing.assert_array_equal(np.asarray(mine), IMAGES[:, 2:5, 5:9])
 
 
+def test_random_crop_of_a_smaller_image_resizes_in_training_too(keras):
+    """Smaller than the target: the documented aspect-ratio crop and resize, as at inference."""
+    layer = lm.layers.RandomCrop(8, 4, seed=0)
+    expected = np.asarray(keras.layers.Resizing(8, 4, crop_to_aspect_ratio=True)(IMAGES))
+    np.testing.assert_allclose(np.asarray(layer(IMAGES, training=True)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(IMAGES, training=False)), expected, rtol=1e-5, atol=1e-5)
+
+
 # --- draws: documented ranges, new every step, reproducible ---------------------------------------
 
 MANY = np.zeros((4000, 10, 20, 1), np.float32)
@@ -229,6 +237,11 @@ def test_draws_stay_in_the_documented_ranges():
     crop = lm.layers.RandomCrop(7, 16, seed=6)
     corners = np.array([[int(v) for v in crop.get_random_transformation(MANY)] for _ in range(300)])
     assert set(corners[:, 0]) == {0, 1, 2, 3} and set(corners[:, 1]) == {0, 1, 2, 3, 4}
+    # An image exactly as tall as the crop is still cut at random widthwise (Keras 3.15 centres
+    # it whenever one side is not strictly larger, keras-team/keras#21868).
+    full_height = lm.layers.RandomCrop(10, 16, seed=6)
+    corners = np.array([[int(v) for v in full_height.get_random_transformation(MANY)] for _ in range(100)])
+    assert set(corners[:, 0]) == {0} and set(corners[:, 1]) == {0, 1, 2, 3, 4}
 
 
 def test_factor_arguments_are_checked():
@@ -258,6 +271,19 @@ def test_wrong_rank_raises_naming_the_layer(make):
     layer = make()
     with pytest.raises(ValueError, match=rf"{layer.name}.*rank >= 3 and rank <= 4"):
         layer(jnp.ones((4, 5)))
+
+
+@pytest.mark.parametrize("name, args", [
+    ("RandomFlip", ()), ("RandomRotation", (0.2,)), ("RandomZoom", (0.2,)), ("RandomTranslation", (0.2, 0.2)),
+    ("RandomContrast", (0.2,)), ("CenterCrop", (3, 3)),
+])
+@pytest.mark.parametrize("training", [True, False])
+def test_integer_images_come_out_in_the_dtype_keras_gives(keras, name, args, training):
+    """Float in both modes, except RandomContrast at inference, which passes them unchanged."""
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 5, 6, 3)).astype(np.uint8)
+    mine = getattr(lm.layers, name)(*args)(images, training=training)
+    theirs = getattr(keras.layers, name)(*args)(images, training=training)
+    assert str(mine.dtype) == str(theirs.dtype)
 
 
 def test_dict_inputs_are_refused_with_a_clear_message():
