@@ -34,6 +34,20 @@ class Sequential(Model):
     def layers(self) -> list:
         return list(self._layers)
 
+    @property
+    def output_names(self) -> list:
+        """``[name of the last layer]`` (``[]`` while empty): a Sequential has one output.
+
+        Keras 3's Sequential has no ``output_names``; here ``compile(loss={name: ...})``
+        keyed by the last layer works as on the same Functional model.
+
+        Example:
+            >>> import lamina as lm
+            >>> lm.Sequential([lm.layers.Dense(4), lm.layers.Dense(1, name="score")]).output_names
+            ['score']
+        """
+        return [self._layers[-1].name] if self._layers else []
+
     def add(self, layer) -> None:
         """Append ``layer``; ``lm.Input(...)`` first, or a first layer declaring
         ``input_shape``, builds the model at once."""

@@ -65,10 +65,16 @@ class Trainer:
         )
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = loss
-        self.compiled_loss = CompileLoss(loss, loss_weights) if loss is not None else None
-        self.compiled_metrics = CompileMetrics(metrics, loss)
+        # Dict arguments are matched to outputs by these names (a Functional model's output
+        # layers, as in Keras); a subclassed model has none and is matched by position.
+        output_names = getattr(self, "output_names", None)
+        self.compiled_loss = (CompileLoss(loss, loss_weights, output_names=output_names)
+                              if loss is not None else None)
+        self.compiled_metrics = CompileMetrics(metrics, loss, output_names=output_names)
         self.compiled_weighted_metrics = CompileMetrics(weighted_metrics, loss, weighted=True,
-                                                        name="compile_weighted_metrics")
+                                                        name="compile_weighted_metrics",
+                                                        output_names=output_names,
+                                                        after=self.compiled_metrics)
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile) and not run_eagerly
@@ -106,15 +112,28 @@ class Trainer:
         """The loss tracker and the compiled-metrics containers (their results are dicts)."""
         if not self.__dict__.get("_lm_compiled"):
             return []
-        return [self.loss_tracker, self.compiled_metrics, self.compiled_weighted_metrics]
+        found = [self.loss_tracker, self.compiled_metrics, self.compiled_weighted_metrics]
+        if self.compiled_loss is not None:  # per-output losses (several outputs), as Keras
+            found.extend(self.compiled_loss.metrics)
+        return found
 
     @property
     def metrics_names(self) -> list:
-        """``loss``, then each compiled metric's name in compile order."""
+        """The log names, in the order of ``evaluate()``'s list (Keras 3's order): ``loss``,
+        the compiled metrics whose log name is their own name (one output), the per-output
+        losses, then every other name sorted (``<output>_<metric>`` with several outputs)."""
         if not self.__dict__.get("_lm_compiled"):
             return []
-        inner = self.compiled_metrics.metrics + self.compiled_weighted_metrics.metrics
-        return [self.loss_tracker.name, *(m.name for m in inner)]
+        leading, known = [], []
+        for metric in self.metrics:
+            if isinstance(metric, CompileMetrics):
+                leading += [inner.name for inner in metric.metrics]
+                known += metric.result_names()
+            else:
+                leading.append(metric.name)
+                known.append(metric.name)
+        first = [name for name in dict.fromkeys(leading) if name in known]
+        return first + sorted(name for name in dict.fromkeys(known) if name not in first)
 
     def reset_metrics(self) -> None:
         for metric in self.metrics:
