@@ -27,6 +27,22 @@ def to_python_logs(logs):
     return flat
 
 
+def flatten_logs(logs):
+    """``logs`` with nested dicts flattened into one level (Keras's rule: an inner key
+    stands for itself); values untouched, so it is free on the device and inside a trace.
+    Anything that is not a dict is returned as is.
+
+    Example:
+        >>> flatten_logs({"loss": 1.0, "compile_metrics": {"mae": 0.5}})
+        {'loss': 1.0, 'mae': 0.5}
+    """
+    if not isinstance(logs, dict):
+        return logs
+    flat = {}
+    _flatten(logs, flat)
+    return flat
+
+
 def to_float(value):
     """``float(value)`` for numbers and one-element arrays; anything else unchanged."""
     if isinstance(value, (str, bytes)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lamina.callbacks._logs import to_python_logs
+from lamina.callbacks._logs import flatten_logs, to_python_logs
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.history import History
 from lamina.callbacks.progbar_logger import ProgbarLogger
@@ -25,7 +25,8 @@ class CallbackList(Callback):
             ``model.history``).
         **params: Passed to every callback's ``set_params``: ``epochs``, ``steps``, ``verbose``.
 
-    Batch hooks pass ``logs`` on as they are (device arrays, no host sync). The other hooks
+    Batch hooks pass ``logs`` on flattened (nested dicts merged, as Keras does) but otherwise
+    as they are (device arrays, no host sync). The other hooks
     convert ``logs`` to Python floats once (one transfer) and hand the same dict to every
     callback in turn, so a key one adds (``learning_rate``) is seen by the next ones,
     ``History`` included, which is appended last.
@@ -109,42 +110,42 @@ class CallbackList(Callback):
 
     # -- batch level: no conversion ------------------------------------------------------
     def on_batch_begin(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_batch_begin(batch, logs=logs)
 
     def on_batch_end(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_batch_end(batch, logs=logs)
 
     def on_train_batch_begin(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_train_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_train_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_test_batch_begin(batch, logs=logs)
 
     def on_test_batch_end(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = flatten_logs(dict(logs)) if logs else {}
         for callback in self.callbacks:
             callback.on_test_batch_end(batch, logs=logs)
 
     def on_predict_batch_begin(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = dict(logs) if logs else {}  # "outputs" keeps the model's output structure
         for callback in self.callbacks:
             callback.on_predict_batch_begin(batch, logs=logs)
 
     def on_predict_batch_end(self, batch, logs=None):
-        logs = dict(logs) if logs else {}
+        logs = dict(logs) if logs else {}  # "outputs" keeps the model's output structure
         for callback in self.callbacks:
             callback.on_predict_batch_end(batch, logs=logs)
 

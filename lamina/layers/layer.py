@@ -460,10 +460,15 @@ class Layer:
                                   (non_trainable_variables, frozen, "non-trainable")):
             if len(given) != len(mine):
                 raise ValueError(f"Layer '{self.path}' has {len(mine)} {kind} variables, got {len(given)} values.")
-        pure = state.functionalize(lambda *a, **k: self(*a, **k), trainable + frozen)
-        outputs, new_values, _ = pure(list(trainable_variables) + list(non_trainable_variables), *args, **kwargs)
-        with state.StateScope(dict(zip(trainable + frozen, new_values))):
-            losses = self.losses
+        def call_and_collect(*a, **k):
+            outputs = self(*a, **k)
+            # Read while the call's scope is open: add_loss put this call's losses there
+            # (a scope opened afterwards would only see the regularizer penalties).
+            return outputs, (self.losses if return_losses else [])
+
+        pure = state.functionalize(call_and_collect, trainable + frozen)
+        (outputs, losses), new_values, _ = pure(
+            list(trainable_variables) + list(non_trainable_variables), *args, **kwargs)
         result = (outputs, new_values[len(trainable):])
         return result + (losses,) if return_losses else result
 

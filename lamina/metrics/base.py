@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.core import state
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.losses import squeeze_or_expand_to_same_rank  # one alignment rule for losses and metrics
@@ -68,10 +69,63 @@ def standardize_dtype(dtype) -> str:
     return jnp.dtype(dtype).name
 
 
+# -- the stateless (Keras-on-JAX) form --------------------------------------------------------
+
+
+class StatelessMetricMixin:
+    """Keras's stateless metric API for any object with ``variables``, ``update_state``,
+    ``result`` and ``reset_state`` (``Metric`` and the trainer's compiled-metrics container).
+
+    The methods take and return the state as a list of values aligned with ``variables`` and
+    leave the metric untouched, so they work inside raw ``jax.jit`` / ``jax.grad`` code ported
+    from Keras on JAX. lamina's stateful form (``update_state`` inside ``lm.jit``) stays the
+    simpler one.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, lamina as lm
+        >>> m = lm.metrics.Mean()
+        >>> values = m.stateless_reset_state()
+        >>> values = jax.jit(lambda v: m.stateless_update_state(v, jnp.array([1.0, 3.0])))(values)
+        >>> float(m.stateless_result(values)), float(m.result())
+        (2.0, 0.0)
+    """
+
+    def stateless_update_state(self, metric_variables, *args, **kwargs) -> list:
+        """``update_state(*args, **kwargs)`` on the state ``metric_variables``; returns the new
+        state (a list aligned with ``variables``)."""
+        variables = self._lm_check_state(metric_variables, "stateless_update_state")
+        pure = state.functionalize(lambda: self.update_state(*args, **kwargs), variables)
+        _, new_values, _ = pure(list(metric_variables))
+        return new_values
+
+    def stateless_result(self, metric_variables):
+        """``result()`` computed from the state ``metric_variables``."""
+        variables = self._lm_check_state(metric_variables, "stateless_result")
+        outputs, _, _ = state.functionalize(self.result, variables)(list(metric_variables))
+        return outputs
+
+    def stateless_reset_state(self) -> list:
+        """The state ``reset_state()`` would give, as a list aligned with ``variables``."""
+        variables = list(self.variables)
+        with state.StateScope() as scope:
+            self.reset_state()
+        return [scope.read(v) for v in variables]
+
+    def _lm_check_state(self, metric_variables, method: str) -> list:
+        variables = list(self.variables)
+        if len(metric_variables) != len(variables):
+            raise ValueError(
+                f"{method}() of metric '{self.name}': `metric_variables` must hold one value per "
+                f"entry of `{type(self).__name__}.variables` ({len(variables)}, in that order); "
+                f"received {len(metric_variables)}."
+            )
+        return variables
+
+
 # -- Metric ---------------------------------------------------------------------------------
 
 
-class Metric:
+class Metric(StatelessMetricMixin):
     """Base class of metrics: state in variables, ``update_state`` / ``result`` / ``reset_state``.
 
     Subclasses create their state in ``__init__`` with ``add_variable`` and change it with

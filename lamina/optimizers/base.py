@@ -353,6 +353,41 @@ class Optimizer:
             self.apply(list(grads), list(variables))
         return self._iterations
 
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """``apply`` on given values instead of the stored ones; changes nothing (Keras on JAX).
+
+        ``optimizer_variables`` lines up with ``variables``, ``trainable_variables`` with the
+        variables the optimizer was built with (``build(model.trainable_variables)``).
+        Returns ``(trainable_variables, optimizer_variables)``, the new values as lists, so it
+        works inside raw ``jax.jit``.
+
+        Example:
+            >>> import jax, jax.numpy as jnp, lamina as lm
+            >>> w = lm.Variable(jnp.array([1.0]))
+            >>> opt = lm.optimizers.SGD(learning_rate=0.5)
+            >>> opt.build([w])
+            >>> step = jax.jit(opt.stateless_apply)
+            >>> (new_w,), opt_values = step([v.value for v in opt.variables], [jnp.array([2.0])], [w.value])
+            >>> new_w.tolist(), int(opt_values[0]), w.value.tolist()
+            ([0.0], 1, [1.0])
+        """
+        if not self._built:
+            raise ValueError(
+                f"Optimizer '{self.name}' must be built before stateless_apply(): call "
+                "optimizer.build(model.trainable_variables) first."
+            )
+        mine, targets = self.variables, self._built_variables
+        for given, expected, what in ((optimizer_variables, mine, "optimizer.variables"),
+                                      (trainable_variables, targets, "the variables it was built with")):
+            if len(given) != len(expected):
+                raise ValueError(
+                    f"Optimizer '{self.name}'.stateless_apply(): expected {len(expected)} values "
+                    f"(one per entry of {what}, in that order), received {len(given)}."
+                )
+        pure = state.functionalize(lambda: self.apply(list(grads)), [*targets, *mine])
+        _, new_values, _ = pure([*trainable_variables, *optimizer_variables])
+        return new_values[:len(targets)], new_values[len(targets):]
+
     def apply(self, grads, trainable_variables=None) -> None:
         """Update ``trainable_variables`` with ``grads`` (aligned one to one).
 

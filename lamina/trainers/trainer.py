@@ -15,6 +15,7 @@ How a step runs (the part that decides speed):
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import jax
@@ -24,8 +25,9 @@ from lamina import callbacks as callbacks_module
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
+from lamina.callbacks._logs import flatten_logs
 from lamina.core.scan import stateful_scan
-from lamina.core.state import StateScope
+from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
@@ -75,7 +77,9 @@ class Trainer:
                                                         name="compile_weighted_metrics",
                                                         output_names=output_names,
                                                         after=self.compiled_metrics)
-        self.loss_tracker = metrics_module.Mean(name="loss")
+        # Not a public attribute (Keras's is `_loss_tracker`): a subclass may name its own
+        # tracker `loss_tracker`, as the custom train_step guides do.
+        self._lm_loss_tracker = metrics_module.Mean(name="loss")
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile) and not run_eagerly
         self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
@@ -109,13 +113,38 @@ class Trainer:
 
     @property
     def metrics(self) -> list:
-        """The loss tracker and the compiled-metrics containers (their results are dicts)."""
-        if not self.__dict__.get("_lm_compiled"):
-            return []
-        found = [self.loss_tracker, self.compiled_metrics, self.compiled_weighted_metrics]
-        if self.compiled_loss is not None:  # per-output losses (several outputs), as Keras
-            found.extend(self.compiled_loss.metrics)
+        """What Keras lists: the loss tracker (``"loss"``), the compiled-metrics containers
+        when ``compile`` got metrics (their ``result()`` is a dict), then the metrics held in
+        attributes of the model and of its layers (not of nested models). ``fit`` and
+        ``evaluate`` reset them; a subclass may override this property to choose them."""
+        found = []
+        if self.__dict__.get("_lm_compiled"):
+            args = self._lm_compile_args
+            found.append(self._lm_loss_tracker)
+            if args.get("metrics") is not None:
+                found.append(self.compiled_metrics)
+            if args.get("weighted_metrics") is not None:
+                found.append(self.compiled_weighted_metrics)
+            if self.compiled_loss is not None:  # per-output losses (several outputs), as Keras
+                found.extend(self.compiled_loss.metrics)
+        found.extend(self._lm_attribute_metrics())
+        unique = {id(metric): metric for metric in found}
+        return list(unique.values())
+
+    def _lm_attribute_metrics(self) -> list:
+        from lamina.metrics.base import Metric
+
+        found = []
+        for layer in self._flatten_layers():
+            if layer is not self and isinstance(layer, Trainer):
+                continue  # a nested model's metrics belong to its own training
+            found.extend(h for h in layer._lm_children()[2] if isinstance(h, Metric))
         return found
+
+    @property
+    def metrics_variables(self) -> list:
+        """The state of every metric in ``metrics``, in that order (Keras's list)."""
+        return [v for metric in self.metrics for v in metric.variables]
 
     @property
     def metrics_names(self) -> list:
@@ -139,11 +168,18 @@ class Trainer:
         for metric in self.metrics:
             metric.reset_state()
 
+    @property
+    def losses(self) -> list:
+        """``Layer.losses``, or the losses ``compute_loss_and_updates`` took from its
+        ``stateless_call`` while it computes the loss (Keras's override)."""
+        override = self.__dict__.get("_lm_losses_override")
+        return list(override) if override is not None else super().losses
+
     # -- the steps (override these; they are written as eager code) -------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss on ``(y, y_pred)`` plus every loss in ``self.losses``."""
         total = 0.0
-        if self.compiled_loss is not None:
+        if self.__dict__.get("compiled_loss") is not None:
             total = self.compiled_loss(y, y_pred, sample_weight)
         extra = self.losses
         if extra:
@@ -166,32 +202,159 @@ class Trainer:
                 results[metric.name] = value
         return results
 
+    def _compute_loss(self, x, y, y_pred, sample_weight, training):
+        """``compute_loss``, also when an override predates its ``training`` argument."""
+        if "training" in inspect.signature(self.compute_loss).parameters:
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
+
     def train_step(self, data) -> dict:
         """One optimisation step on a batch ``(x, y, sample_weight)``; returns the logs."""
         x, y, sample_weight = unpack_batch(data)
 
         def loss_fn():
             y_pred = self(x, training=True)
-            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            loss = self._compute_loss(x, y, y_pred, sample_weight, training=True)
             # Differentiate the scaled loss (loss_scale_factor; apply unscales), log the loss.
             return self.optimizer.scale_loss(loss), (loss, y_pred)
 
         (_, (loss, y_pred)), grads = value_and_grad(loss_fn, self.trainable_weights, has_aux=True)()
         self.optimizer.apply(grads, self.trainable_weights)
-        self.loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
+        self._lm_loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def test_step(self, data) -> dict:
         """Loss and metrics on a batch, without training."""
         x, y, sample_weight = unpack_batch(data)
         y_pred = self(x, training=False)
-        loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
-        self.loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
+        loss = self._compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._lm_loss_tracker.update_state(loss, sample_weight=batch_size_of(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data):
         x, _, _ = unpack_batch(data)
         return self(x, training=False)
+
+    # -- the stateless form (Keras on JAX) -------------------------------------------------------
+    def stateless_compute_loss(self, trainable_variables, non_trainable_variables, metrics_variables,
+                               x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """``compute_loss`` with the given variable values; changes nothing (Keras on JAX).
+
+        Returns ``(loss, (trainable_variables, non_trainable_variables, metrics_variables))``,
+        the last two with whatever ``compute_loss`` assigned. The lists follow
+        ``trainable_variables``, ``non_trainable_variables`` and ``metrics_variables``.
+
+        Example:
+            >>> import numpy as np, lamina as lm
+            >>> model = lm.Sequential([lm.layers.Dense(1, kernel_initializer="ones")])
+            >>> model.compile("sgd", "mse")
+            >>> x, y = np.ones((2, 3), "float32"), np.zeros((2, 1), "float32")
+            >>> _ = model(x)
+            >>> tv = [v.value for v in model.trainable_variables]
+            >>> ntv = [v.value for v in model.non_trainable_variables]
+            >>> y_pred, ntv = model.stateless_call(tv, ntv, x)
+            >>> mv = [v.value for v in model.metrics_variables]
+            >>> loss, _ = model.stateless_compute_loss(tv, ntv, mv, x, y, y_pred)
+            >>> float(loss)
+            9.0
+        """
+        groups = {"trainable_variables": (self.trainable_variables, trainable_variables),
+                  "non_trainable_variables": (self.non_trainable_variables, non_trainable_variables),
+                  "metrics_variables": (self.metrics_variables, metrics_variables)}
+        for name, (mine, given) in groups.items():
+            if len(given) != len(mine):
+                raise ValueError(
+                    f"stateless_compute_loss() of model '{self.name}': `{name}` must hold one value "
+                    f"per entry of model.{name} ({len(mine)}, in that order); received {len(given)}."
+                )
+        variables = [v for mine, _ in groups.values() for v in mine]
+        values = [a for _, given in groups.values() for a in given]
+        pure = functionalize(lambda: self._compute_loss(x, y, y_pred, sample_weight, training), variables)
+        loss, new_values, _ = pure(values)
+        n_trainable, n_frozen = len(trainable_variables), len(non_trainable_variables)
+        return loss, (list(trainable_variables), new_values[n_trainable:n_trainable + n_frozen],
+                      new_values[n_trainable + n_frozen:])
+
+    def compute_loss_and_updates(self, trainable_variables, non_trainable_variables, metrics_variables,
+                                 x, y, sample_weight, training=False, optimizer_variables=None):
+        """Keras-on-JAX's loss function for ``jax.value_and_grad(..., has_aux=True)``.
+
+        ``stateless_call`` (its ``add_loss`` losses count), then ``stateless_compute_loss``;
+        returns ``(loss, (unscaled_loss, y_pred, non_trainable_variables, metrics_variables))``
+        where ``loss`` is scaled by the optimizer's ``loss_scale_factor`` when training with
+        ``optimizer_variables``.
+        """
+        y_pred, non_trainable_variables, losses = self.stateless_call(
+            trainable_variables, non_trainable_variables, x, return_losses=True, training=training)
+        self._lm_losses_override = losses  # compute_loss reads self.losses
+        try:
+            loss, (_, non_trainable_variables, metrics_variables) = self.stateless_compute_loss(
+                trainable_variables, non_trainable_variables, metrics_variables, x=x, y=y,
+                y_pred=y_pred, sample_weight=sample_weight, training=training)
+        finally:
+            self._lm_losses_override = None
+        unscaled_loss = loss
+        scale = getattr(self.optimizer, "scale_loss", None)
+        if training and optimizer_variables is not None and scale is not None:
+            pure = functionalize(lambda: scale(unscaled_loss), self.optimizer.variables)
+            loss = pure(list(optimizer_variables))[0]
+        return loss, (unscaled_loss, y_pred, non_trainable_variables, metrics_variables)
+
+    def _lm_state_groups(self, kind: str) -> dict:
+        """The variables a Keras-on-JAX ``<kind>_step(state, data)`` gets as ``state``."""
+        groups = {"trainable_variables": self.trainable_variables,
+                  "non_trainable_variables": self.non_trainable_variables}
+        if kind == "train":
+            groups["optimizer_variables"] = self.optimizer.variables
+        if kind != "predict":
+            groups["metrics_variables"] = self.metrics_variables
+        return groups
+
+    def _lm_keras_jax_step(self, kind: str, step):
+        """A ``<kind>_step(state, data)`` written the Keras-on-JAX way, as a stateful step.
+
+        The state is read from the variables and the returned state assigned back, inside
+        the compiled step, so ``lm.jit`` threads and donates it like any stateful step. A
+        value returned unchanged (the very array given) is not written back.
+        """
+        method = f"{type(self).__name__}.{kind}_step(state, data)"
+
+        def stateful_step(data):
+            groups = self._lm_state_groups(kind)
+            given = tuple([v.value for v in variables] for variables in groups.values())
+            returned = step(given, data)
+            if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
+                raise ValueError(f"{method} must return a pair (outputs, state) as in Keras on JAX; "
+                                 f"it returned {_describe_state(returned)}.")
+            outputs, new_state = returned
+            if kind == "predict":  # Keras: (outputs, non_trainable_variables)
+                written = {"non_trainable_variables": (groups["non_trainable_variables"], given[1], new_state)}
+            else:
+                names = list(groups)
+                if not isinstance(new_state, (tuple, list)) or len(new_state) != len(names):
+                    raise ValueError(
+                        f"{method} must return (logs, state) with state = ({', '.join(names)}); "
+                        f"the returned state is {_describe_state(new_state)}.")
+                written = {name: (groups[name], old, new) for name, old, new in zip(names, given, new_state)}
+            for name, (variables, old, new) in written.items():
+                if len(new) != len(variables):
+                    raise ValueError(f"{method} returned {len(new)} values for `{name}`; model.{name} "
+                                     f"has {len(variables)}.")
+                for variable, before, after in zip(variables, old, new):
+                    if after is not before:
+                        variable.assign(after)
+            return outputs
+
+        return stateful_step
+
+    def _lm_build_keras_jax_state(self, kind: str, data, stacked: bool) -> None:
+        """Create the optimizer and compiled-metric state before a stateless step reads it
+        (Keras builds them symbolically before fit)."""
+        if kind == "predict":
+            return
+        self._lm_build_metrics_from_batch(data, stacked)
+        if kind == "train" and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     # -- compiled step functions -------------------------------------------------------------
     def _lm_step_function(self, kind: str, stacked: bool):
@@ -200,16 +363,24 @@ class Trainer:
         functions = self.__dict__.setdefault("_lm_step_functions", {})
         if key not in functions:
             step = getattr(self, f"{kind}_step")
+            keras_jax = _takes_state(step)
+            if keras_jax:
+                step = self._lm_keras_jax_step(kind, step)
 
             def run(data):
                 # Build first: a step reads trainable_weights before calling the model.
                 self._lm_build_from_batch(data, stacked)
+                if keras_jax:
+                    self._lm_build_keras_jax_state(kind, data, stacked)
                 data = pack_batch(*data)  # (x, y) / x, as a Keras train_step expects
                 if not stacked:
-                    return step(data)
+                    outputs = step(data)
+                    return outputs if kind == "predict" else flatten_logs(outputs)
                 outputs = stateful_scan(step, data)
-                # Logs: the last step's values; predictions: every step's.
-                return outputs if kind == "predict" else jax.tree_util.tree_map(lambda a: a[-1], outputs)
+                if kind == "predict":  # predictions: every step's
+                    return outputs
+                # Logs: the last step's values, nested dicts flattened (as Keras's logs are).
+                return jax.tree_util.tree_map(lambda a: a[-1], flatten_logs(outputs))
 
             functions[key] = jit(run) if self.jit_compile else run
         return functions[key]
@@ -314,10 +485,9 @@ class Trainer:
                     callbacks.on_train_batch_end, progress=progress,
                 ))
                 if validation is not None and (epoch + 1) % validation_freq == 0:
-                    # Validation runs without the fit's callbacks (no test hooks, no second bar).
-                    silent = callbacks_module.CallbackList([], add_history=False, add_progbar=False,
-                                                           model=self)
-                    val_logs = self._lm_evaluate(validation, silent)
+                    # The fit's callbacks get the test hooks, as in Keras (the progress bar
+                    # stays silent during fit and shows the val_ logs on the epoch's line).
+                    val_logs = self._lm_evaluate(validation, callbacks)
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
                 progress.epoch, progress.step, progress.logs = epoch + 1, 0, {}  # the epoch is done
                 callbacks.on_epoch_end(epoch, logs)
@@ -361,9 +531,9 @@ class Trainer:
             jax.eval_shape(update, *specs)
 
     def _lm_evaluate(self, adapter, callbacks) -> dict:
-        self.reset_metrics()
         block = self._lm_block_size(adapter, callbacks, "test")
-        callbacks.on_test_begin()
+        callbacks.on_test_begin()  # before the reset, as in Keras
+        self.reset_metrics()
         logs = dict(self._lm_run_epoch(
             "test", adapter, 0, block, callbacks.on_test_batch_begin, callbacks.on_test_batch_end,
         ))
@@ -450,6 +620,22 @@ class Trainer:
                                    for_training=False)
         _, data = next(iter(adapter.epoch(0, block=1)))
         return jax.device_get(self._lm_step_function("predict", stacked=False)(data))
+
+
+def _takes_state(step) -> bool:
+    """Whether ``step`` is written the Keras-on-JAX way: ``step(state, data)``."""
+    try:
+        params = inspect.signature(step).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 2 and not any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def _describe_state(state) -> str:
+    if isinstance(state, (tuple, list)):
+        return f"a {type(state).__name__} of {len(state)} entries"
+    return f"a {type(state).__name__}"
 
 
 class FitProgress:
