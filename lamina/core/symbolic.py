@@ -30,7 +30,7 @@ class SymbolicTensor:
         (None, 10)
     """
 
-    __slots__ = ("shape", "dtype", "name", "node", "index", "__weakref__")
+    __slots__ = ("shape", "dtype", "name", "node", "index", "_keras_mask", "__weakref__")
 
     def __init__(self, shape, dtype="float32", name=None, node=None, index=0):
         self.shape = tuple(shape)
@@ -38,6 +38,9 @@ class SymbolicTensor:
         self.name = name or f"tensor_{next(_ids)}"
         self.node = node
         self.index = index
+        # The mask the layer call that made this tensor computed (a SymbolicTensor with the
+        # mask's shape and dtype), or None; Keras's name, so code that checks it ports as is.
+        self._keras_mask = None
 
     @property
     def ndim(self) -> int:
@@ -104,35 +107,57 @@ def contains_symbolic(value) -> bool:
 
 def symbolic_call(layer, args, kwargs):
     """Record ``layer(*args, **kwargs)`` on symbolic inputs; returns symbolic outputs."""
+    from lamina.layers.masking import get_mask, set_mask  # lamina.layers imports this module
+
     leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=is_symbolic)
     positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, SymbolicTensor)]
     if not layer.built:
         first = jax.tree_util.tree_map(lambda t: t.shape, args[0], is_leaf=is_symbolic)
         layer.build_from_shape(first)
 
+    # Inputs that carry a mask get a traced mask too, recorded on the traced input, so the
+    # call sees masks exactly as it does on arrays (a `mask=` argument, compute_mask).
+    masked = [i for i in positions if leaves[i]._keras_mask is not None]
+
+    def spec(tensor, fill):
+        return jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in tensor.shape), tensor.dtype)
+
     def output_shapes(fill):
-        specs = [jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in leaves[i].shape), leaves[i].dtype)
-                 for i in positions]
+        specs = [spec(leaves[i], fill) for i in positions] + [spec(leaves[i]._keras_mask, fill) for i in masked]
 
         def run(*values):
             concrete = list(leaves)
             for i, value in zip(positions, values):
                 concrete[i] = value
+            for i, mask in zip(masked, values[len(positions):]):
+                set_mask(concrete[i], mask)
             call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, concrete)
-            with StateScope():  # nothing the call writes survives: this only asks for shapes
-                return materialize(layer(*call_args, **call_kwargs))
+            output_leaves = []
+            try:
+                with StateScope():  # nothing the call writes survives: this only asks for shapes
+                    outputs = layer(*call_args, **call_kwargs)
+                    output_leaves = jax.tree_util.tree_leaves(outputs)
+                    return materialize(outputs), [get_mask(leaf) for leaf in output_leaves]
+            finally:  # the registry must not keep tracers alive past this trace
+                for leaf in [concrete[i] for i in masked] + output_leaves:
+                    set_mask(leaf, None)
 
         return jax.eval_shape(run, *specs)
 
-    small, large = output_shapes(2), output_shapes(3)  # axes that follow an unknown one stay None
+    (small, small_masks), (large, large_masks) = output_shapes(2), output_shapes(3)  # axes that follow an unknown one stay None
     node = Node(layer, args, kwargs, None)
     counter = itertools.count()
 
+    def merged_shape(a, b):
+        return tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
+
     def to_symbolic(a, b):
-        shape = tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
-        return SymbolicTensor(shape, a.dtype, name=f"{layer.name}/out_{next(counter)}", node=node,
+        return SymbolicTensor(merged_shape(a, b), a.dtype, name=f"{layer.name}/out_{next(counter)}", node=node,
                               index=len(layer._lm_inbound_nodes))
 
     node.outputs = jax.tree_util.tree_map(to_symbolic, small, large)
+    for tensor, a, b in zip(node.output_tensors, small_masks, large_masks):
+        if a is not None and b is not None:
+            tensor._keras_mask = SymbolicTensor(merged_shape(a, b), a.dtype, name=f"{tensor.name}/mask")
     layer._lm_inbound_nodes.append(node)
     return node.outputs

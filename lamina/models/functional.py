@@ -14,6 +14,7 @@ from lamina.core import state
 from lamina.core.symbolic import SymbolicTensor, is_symbolic
 from lamina.layers.core.input_layer import InputLayer
 from lamina.layers.layer import _adopt
+from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
@@ -91,9 +92,13 @@ class Functional(Model):
     def output_shape(self):
         return jax.tree_util.tree_map(lambda t: t.shape, self._lm_outputs, is_leaf=is_symbolic)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         values = {}
-        for tensor, value in zip(self.inputs, self._flatten_inputs(inputs)):
+        flat = self._flatten_inputs(inputs)
+        masks = [None] * len(flat) if mask is None else self._flatten_masks(mask, len(flat))
+        for tensor, value, value_mask in zip(self.inputs, flat, masks):
+            if value_mask is not None and get_mask(value) is None:
+                set_mask(value, value_mask)  # the first layers look their input's mask up there
             values[id(tensor)] = value
         for node in self._lm_nodes:
             if isinstance(node.layer, InputLayer):
@@ -106,6 +111,16 @@ class Functional(Model):
             for tensor, value in zip(node.output_tensors, jax.tree_util.tree_leaves(result)):
                 values[id(tensor)] = value
         return jax.tree_util.tree_map(lambda t: values[id(t)], self._lm_outputs, is_leaf=is_symbolic)
+
+    def _flatten_masks(self, mask, count) -> list:
+        if isinstance(mask, dict) and isinstance(self._lm_inputs, dict):
+            return [mask.get(key) for key in self._lm_inputs]
+        if count == 1:
+            return [mask]
+        if isinstance(mask, (list, tuple)) and len(mask) == count:
+            return list(mask)
+        raise ValueError(f"Model '{self.name}' has {count} inputs; mask= must give one mask (or None) for each, "
+                         f"got {type(mask).__name__}.")
 
     def _flatten_inputs(self, inputs) -> list:
         expected = self.inputs

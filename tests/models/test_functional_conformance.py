@@ -146,3 +146,149 @@ def test_model_subclass_with_two_plain_arguments_is_not_taken_for_functional():
     model = Pair(lm.layers.Dense(2), lm.layers.Dense(1))
     assert not isinstance(model, lm.models.Functional)
     assert model(np.ones((1, 3), "float32")).shape == (1, 1)
+
+
+# -- defect 5: masks during the symbolic pass (the masking guide's custom layers) ----------
+
+
+class CustomEmbedding(lm.Layer):
+    """The masking guide's embedding: a mask from compute_mask."""
+
+    def __init__(self, input_dim, output_dim, mask_zero=False, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim, self.mask_zero = input_dim, output_dim, mask_zero
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim), initializer="random_normal")
+
+    def call(self, inputs):
+        return self.embeddings.value[inputs.astype("int32")]
+
+    def compute_mask(self, inputs, mask=None):
+        return None if not self.mask_zero else inputs != 0
+
+
+class TemporalSplit(lm.Layer):
+    """The masking guide's splitter: one mask per output."""
+
+    def call(self, inputs):
+        return list(_jnp().split(inputs, 2, axis=1))
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else list(_jnp().split(mask, 2, axis=1))
+
+
+class TemporalSoftmax(lm.Layer):
+    """The masking guide's consumer: asserts that a mask arrives, also while building."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.masks_seen = []
+
+    def call(self, inputs, mask=None):
+        jnp = _jnp()
+        self.masks_seen.append(mask)
+        assert mask is not None
+        broadcast = jnp.expand_dims(mask.astype("float32"), -1)
+        exp = jnp.exp(inputs) * broadcast
+        return exp / jnp.sum(exp * broadcast, axis=1, keepdims=True)
+
+
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _keras_masking_layers(keras):
+    ops = keras.ops
+
+    class KCustomEmbedding(keras.layers.Layer):
+        def __init__(self, input_dim, output_dim, mask_zero=False, **kwargs):
+            super().__init__(**kwargs)
+            self.input_dim, self.output_dim, self.mask_zero = input_dim, output_dim, mask_zero
+
+        def build(self, input_shape):
+            self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim), initializer="random_normal")
+
+        def call(self, inputs):
+            return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+
+        def compute_mask(self, inputs, mask=None):
+            return None if not self.mask_zero else ops.not_equal(inputs, 0)
+
+    class KTemporalSoftmax(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+        def call(self, inputs, mask=None):
+            broadcast = ops.expand_dims(ops.cast(mask, "float32"), -1)
+            exp = ops.exp(inputs) * broadcast
+            return exp / ops.sum(exp * broadcast, axis=1, keepdims=True)
+
+    return KCustomEmbedding, KTemporalSoftmax
+
+
+IDS = np.array([[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 0], [5, 0, 0, 0, 0, 0]], "int32")
+
+
+def test_symbolic_outputs_carry_their_masks():
+    inputs = lm.Input(shape=(6,), dtype="int32")
+    embedded = lm.layers.Embedding(10, 4, mask_zero=True)(inputs)
+    assert inputs._keras_mask is None
+    assert embedded._keras_mask.shape == (None, 6) and embedded._keras_mask.dtype == np.bool_
+    dense = lm.layers.Dense(3)(embedded)  # supports_masking: the mask passes through
+    assert dense._keras_mask.shape == (None, 6)
+    first, second = TemporalSplit()(embedded)
+    assert first._keras_mask.shape == second._keras_mask.shape == (None, 3)
+    pooled = lm.layers.GlobalAveragePooling1D()(dense)  # consumes the mask, makes none
+    assert pooled._keras_mask is None
+
+
+def test_layer_taking_mask_sees_it_while_the_model_is_built_and_matches_keras(keras):
+    softmax = TemporalSoftmax()
+    inputs = lm.Input(shape=(None,), dtype="int32")
+    x = lm.layers.Embedding(input_dim=10, output_dim=4, mask_zero=True)(inputs)
+    outputs = softmax(lm.layers.Dense(2)(x))
+    assert softmax.masks_seen[0] is not None  # the symbolic pass already had the mask
+    model = lm.Model(inputs, outputs)
+
+    _, KTemporalSoftmax = _keras_masking_layers(keras)
+    k_inputs = keras.Input(shape=(None,), dtype="int32")
+    k_x = keras.layers.Embedding(input_dim=10, output_dim=4, mask_zero=True)(k_inputs)
+    k_model = keras.Model(k_inputs, KTemporalSoftmax()(keras.layers.Dense(2)(k_x)))
+    k_model.set_weights(model.get_weights())
+    expected = np.asarray(k_model(IDS))
+    np.testing.assert_allclose(model(IDS), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.predict(IDS, verbose=0), expected, rtol=1e-5)  # compiled
+
+
+def test_compute_mask_layer_feeds_a_masked_pooling_as_in_keras(keras):
+    inputs = lm.Input(shape=(6,), dtype="int32")
+    x = CustomEmbedding(10, 4, mask_zero=True)(inputs)
+    outputs = lm.layers.Dense(1)(lm.layers.GlobalAveragePooling1D()(x))
+    model = lm.Model(inputs, outputs)
+
+    KCustomEmbedding, _ = _keras_masking_layers(keras)
+    k_inputs = keras.Input(shape=(6,), dtype="int32")
+    k_x = KCustomEmbedding(10, 4, mask_zero=True)(k_inputs)
+    k_model = keras.Model(k_inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(k_x)))
+    k_model.set_weights(model.get_weights())
+    expected = np.asarray(k_model(IDS))
+    np.testing.assert_allclose(model(IDS), expected, rtol=1e-5, atol=1e-6)
+    # the padding is left out of the mean, as the mask says
+    table, kernel, bias = model.get_weights()
+    mask = IDS != 0
+    mean = (table[IDS] * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(expected, mean @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def test_a_mask_given_to_a_functional_model_reaches_its_layers():
+    inputs = lm.Input(shape=(4, 2))
+    model = lm.Model(inputs, lm.layers.GlobalAveragePooling1D()(inputs))
+    x = np.random.default_rng(0).normal(size=(2, 4, 2)).astype("float32")
+    mask = np.array([[True, True, False, False], [True, True, True, False]])
+    expected = (x * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model(x, mask=mask), expected, rtol=1e-6)
