@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
+from lamina.metrics.base import StatelessMetricMixin  # Keras's stateless_* methods
 
 
 class _Outputs:
@@ -239,7 +240,7 @@ class CompileLoss:
         return total
 
 
-class CompileMetrics:
+class CompileMetrics(StatelessMetricMixin):
     """The compiled metrics, created at the first update (when the outputs are known).
 
     It behaves like one metric named ``compile_metrics`` (as in Keras 3): ``update_state``,
