@@ -286,6 +286,35 @@ def test_integer_images_come_out_in_the_dtype_keras_gives(keras, name, args, tra
     assert str(mine.dtype) == str(theirs.dtype)
 
 
+CONFIG_CASES = [
+    ("Resizing", (3, 4), {}), ("CenterCrop", (3, 4), {}), ("RandomFlip", (), {"seed": 2}),
+    ("RandomRotation", ((-0.1, 0.3),), {"fill_mode": "wrap"}), ("RandomZoom", (0.2, (-0.1, 0.3)), {}),
+    ("RandomTranslation", ((-0.1, 0.2), 0.3), {"interpolation": "nearest"}), ("RandomCrop", (3, 4), {"seed": 5}),
+    ("RandomContrast", ((0.1, 0.4),), {"value_range": (0, 1)}),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", CONFIG_CASES)
+def test_arguments_and_config_are_keras(keras, name, args, kwargs):
+    """Keras's argument names in Keras's order, and Keras's config (keys and values), so that
+    configs move between the two libraries."""
+    import inspect
+    import json
+
+    def arguments(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
+
+    ours, theirs = getattr(lm.layers, name), getattr(keras.layers, name)
+    expected = arguments(theirs) + (["data_format"] if name == "RandomContrast" else [])  # Keras: via **kwargs
+    assert arguments(ours) == expected
+    mine, reference = ours(*args, **kwargs).get_config(), theirs(*args, **kwargs).get_config()
+    assert set(mine) == set(reference)
+    for key, value in reference.items():
+        if key not in ("name", "dtype"):
+            assert mine[key] == value, key
+    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+
+
 def test_dict_inputs_are_refused_with_a_clear_message():
     with pytest.raises(ValueError, match=r"RandomFlip 'flip' takes images .* got a dict with keys \['images'\]"):
         lm.layers.RandomFlip(name="flip")({"images": np.zeros((2, 4, 4, 3), np.float32)})
