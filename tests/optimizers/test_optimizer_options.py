@@ -204,6 +204,24 @@ def test_optax_wrapper_takes_the_options(keras, data):
     assert int(opt.iterations.value) == int(kopt.iterations) == 2
 
 
+def test_stateless_apply_with_the_options_matches_keras(keras, data):
+    """``jax.jit(optimizer.stateless_apply)`` (Keras-on-JAX custom loops) carries the
+    accumulators, the averages and the accumulation counter in ``optimizer_variables``."""
+    weights, steps = data
+    kwargs = {"learning_rate": LR, **ACCUMULATE, **EMA, **SCALE}
+    theirs, kopt, _ = run_keras(keras, "Adam", kwargs, weights, steps)
+    variables = [lm.Variable(w) for w in weights]
+    opt = optimizers.Adam(**kwargs)
+    opt.build(variables)
+    apply = jax.jit(opt.stateless_apply)
+    values, opt_values = [v.value for v in variables], [v.value for v in opt.variables]
+    for grads, expected in zip(steps, theirs):
+        values, opt_values = apply(opt_values, grads, values)
+        assert_close(values, expected, "stateless_apply")
+    assert [w.tolist() for w in weights] == [v.numpy().tolist() for v in variables]  # nothing written
+    assert int(opt_values[0]) == int(kopt.iterations) == 2
+
+
 def test_eager_and_compiled_agree(data):
     weights, steps = data
     kwargs = {"learning_rate": LR, **ACCUMULATE, **EMA, **SCALE, "clipnorm": 1.0}
