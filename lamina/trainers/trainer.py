@@ -524,6 +524,8 @@ class Trainer:
 
         def update(x, y, sample_weight):
             y_pred = self(x, training=False)
+            if self.compiled_loss is not None and y is not None:
+                self.compiled_loss(y, y_pred, sample_weight)  # makes the per-output loss trackers
             self.compiled_metrics.update_state(y, y_pred, sample_weight)
             self.compiled_weighted_metrics.update_state(y, y_pred, sample_weight)
 

@@ -304,3 +304,61 @@ def test_subclassed_list_outputs_are_matched_by_position_and_refuse_dicts(data):
     assert sorted(logs) == ["loss", "output_0_loss", "output_1_loss"]
     with pytest.raises(ValueError, match="outputs have no names"):
         model.evaluate(x, {"z": yz, "a": ya}, verbose=0)
+
+
+def _keras_jax_train_step(self, state, data):
+    """The Keras-on-JAX guide's ``train_step(state, data)``, reporting every metric."""
+    import jax
+
+    trainable, non_trainable, optimizer_variables, metrics_variables = state
+    x, y = data
+    grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
+    (_, (unscaled_loss, _, non_trainable, metrics_variables)), grads = grad_fn(
+        trainable, non_trainable, metrics_variables, x, y, None, training=True,
+        optimizer_variables=optimizer_variables)
+    trainable, optimizer_variables = self.optimizer.stateless_apply(optimizer_variables, grads, trainable)
+    logs, new_metrics_variables, start = {}, [], 0
+    for metric in self.metrics:
+        values = metrics_variables[start:start + len(metric.variables)]
+        start += len(metric.variables)
+        if metric.name == "loss":
+            values = metric.stateless_update_state(values, unscaled_loss)
+        logs[metric.name] = metric.stateless_result(values)
+        new_metrics_variables += list(values)
+    return logs, (trainable, non_trainable, optimizer_variables, new_metrics_variables)
+
+
+def test_per_output_losses_are_metrics_state_of_a_keras_jax_train_step(keras, data):
+    # The per-output loss trackers are in model.metrics (after the compiled metrics, as in
+    # Keras), so a stateless step gets and returns their state like Keras's does.
+    x, yz, ya, _ = data
+    ours = _ours()
+    Ours = type("Ours", (lm.Model,), {"train_step": _keras_jax_train_step})
+    Theirs = type("Theirs", (keras.Model,), {"train_step": _keras_jax_train_step})
+    ours = Ours(ours.inputs, ours.outputs)
+    theirs = _theirs(keras, ours)
+    theirs = Theirs(theirs.inputs, theirs.outputs)
+    args = dict(loss={"z_out": "mse", "a_out": "mae"}, loss_weights={"z_out": 1.0, "a_out": 0.5})
+    ours.compile(lm.optimizers.SGD(0.1), **args)
+    theirs.compile(keras.optimizers.SGD(0.1), **args)
+    y = {"a_out": ya, "z_out": yz}
+    got = ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history
+    assert sorted(got) == ["a_out_loss", "loss", "z_out_loss"]
+    _close(got, theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history)
+    _same_weights(ours, theirs)
+
+
+def test_validation_logs_and_a_reloaded_model_keep_the_output_names(tmp_path, data):
+    x, yz, ya, _ = data
+    model = _ours()
+    model.compile(lm.optimizers.SGD(0.1), loss={"z_out": "mse", "a_out": "mae"},
+                  loss_weights={"a_out": 0.5}, metrics={"a_out": "mse"})
+    y = {"a_out": ya, "z_out": yz}
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0).history
+    assert sorted(history) == ["a_out_loss", "a_out_mse", "loss", "val_a_out_loss", "val_a_out_mse",
+                               "val_loss", "val_z_out_loss", "z_out_loss"]
+    model.save(tmp_path / "m.lamina")
+    reloaded = lm.load_model(tmp_path / "m.lamina")
+    want = model.evaluate(x, y, verbose=0, return_dict=True)
+    _close(reloaded.evaluate(x, y, verbose=0, return_dict=True), want)
+    assert reloaded.metrics_names == model.metrics_names == ["loss", "z_out_loss", "a_out_loss", "a_out_mse"]
