@@ -105,8 +105,12 @@ class _Outputs:
             )
         return [spec] * len(self)
 
-    def targets(self, y_true, what: str = "y") -> list:
-        """The target of each output (``None`` where a dict ``y`` has none)."""
+    def targets(self, y_true, has_loss=None, what: str = "y") -> list:
+        """The target of each output (``None`` where a dict ``y`` has none).
+
+        ``has_loss`` (one bool per output) allows Keras's short form for a model where some
+        outputs have no loss: a list (or one array) with a target for each output that has
+        a loss, in order."""
         if len(self) == 1:
             name = self.names[0]
             if isinstance(y_true, dict) and name is not None and not self.keyed:
@@ -123,20 +127,35 @@ class _Outputs:
             return [y_true]  # a structured target for one output goes to the loss as is
         if isinstance(y_true, dict):
             return self.by_name(y_true, what)
-        if isinstance(y_true, (list, tuple)):
-            if len(y_true) != len(self):
-                raise ValueError(
-                    f"{what} has {len(y_true)} entries, but the model has {len(self)} outputs "
-                    f"({self.describe()}): give one target per output, or a dict keyed by output name."
-                )
-            return list(y_true)
+        entries = list(y_true) if isinstance(y_true, (list, tuple)) else [y_true]
+        if len(entries) == len(self):
+            return entries
+        with_loss = [i for i, flag in enumerate(has_loss or ()) if flag]
+        if len(entries) == len(with_loss):
+            return self._onto(entries, with_loss)
+        if not isinstance(y_true, (list, tuple)):
+            raise ValueError(
+                f"{what} is a single array, but the model has {len(self)} outputs ({self.describe()}): "
+                "give a list with one target per output, or a dict keyed by output name."
+            )
         raise ValueError(
-            f"{what} is a single array, but the model has {len(self)} outputs ({self.describe()}): "
-            "give a list with one target per output, or a dict keyed by output name."
+            f"{what} has {len(entries)} entries, but the model has {len(self)} outputs "
+            f"({self.describe()}): give one target per output, or a dict keyed by output name."
         )
 
-    def sample_weights(self, sample_weight) -> list:
-        """Each output's sample weights: a dict by name, a list by position, one array for all."""
+    def _onto(self, entries: list, indices: list) -> list:
+        aligned = [None] * len(self)
+        for index, entry in zip(indices, entries):
+            aligned[index] = entry
+        return aligned
+
+    def sample_weights(self, sample_weight, has_loss=None) -> list:
+        """Each output's sample weights: a dict by name, a list by position (or, like ``y``,
+        one per output that has a loss), one array for all."""
+        if isinstance(sample_weight, (list, tuple)) and len(sample_weight) != len(self):
+            with_loss = [i for i, flag in enumerate(has_loss or ()) if flag]
+            if len(sample_weight) == len(with_loss):
+                return self._onto(list(sample_weight), with_loss)
         if isinstance(sample_weight, (dict, list, tuple)):
             return self.spread(sample_weight, "sample_weight")
         return [sample_weight] * len(self)
@@ -223,8 +242,9 @@ class CompileLoss:
                 f"The model's outputs changed since the loss was built: {self._built_names} then "
                 f"{outputs.names}. Call compile() again."
             )
-        targets = outputs.targets(y_true)
-        sample_weights = outputs.sample_weights(sample_weight)
+        has_loss = [fn is not None for fn in self._losses]
+        targets = outputs.targets(y_true, has_loss)
+        sample_weights = outputs.sample_weights(sample_weight, has_loss)
         total = jnp.zeros((), jnp.float32)
         for i, fn in enumerate(self._losses):
             if fn is None:
@@ -333,10 +353,14 @@ class CompileMetrics(StatelessMetricMixin):
             if self._by_output is None:
                 self._by_output, self._built_names = [[] for _ in range(len(outputs))], list(outputs.names)
             return  # nothing to update, so y need not fit the outputs
-        targets = outputs.targets(y_true)
+        has_loss = None
+        if self.loss is not None:  # y may hold targets only for the outputs with a loss
+            has_loss = [fn is not None for fn in outputs.spread(self.loss, "loss")]
+        targets = outputs.targets(y_true, has_loss)
         if self._by_output is None:
             self._build(outputs, targets)
-        weights = outputs.sample_weights(sample_weight) if self.weighted else [None] * len(outputs)
+        weights = (outputs.sample_weights(sample_weight, has_loss) if self.weighted
+                   else [None] * len(outputs))
         for i, metrics in enumerate(self._by_output):
             if metrics and targets[i] is None:
                 raise outputs.missing_target(i, "weighted_metrics" if self.weighted else "metrics")

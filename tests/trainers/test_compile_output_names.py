@@ -362,3 +362,31 @@ def test_validation_logs_and_a_reloaded_model_keep_the_output_names(tmp_path, da
     want = model.evaluate(x, y, verbose=0, return_dict=True)
     _close(reloaded.evaluate(x, y, verbose=0, return_dict=True), want)
     assert reloaded.metrics_names == model.metrics_names == ["loss", "z_out_loss", "a_out_loss", "a_out_mse"]
+
+
+def test_targets_for_only_the_outputs_with_a_loss_as_in_keras(keras, data):
+    # Keras's short form: with loss=[None, ...], y may hold just the targets of the outputs
+    # that have a loss (a list in order, or one array).
+    x, yz, ya, sw = data
+    reference = _ours()
+    theirs = _theirs(keras, reference)
+    theirs.compile(keras.optimizers.SGD(0.1), loss=[None, "mse"])
+    want = theirs.fit(x, ya, epochs=1, batch_size=N, verbose=0).history
+    for y in (ya, [ya], (ya,), {"a_out": ya}, [yz, ya]):
+        ours = _ours()
+        ours.compile(lm.optimizers.SGD(0.1), loss=[None, "mse"], metrics=[None, "mae"])
+        got = ours.fit(x, y, epochs=1, batch_size=N, verbose=0).history
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+        _same_weights(ours, theirs)
+    # The metric is computed on the target it belongs to; sample weights follow the same form.
+    ours = _ours()
+    ours.compile("sgd", loss=[None, "mse"], metrics=[None, "mae"], weighted_metrics=[None, "mse"])
+    logs = ours.evaluate(x, [ya], sample_weight=[sw], verbose=0, return_dict=True)
+    _, a_pred = ours.predict(x, verbose=0)
+    assert logs["a_out_mae"] == pytest.approx(np.mean(np.abs(a_pred - ya)), rel=1e-5)
+    per_sample = np.mean((a_pred - ya) ** 2, axis=-1)
+    assert logs["a_out_mse"] == pytest.approx(np.sum(sw * per_sample) / np.sum(sw), rel=1e-5)
+    assert logs["loss"] == pytest.approx(np.sum(sw * per_sample) / N, rel=1e-5)
+    ours.compile("sgd", loss=[None, "mse"], metrics=["mae", None])
+    with pytest.raises(ValueError, match=r"covers output 'z_out', but y has no target"):
+        ours.evaluate(x, [ya], verbose=0)
