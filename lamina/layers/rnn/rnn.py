@@ -8,6 +8,11 @@ Masks follow Keras: a masked timestep keeps the previous states, and its output 
 previous output (``states[0]``), or zeros with ``zero_output_for_mask=True``. With
 ``go_backwards=True`` the sequence is processed from the end and ``return_sequences`` gives
 the outputs in processing order (reversed), as Keras does.
+
+Custom cells may have states of any shape (``state_size=[4, (2, 3)]``: a ``(batch, 4)`` and a
+``(batch, 2, 3)`` state), take a structure of sequences as input (a tuple or dict, each
+``(batch, time, ...)``) and return a structure of outputs; inputs, outputs and states are
+pytrees all the way through the loop.
 """
 
 from __future__ import annotations
@@ -40,19 +45,34 @@ class RecurrentState:
 
 
 def _keep(where, new, old):
-    """``new`` where ``where`` (shape ``(batch,)``) is true, else ``old``."""
+    """``new`` where ``where`` (shape ``(batch,)``) is true, else ``old``: whole samples, whatever
+    the rank of ``new`` (a ``(batch, 2, 3)`` state is kept or replaced per sample)."""
     where = where.reshape(where.shape + (1,) * (new.ndim - 1))
     return jnp.where(where, new, old)
 
 
+def _same_layout(a, b) -> bool:
+    """Whether two pytrees of arrays have one structure, shapes and dtypes."""
+    a_leaves, a_def = jax.tree_util.tree_flatten(a)
+    b_leaves, b_def = jax.tree_util.tree_flatten(b)
+    return a_def == b_def and all(x.shape == y.shape for x, y in zip(a_leaves, b_leaves))
+
+
 def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=False,
-            zero_output_for_mask=False):
+            zero_output_for_mask=False, output_is_first_state=None):
     """Keras's ``backend.rnn`` on ``lax.scan``: ``(last_output, outputs, final_states)``.
 
     ``step(x_t, states) -> (output, new_states)``; ``inputs`` is batch-major ``(batch, time,
-    ...)`` (a pytree of such arrays is fine), ``mask`` is ``(batch, time)`` or ``None``.
+    ...)`` (a pytree of such arrays is fine), ``mask`` is ``(batch, time)`` or ``None``. States
+    may have any shape after the batch axis, and outputs may be a pytree.
+
+    At a masked step the output is the previous one: ``states[0]`` as Keras takes it, when it
+    has the output's layout; otherwise (a cell whose output is not its first state) the output
+    of the last unmasked step, zeros before the first. ``output_is_first_state=True`` skips
+    finding out (built-in cells).
     """
-    xs = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
+    tree_map = jax.tree_util.tree_map
+    xs = tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
     states = list(initial_states)
 
     def cast_like(new_states, old_states):
@@ -64,25 +84,39 @@ def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=
             return cast_like(new_states, carry), output
 
         scan_xs = xs
+        carry = states
     else:
         mask = jnp.asarray(mask)
         if mask.ndim > 2:  # (batch, time, ...): a step counts if any of its entries is unmasked
             mask = mask.reshape(mask.shape[0], mask.shape[1], -1).any(axis=-1)
         mask = jnp.swapaxes(mask.astype(bool), 0, 1)
+        track_output = False
+        if not zero_output_for_mask and not output_is_first_state:
+            first_step = tree_map(lambda a: a[-1] if go_backwards else a[0], xs)
+            output_layout = jax.eval_shape(lambda x, c: step(x, c)[0], first_step, states)
+            track_output = not _same_layout(output_layout, states[0])
 
         def body(carry, x_and_mask):
             x, keep = x_and_mask
-            output, new_states = step(x, carry)
-            previous = jnp.zeros_like(output) if zero_output_for_mask else carry[0]
-            output = _keep(keep, output, previous)
-            new_states = [_keep(keep, n, o) for n, o in zip(cast_like(new_states, carry), carry)]
-            return new_states, output
+            carry_states, last_output = carry if track_output else (carry, None)
+            output, new_states = step(x, carry_states)
+            if zero_output_for_mask:
+                previous = tree_map(jnp.zeros_like, output)
+            else:
+                previous = last_output if track_output else carry_states[0]
+            output = tree_map(lambda n, o: _keep(keep, n, jnp.asarray(o, n.dtype)), output, previous)
+            new_states = [_keep(keep, n, o) for n, o in zip(cast_like(new_states, carry_states), carry_states)]
+            return ((new_states, output) if track_output else new_states), output
 
         scan_xs = (xs, mask)
-    final_states, outputs = jax.lax.scan(body, states, scan_xs, reverse=go_backwards, unroll=bool(unroll))
+        carry = states
+        if track_output:
+            carry = (states, tree_map(lambda a: jnp.zeros(a.shape, a.dtype), output_layout))
+    final_carry, outputs = jax.lax.scan(body, carry, scan_xs, reverse=go_backwards, unroll=bool(unroll))
+    final_states = final_carry[0] if mask is not None and track_output else final_carry
     if go_backwards:
-        outputs = jnp.flip(outputs, axis=0)
-    return outputs[-1], jnp.swapaxes(outputs, 0, 1), final_states
+        outputs = tree_map(lambda a: jnp.flip(a, axis=0), outputs)
+    return tree_map(lambda a: a[-1], outputs), tree_map(lambda a: jnp.swapaxes(a, 0, 1), outputs), final_states
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "go_backwards", "unroll", "zero_output_for_mask",
@@ -105,7 +139,8 @@ def run_cell(spec, params, inputs, states, mask, input_mask, recurrent_mask, *, 
         return cell_class.step(spec, params, x, carry, recurrent_mask)
 
     last, outputs, final_states = run_rnn(step, sequence, states, mask=mask, go_backwards=go_backwards,
-                                          unroll=unroll, zero_output_for_mask=zero_output_for_mask)
+                                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                                          output_is_first_state=True)
     return last, (outputs if return_sequences else None), final_states
 
 
@@ -121,23 +156,76 @@ def _as_list(state_size):
     return list(state_size) if isinstance(state_size, (list, tuple)) else [state_size]
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_size(value) -> bool:
+    """One state's size: an integer, or a shape (a list/tuple of integers) for a state with
+    several axes after the batch axis."""
+    return _is_count(value) or (isinstance(value, (list, tuple)) and all(_is_count(d) for d in value))
+
+
+def _shape_of(size) -> tuple:
+    """A state's (or output's) shape without the batch axis."""
+    return (size,) if isinstance(size, int) else tuple(size)
+
+
+def _is_output_size(value) -> bool:
+    """A size, or a list/tuple of output sizes (a cell returning a structure of outputs)."""
+    return _is_size(value) or (isinstance(value, (list, tuple)) and bool(value)
+                               and all(_is_output_size(v) for v in value))
+
+
+def _output_shapes(size, prefix):
+    """``prefix + shape`` for one output size, or the same structure of them."""
+    if _is_size(size):
+        return (*prefix, *_shape_of(size))
+    return type(size)(_output_shapes(s, prefix) for s in size)
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(d is None or isinstance(d, int) for d in value)
+
+
+def _map_shapes(fn, shapes):
+    """``fn`` on every shape in a structure of shapes (a shape, or lists/tuples/dicts of them)."""
+    if _is_shape(shapes):
+        return fn(tuple(shapes))
+    if isinstance(shapes, dict):
+        return {key: _map_shapes(fn, value) for key, value in shapes.items()}
+    return type(shapes)(_map_shapes(fn, value) for value in shapes)
+
+
+def _first_leaf(tree):
+    leaves = jax.tree_util.tree_leaves(tree)
+    return leaves[0] if leaves else None
+
+
 @register_builtin
 class RNN(Layer):
     """Runs a recurrent ``cell`` over a sequence ``(batch, time, features)``, as ``keras.layers.RNN``.
 
     ``cell`` is a built-in cell (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``) or any layer
-    with ``call(inputs, states)`` returning ``(output, new_states)`` and a ``state_size``
-    (int or list of ints). A custom cell runs inside ``lax.scan``: it may read its weights
-    but must not write variables or draw random numbers per step (the built-in cells draw
-    their dropout masks once per sequence, before the loop). Stacked cells (a list) are not
-    supported: stack RNN layers with ``return_sequences=True`` instead.
+    with ``call(inputs, states)`` returning ``(output, new_states)`` and a ``state_size``: an
+    integer (one ``(batch, n)`` state) or a list with one entry per state, each an integer or
+    a shape (``[4, (2, 3)]``: a ``(batch, 4)`` and a ``(batch, 2, 3)`` state). ``output_size``
+    (an integer or a shape; default: the first state's) sets the output's shape; a cell may
+    also return a structure of outputs, and take a structure of sequences as input (a tuple
+    or dict of ``(batch, time, ...)`` arrays; ``build`` then gets the structure of per-step
+    shapes). A custom cell runs inside ``lax.scan``: it may read its weights but must not write
+    variables or draw random numbers per step (the built-in cells draw their dropout masks
+    once per sequence, before the loop). Stacked cells (a list) are not supported: stack RNN
+    layers with ``return_sequences=True`` instead.
 
     Call: ``layer(inputs, initial_state=None, mask=None, training=None)``; the mask of the
     input (from ``Embedding(mask_zero=True)``) is used when ``mask`` is not given. Returns the
     last output ``(batch, units)``, or every output ``(batch, time, units)`` with
     ``return_sequences=True``; with ``return_state=True`` a tuple ``(output, *final_states)``.
     ``stateful=True`` keeps the final states of a batch (fixed batch size) as the initial
-    states of the next; ``reset_state()`` zeroes them.
+    states of the next; ``reset_state()`` zeroes them. ``get_initial_state(batch_size)`` gives
+    the cell's own initial states when it defines ``get_initial_state``, else zeros of each
+    state's shape.
 
     Example:
         >>> import jax.numpy as jnp, lamina as lm
@@ -157,10 +245,18 @@ class RNN(Layer):
         if not callable(getattr(cell, "call", None)):
             raise ValueError(f"RNN: `cell` must have a `call(inputs, states)` method; got {cell!r}.")
         state_size = getattr(cell, "state_size", None)
-        if state_size is None or not all(isinstance(s, int) for s in _as_list(state_size)):
+        if state_size is None or not all(_is_size(s) for s in _as_list(state_size)):
             raise ValueError(
-                "RNN: the cell must have a `state_size` attribute, an integer or a list of integers "
-                f"(one per state); got {state_size!r}."
+                f"RNN: the cell {getattr(cell, 'name', type(cell).__name__)!r} must have a `state_size`: an "
+                "integer, or a list with one entry per state, each an integer or a shape (a tuple of integers, "
+                f"e.g. [4, (2, 3)]); got state_size={state_size!r}."
+            )
+        output_size = getattr(cell, "output_size", None)
+        if output_size is not None and not _is_output_size(output_size):
+            raise ValueError(
+                f"RNN: the cell {getattr(cell, 'name', type(cell).__name__)!r} has output_size={output_size!r}; "
+                "expected an integer, a shape (a tuple of integers), a list of those for a cell that returns "
+                "several outputs, or no output_size."
             )
         super().__init__(**kwargs)
         self.cell = cell
@@ -179,22 +275,29 @@ class RNN(Layer):
     def state_size(self) -> list:
         return _as_list(self.cell.state_size)
 
-    def _output_size(self) -> int:
+    def _state_shapes(self) -> list:
+        """Each state's shape without the batch axis."""
+        return [_shape_of(size) for size in self.state_size]
+
+    def _output_size(self):
         size = getattr(self.cell, "output_size", None)
-        return self.state_size[0] if size is None else size
+        return self._state_shapes()[0] if size is None else size
 
     def compute_output_shape(self, input_shape, initial_state_shape=None):
-        batch, steps = input_shape[0], input_shape[1]
-        output = (batch, steps, self._output_size()) if self.return_sequences else (batch, self._output_size())
+        first = input_shape if _is_shape(input_shape) else jax.tree_util.tree_leaves(
+            input_shape, is_leaf=_is_shape)[0]
+        batch, steps = first[0], first[1]
+        per_step = (batch, steps) if self.return_sequences else (batch,)
+        output = _output_shapes(self._output_size(), per_step)
         if self.return_state:
-            return (output, *[(batch, size) for size in self.state_size])
+            return (output, *[(batch, *shape) for shape in self._state_shapes()])
         return output
 
     def compute_mask(self, inputs, mask=None):
         """As Keras: the input's mask for a sequence output, else none; with ``return_state`` a
         list with ``None`` for each state."""
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
+        if isinstance(mask, (list, tuple, dict)):
+            mask = _first_leaf(mask)  # one mask for all the input sequences (Keras: the first)
         output_mask = mask if self.return_sequences else None
         if self.return_state:
             return [output_mask] + [None] * len(self.state_size)
@@ -202,16 +305,27 @@ class RNN(Layer):
 
     # -- state --------------------------------------------------------------------------------
     def build(self, input_shape):
-        step_shape = (input_shape[0], *input_shape[2:])
+        nested = not _is_shape(input_shape)
+        if nested:
+            # A structure of sequences: the cell is built from the structure of per-step
+            # shapes, and the (batch, time, ...) check is made on each sequence in ``call``.
+            self.input_spec = None
+        if nested and isinstance(self.cell, RecurrentCell):
+            raise ValueError(
+                f"RNN '{self.name}': the built-in cell {type(self.cell).__name__} takes one sequence (batch, "
+                f"time, features); got a structure of sequences of shapes {input_shape}. Concatenate them first."
+            )
+        step_shape = _map_shapes(lambda shape: (shape[0], *shape[2:]), input_shape)
         if isinstance(self.cell, Layer) and not self.cell.built:
             self.cell.build_from_shape(step_shape)
+        batch_size = (jax.tree_util.tree_leaves(input_shape, is_leaf=_is_shape)[0] if nested else input_shape)[0]
         if self.stateful and self.recurrent_state is None:
-            if input_shape[0] is None:
+            if batch_size is None:
                 raise ValueError(
                     f"RNN '{self.name}': stateful=True needs a fixed batch size, got input shape "
                     f"{tuple(input_shape)}."
                 )
-            self.recurrent_state = RecurrentState(self.get_initial_state(input_shape[0]))
+            self.recurrent_state = RecurrentState(self.get_initial_state(batch_size))
 
     @property
     def states(self):
@@ -219,11 +333,13 @@ class RNN(Layer):
         return None if self.recurrent_state is None else list(self.recurrent_state.variables)
 
     def get_initial_state(self, batch_size):
+        """The states a sequence starts from: the cell's ``get_initial_state(batch_size=...)``
+        when it has one, else zeros of shape ``(batch_size, *state_shape)`` for each state."""
         make = getattr(self.cell, "get_initial_state", None)
         if make is not None:
             states = make(batch_size=batch_size)
             return list(states) if isinstance(states, (list, tuple)) else [states]
-        return [jnp.zeros((batch_size, size), self.dtype) for size in self.state_size]
+        return [jnp.zeros((batch_size, *shape), self.dtype) for shape in self._state_shapes()]
 
     def reset_state(self):
         """Zero the carried states of a stateful layer."""
@@ -233,11 +349,11 @@ class RNN(Layer):
 
     reset_states = reset_state
 
-    def _initial_states(self, inputs, initial_state):
+    def _initial_states(self, batch_size, initial_state):
         if initial_state is None:
             if self.recurrent_state is not None:
                 return [v.value for v in self.recurrent_state.variables]
-            return [jnp.asarray(s, self.dtype) for s in self.get_initial_state(inputs.shape[0])]
+            return [jnp.asarray(s, self.dtype) for s in self.get_initial_state(batch_size)]
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(states) != len(self.state_size):
             raise ValueError(
@@ -245,17 +361,35 @@ class RNN(Layer):
                 f"{self.state_size}), got {len(states)}."
             )
         states = [jnp.asarray(s.value if isinstance(s, Variable) else s, self.dtype) for s in states]
-        for state, size in zip(states, self.state_size):
-            if state.shape != (inputs.shape[0], size):
+        for index, (state, shape) in enumerate(zip(states, self._state_shapes())):
+            if state.shape != (batch_size, *shape):
                 raise ValueError(
-                    f"RNN '{self.name}': an initial state has shape {state.shape}; expected "
-                    f"{(inputs.shape[0], size)} (batch, state size)."
+                    f"RNN '{self.name}': initial state {index} has shape {state.shape}; expected "
+                    f"{(batch_size, *shape)} (batch, *state size)."
                 )
         return states
 
+    def _check_sequences(self, inputs):
+        """Each sequence of a structured input is ``(batch, time, ...)``, with one batch size and
+        one number of steps; returns the batch size."""
+        leaves = jax.tree_util.tree_leaves(inputs)
+        if not leaves:
+            raise ValueError(f"RNN '{self.name}': the input holds no arrays.")
+        for leaf in leaves:
+            if leaf.ndim < 2 or leaf.shape[:2] != leaves[0].shape[:2]:
+                raise ValueError(
+                    f"RNN '{self.name}': every input sequence must be (batch, time, ...) with one batch size and "
+                    f"number of steps; got shapes {[tuple(a.shape) for a in leaves]}."
+                )
+        return leaves[0].shape[0]
+
     # -- the computation ----------------------------------------------------------------------
     def call(self, inputs, initial_state=None, mask=None, training=None):
-        states = self._initial_states(inputs, initial_state)
+        nested = not isinstance(inputs, jax.Array)
+        batch_size = self._check_sequences(inputs) if nested else inputs.shape[0]
+        states = self._initial_states(batch_size, initial_state)
+        if isinstance(mask, (list, tuple, dict)):
+            mask = _first_leaf(mask)  # one mask for all the input sequences (Keras: the first)
         cell = self.cell
         options = dict(go_backwards=self.go_backwards, unroll=self.unroll,
                        zero_output_for_mask=self.zero_output_for_mask)
