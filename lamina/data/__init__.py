@@ -1,7 +1,9 @@
 """Input pipelines (``lm.data``): what ``fit``, ``evaluate`` and ``predict`` accept.
 
-``Dataset`` is the base class for batch sequences; ``get_data_adapter`` checks any accepted
-input and turns it into device batches (``adapter.epoch(i, block=N)``);
+``Dataset`` is the base class for batch sequences and ``PyDataset`` Keras's version of it
+(``workers``, ``use_multiprocessing``, ``max_queue_size``: batches loaded ahead by a pool);
+``get_data_adapter`` checks any accepted input and turns it into device batches
+(``adapter.epoch(i, block=N)``);
 ``train_validation_split`` and ``unpack_batch`` are the helpers the trainer (and custom
 ``train_step`` overrides) use. See ``lamina/data/adapters.py`` for the semantics.
 """
@@ -15,7 +17,7 @@ from lamina.data.adapters import (
     pack_batch,
     unpack_batch,
 )
-from lamina.data.dataset import Dataset
+from lamina.data.dataset import Dataset, PyDataset
 from lamina.data.splitting import train_validation_split
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "Dataset",
     "DatasetAdapter",
     "IterableDataAdapter",
+    "PyDataset",
     "get_data_adapter",
     "pack_batch",
     "train_validation_split",

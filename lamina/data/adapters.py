@@ -54,7 +54,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lamina.data.dataset import Dataset
+from lamina.data.dataset import Dataset, PyDataset
+from lamina.data.loading import load_batches
 
 __all__ = [
     "ArrayDataAdapter",
@@ -699,11 +700,16 @@ class DatasetAdapter(_BatchwiseAdapter):
         self._require_y = require_y
         self._shuffle = bool(shuffle)
         try:
-            n = len(dataset)
+            n = dataset.num_batches if isinstance(dataset, PyDataset) else len(dataset)
         except NotImplementedError:
             raise
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"len() of the Dataset passed as `{name}` failed: {err}") from err
+        if n is None:
+            raise ValueError(
+                f"The PyDataset passed as `{name}` is endless (num_batches is None), which lamina "
+                "does not support: give it a length, or pass a generator with `steps_per_epoch`."
+            )
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(
                 f"The Dataset passed as `{name}` must have a length (number of batches) that "
@@ -742,23 +748,26 @@ class DatasetAdapter(_BatchwiseAdapter):
         drawn = 0
         self._dataset.on_epoch_begin()
         try:
-            while drawn < budget:
-                if self._order is None:
-                    n = self._num_batches
-                    self._order = np.random.permutation(n) if self._shuffle else np.arange(n)
-                    self._pos = 0
-                room = min(budget - drawn, self._num_batches - self._pos)
-                want = block if block > 1 and room >= block else 1
-                indices = self._order[self._pos : self._pos + want]
-                batches = [self._check(self._dataset[int(i)], int(i)) for i in indices]
-                self._pos += want
-                drawn += want
-                pass_done = self._pos >= self._num_batches
-                if pass_done:
-                    self._order = None
-                yield from _emit(batches, block)
-                if pass_done:
-                    break
+            if self._order is None:
+                n = self._num_batches
+                self._order = np.random.permutation(n) if self._shuffle else np.arange(n)
+                self._pos = 0
+            # An epoch never spans two passes: it ends with the pass at the latest.
+            indices = self._order[self._pos : self._pos + min(budget, self._num_batches - self._pos)]
+            # A PyDataset with workers loads these ahead, in this order (lamina/data/loading.py);
+            # closing the loader stops its pool before on_epoch_end runs.
+            loader = load_batches(self._dataset, indices)
+            try:
+                while drawn < len(indices):
+                    want = block if block > 1 and len(indices) - drawn >= block else 1
+                    batches = [self._check(next(loader), int(i)) for i in indices[drawn : drawn + want]]
+                    self._pos += want
+                    drawn += want
+                    if self._pos >= self._num_batches:
+                        self._order = None
+                    yield from _emit(batches, block)
+            finally:
+                loader.close()
             if drawn < budget and self._requested_steps is not None:
                 warnings.warn(_RAN_OUT, stacklevel=2)
         finally:

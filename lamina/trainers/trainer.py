@@ -441,8 +441,9 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+            validation_batch_size=None, validation_freq=1, **kwargs):
         """Train for ``epochs`` epochs; returns the ``History`` (``history.history["loss"]``)."""
+        _check_loop_kwargs("fit", kwargs)
         self._lm_require_compiled("fit")
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
@@ -543,8 +544,9 @@ class Trainer:
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics over the data: a list ``[loss, *metrics]`` (or a dict)."""
+        _check_loop_kwargs("evaluate", kwargs)
         self._lm_require_compiled("evaluate")
         adapter = get_data_adapter(
             x, y, sample_weight, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
@@ -557,8 +559,9 @@ class Trainer:
         )
         return self._lm_result(self._lm_evaluate(adapter, callbacks), return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
+        _check_loop_kwargs("predict", kwargs)
         adapter = get_data_adapter(
             x, None, None, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
             for_training=False,
@@ -622,6 +625,24 @@ class Trainer:
                                    for_training=False)
         _, data = next(iter(adapter.epoch(0, block=1)))
         return jax.device_get(self._lm_step_function("predict", stacked=False)(data))
+
+
+_DATA_LOADING_ARGS = ("workers", "use_multiprocessing", "max_queue_size")
+
+
+def _check_loop_kwargs(method: str, kwargs: dict) -> None:
+    """Refuse Keras 2's data-loading arguments with a pointer to where Keras 3 moved them."""
+    moved = [name for name in _DATA_LOADING_ARGS if name in kwargs]
+    if moved:
+        given = ", ".join(f"{name}={kwargs[name]!r}" for name in moved)
+        raise ValueError(
+            f"{method}() does not take {', '.join(f'`{name}`' for name in moved)}: as in Keras 3, "
+            "they belong to the data. Subclass lm.data.PyDataset and pass them to its "
+            f"constructor (super().__init__({given}) in your __init__), then give that dataset "
+            f"to {method}()."
+        )
+    if kwargs:
+        raise TypeError(f"{method}() got unexpected keyword arguments: {', '.join(sorted(kwargs))}.")
 
 
 def _takes_state(step) -> bool:
