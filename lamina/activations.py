@@ -226,9 +226,134 @@ def log_sigmoid(x):
     return jax.nn.log_sigmoid(jnp.asarray(x))
 
 
+def celu(x, alpha=1.0):
+    """``max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0)``.
+
+    Example:
+        >>> celu([1.0, 0.0]).tolist()
+        [1.0, 0.0]
+    """
+    return jax.nn.celu(jnp.asarray(x), alpha=alpha)
+
+
+def glu(x, axis=-1):
+    """Gated linear unit: ``a * sigmoid(b)`` for the two halves ``a, b`` of ``x`` along ``axis``.
+
+    Example:
+        >>> glu([2.0, 0.0]).tolist()
+        [1.0]
+    """
+    return jax.nn.glu(jnp.asarray(x), axis=axis)
+
+
+def hard_tanh(x):
+    """``clip(x, -1, 1)``.
+
+    Example:
+        >>> hard_tanh([-2.0, 0.5, 3.0]).tolist()
+        [-1.0, 0.5, 1.0]
+    """
+    return jax.nn.hard_tanh(jnp.asarray(x))
+
+
+def hard_shrink(x, threshold=0.5):
+    """``x`` where ``abs(x) > threshold``, else 0.
+
+    Example:
+        >>> hard_shrink([-1.0, 0.25, 0.75]).tolist()
+        [-1.0, 0.0, 0.75]
+    """
+    x = jnp.asarray(x)
+    return jnp.where(jnp.abs(x) > threshold, x, 0.0)
+
+
+def soft_shrink(x, threshold=0.5):
+    """``x - threshold`` above ``threshold``, ``x + threshold`` below ``-threshold``, else 0.
+
+    Example:
+        >>> soft_shrink([-1.0, 0.2, 1.5]).tolist()
+        [-0.5, 0.0, 1.0]
+    """
+    x = jnp.asarray(x)
+    return jnp.where(x > threshold, x - threshold, jnp.where(x < -threshold, x + threshold, 0.0))
+
+
+def tanh_shrink(x):
+    """``x - tanh(x)``.
+
+    Example:
+        >>> tanh_shrink([0.0]).tolist()
+        [0.0]
+    """
+    x = jnp.asarray(x)
+    return x - jnp.tanh(x)
+
+
+def threshold(x, threshold, default_value):
+    """``x`` where ``x > threshold``, else ``default_value`` (no defaults, as in Keras).
+
+    Example:
+        >>> threshold([0.5, 2.0], 1.0, -1.0).tolist()
+        [-1.0, 2.0]
+    """
+    x = jnp.asarray(x)
+    return jnp.where(x > threshold, x, default_value)
+
+
+def sparse_plus(x):
+    """0 below -1, ``(x + 1)**2 / 4`` on ``[-1, 1]``, ``x`` above 1 (a smooth ReLU).
+
+    Example:
+        >>> sparse_plus([-2.0, 0.0, 2.0]).tolist()
+        [0.0, 0.25, 2.0]
+    """
+    return jax.nn.sparse_plus(jnp.asarray(x))
+
+
+def sparse_sigmoid(x):
+    """0 below -1, ``(x + 1) / 2`` on ``[-1, 1]``, 1 above 1.
+
+    Example:
+        >>> sparse_sigmoid([-2.0, 0.0, 2.0]).tolist()
+        [0.0, 0.5, 1.0]
+    """
+    return jax.nn.sparse_sigmoid(jnp.asarray(x))
+
+
+def squareplus(x, b=4):
+    """``(x + sqrt(x**2 + b)) / 2``.
+
+    Example:
+        >>> squareplus([0.0]).tolist()
+        [1.0]
+    """
+    return jax.nn.squareplus(jnp.asarray(x), b=b)
+
+
+def sparsemax(x, axis=-1):
+    """The Euclidean projection of ``x`` onto the probability simplex along ``axis``: like
+    softmax, but exact zeros for low scores.
+
+    Example:
+        >>> sparsemax([2.0, 0.0, -1.0]).tolist()
+        [1.0, 0.0, 0.0]
+    """
+    logits = jnp.asarray(x)
+    ordered = -jnp.sort(-logits, axis=axis)
+    cumulative = jnp.cumsum(ordered, axis=axis)
+    rank_shape = [1] * logits.ndim
+    rank_shape[axis] = -1
+    rank = jnp.arange(1, logits.shape[axis] + 1).reshape(rank_shape)
+    support = ordered - (cumulative - 1) / rank > 0
+    size = jnp.sum(support, axis=axis, keepdims=True)
+    tau = (jnp.sum(jnp.where(support, cumulative, 0.0), axis=axis, keepdims=True) - 1) / size
+    return jnp.maximum(logits - tau, 0.0)
+
+
 _FUNCTIONS = (relu, relu6, leaky_relu, elu, selu, gelu, sigmoid, hard_sigmoid, hard_silu, silu,
               tanh, softplus, softsign, softmax, log_softmax, exponential, linear, mish,
-              log_sigmoid)
+              log_sigmoid, celu, glu, hard_tanh, hard_shrink, soft_shrink, tanh_shrink, threshold,
+              sparse_plus, sparse_sigmoid, squareplus, sparsemax)
 _ALIASES = {fn.__name__: fn for fn in _FUNCTIONS}
 _ALIASES.update(swish=silu, hard_swish=hard_silu)
 for _fn in _FUNCTIONS:

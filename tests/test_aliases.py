@@ -164,3 +164,26 @@ def test_layers_deserialize_refuses_non_layers_and_lambdas():
         lm.saving.deserialize_keras_object(lambda_config)
     layer = lm.saving.deserialize_keras_object(lambda_config, safe_mode=False)
     np.testing.assert_allclose(np.asarray(layer(np.array([-1.0, 2.0]))), [0.0, 2.0])
+
+
+# --- lm.activations: the rest of keras.activations ------------------------------------------------
+
+NEW_ACTIVATIONS = {
+    "celu": {"alpha": 0.7}, "glu": {"axis": 1}, "hard_tanh": {}, "hard_shrink": {"threshold": 0.8},
+    "soft_shrink": {"threshold": 0.3}, "tanh_shrink": {}, "threshold": {"threshold": 0.1, "default_value": -2.0},
+    "sparse_plus": {}, "sparse_sigmoid": {}, "squareplus": {"b": 2}, "sparsemax": {"axis": 0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_ACTIVATIONS))
+def test_new_activations_match_keras(keras, name):
+    import inspect
+
+    x = (np.random.default_rng(0).normal(size=(4, 6)) * 2.0).astype("float32")
+    ours, theirs = getattr(lm.activations, name), getattr(keras.activations, name)
+    assert list(inspect.signature(ours).parameters) == list(inspect.signature(theirs).parameters)
+    for kwargs in ({}, NEW_ACTIVATIONS[name]) if name != "threshold" else (NEW_ACTIVATIONS[name],):
+        np.testing.assert_allclose(np.asarray(ours(x, **kwargs)), np.asarray(theirs(x, **kwargs)), rtol=1e-6, atol=1e-6)
+    if name != "threshold":  # needs arguments: not usable by name
+        assert lm.activations.get(name) is ours
+        assert lm.saving.serialize(lm.layers.Activation(name))["config"]["activation"] == name
