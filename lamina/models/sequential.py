@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import jax
+
 from lamina.core import state
 from lamina.core.symbolic import SymbolicTensor
 from lamina.layers.core.input_layer import InputLayer
-from lamina.layers.layer import Layer, _adopt
+from lamina.layers.layer import Layer, _adopt, _is_shape
+from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
@@ -15,6 +18,10 @@ from lamina.saving.serialization import deserialize_object, serialize_object
 class Sequential(Model):
     """Layers applied one after the other; ``add`` appends one.
 
+    With an input shape (``lm.Input`` first, a first layer with ``input_shape``, ``build``, or
+    the first call on data) the model also has a symbolic graph, as in Keras: ``inputs``,
+    ``outputs``, ``input_shape``, ``output_shape``, and each layer's ``input``/``output``.
+
     Example:
         >>> import numpy as np, lamina as lm
         >>> model = lm.Sequential([lm.layers.Dense(4, activation="relu"), lm.layers.Dense(1)])
@@ -22,11 +29,20 @@ class Sequential(Model):
         (3, 1)
         >>> [w.name for w in model.weights]
         ['kernel', 'bias', 'kernel', 'bias']
+        >>> model.output_shape
+        (None, 1)
+        >>> features = lm.Sequential([lm.Input((2,)), lm.layers.Dense(4, name="hidden"), lm.layers.Dense(1)])
+        >>> lm.Model(features.inputs, features.get_layer("hidden").output).output_shape
+        (None, 4)
     """
 
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._layers = []
+        # The symbolic graph, once the input shape is known (as Keras): the InputLayer it
+        # starts from, and the symbolic output of each connected layer, in order.
+        self._lm_input_layer = None
+        self._lm_graph = []
         for layer in layers or ():
             self.add(layer)
 
@@ -54,8 +70,9 @@ class Sequential(Model):
         if isinstance(layer, SymbolicTensor):
             layer = layer.node.layer
         if isinstance(layer, InputLayer):
-            if self._layers:
-                raise ValueError(f"Sequential '{self.name}': an Input can only come first.")
+            if self._layers or self._lm_input_layer is not None:
+                raise ValueError(f"Sequential '{self.name}': an Input can only come first, and only once.")
+            self._lm_input_layer = layer
             self._lm_declared_input_shape = layer.batch_shape
             return
         if not isinstance(layer, Layer):
@@ -67,28 +84,127 @@ class Sequential(Model):
         self._layers.append(layer)
         state.bump_structure_version()  # a list append does not pass through __setattr__
         self.built = False
-        declared = self.__dict__.get("_lm_declared_input_shape") or self._layers[0].__dict__.get("_lm_declared_input_shape")
-        if declared is not None:
-            self.build(declared)
+        if self._lm_input_layer is None:
+            declared = self._layers[0].__dict__.get("_lm_declared_input_shape")
+            if declared is None:
+                return
+            self._lm_input_layer = InputLayer(batch_shape=declared, dtype=self._layers[0].dtype)
+            self._lm_declared_input_shape = tuple(declared)
+        self._lm_connect()
+
+    def _lm_connect(self) -> None:
+        """Call the layers not yet in the symbolic graph on its last output (this builds them)."""
+        x = self._lm_graph[-1] if self._lm_graph else self._lm_input_layer.output
+        for layer in self._layers[len(self._lm_graph):]:
+            if not isinstance(x, SymbolicTensor):
+                raise ValueError(
+                    f"Sequential '{self.name}': layer '{self._layers[len(self._lm_graph) - 1].name}' returns "
+                    f"{type(x).__name__} of several tensors; every layer of a Sequential model must return "
+                    "one tensor (use the Functional API for more)."
+                )
+            x = layer(x)
+            self._lm_graph.append(x)
+        self.built = True
+        self._lm_build_shape = tuple(self._lm_input_layer.batch_shape)
+
+    def build(self, input_shape=None) -> None:
+        """Build every layer for ``input_shape`` (``None`` for unknown axes, e.g. the batch) and
+        make the symbolic graph; a structure of several shapes builds without a graph."""
+        if not self._layers:
+            raise ValueError(f"Sequential model '{self.name}' cannot be built because it has no layers. "
+                             "Call model.add(layer).")
+        if input_shape is None and self._lm_input_layer is not None:
+            input_shape = self._lm_input_layer.batch_shape
+        if not _is_shape(input_shape):
+            super().build(input_shape)
+            return
+        shape = tuple(input_shape)
+        if self._lm_input_layer is None:
+            self._lm_input_layer = InputLayer(batch_shape=shape, dtype=self._layers[0].dtype)
+        elif tuple(self._lm_input_layer.batch_shape) != shape:
+            raise ValueError(f"Sequential model '{self.name}' has already been configured to use input shape "
+                             f"{tuple(self._lm_input_layer.batch_shape)}; it cannot be built with input_shape {shape}.")
+        self._lm_connect()
+
+    def _lm_build_from(self, first_input) -> None:
+        # The layers build as they run on the first batch; the symbolic graph is made later,
+        # only if asked for (inputs, outputs...), so the first call costs no extra tracing.
+        self.built = True
+        self._lm_build_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
+
+    def _lm_symbolic(self, what):
+        """The connected graph, made now from the first batch's shape when the model was built
+        from data; ``AttributeError`` (as Keras) while the input shape is unknown."""
+        if self._lm_input_layer is None and self.built and self._layers and _is_shape(self._lm_build_shape):
+            self._lm_input_layer = InputLayer(batch_shape=(None, *self._lm_build_shape[1:]),
+                                              dtype=self._layers[0].dtype)
+        if self._lm_input_layer is not None and self._layers and len(self._lm_graph) < len(self._layers):
+            self._lm_connect()
+        if self._lm_input_layer is None or not self._layers:
+            raise AttributeError(
+                f"Sequential model '{self.name}' has no defined {what} yet: start it with lm.Input(shape=...), "
+                "give its first layer input_shape=..., build it, or call it on data first."
+            )
+        return self._lm_input_layer.output, self._lm_graph[-1]
+
+    @property
+    def inputs(self) -> list:
+        return [self._lm_symbolic("inputs")[0]]
+
+    @property
+    def outputs(self) -> list:
+        return [self._lm_symbolic("outputs")[1]]
+
+    @property
+    def input(self):
+        return self._lm_symbolic("input")[0]
+
+    @property
+    def output(self):
+        return self._lm_symbolic("output")[1]
+
+    @property
+    def input_shape(self):
+        return self._lm_symbolic("input shape")[0].shape
+
+    @property
+    def output_shape(self):
+        return self._lm_symbolic("output shape")[1].shape
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layer to pop.")
         layer = self._layers.pop()
+        if len(self._lm_graph) > len(self._layers):
+            node = self._lm_graph.pop().node
+            if node in layer._lm_inbound_nodes:
+                layer._lm_inbound_nodes.remove(node)
         state.bump_structure_version()
         return layer
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and get_mask(inputs) is None:
+            set_mask(inputs, mask)  # the first layer looks its input's mask up there
         x = inputs
         for layer in self._layers:
             x = layer(x)
         return x
 
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, "layers": [serialize_object(layer) for layer in self._layers]}
+        # Names are recorded here too: a custom get_config() often leaves them out, and the
+        # weights in a file are keyed by layer name.
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [{**serialize_object(layer), "name": layer.name} for layer in self._layers]}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        layers = [deserialize_object(spec, kind="layer", aliases={}, custom_objects=custom_objects) for spec in config.get("layers", [])]
+        layers = []
+        for spec in config.get("layers", []):
+            spec = dict(spec)
+            name = spec.pop("name", None)
+            layer = deserialize_object(spec, kind="layer", aliases={}, custom_objects=custom_objects)
+            if name is not None:
+                layer._lm_name = name
+            layers.append(layer)
         return cls(layers=layers, name=config.get("name"), trainable=config.get("trainable", True))

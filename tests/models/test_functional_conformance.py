@@ -292,3 +292,58 @@ def test_a_mask_given_to_a_functional_model_reaches_its_layers():
     mask = np.array([[True, True, False, False], [True, True, True, False]])
     expected = (x * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(model(x, mask=mask), expected, rtol=1e-6)
+
+
+# -- defect 10: Sequential's symbolic graph ------------------------------------------------
+
+
+def test_sequential_with_input_has_a_symbolic_graph_for_feature_extraction(keras):
+    model = lm.Sequential([lm.Input(shape=(6, 6, 2)), lm.layers.Conv2D(3, 3, activation="relu"),
+                           lm.layers.Conv2D(2, 3, name="my_intermediate_layer"), lm.layers.Flatten()])
+    assert model.built and len(model.layers) == 3
+    assert model.input_shape == (None, 6, 6, 2) and model.output_shape == (None, 8)
+    assert model.inputs[0] is model.input and model.outputs[0] is model.output
+    assert [layer.output.shape for layer in model.layers] == [(None, 4, 4, 3), (None, 2, 2, 2), (None, 8)]
+    assert model.layers[1].input is model.layers[0].output
+    extractor = lm.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 2)).astype("float32")
+    features = extractor(x)
+
+    k_model = keras.Sequential([keras.Input(shape=(6, 6, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
+                                keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
+    k_model.set_weights(model.get_weights())
+    k_extractor = keras.Model(inputs=k_model.inputs[0], outputs=[layer.output for layer in k_model.layers])
+    for got, expected in zip(features, k_extractor(x)):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-5, atol=1e-6)
+    middle = lm.Model(model.inputs, model.get_layer(name="my_intermediate_layer").output)
+    np.testing.assert_allclose(middle(x), features[1], rtol=1e-6)
+
+
+def test_sequential_with_input_shape_on_its_first_layer_is_built_with_a_graph():
+    model = lm.Sequential([lm.layers.Dense(2, input_shape=(4,)), lm.layers.Dense(3)])
+    assert model.built and model.input_shape == (None, 4) and model.output_shape == (None, 3)
+    model.add(lm.layers.Dense(5))
+    assert model.output_shape == (None, 5) and model.layers[-1].input is model.layers[1].output
+    popped = model.pop()
+    assert model.output_shape == (None, 3) and popped._lm_inbound_nodes == []
+
+
+def test_sequential_built_from_data_gets_its_graph_when_asked():
+    model = lm.Sequential([lm.layers.Dense(2), lm.layers.Dense(3)])
+    with pytest.raises(AttributeError, match="no defined inputs yet"):
+        model.inputs  # noqa: B018
+    model(np.ones((5, 4), "float32"))
+    assert model.input_shape == (None, 4) and model.output_shape == (None, 3)
+    head = lm.Model(model.inputs, model.layers[0].output)
+    np.testing.assert_allclose(head(np.ones((1, 4), "float32")), model.layers[0](np.ones((1, 4), "float32")))
+
+
+def test_sequential_config_keeps_names_its_layers_leave_out(tmp_path):
+    model = lm.Sequential([lm.Input(shape=(2,)), lm.layers.Dense(3, name="hidden"), Scale(2.0)])
+    path = tmp_path / "scale.lamina"
+    model.save(path)
+    loaded = lm.load_model(path, custom_objects={"Scale": Scale})
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert loaded.output_shape == (None, 3)
+    x = np.ones((2, 2), "float32")
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
