@@ -5,12 +5,25 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
 
 - ``numerical.py``: ``to_categorical``; ``sequence.py``: ``pad_sequences``; ``rng.py``:
   ``set_random_seed``; ``progbar.py``: ``Progbar``.
+
+As in Keras, the registry helpers of ``lm.saving`` are here too (``custom_object_scope``,
+``get_custom_objects``, ``register_keras_serializable``, ...).
 """
 
 from lamina.data.adapters import pack_batch as pack_x_y_sample_weight
 from lamina.data.adapters import unpack_batch as unpack_x_y_sample_weight
 from lamina.data.dataset import PyDataset
 from lamina.data.dataset import PyDataset as Sequence
+from lamina.saving import (
+    CustomObjectScope,
+    custom_object_scope,
+    deserialize_keras_object,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+    serialize_keras_object,
+)
 from lamina.utils.numerical import to_categorical
 from lamina.utils.progbar import Progbar
 from lamina.utils.rng import set_random_seed
@@ -22,6 +35,8 @@ __all__ = [
     "Sequence",
     "pack_x_y_sample_weight",
     "pad_sequences",
+    "register_keras_serializable",
+    "serialize_keras_object",
     "set_random_seed",
     "to_categorical",
     "unpack_x_y_sample_weight",

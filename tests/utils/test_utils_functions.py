@@ -130,3 +130,11 @@ def test_pack_x_y_sample_weight_matches_keras(keras, args):
     assert lm.utils.pack_x_y_sample_weight(*args) == keras.utils.pack_x_y_sample_weight(*args)
     assert lm.utils.unpack_x_y_sample_weight(lm.utils.pack_x_y_sample_weight(*args))[:len(args)] == (
         tuple(args) if not isinstance(args[0], list) else (args[0],))
+
+
+def test_utils_has_keras_registry_helpers(keras):
+    names = ["CustomObjectScope", "custom_object_scope", "deserialize_keras_object", "get_custom_objects",
+             "get_registered_name", "get_registered_object", "register_keras_serializable", "serialize_keras_object"]
+    for name in names:
+        assert hasattr(keras.utils, name)
+        assert getattr(lm.utils, name) is getattr(lm.saving, name)
