@@ -231,8 +231,8 @@ def test_models_with_multiple_inputs_and_outputs():
     )
     rng = np.random.default_rng(3)
     n = 64
-    title_data = rng.integers(NUM_WORDS, size=(n, 10))
-    body_data = rng.integers(NUM_WORDS, size=(n, 20))
+    title_data = rng.integers(NUM_WORDS, size=(n, 6))
+    body_data = rng.integers(NUM_WORDS, size=(n, 12))
     tags_data = rng.integers(2, size=(n, NUM_TAGS)).astype("float32")
     priority_targets = rng.random(size=(n, 1)).astype("float32")
     dept_targets = rng.integers(2, size=(n, NUM_DEPARTMENTS)).astype("float32")

@@ -50,7 +50,8 @@ def test_freezing_layers_understanding_the_trainable_attribute():
     final_layer1_weights_values = layer1.get_weights()
     np.testing.assert_allclose(initial_layer1_weights_values[0], final_layer1_weights_values[0])
     np.testing.assert_allclose(initial_layer1_weights_values[1], final_layer1_weights_values[1])
-    assert not np.allclose(initial_layer2_weights_values[0], layer2.get_weights()[0])
+    # The unfrozen layer did train (its bias always gets a gradient, even if the ReLUs are dead).
+    assert any(not np.allclose(a, b) for a, b in zip(initial_layer2_weights_values, layer2.get_weights()))
 
 
 def test_frozen_batchnorm_runs_in_inference_mode(keras):
@@ -135,7 +136,7 @@ def pretrained_base(cats_vs_dogs):
     h = layers.GlobalAveragePooling2D()(base(h))
     classifier = lm.Model(inputs, layers.Dense(10)(h))
     classifier.compile(optimizer=lm.optimizers.Adam(3e-3), loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    history = classifier.fit(np.asarray(resize_fn(x)), y, epochs=3, batch_size=32, verbose=0)
+    history = classifier.fit(np.asarray(resize_fn(x)), y, epochs=2, batch_size=32, verbose=0)
     assert history.history["accuracy"][-1] > 0.8
     return base
 
@@ -222,9 +223,10 @@ def test_end_to_end_build_train_top_layer_and_fine_tune(pretrained_base, cats_vs
 
     base_before = _snapshot(base_model.weights)
     model.compile(optimizer=lm.optimizers.Adam(), loss=lm.losses.BinaryCrossentropy(from_logits=True), metrics=[lm.metrics.BinaryAccuracy()])
+    untrained_val_loss = model.evaluate(*validation_ds, verbose=0)[0]
     history = model.fit(train_ds, epochs=2, validation_data=validation_ds, verbose=0)
     assert sorted(history.history) == ["binary_accuracy", "loss", "val_binary_accuracy", "val_loss"]
-    assert history.history["loss"][1] < history.history["loss"][0]
+    assert history.history["val_loss"][-1] < untrained_val_loss
     for before, w in zip(base_before, base_model.weights):
         np.testing.assert_array_equal(before, w.numpy())
 
