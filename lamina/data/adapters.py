@@ -705,11 +705,18 @@ class DatasetAdapter(_BatchwiseAdapter):
             raise
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"len() of the Dataset passed as `{name}` failed: {err}") from err
-        if n is None:
+        if n is None and steps_per_epoch is None:
             raise ValueError(
-                f"The PyDataset passed as `{name}` is endless (num_batches is None), which lamina "
-                "does not support: give it a length, or pass a generator with `steps_per_epoch`."
+                f"The PyDataset passed as `{name}` is endless (num_batches is None): pass "
+                "`steps_per_epoch` (and `validation_steps` / `steps` for evaluation) to say how "
+                "many batches an epoch takes."
             )
+        if n is None:  # endless (Keras): batch indices 0, 1, 2, ... carry on across epochs
+            self._num_batches = None
+            self._check(dataset[0], 0)
+            self._requested_steps = self._steps_per_epoch = steps_per_epoch
+            self._order, self._pos = None, 0
+            return
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(
                 f"The Dataset passed as `{name}` must have a length (number of batches) that "
@@ -732,7 +739,7 @@ class DatasetAdapter(_BatchwiseAdapter):
 
     def set_state(self, state: dict) -> None:
         order = state.get("order")
-        if order is not None:
+        if order is not None and self._num_batches is not None:
             order = np.asarray(order)
             if order.shape != (self._num_batches,):
                 raise ValueError(
@@ -748,12 +755,15 @@ class DatasetAdapter(_BatchwiseAdapter):
         drawn = 0
         self._dataset.on_epoch_begin()
         try:
-            if self._order is None:
-                n = self._num_batches
-                self._order = np.random.permutation(n) if self._shuffle else np.arange(n)
-                self._pos = 0
-            # An epoch never spans two passes: it ends with the pass at the latest.
-            indices = self._order[self._pos : self._pos + min(budget, self._num_batches - self._pos)]
+            if self._num_batches is None:  # endless: no passes, no shuffling
+                indices = np.arange(self._pos, self._pos + budget)
+            else:
+                if self._order is None:
+                    n = self._num_batches
+                    self._order = np.random.permutation(n) if self._shuffle else np.arange(n)
+                    self._pos = 0
+                # An epoch never spans two passes: it ends with the pass at the latest.
+                indices = self._order[self._pos : self._pos + min(budget, self._num_batches - self._pos)]
             # A PyDataset with workers loads these ahead, in this order (lamina/data/loading.py);
             # closing the loader stops its pool before on_epoch_end runs.
             loader = load_batches(self._dataset, indices)
@@ -763,7 +773,7 @@ class DatasetAdapter(_BatchwiseAdapter):
                     batches = [self._check(next(loader), int(i)) for i in indices[drawn : drawn + want]]
                     self._pos += want
                     drawn += want
-                    if self._pos >= self._num_batches:
+                    if self._num_batches is not None and self._pos >= self._num_batches:
                         self._order = None
                     yield from _emit(batches, block)
             finally:

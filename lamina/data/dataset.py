@@ -155,7 +155,9 @@ class PyDataset(Dataset):
 
     @property
     def num_batches(self) -> int:
-        """The number of batches in an epoch: ``len(self)`` unless a subclass overrides it."""
+        """The number of batches: ``len(self)`` unless a subclass overrides it. ``None``
+        means endless (as in Keras): ``fit`` then needs ``steps_per_epoch`` and reads batches
+        0, 1, 2, ... on across epochs, without shuffling."""
         return len(self)
 
     @property

@@ -198,7 +198,7 @@ def test_bad_settings_and_num_batches_are_clear_errors():
         def num_batches(self):
             return None
 
-    with pytest.raises(ValueError, match=r"endless \(num_batches is None\)"):
+    with pytest.raises(ValueError, match=r"endless \(num_batches is None\): pass `steps_per_epoch`"):
         lm.data.get_data_adapter(Endless())
 
 
@@ -209,3 +209,22 @@ def test_num_batches_alone_defines_the_length():
             return 3
 
     assert len(_batches(ByProperty(batches=10))) == 3
+
+
+def test_an_endless_pydataset_runs_steps_per_epoch_batches_carrying_on_across_epochs():
+    class Endless(Ranges):
+        @property
+        def num_batches(self):
+            return None
+
+        def __getitem__(self, index):
+            return super().__getitem__(index)[0]
+
+    dataset = Endless(workers=2)
+    adapter = lm.data.get_data_adapter(dataset, steps_per_epoch=3, shuffle=True)
+    firsts = [[float(np.asarray(data[0])[0, 0]) for _, data in adapter.epoch(e)] for e in range(2)]
+    # Batch i starts at 4 i (+ 100 per finished epoch): indices 0-2, then 3-5.
+    assert firsts == [[0.0, 4.0, 8.0], [112.0, 116.0, 120.0]]
+    model = lm.Sequential([lm.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    assert len(model.predict(Endless(), steps=2, verbose=0)) == 8
