@@ -325,9 +325,14 @@ def test_privileged_training_argument():
 
 
 class MaskReporter(lm.Layer):
-    """Returns its mask (as floats) so that the test can see what it received."""
+    """Returns its mask (as floats) and notes, for every call, whether it received one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.received_mask = []
 
     def call(self, inputs, mask=None):
+        self.received_mask.append(mask is not None)
         if mask is None:
             return jnp.full(inputs.shape[:2], -1.0)
         return mask.astype("float32")
@@ -347,9 +352,13 @@ def test_privileged_mask_argument():
     np.testing.assert_array_equal(np.asarray(reporter(embedding(tokens))), expected)
 
     inputs = lm.Input(shape=(None,), dtype="int32")
-    outputs = MaskReporter()(lm.layers.Embedding(10, 4, mask_zero=True)(inputs))
+    reporter = MaskReporter()
+    outputs = reporter(lm.layers.Embedding(10, 4, mask_zero=True)(inputs))
+    # Also while the model is defined from lm.Input (the symbolic call).
+    assert reporter.received_mask and all(reporter.received_mask)
     model = lm.Model(inputs, outputs)
     np.testing.assert_array_equal(np.asarray(model(tokens)), expected)
+    assert all(reporter.received_mask)
 
 
 class ResNetBlock(lm.Layer):
