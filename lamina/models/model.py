@@ -55,20 +55,34 @@ class Model(Trainer, Layer):
 
     @property
     def layers(self) -> list:
-        """The layers directly held by this model, in attribute order."""
+        """The layers directly held by this model, in attribute order (a Functional model:
+        every layer of its graph, inputs included; a Sequential: its stack)."""
         return self._lm_children()[1]
 
     def get_layer(self, name=None, index=None):
-        """A direct sublayer by ``name`` or by position ``index``."""
+        """A layer of ``layers`` by ``name`` or by position ``index`` (not both, as Keras)."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
         layers = self.layers
         if index is not None:
             if not -len(layers) <= index < len(layers):
-                raise ValueError(f"Model '{self.name}' has {len(layers)} layers; no index {index}.")
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model '{self.name}' only has "
+                                 f"{len(layers)} layers.")
             return layers[index]
+        if name is None:
+            raise ValueError("Provide either a layer name or layer index at get_layer().")
         for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No layer named {name!r} in model '{self.name}'. Layers: {[layer.name for layer in layers]}.")
+        raise ValueError(f"No such layer: {name!r} in model '{self.name}'. Existing layers are: "
+                         f"{[layer.name for layer in layers]}.")
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture (class and config, no weights) as JSON text; ``kwargs`` go to
+        ``json.dumps``. ``lm.models.model_from_json`` rebuilds the model from it."""
+        from lamina.models.json_config import model_to_json
+
+        return model_to_json(self, **kwargs)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, filepath, overwrite: bool = True) -> None:

@@ -194,8 +194,11 @@ class Sequential(Model):
     def get_config(self) -> dict:
         # Names are recorded here too: a custom get_config() often leaves them out, and the
         # weights in a file are keyed by layer name.
-        return {"name": self.name, "trainable": self.trainable,
-                "layers": [{**serialize_object(layer), "name": layer.name} for layer in self._layers]}
+        config = {"name": self.name, "trainable": self.trainable,
+                  "layers": [{**serialize_object(layer), "name": layer.name} for layer in self._layers]}
+        if self._lm_input_layer is not None:  # as Keras's config lists its InputLayer: rebuilt built
+            config["input_layer"] = serialize_object(self._lm_input_layer)
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -207,4 +210,11 @@ class Sequential(Model):
             if name is not None:
                 layer._lm_name = name
             layers.append(layer)
+        if config.get("input_layer") is not None and layers:
+            input_layer = deserialize_object(config["input_layer"], kind="layer", aliases={"InputLayer": InputLayer},
+                                             custom_objects=custom_objects)
+            if not isinstance(input_layer, InputLayer):
+                raise ValueError(f"Sequential config {config.get('name')!r}: 'input_layer' must describe an "
+                                 f"InputLayer, not a {type(input_layer).__name__}.")
+            layers.insert(0, input_layer)
         return cls(layers=layers, name=config.get("name"), trainable=config.get("trainable", True))
