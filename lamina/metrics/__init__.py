@@ -14,6 +14,9 @@ state in ``variables``.
   ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
   ``CosineSimilarity``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
+- ``probabilistic.py``: ``BinaryCrossentropy``, ``CategoricalCrossentropy``,
+  ``SparseCategoricalCrossentropy``, ``KLDivergence``, ``Poisson``, ``Hinge``, ``SquaredHinge``,
+  ``CategoricalHinge`` (the running mean of the loss of the same name).
 - ``lookup.py``: ``get`` / ``serialize`` / ``deserialize`` and ``resolve_accuracy`` (what
   ``"accuracy"`` means in ``compile``).
 
@@ -68,6 +71,16 @@ from lamina.metrics.confusion import (
     TruePositives,
 )
 from lamina.metrics.lookup import deserialize, get, resolve_accuracy, serialize
+from lamina.metrics.probabilistic import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalHinge,
+    Hinge,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
+)
 from lamina.metrics.regression import (
     CosineSimilarity,
     LogCoshError,
@@ -83,15 +96,18 @@ from lamina.metrics.regression import (
 )
 from lamina.saving.object_registry import register_builtin as _register_builtin
 
-# The string names of the later regression metrics, as Keras 3's metric table has them (class
-# name, its snake case, and the short forms). Class names a loss shares stay the loss's in the
-# global registry; metric configs find them through this family table.
-for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity):
+# The string names of the later metrics, as Keras 3's metric table has them (class name, its
+# snake case, and the short forms). Class names a loss shares stay the loss's in the global
+# registry; metric configs find them through this family table.
+for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity,
+             BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Poisson,
+             Hinge, SquaredHinge, CategoricalHinge):
     _lookup.ALIASES[_cls.__name__] = _cls
     _lookup.ALIASES[_to_snake_case(_cls.__name__)] = _cls
 _lookup.ALIASES.update({
     "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
     "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
 })
 _register_builtin(LogCoshError)
 
@@ -99,10 +115,15 @@ __all__ = [
     "AUC",
     "Accuracy",
     "BinaryAccuracy",
+    "BinaryCrossentropy",
     "CategoricalAccuracy",
+    "CategoricalCrossentropy",
+    "CategoricalHinge",
     "CosineSimilarity",
     "FalseNegatives",
     "FalsePositives",
+    "Hinge",
+    "KLDivergence",
     "LogCoshError",
     "Mean",
     "MeanAbsoluteError",
@@ -111,11 +132,14 @@ __all__ = [
     "MeanSquaredError",
     "MeanSquaredLogarithmicError",
     "Metric",
+    "Poisson",
     "Precision",
     "Recall",
     "RootMeanSquaredError",
     "SparseCategoricalAccuracy",
+    "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy",
+    "SquaredHinge",
     "Sum",
     "TopKCategoricalAccuracy",
     "TrueNegatives",
