@@ -494,3 +494,47 @@ def test_stateless_train_step_returning_a_wrong_state_is_a_clear_error():
                                          r"state = \(trainable_variables, non_trainable_variables, "
                                          r"optimizer_variables, metrics_variables\); the returned state is a tuple of 3"):
         model.fit(x, y, batch_size=8, verbose=0)
+
+
+def _builtin_loss_model(lib):
+    """A train_step(state, data) on the built-in compute_loss_and_updates, with add_loss."""
+
+    class Penalized(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = lib.layers.Dense(1)
+
+        def call(self, x, training=False):
+            out = self.dense(x)
+            self.add_loss(0.1 * jnp.mean(jnp.abs(out)))
+            return out
+
+        def train_step(self, state, data):
+            trainable_variables, non_trainable_variables, optimizer_variables, metrics_variables = state
+            x, y, sample_weight = lib.utils.unpack_x_y_sample_weight(data)
+            grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
+            (_, (loss, _, non_trainable_variables, metrics_variables)), grads = grad_fn(
+                trainable_variables, non_trainable_variables, metrics_variables, x, y, sample_weight,
+                training=True, optimizer_variables=optimizer_variables)
+            trainable_variables, optimizer_variables = self.optimizer.stateless_apply(
+                optimizer_variables, grads, trainable_variables)
+            # Not "loss": Keras would then report its (here never updated) loss tracker.
+            return {"batch_loss": loss}, (trainable_variables, non_trainable_variables, optimizer_variables,
+                                    metrics_variables)
+
+    return Penalized()
+
+
+def test_builtin_compute_loss_and_updates_counts_add_loss_like_keras(keras):
+    x, y = _regression(32)
+    theirs, ours = _builtin_loss_model(keras), _builtin_loss_model(lm)
+    theirs(x[:1])
+    ours(x[:1])
+    ours.set_weights(theirs.get_weights())
+    histories = []
+    for model in (theirs, ours):
+        model.compile(optimizer="sgd", loss="mse")
+        histories.append(model.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history)
+    np.testing.assert_allclose(histories[1]["batch_loss"], histories[0]["batch_loss"], rtol=RTOL)
+    for w, kw in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(w, kw, rtol=1e-5, atol=1e-7)
