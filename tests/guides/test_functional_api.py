@@ -189,7 +189,7 @@ def test_all_models_are_callable_like_layers():
 NUM_TAGS, NUM_WORDS, NUM_DEPARTMENTS = 12, 1000, 4
 
 
-def _ticket_model():
+def _ticket_model(outputs_as="dict"):
     title_input = lm.Input(shape=(None,), name="title")
     body_input = lm.Input(shape=(None,), name="body")
     tags_input = lm.Input(shape=(NUM_TAGS,), name="tags")
@@ -200,6 +200,8 @@ def _ticket_model():
     x = layers.concatenate([title_features, body_features, tags_input])
     priority_pred = layers.Dense(1, name="priority")(x)
     department_pred = layers.Dense(NUM_DEPARTMENTS, name="department")(x)
+    if outputs_as == "list":  # the guide's earlier (tf.keras) text: outputs=[priority_pred, department_pred]
+        return lm.Model(inputs=[title_input, body_input, tags_input], outputs=[priority_pred, department_pred])
     return lm.Model(inputs=[title_input, body_input, tags_input], outputs={"priority": priority_pred, "department": department_pred})
 
 
@@ -213,9 +215,14 @@ def _cce_logits(y, logits):
     return np.mean(-(y * log_softmax).sum(-1))
 
 
-def test_models_with_multiple_inputs_and_outputs():
-    """Section "Models with multiple inputs and outputs": losses by list and by output name."""
-    model = _ticket_model()
+@pytest.mark.parametrize("outputs_as", ["dict", "list"])
+def test_models_with_multiple_inputs_and_outputs(outputs_as):
+    """Section "Models with multiple inputs and outputs": losses by list and by output name.
+
+    Keras 3's text returns the outputs as a dict; its earlier text as a list -- "since the
+    output layers have different names", losses, weights and targets keyed by layer name must
+    pair with the right output either way."""
+    model = _ticket_model(outputs_as)
     model.compile(
         optimizer=lm.optimizers.RMSprop(1e-3),
         loss=[lm.losses.BinaryCrossentropy(from_logits=True), lm.losses.CategoricalCrossentropy(from_logits=True)],
@@ -242,6 +249,8 @@ def test_models_with_multiple_inputs_and_outputs():
     # Targets, losses and weights are paired with outputs by name: the total loss must be
     # BCE(priority) + 0.2 * CCE(department), never the other pairing.
     preds = model.predict(inputs, verbose=0)
+    if outputs_as == "list":
+        preds = dict(zip(["priority", "department"], preds))
     assert set(preds) == {"priority", "department"}
     assert preds["priority"].shape == (n, 1) and preds["department"].shape == (n, NUM_DEPARTMENTS)
     expected = _bce_logits(priority_targets, preds["priority"]) + 0.2 * _cce_logits(dept_targets, preds["department"])
