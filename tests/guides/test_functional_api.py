@@ -81,7 +81,7 @@ def test_plot_model(tmp_path):
             lm.utils.plot_model(model, str(target), show_shapes=True)
 
 
-def test_training_evaluation_and_inference(digits):
+def test_training_evaluation_and_inference(digits, keras):
     """Section "Training, evaluation, and inference": fit with validation_split, then evaluate."""
     x, y = digits
     x_train, y_train, x_test, y_test = x[:1400], y[:1400], x[1400:], y[1400:]
@@ -100,6 +100,14 @@ def test_training_evaluation_and_inference(digits):
     assert test_scores[1] > 0.5  # chance is 0.1
     logits = model.predict(x_test, verbose=0)
     np.testing.assert_allclose(test_scores[1], np.mean(np.argmax(logits, axis=1) == y_test), atol=1e-6)
+
+    # The same trained weights evaluated by Keras give the same loss and accuracy.
+    kin = keras.Input(shape=(64,))
+    kx = keras.layers.Dense(64, activation="relu")(keras.layers.Dense(64, activation="relu")(kin))
+    kmodel = keras.Model(kin, keras.layers.Dense(10)(kx))
+    kmodel.set_weights(model.get_weights())
+    kmodel.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    np.testing.assert_allclose(test_scores, kmodel.evaluate(x_test, y_test, verbose=0), rtol=1e-5)
 
 
 def test_save_and_serialize(digits, tmp_path):
