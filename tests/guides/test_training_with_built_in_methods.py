@@ -468,15 +468,20 @@ def build_multi_io_model(k):
     return k.Model(inputs=[image_input, timeseries_input], outputs=[score_output, class_output])
 
 
-def test_passing_data_to_multi_input_multi_output_models(K, tmp_path):
-    """## Passing data to multi-input, multi-output models (lists, dicts, loss_weights)."""
+def test_passing_data_to_multi_input_multi_output_models_plot(tmp_path):
+    """## Passing data to multi-input, multi-output models: the plot of the model."""
     model = build_multi_io_model(lm)
-    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 5)]
     try:
         lm.utils.plot_model(model, str(tmp_path / "multi_input_and_output_model.png"), show_shapes=True)
         assert (tmp_path / "multi_input_and_output_model.png").exists()
     except ImportError as error:  # pydot / Graphviz are an optional extra
         assert "lamina[plot]" in str(error)
+
+
+def test_passing_data_to_multi_input_multi_output_models(K):
+    """## Passing data to multi-input, multi-output models (lists, dicts, loss_weights)."""
+    model = build_multi_io_model(lm)
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 5)]
 
     rng = np.random.default_rng(0)
     img_data = rng.random((40, 8, 8, 3)).astype("float32")
@@ -484,7 +489,7 @@ def test_passing_data_to_multi_input_multi_output_models(K, tmp_path):
     score_targets = rng.random((40, 1)).astype("float32")
     class_targets = rng.random((40, 5)).astype("float32")
 
-    def compile_both(**kwargs):
+    def compile_both(kwargs):
         """compile(**kwargs(module)) on the lamina model and its Keras twin."""
         model.compile(optimizer=lm.optimizers.RMSprop(1e-3), **kwargs(lm))
         twin = keras_twin(K, model, build_multi_io_model)
@@ -522,8 +527,13 @@ def test_passing_data_to_multi_input_multi_output_models(K, tmp_path):
     # No loss for an output meant for prediction only (list and dict versions).
     twin = compile_both(lambda k: dict(loss=[None, k.losses.CategoricalCrossentropy()]))
     check(twin, *lists)
-    twin = compile_both(lambda k: dict(loss={"class_output": k.losses.CategoricalCrossentropy()}))
-    check(twin, *dicts)
+    class_only = model.evaluate(*lists, batch_size=40, verbose=0, return_dict=True)
+    # (Keras 3.15 compiles the dict version but its evaluate() then refuses targets for both
+    # outputs, so this one is compared with the list version above.)
+    model.compile(optimizer=lm.optimizers.RMSprop(1e-3),
+                  loss={"class_output": lm.losses.CategoricalCrossentropy()})
+    ours = model.evaluate(*dicts, batch_size=40, verbose=0, return_dict=True)
+    assert ours["loss"] == pytest.approx(class_only["loss"], rel=1e-6)
 
     # fit on lists, on dicts, and on a Dataset of dicts.
     model.compile(optimizer=lm.optimizers.RMSprop(1e-3),
