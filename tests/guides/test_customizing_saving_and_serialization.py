@@ -6,8 +6,6 @@ there is no ``keras_core`` copy). One test per section, with the smallest faithf
 
 Changes beyond the mechanical translation:
 - ``model.save("x.keras")`` -> ``"x.lamina"`` (lamina's own file format).
-- ``@keras.saving.register_keras_serializable`` / ``@keras.utils.register_keras_serializable``
-  -> ``@lm.saving.register_serializable``.
 
 No section is left out.
 """
@@ -20,7 +18,7 @@ import numpy as np
 import lamina as lm
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.utils.register_keras_serializable(package="my_custom_package")
 class LayerWithCustomVariable(lm.layers.Dense):
     def __init__(self, units, **kwargs):
         super().__init__(units, **kwargs)
@@ -55,7 +53,7 @@ def test_save_own_variables_and_load_own_variables(tmp_path):
     np.testing.assert_allclose(restored_model.predict(ref_input, verbose=0), model.predict(ref_input, verbose=0), rtol=1e-6)
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.saving.register_keras_serializable(package="my_custom_package")
 class LayerWithCustomAssets(lm.layers.Dense):
     def __init__(self, vocab=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -82,7 +80,7 @@ def test_save_assets_and_load_assets(tmp_path):
     np.testing.assert_string_equal(restored_model.layers[0].vocab, "Mary had a little lamb.")
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.saving.register_keras_serializable(package="my_custom_package")
 class LayerWithCustomBuild(lm.layers.Layer):
     def __init__(self, units=32, **kwargs):
         super().__init__(**kwargs)
@@ -126,7 +124,7 @@ def test_get_build_config_and_build_from_config(tmp_path):
     np.testing.assert_allclose(np.asarray(restored_model(x)), np.asarray(y), rtol=1e-6)
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.saving.register_keras_serializable(package="my_custom_package")
 def small_square_sum_loss(y_true, y_pred):
     loss = jnp.square(y_pred - y_true)
     loss = loss / 10.0
@@ -134,12 +132,12 @@ def small_square_sum_loss(y_true, y_pred):
     return loss
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.saving.register_keras_serializable(package="my_custom_package")
 def mean_pred(y_true, y_pred):
     return jnp.mean(y_pred)
 
 
-@lm.saving.register_serializable(package="my_custom_package")
+@lm.saving.register_keras_serializable(package="my_custom_package")
 class ModelWithCustomCompile(lm.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -7,10 +7,9 @@ change: ``keras`` -> ``lm``, ``keras.ops`` -> ``jax.numpy``, small sizes.
 Changes beyond the mechanical translation (each one a place where a Keras user notices lamina):
 - Files: ``model.save("x.keras")`` -> ``"x.lamina"`` and ``save_weights("x.weights.h5")`` ->
   ``"x.safetensors"``, lamina's own formats.
-- ``@keras.saving.register_keras_serializable(...)`` -> ``@lm.saving.register_serializable(...)``.
-- ``keras.saving.get_custom_objects().clear()`` is not called: it would empty a registry that
-  the rest of the test session shares; the test checks instead that the registered names are
-  listed there.
+- ``keras.saving.get_custom_objects().clear()`` is not called: it would unregister the custom
+  classes of every other test module in the session; the test checks instead that the
+  registered names are listed there.
 - The "Custom objects" ``CustomLayer(sublayer)`` snippet is shown as text in the guide with a
   typo (``self.sublayer = layer``); it is run here with ``self.sublayer = sublayer``.
 - Serialized configs: the guide shows Keras's ``{"module", "class_name", "config",
@@ -50,7 +49,7 @@ def test_saving(tmp_path):
     reconstructed_model.fit(test_input, test_target, verbose=0)
 
 
-@lm.saving.register_serializable(package="MyLayers")
+@lm.saving.register_keras_serializable(package="MyLayers")
 class CustomLayer(lm.layers.Layer):
     def __init__(self, factor):
         super().__init__()
@@ -63,7 +62,7 @@ class CustomLayer(lm.layers.Layer):
         return {"factor": self.factor}
 
 
-@lm.saving.register_serializable(package="my_package", name="custom_fn")
+@lm.saving.register_keras_serializable(package="my_package", name="custom_fn")
 def custom_fn(x):
     return x**2
 
@@ -338,7 +337,7 @@ def test_transfer_learning_example(tmp_path, capsys):
     np.testing.assert_array_equal(model.get_layer("dense_1").kernel.numpy(), functional_model.get_layer("dense_1").kernel.numpy())
 
 
-@lm.saving.register_serializable(package="MyLayers", name="KernelMult")
+@lm.saving.register_keras_serializable(package="MyLayers", name="KernelMult")
 class MyDense(lm.layers.Layer):
     def __init__(self, units, *, kernel_regularizer=None, kernel_initializer=None, nested_model=None, **kwargs):
         super().__init__(**kwargs)
@@ -372,7 +371,7 @@ class MyDense(lm.layers.Layer):
         return jnp.matmul(inputs, self.kernel)
 
 
-@lm.saving.register_serializable(package="ComplexModels")
+@lm.saving.register_keras_serializable(package="ComplexModels")
 class CustomModel(lm.layers.Layer):
     def __init__(self, first_layer, second_layer=None, **kwargs):
         super().__init__(**kwargs)
