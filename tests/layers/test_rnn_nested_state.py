@@ -270,3 +270,33 @@ def test_guide_nested_rnn_model_builds_and_trains():
 def test_builtin_cells_refuse_structured_inputs():
     with pytest.raises(ValueError, match="takes one sequence"):
         lm.layers.RNN(lm.layers.GRUCell(2))(_guide_data())
+
+
+class ProjectingCell(lm.Layer):
+    """A (batch, 2, 3) state and an output of another size: a masked step repeats the last output."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = [(2, 3)]
+        self.output_size = 4
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 4), name="kernel")
+        self.state_kernel = self.add_weight(shape=(input_shape[-1], 2, 3), name="state_kernel")
+
+    def call(self, inputs, states):
+        (state,) = states
+        output = inputs @ self.kernel + jnp.sum(state, axis=(1, 2))[:, None]
+        return output, [jnp.tanh(state + jnp.einsum("bi,ijk->bjk", inputs, self.state_kernel))]
+
+
+def test_masked_trailing_steps_repeat_the_last_output_of_a_cell_whose_output_is_not_a_state():
+    x = np.random.default_rng(4).normal(size=(2, 5, 3)).astype("float32")
+    x[:, 3:] = 0.0
+    layer = lm.layers.RNN(ProjectingCell(), return_state=True)
+    short_output, short_state = layer(x[:, :3])
+    model_input = lm.Input((5, 3))
+    model = lm.Model(model_input, lm.layers.RNN(layer.cell, return_state=True)(lm.layers.Masking()(model_input)))
+    for output, state in (model(x), lm.jit(model)(x)):
+        np.testing.assert_allclose(np.asarray(output), np.asarray(short_output), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(state), np.asarray(short_state), rtol=1e-5, atol=1e-6)
