@@ -152,18 +152,52 @@ def test_layers_serialize_and_deserialize_as_in_the_serialization_guide(keras):
         lm.layers.deserialize(serialized)
 
 
-def test_layers_deserialize_refuses_non_layers_and_lambdas():
+def test_layers_deserialize_refuses_non_layers():
     with pytest.raises(ValueError, match="L2, which is not a layer"):
         lm.layers.deserialize(lm.saving.serialize(lm.regularizers.L2(0.1)))
     with pytest.raises(TypeError, match="expects a layer"):
         lm.layers.serialize(lm.regularizers.L2(0.1))
+
+
+@lm.saving.register_serializable(package="alias_test")
+class Wrapper(lm.Layer):
+    """Rebuilds its sublayer in from_config, as the serialization guide's CustomLayer(sublayer)."""
+
+    def __init__(self, sublayer, **kwargs):
+        super().__init__(**kwargs)
+        self.sublayer = sublayer
+
+    def call(self, x):
+        return self.sublayer(x)
+
+    def get_config(self):
+        return {**super().get_config(), "sublayer": lm.layers.serialize(self.sublayer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["sublayer"] = lm.layers.deserialize(config["sublayer"])
+        return cls(**config)
+
+
+def test_safe_mode_of_nested_deserialization_follows_the_load(tmp_path):
+    inputs = lm.Input((2,))
+    model = lm.Model(inputs, Wrapper(lm.layers.Lambda(lm.activations.relu))(inputs))
+    path = str(tmp_path / "m.lamina")
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        lm.load_model(path)
+    restored = lm.load_model(path, safe_mode=False)
+    np.testing.assert_allclose(restored.predict(np.array([[-1.0, 2.0]]), verbose=0), [[0.0, 2.0]])
+
+
+def test_deserialize_keras_object_safe_mode_argument():
     lambda_config = lm.layers.serialize(lm.layers.Lambda(lm.activations.relu, name="lam"))
     with pytest.raises(ValueError, match="safe_mode"):
-        lm.layers.deserialize(lambda_config)
-    with pytest.raises(ValueError, match="safe_mode"):
-        lm.saving.deserialize_keras_object(lambda_config)
-    layer = lm.saving.deserialize_keras_object(lambda_config, safe_mode=False)
-    np.testing.assert_allclose(np.asarray(layer(np.array([-1.0, 2.0]))), [0.0, 2.0])
+        lm.saving.deserialize_keras_object(lambda_config, safe_mode=True)
+    for layer in (lm.saving.deserialize_keras_object(lambda_config, safe_mode=False),
+                  lm.saving.deserialize_keras_object(lambda_config)):
+        np.testing.assert_allclose(np.asarray(layer(np.array([-1.0, 2.0]))), [0.0, 2.0])
 
 
 # --- lm.activations: the rest of keras.activations ------------------------------------------------

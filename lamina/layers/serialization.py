@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from lamina.layers.layer import Layer
-from lamina.saving.safe_mode import safe_mode_scope
 from lamina.saving.serialization import deserialize as _deserialize
 from lamina.saving.serialization import serialize as _serialize
 
@@ -26,9 +25,10 @@ def deserialize(config, custom_objects=None):
 
     Classes resolve through ``custom_objects`` (``{"MyLayer": MyLayer}``), an active
     ``custom_object_scope``, ``register_serializable`` and lamina's layers; nothing is
-    imported. As in Keras, a ``Lambda`` layer is refused (safe mode: use
-    ``lm.saving.deserialize_keras_object(config, safe_mode=False)``), and a config that is not
-    a layer's raises a ``ValueError``.
+    imported. A ``Lambda`` layer follows the safe mode of the enclosing ``lm.load_model``
+    (refused under ``safe_mode=True``), so a custom ``from_config`` that rebuilds its sublayer
+    with this function gets the load's own setting. A config that is not a layer's raises a
+    ``ValueError``.
 
     Example:
         >>> import lamina as lm
@@ -39,8 +39,7 @@ def deserialize(config, custom_objects=None):
     if not isinstance(config, dict):
         raise ValueError(f"lm.layers.deserialize expects a config dict ({{'class_name': ..., 'config': "
                          f"{{...}}}}); got {config!r}.")
-    with safe_mode_scope(True):
-        layer = _deserialize(config, custom_objects)
+    layer = _deserialize(config, custom_objects)
     if not isinstance(layer, Layer):
         raise ValueError(f"lm.layers.deserialize was given a config of {type(layer).__name__}, which is not a "
                          f"layer: {config!r}.")

@@ -29,10 +29,13 @@ from lamina.saving.serialization import deserialize, deserialize_object, seriali
 serialize_keras_object = serialize
 
 
-def deserialize_keras_object(config, custom_objects=None, safe_mode=True):
-    """Keras's name for ``deserialize``, with its ``safe_mode`` argument: while it runs, a
-    config that would call a function (a ``Lambda`` layer) is refused unless
-    ``safe_mode=False``, as in Keras. Names resolve as in ``deserialize`` (nothing is imported).
+def deserialize_keras_object(config, custom_objects=None, safe_mode=None):
+    """Keras's name for ``deserialize``, with its ``safe_mode`` argument: ``True`` refuses a
+    config that would call a function (a ``Lambda`` layer), ``False`` allows it, ``None`` (the
+    default) keeps the setting of the enclosing ``lm.load_model`` (off outside one, as for
+    ``deserialize``). Keras defaults to ``True``; in lamina a config never carries code, only
+    the names of functions the program registered, so the default follows the load in
+    progress (a custom ``from_config`` rebuilding a sublayer gets the load's own setting).
 
     Example:
         >>> import lamina as lm
@@ -40,6 +43,8 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True):
         >>> lm.saving.deserialize_keras_object(config).name
         'd'
     """
+    if safe_mode is None:
+        return deserialize(config, custom_objects)
     with safe_mode_scope(safe_mode):
         return deserialize(config, custom_objects)
 
