@@ -2,11 +2,12 @@
 (keras-team/keras-io, guides/keras_core/understanding_masking_and_padding.py).
 
 Translation: ``keras`` -> ``lm``, ``keras.ops.X`` -> ``jnp.X``; sizes shrunk where it costs.
-Where the guide prints ``tensor._keras_mask``, lamina cannot attach the mask to the array
-(JAX arrays take no attributes; see lamina/layers/masking.py): the tests read the mask the way
-a lamina user can, with ``layer.compute_mask(...)`` or with a small pass-through layer that
-receives the mask of its input (``MaskProbe``), and they check that masks reach the LSTM by
-its numbers: with a mask, a post-padded sequence gives the same output as the unpadded one.
+Where the guide prints ``tensor._keras_mask`` of a concrete output, lamina cannot attach the
+mask to the array (JAX arrays take no attributes; see lamina/layers/masking.py): the tests
+read the mask the way a lamina user can, with ``layer.compute_mask(...)`` or with a small
+pass-through layer that receives the mask of its input (``MaskProbe``). Symbolic tensors
+(Functional API) do carry ``_keras_mask``, as in Keras. The tests also check that masks reach
+the LSTM by its numbers: with a mask, a post-padded sequence gives the same output as the unpadded one.
 Outputs are compared with Keras 3 (same weights) where the guide builds a model.
 
 No section is left out.
@@ -245,6 +246,8 @@ def test_opting_in_to_mask_propagation_on_compatible_layers(K):
     inputs = lm.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(input_dim=5000, output_dim=16, mask_zero=True)(inputs)
     x = MyActivation()(x)  # Will pass the mask along
+    print("Mask found:", x._keras_mask)
+    assert x._keras_mask is not None and tuple(x._keras_mask.shape) == (None, None)
     outputs = layers.LSTM(32)(x)  # Will receive the mask
     model = lm.Model(inputs, outputs)
     y = model(np.random.randint(0, 5000, size=(32, 20)))
