@@ -597,6 +597,37 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     return -jnp.sum(y_true * jnp.log(y_pred), axis=axis)
 
 
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                                   axis=-1):
+    """Categorical cross-entropy of each class scaled by ``alpha * (1 - p) ** gamma``, summed
+    over ``axis`` (Lin et al., 2018), as Keras computes it.
+
+    Example:
+        >>> round(float(categorical_focal_crossentropy([0.0, 1.0], [0.5, 0.5])), 4)
+        0.0433
+    """
+    if isinstance(axis, bool):
+        raise ValueError(f"`axis` must be of type `int`. Received: axis={axis} of type {type(axis)}")
+    y_true, y_pred = _pair(y_true, y_pred, align=False)
+    if y_pred.ndim and y_pred.shape[-1] == 1:
+        warnings.warn(
+            "In loss categorical_focal_crossentropy, expected y_pred.shape to be (batch_size, "
+            f"num_classes) with num_classes > 1. Received: y_pred.shape={y_pred.shape}. "
+            "Consider using 'binary_crossentropy' if you only have 2 classes.",
+            SyntaxWarning, stacklevel=2,
+        )
+    _same_shape(y_true, y_pred, "categorical_focal_crossentropy",
+                " Integer class labels need one-hot encoding (lm.utils.to_categorical).")
+    if label_smoothing:
+        num_classes = jnp.asarray(y_true.shape[-1], y_pred.dtype)
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / num_classes
+    if from_logits:
+        y_pred = jax.nn.softmax(y_pred, axis=axis)
+    output = _clip_probabilities(y_pred / jnp.sum(y_pred, axis=axis, keepdims=True))
+    cce = -y_true * jnp.log(output)
+    return jnp.sum(alpha * jnp.power(1.0 - output, gamma) * cce, axis=axis)
+
+
 def _sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     """``(losses, valid)``: the per-entry losses and, with ``ignore_class``, the boolean mask
     of the entries whose label is not ``ignore_class`` (else ``None``)."""
@@ -922,6 +953,32 @@ class CategoricalCrossentropy(_BuiltinLoss):
         self.axis = axis
 
 
+class CategoricalFocalCrossentropy(_BuiltinLoss):
+    """Categorical cross-entropy times the focal factor ``alpha * (1 - p) ** gamma`` of each
+    class (Lin et al., 2018): confident, correct predictions weigh less. One-hot labels.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = CategoricalFocalCrossentropy()
+        >>> y_true = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> round(float(loss(y_true, jnp.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]))), 4)
+        0.2332
+    """
+
+    _config_keys = ("from_logits", "label_smoothing", "axis", "alpha", "gamma")
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
+        super().__init__(categorical_focal_crossentropy, name=name, reduction=reduction, dtype=dtype,
+                         alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
+                         axis=axis)
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+        self.alpha = alpha
+        self.gamma = gamma
+
+
 class SparseCategoricalCrossentropy(_BuiltinLoss):
     """Cross-entropy for integer class ids against class probabilities (or logits).
 
@@ -956,13 +1013,13 @@ _CLASSES = (
     Loss, LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge,
     CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, BinaryFocalCrossentropy,
-    CategoricalCrossentropy, SparseCategoricalCrossentropy,
+    CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy,
 )
 _FUNCTIONS = (
     mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
     mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, kl_divergence, poisson,
     hinge, squared_hinge, categorical_hinge, binary_crossentropy, binary_focal_crossentropy,
-    categorical_crossentropy, sparse_categorical_crossentropy,
+    categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy,
 )
 # The class each built-in function is the per-sample form of (for to_loss_object).
 _CLASS_OF = {
@@ -974,6 +1031,7 @@ _CLASS_OF = {
     categorical_hinge: CategoricalHinge, binary_crossentropy: BinaryCrossentropy,
     binary_focal_crossentropy: BinaryFocalCrossentropy,
     categorical_crossentropy: CategoricalCrossentropy,
+    categorical_focal_crossentropy: CategoricalFocalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
 }
 _ALIASES = {
@@ -1063,11 +1121,12 @@ def to_loss_object(identifier):
 
 __all__ = [
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
-    "CategoricalHinge", "CosineSimilarity", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
+    "CategoricalFocalCrossentropy", "CategoricalHinge", "CosineSimilarity", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
     "LossFunctionWrapper", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
     "SparseCategoricalCrossentropy", "SquaredHinge", "binary_crossentropy",
-    "binary_focal_crossentropy", "categorical_crossentropy", "categorical_hinge",
+    "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
+    "categorical_hinge",
     "cosine_similarity", "deserialize", "get", "hinge", "huber", "kl_divergence", "kld",
     "log_cosh", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "poisson",

@@ -221,3 +221,39 @@ def test_new_activations_match_keras(keras, name):
     if name != "threshold":  # needs arguments: not usable by name
         assert lm.activations.get(name) is ours
         assert lm.saving.serialize(lm.layers.Activation(name))["config"]["activation"] == name
+
+
+# --- lm.losses: CategoricalFocalCrossentropy (the focal loss "accuracy" already knew) -------------
+
+@pytest.mark.parametrize("kwargs", [{}, {"alpha": 0.5, "gamma": 3.0, "label_smoothing": 0.1},
+                                    {"from_logits": True}, {"from_logits": True, "axis": 0}])
+def test_categorical_focal_crossentropy_matches_keras(keras, kwargs):
+    rng = np.random.default_rng(5)
+    y_true = np.eye(4, dtype="float32")[rng.integers(0, 4, size=6)]
+    y_pred = rng.uniform(0.0, 2.0, (6, 4)).astype("float32") if not kwargs.get("from_logits") else (
+        3 * rng.normal(size=(6, 4)).astype("float32"))
+    weight = rng.uniform(size=6 if kwargs.get("axis") != 0 else 4).astype("float32")
+    np.testing.assert_allclose(np.asarray(lm.losses.categorical_focal_crossentropy(y_true, y_pred, **kwargs)),
+                               np.asarray(keras.losses.categorical_focal_crossentropy(y_true, y_pred, **kwargs)),
+                               rtol=1e-5, atol=1e-6)
+    for reduction in ("sum_over_batch_size", "sum", "none"):
+        ours = lm.losses.CategoricalFocalCrossentropy(reduction=reduction, **kwargs)
+        theirs = keras.losses.CategoricalFocalCrossentropy(reduction=reduction, **kwargs)
+        for w in (None, weight):
+            np.testing.assert_allclose(np.asarray(ours(y_true, y_pred, sample_weight=w)),
+                                       np.asarray(theirs(y_true, y_pred, sample_weight=w)), rtol=1e-5, atol=1e-6)
+    config = lm.losses.CategoricalFocalCrossentropy(**kwargs).get_config()
+    assert config == {k: v for k, v in keras.losses.CategoricalFocalCrossentropy(**kwargs).get_config().items()
+                      if k in config}
+    assert isinstance(lm.losses.deserialize(lm.losses.serialize(lm.losses.CategoricalFocalCrossentropy(**kwargs))),
+                      lm.losses.CategoricalFocalCrossentropy)
+
+
+def test_categorical_focal_loss_by_name_trains_with_categorical_accuracy():
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = lm.utils.to_categorical((x[:, 0] > 0).astype(int), 2)
+    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_focal_crossentropy", metrics=["accuracy"])
+    logs = model.evaluate(x, y, batch_size=16, return_dict=True, verbose=0)
+    assert lm.metrics.resolve_accuracy("categorical_focal_crossentropy").__class__.__name__ == "CategoricalAccuracy"
+    assert set(logs) == {"loss", "accuracy"} and np.isfinite(logs["loss"])
