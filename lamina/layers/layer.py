@@ -468,7 +468,9 @@ class Layer:
 
         pure = state.functionalize(call_and_collect, trainable + frozen)
         (outputs, losses), new_values, _ = pure(
-            list(trainable_variables) + list(non_trainable_variables), *args, **kwargs)
+            # A Variable among the values stands for its current value (as Keras converts one).
+            [v.value if isinstance(v, Variable) else v
+             for v in [*trainable_variables, *non_trainable_variables]], *args, **kwargs)
         result = (outputs, new_values[len(trainable):])
         return result + (losses,) if return_losses else result
 

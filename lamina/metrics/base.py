@@ -72,6 +72,18 @@ def standardize_dtype(dtype) -> str:
 # -- the stateless (Keras-on-JAX) form --------------------------------------------------------
 
 
+def state_values(values) -> list:
+    """State given to a stateless method as a list of values; a ``Variable`` in it stands for
+    its current value (Keras converts one the same way, and the guides pass ``m.variables``).
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> [a.tolist() for a in state_values([lm.Variable(jnp.ones(2)), jnp.zeros(1)])]
+        [[1.0, 1.0], [0.0]]
+    """
+    return [v.value if isinstance(v, Variable) else v for v in values]
+
+
 class StatelessMetricMixin:
     """Keras's stateless metric API for any object with ``variables``, ``update_state``,
     ``result`` and ``reset_state`` (``Metric`` and the trainer's compiled-metrics container).
@@ -95,13 +107,13 @@ class StatelessMetricMixin:
         state (a list aligned with ``variables``)."""
         variables = self._lm_check_state(metric_variables, "stateless_update_state")
         pure = state.functionalize(lambda: self.update_state(*args, **kwargs), variables)
-        _, new_values, _ = pure(list(metric_variables))
+        _, new_values, _ = pure(state_values(metric_variables))
         return new_values
 
     def stateless_result(self, metric_variables):
         """``result()`` computed from the state ``metric_variables``."""
         variables = self._lm_check_state(metric_variables, "stateless_result")
-        outputs, _, _ = state.functionalize(self.result, variables)(list(metric_variables))
+        outputs, _, _ = state.functionalize(self.result, variables)(state_values(metric_variables))
         return outputs
 
     def stateless_reset_state(self) -> list:

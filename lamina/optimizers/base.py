@@ -385,7 +385,9 @@ class Optimizer:
                     f"(one per entry of {what}, in that order), received {len(given)}."
                 )
         pure = state.functionalize(lambda: self.apply(list(grads)), [*targets, *mine])
-        _, new_values, _ = pure([*trainable_variables, *optimizer_variables])
+        # A Variable among the values stands for its current value (Keras converts one too).
+        given = [v.value if isinstance(v, Variable) else v for v in [*trainable_variables, *optimizer_variables]]
+        _, new_values, _ = pure(given)
         return new_values[:len(targets)], new_values[len(targets):]
 
     def apply(self, grads, trainable_variables=None) -> None:

@@ -30,6 +30,7 @@ from lamina.core.scan import stateful_scan
 from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import get_data_adapter, pack_batch, train_validation_split, unpack_batch
+from lamina.metrics.base import state_values
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 
 _AUTO_CALLS_PER_EPOCH = 16
@@ -268,7 +269,7 @@ class Trainer:
                     f"per entry of model.{name} ({len(mine)}, in that order); received {len(given)}."
                 )
         variables = [v for mine, _ in groups.values() for v in mine]
-        values = [a for _, given in groups.values() for a in given]
+        values = state_values([a for _, given in groups.values() for a in given])
         pure = functionalize(lambda: self._compute_loss(x, y, y_pred, sample_weight, training), variables)
         loss, new_values, _ = pure(values)
         n_trainable, n_frozen = len(trainable_variables), len(non_trainable_variables)
@@ -297,7 +298,7 @@ class Trainer:
         scale = getattr(self.optimizer, "scale_loss", None)
         if training and optimizer_variables is not None and scale is not None:
             pure = functionalize(lambda: scale(unscaled_loss), self.optimizer.variables)
-            loss = pure(list(optimizer_variables))[0]
+            loss = pure(state_values(optimizer_variables))[0]
         return loss, (unscaled_loss, y_pred, non_trainable_variables, metrics_variables)
 
     def _lm_state_groups(self, kind: str) -> dict:

@@ -538,3 +538,26 @@ def test_builtin_compute_loss_and_updates_counts_add_loss_like_keras(keras):
     np.testing.assert_allclose(histories[1]["batch_loss"], histories[0]["batch_loss"], rtol=RTOL)
     for w, kw in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(w, kw, rtol=1e-5, atol=1e-7)
+
+
+def test_the_stateless_methods_take_the_variables_themselves_as_values():
+    # The guides pass `metric.variables`, `model.trainable_variables` and `optimizer.variables`
+    # straight in, eagerly too: each Variable stands for its current value.
+    model = _get_model(lm)
+    x, y = _digits(4)
+    metric = lm.metrics.CategoricalAccuracy()
+    y_pred, _ = model.stateless_call(model.trainable_variables, model.non_trainable_variables, x)
+    np.testing.assert_allclose(np.asarray(y_pred), np.asarray(model(x)), rtol=1e-6)
+    values = metric.stateless_update_state(metric.variables, y, y_pred)
+    assert float(metric.stateless_result(values)) == pytest.approx(
+        float(np.mean(np.argmax(y, 1) == np.argmax(np.asarray(y_pred), 1))))
+    assert float(metric.stateless_result(metric.variables)) == 0.0
+    optimizer = lm.optimizers.SGD(0.1)
+    optimizer.build(model.trainable_variables)
+    grads = [jnp.ones(v.shape) for v in model.trainable_variables]
+    new, _ = optimizer.stateless_apply(optimizer.variables, grads, model.trainable_variables)
+    np.testing.assert_allclose(np.asarray(new[0]), np.asarray(model.trainable_variables[0]) - 0.1, rtol=1e-6)
+    model.compile("sgd", "mse")
+    loss, _ = model.stateless_compute_loss(model.trainable_variables, model.non_trainable_variables,
+                                           model.metrics_variables, x, y, y_pred)
+    assert float(loss) == pytest.approx(float(np.mean((np.asarray(y_pred) - y) ** 2)), rel=1e-5)
