@@ -141,6 +141,18 @@ def test_api_overview_a_first_end_to_end_example(digits, K):
                  metrics=[K.metrics.SparseCategoricalAccuracy()])
     expected = twin.evaluate(d["x_test"], d["y_test"], batch_size=128, verbose=0)
     np.testing.assert_allclose(results, expected, rtol=1e-5)
+    # And one more epoch of fit() (unshuffled, so that both see the same batches) gives the
+    # same logs and weights in both.
+    twin.compile(optimizer=K.optimizers.RMSprop(), loss=K.losses.SparseCategoricalCrossentropy(),
+                 metrics=[K.metrics.SparseCategoricalAccuracy()])
+    model.compile(optimizer=lm.optimizers.RMSprop(), loss=lm.losses.SparseCategoricalCrossentropy(),
+                  metrics=[lm.metrics.SparseCategoricalAccuracy()])
+    ours = model.fit(d["x_train"], d["y_train"], batch_size=64, shuffle=False, verbose=0).history
+    theirs = twin.fit(d["x_train"], d["y_train"], batch_size=64, shuffle=False, verbose=0).history
+    for name in theirs:
+        assert ours[name] == pytest.approx(theirs[name], rel=1e-4), name
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
 def test_the_compile_method_string_identifiers(digits):

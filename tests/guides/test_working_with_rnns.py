@@ -197,7 +197,7 @@ def test_bidirectional_rnns(K):
     np.testing.assert_allclose(model(x), twin(x), rtol=1e-5, atol=1e-6)
 
 
-def test_performance_optimization_and_cudnn_kernels():
+def test_performance_optimization_and_cudnn_kernels(K):
     """## Performance optimization and CuDNN kernels / ### Using CuDNN kernels when available."""
     batch_size = 64
     # Each digit is a (8, 8) sequence (height is treated like time).
@@ -241,6 +241,20 @@ def test_performance_optimization_and_cudnn_kernels():
         x_train, y_train, validation_data=(x_test, y_test), batch_size=batch_size, epochs=1
     )
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+
+    # The same model in Keras, from the same weights, trains to the same numbers (unshuffled
+    # batches; BatchNormalization's moving statistics included).
+    twin = K.Sequential([K.Input((None, input_dim)), K.layers.LSTM(units),
+                         K.layers.BatchNormalization(), K.layers.Dense(output_size)])
+    twin.set_weights(model.get_weights())
+    for m, k in ((model, lm), (twin, K)):
+        m.compile(loss=k.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd",
+                  metrics=["accuracy"])
+    ours = model.fit(x_train[:256], y_train[:256], batch_size=batch_size, shuffle=False, verbose=0)
+    theirs = twin.fit(x_train[:256], y_train[:256], batch_size=batch_size, shuffle=False, verbose=0)
+    assert ours.history["loss"] == pytest.approx(theirs.history["loss"], rel=1e-4)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
     noncudnn_model = build_model(allow_cudnn_kernel=False)
     noncudnn_model.set_weights(model.get_weights())
