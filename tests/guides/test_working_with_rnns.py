@@ -41,8 +41,10 @@ def test_built_in_rnn_layers_a_simple_example(capsys):
     # Add a Dense layer with 10 units.
     model.add(layers.Dense(10))
 
+    model.summary()
+    assert "0 (unbuilt)" in capsys.readouterr().out  # as Keras prints it: no input shape yet
     ids = np.random.randint(0, 1000, size=(4, 7))
-    assert model(ids).shape == (4, 10)  # built by this call (the guide prints it unbuilt)
+    assert model(ids).shape == (4, 10)
     model.summary()
     printed = capsys.readouterr().out
     assert "164,106" in printed  # 64,000 + 98,816 + 1,290
@@ -58,6 +60,7 @@ def test_outputs_and_states(K):
     # The output of SimpleRNN will be a 2D tensor of shape (batch_size, 128)
     model.add(layers.SimpleRNN(128))
     model.add(layers.Dense(10))
+    model.summary()
     ids = np.random.randint(0, 1000, size=(2, 5))
     assert model(ids).shape == (2, 10)
     assert tuple(model.layers[1].compute_output_shape((2, 5, 64))) == (2, 5, 256)
