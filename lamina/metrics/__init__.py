@@ -14,6 +14,7 @@ state in ``variables``.
   ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
   ``CosineSimilarity``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
+- ``correlation.py``: ``PearsonCorrelation``, ``ConcordanceCorrelation`` and their functions.
 - ``probabilistic.py``: ``BinaryCrossentropy``, ``CategoricalCrossentropy``,
   ``SparseCategoricalCrossentropy``, ``KLDivergence``, ``Poisson``, ``Hinge``, ``SquaredHinge``,
   ``CategoricalHinge`` (the running mean of the loss of the same name).
@@ -71,6 +72,12 @@ from lamina.metrics.confusion import (
     TrueNegatives,
     TruePositives,
 )
+from lamina.metrics.correlation import (
+    ConcordanceCorrelation,
+    PearsonCorrelation,
+    concordance_correlation,
+    pearson_correlation,
+)
 from lamina.metrics.lookup import deserialize, get, resolve_accuracy, serialize
 from lamina.metrics.probabilistic import (
     BinaryCrossentropy,
@@ -102,7 +109,7 @@ from lamina.saving.object_registry import register_builtin as _register_builtin
 # registry; metric configs find them through this family table.
 for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity,
              BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Poisson,
-             Hinge, SquaredHinge, CategoricalHinge):
+             Hinge, SquaredHinge, CategoricalHinge, PearsonCorrelation, ConcordanceCorrelation):
     _lookup.ALIASES[_cls.__name__] = _cls
     _lookup.ALIASES[_to_snake_case(_cls.__name__)] = _cls
 _lookup.ALIASES.update({
@@ -110,7 +117,8 @@ _lookup.ALIASES.update({
     "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
     "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
 })
-_register_builtin(LogCoshError)
+for _obj in (LogCoshError, PearsonCorrelation, ConcordanceCorrelation, pearson_correlation, concordance_correlation):
+    _register_builtin(_obj)  # no loss shares these names
 
 __all__ = [
     "AUC",
@@ -120,6 +128,7 @@ __all__ = [
     "CategoricalAccuracy",
     "CategoricalCrossentropy",
     "CategoricalHinge",
+    "ConcordanceCorrelation",
     "CosineSimilarity",
     "FalseNegatives",
     "FalsePositives",
@@ -133,6 +142,7 @@ __all__ = [
     "MeanSquaredError",
     "MeanSquaredLogarithmicError",
     "Metric",
+    "PearsonCorrelation",
     "Poisson",
     "Precision",
     "Recall",
@@ -153,6 +163,7 @@ __all__ = [
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
     "categorical_hinge",
+    "concordance_correlation",
     "deserialize",
     "get",
     "hinge",
@@ -163,6 +174,7 @@ __all__ = [
     "mean_absolute_percentage_error",
     "mean_squared_error",
     "mean_squared_logarithmic_error",
+    "pearson_correlation",
     "poisson",
     "resolve_accuracy",
     "serialize",

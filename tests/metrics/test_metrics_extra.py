@@ -149,3 +149,24 @@ def test_sparse_categorical_crossentropy_metric_leaves_ignored_labels_out_of_the
     metric = lm.metrics.SparseCategoricalCrossentropy(ignore_class=2)
     metric.update_state(y_true, y_pred)
     np.testing.assert_allclose(float(metric.result()), -(np.log(0.7) + np.log(0.5)) / 2, rtol=1e-6)
+
+
+# --- correlation metrics --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["PearsonCorrelation", "ConcordanceCorrelation"])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_correlation_metrics_match_keras(keras, name, axis):
+    ours, theirs = getattr(lm.metrics, name)(axis=axis), getattr(keras.metrics, name)(axis=axis)
+    assert ours.name == theirs.name and ours.get_config()["axis"] == theirs.get_config()["axis"]
+    rng = np.random.default_rng(6)
+    for step in range(3):
+        y_true = rng.normal(size=(5, 4)).astype("float32")
+        y_pred = (y_true + rng.normal(size=(5, 4))).astype("float32")
+        weight = rng.uniform(size=(5 if axis == -1 else 4,)).astype("float32") if step else None
+        ours.update_state(y_true, y_pred, sample_weight=weight)
+        theirs.update_state(y_true, y_pred, sample_weight=weight)
+        np.testing.assert_allclose(float(ours.result()), float(theirs.result()), rtol=1e-5, atol=1e-6)
+    fn = name.replace("Correlation", "_correlation").lower()
+    np.testing.assert_allclose(np.asarray(getattr(lm.metrics, fn)(y_true, y_pred, axis=axis)),
+                               np.asarray(getattr(keras.metrics, fn)(y_true, y_pred, axis=axis)), rtol=1e-5, atol=1e-6)
+    assert type(lm.metrics.get(fn)).__name__ == name == type(keras.metrics.get(fn)).__name__
