@@ -253,6 +253,7 @@ def test_opting_in_to_mask_propagation_on_compatible_layers(K):
     y = model(np.random.randint(0, 5000, size=(32, 20)))
     assert y.shape == (32, 32)
     assert_mask_reaches_the_lstm(model, PADDED)
+    np.testing.assert_allclose(model.predict(PADDED, verbose=0), model(PADDED), rtol=1e-5, atol=1e-6)
 
     twin_in = K.Input(shape=(None,), dtype="int32")
     twin_x = K.layers.Embedding(input_dim=5000, output_dim=16, mask_zero=True)(twin_in)
@@ -296,3 +297,5 @@ def test_writing_layers_that_need_mask_information():
     # masked ones 0/0, exactly as in Keras.
     expected = np.where((ids != 0)[..., None], 1.0, np.nan)
     np.testing.assert_allclose(y, expected, rtol=1e-6)
+    # Compiled (predict) as eager: the mask reaches the layer inside XLA too.
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected, rtol=1e-6)
