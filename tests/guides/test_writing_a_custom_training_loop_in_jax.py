@@ -318,7 +318,8 @@ def test_low_level_handling_of_losses_tracked_by_the_model(digits):
     trainable = [v.value for v in model.trainable_variables]
     _, _, losses = model.stateless_call(trainable, [], xb, return_losses=True)
     assert len(losses) == 1
-    loss, _, _ = compute_loss_and_updates(trainable, [], train_acc_metric.variables, xb, yb)
+    metric_values = [v.value for v in train_acc_metric.variables]
+    loss, _, _ = compute_loss_and_updates(trainable, [], metric_values, xb, yb)
 
     kernel, bias = model.layers[1].get_weights()
     activity = np.maximum(xb @ kernel + bias, 0.0)
@@ -331,7 +332,7 @@ def test_low_level_handling_of_losses_tracked_by_the_model(digits):
 
     # And its gradient trains: a few steps lower the total loss.
     def total(trainable_variables, x, y):
-        value, _, _ = compute_loss_and_updates(trainable_variables, [], train_acc_metric.variables, x, y)
+        value, _, _ = compute_loss_and_updates(trainable_variables, [], metric_values, x, y)
         return value
 
     grad_fn = jax.jit(jax.value_and_grad(total))
@@ -342,3 +343,10 @@ def test_low_level_handling_of_losses_tracked_by_the_model(digits):
         first = float(value) if first is None else first
         params = [p - 1e-4 * g for p, g in zip(params, grads)]
     assert float(grad_fn(params, xb, yb)[0]) < first
+
+    # Keras also takes the variables themselves as the state, outside jit (as the guide's
+    # loops build their first state from `model.trainable_variables` and `metric.variables`).
+    again, _, _ = compute_loss_and_updates(
+        model.trainable_variables, model.non_trainable_variables, train_acc_metric.variables, xb, yb
+    )
+    assert float(again) == pytest.approx(float(loss), rel=1e-6)
