@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import warnings
 
 import jax
@@ -21,7 +22,7 @@ from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, wri
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import CustomObjectScope, get_registered_name
 from lamina.saving.safe_mode import safe_mode_scope
-from lamina.saving.serialization import deserialize_object
+from lamina.saving.serialization import deserialize_object, serialize
 from lamina.version import __version__
 
 
@@ -46,8 +47,10 @@ def save_model(model, path, overwrite: bool = True) -> None:
 def model_config(model) -> dict:
     """``config.json``'s content for ``model``."""
     try:
-        compile_config = model.get_compile_config()
-    except (TypeError, NotImplementedError) as error:
+        # A get_compile_config() override may return objects (a loss function, an optimizer):
+        # they are serialized as any config's, and its compile_from_config() revives them.
+        compile_config = serialize(model.get_compile_config())
+    except (TypeError, ValueError, NotImplementedError) as error:
         warnings.warn(f"Model '{model.name}' is saved without its compile() arguments ({error}); "
                       "load it with compile=False and compile it again.", stacklevel=3)
         compile_config = None
@@ -94,7 +97,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
                 _build(model, config.get("build_config"), archive.source)
             if compile and config.get("compile_config"):
                 with _as_file_error(archive.source, "compile arguments"):
-                    model.compile_from_config(config["compile_config"], custom_objects=custom_objects)
+                    _compile_from_config(model, config["compile_config"], custom_objects)
         if model.built or model.weights or archive.weights.entries:  # else saved before building
             targets, structure = weights_io.targets_for_loading(model, archive.weights)
             weights_io.check_and_assign(targets, archive.weights, structure=structure,
@@ -103,6 +106,19 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
 
 
 _BUILD_SLACK_BYTES = 16 * 1024 * 1024
+
+
+def _compile_from_config(model, compile_config, custom_objects) -> None:
+    """lamina's ``compile_from_config`` takes ``custom_objects``; an override written as in
+    Keras (``compile_from_config(self, config)``) finds them in the active scope instead."""
+    try:
+        takes_custom = "custom_objects" in inspect.signature(model.compile_from_config).parameters
+    except (TypeError, ValueError):
+        takes_custom = False
+    if takes_custom:
+        model.compile_from_config(compile_config, custom_objects=custom_objects)
+    else:
+        model.compile_from_config(compile_config)
 
 
 def _rebuild(config, custom_objects, source):

@@ -25,7 +25,7 @@ from lamina.saving.object_registry import (
     register_family,
 )
 
-CONFIG_KEYS = ("class_name", "config", "module", "registered_name")
+CONFIG_KEYS = ("class_name", "config", "module", "registered_name", "build_config")
 REGISTER_HINT = (
     "register it with @lm.saving.register_serializable(package=...) or pass it in custom_objects"
 )
@@ -91,6 +91,9 @@ def serialize(obj):
         module = _disambiguating_module(cls, name)
         if module is not None:
             result["module"] = module
+        build_config = _build_config(obj)
+        if build_config is not None:
+            result["build_config"] = serialize(build_config)
         return result
     if callable(obj):
         name = get_registered_name(obj)
@@ -102,6 +105,15 @@ def serialize(obj):
             )
         return name
     raise TypeError(f"Cannot serialize {obj!r}: it has no get_config() and is not a function.")
+
+
+def _build_config(obj):
+    """What a built object's ``get_build_config()`` (as Keras's, where a class defines one)
+    says; its ``build_from_config`` gets it back after ``from_config``."""
+    get_build_config = getattr(obj, "get_build_config", None)
+    if get_build_config is None or not callable(get_build_config) or not getattr(obj, "built", False):
+        return None
+    return get_build_config()
 
 
 def _disambiguating_module(cls, name):
@@ -124,11 +136,14 @@ def deserialize(config, custom_objects=None):
     class is rebuilt with its ``from_config``), a function's registered name, or a list of
     those. Names resolve only through ``custom_objects`` (``{"MyLayer": MyLayer}``), an active
     ``CustomObjectScope`` and the registry (lamina's own classes and functions, and those
-    decorated with ``@lm.saving.register_serializable``). Nothing is imported: an unknown name,
-    a module path such as ``"os.system"``, or a ``module`` field other than one of the family
+    decorated with ``@lm.saving.register_serializable``); a name that resolves to nothing, or
+    to one of lamina's classes, stays a string (as in Keras; a function's name gives the
+    function, since lamina saves functions by name). Nothing is imported: a module
+    path such as ``"os.system"``, an unknown class in a dict, or a ``module`` field other than one of the family
     labels (lamina's, or Keras's for the same family: ``"keras.layers"``) raises a
     ``ValueError``, as does a dict with keys other than ``class_name``, ``config``,
-    ``module`` and ``registered_name``.
+    ``module``, ``registered_name`` and ``build_config`` (given to the object's
+    ``build_from_config`` when it defines one, as in Keras).
 
     Example:
         >>> import lamina as lm
@@ -142,6 +157,8 @@ def deserialize(config, custom_objects=None):
         ('Adam', True)
         >>> deserialize("relu") is lm.activations.relu
         True
+        >>> deserialize("SGD"), deserialize("not a name")  # other names stay strings, as in Keras
+        ('SGD', 'not a name')
         >>> deserialize({"class_name": "MyLayer", "config": {}})
         Traceback (most recent call last):
         ...
@@ -152,9 +169,27 @@ def deserialize(config, custom_objects=None):
         return config
     if isinstance(config, (list, tuple)):
         return [deserialize(item, custom_objects) for item in config]
-    if isinstance(config, (str, dict)):
+    if isinstance(config, str):
+        return _deserialize_name(config, custom_objects)
+    if isinstance(config, dict):
         return deserialize_object(config, kind="object", aliases=None, custom_objects=custom_objects)
     raise ValueError(f"Could not deserialize {config!r}: expected a config dict, a name or a list.")
+
+
+def _deserialize_name(name, custom_objects):
+    """A name: a function's name gives the function (lamina saves functions by name); a name
+    given in ``custom_objects``/the scope or registered by the user gives what it names (a
+    class stays a class, as in Keras); any other string, such as a built-in class's name
+    (``"SGD"``, which ``compile`` takes as it is), stays the string (as in Keras)."""
+    parts = name.replace(":", ".").split(".")
+    if len(parts) > 1 and all(part.isidentifier() for part in parts):  # "os.system": never imported
+        raise _unknown_name_error("object", name)
+    target = _resolve(name, {}, custom_objects)
+    if target is None:
+        return name
+    if isinstance(target, type) and lookup_custom(name, custom_objects) is None and ">" not in name:
+        return name
+    return target
 
 
 def deserialize_object(identifier, *, kind: str, aliases: dict | None, custom_objects: dict | None = None):
@@ -186,7 +221,7 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
         detail = f"unexpected keys {extra}" if extra else "no 'class_name'"
         raise ValueError(
             f"A serialized {kind} must look like {{'class_name': ..., 'config': {{...}}}} (and "
-            f"may have 'module' and 'registered_name'); got {detail} in {identifier!r}."
+            f"may have 'module', 'registered_name' and 'build_config'); got {detail} in {identifier!r}."
         )
     name = identifier["class_name"]
     registered = identifier.get("registered_name")
@@ -233,7 +268,12 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
     if not isinstance(config, dict):
         raise ValueError(f"A serialized {kind}'s 'config' must be a dict; got {identifier!r}.")
     with CustomObjectScope(custom_objects):
-        return _from_config(cls, config, custom_objects)
+        instance = _from_config(cls, config, custom_objects)
+        build_config = identifier.get("build_config")
+        if build_config is not None and hasattr(instance, "build_from_config") and not getattr(instance, "built", True):
+            instance.build_from_config(build_config)
+            instance.built = True
+        return instance
 
 
 def _from_config(cls, config, custom_objects):

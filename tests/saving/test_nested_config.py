@@ -121,3 +121,94 @@ def test_registered_model_subclass_built_functionally_revives_from_its_config():
     clone.set_weights(model.get_weights())
     x = np.ones((3, 2), "float32")
     assert clone.score(x) == pytest.approx(model.score(x), rel=1e-6)
+
+
+# -- get_build_config / build_from_config, get_compile_config / compile_from_config ---------
+
+
+class Expander(lm.Layer):
+    """Builds from get_build_config() on loading (the saving guide's hooks)."""
+
+    def __init__(self, units=2, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.built_from_config = False
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="ones")
+
+    def call(self, x):
+        return x @ self.w.value
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+    def get_build_config(self):
+        return {"features": int(self.w.shape[0])}
+
+    def build_from_config(self, config):
+        self.build((None, config["features"]))
+        self.built_from_config = True
+
+
+def _scaled_error(y_true, y_pred):
+    return ((y_pred - y_true) ** 2).sum(axis=-1) / 10.0
+
+
+class CompileHooks(lm.Model):
+    """The guide's model: get_compile_config() returns the objects compile() received."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = lm.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compile(self, optimizer, loss_fn):
+        super().compile(optimizer=optimizer, loss=loss_fn)
+        self.loss_fn = loss_fn
+
+    def get_compile_config(self):
+        return {"optimizer": self.optimizer, "loss_fn": self.loss_fn}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=lm.saving.deserialize(config["optimizer"]),
+                     loss_fn=lm.saving.deserialize(config["loss_fn"]))
+
+
+def test_build_config_of_a_layer_is_saved_and_builds_it_on_loading():
+    layer = Expander(3, name="expander")
+    layer(np.ones((1, 4), "float32"))
+    config = json.loads(json.dumps(lm.saving.serialize(layer)))
+    assert config["build_config"] == {"features": 4}
+    restored = lm.saving.deserialize(config, custom_objects={"Expander": Expander})
+    assert restored.built and restored.built_from_config and restored.w.shape == (4, 3)
+    np.testing.assert_allclose(restored(np.ones((1, 4), "float32")), np.full((1, 3), 4.0))
+
+
+def test_compile_config_with_objects_is_serialized_and_revived_by_the_override(tmp_path):
+    model = CompileHooks()
+    model.compile(optimizer=lm.optimizers.SGD(0.25), loss_fn=_scaled_error)
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "hooks.lamina"
+    model.save(path)
+    custom = {"CompileHooks": CompileHooks, "_scaled_error": _scaled_error}
+    loaded = lm.load_model(path, custom_objects=custom)
+    assert loaded.loss_fn is _scaled_error and loaded.optimizer.learning_rate == pytest.approx(0.25)
+    prediction = loaded.predict(x, verbose=0)
+    expected = np.mean(np.sum(prediction**2, axis=-1) / 10.0)
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-5)
+
+
+def test_names_deserialize_as_keras_reads_them():
+    class Mine(lm.Layer):
+        def call(self, x):
+            return x
+
+    assert lm.saving.deserialize("SGD") == "SGD"  # a built-in class's name stays a name (compile takes it)
+    assert lm.saving.deserialize("Mine", custom_objects={"Mine": Mine}) is Mine  # a custom class: the class
+    assert lm.saving.deserialize("relu") is lm.activations.relu  # lamina saves functions by name
+    with pytest.raises(ValueError, match="module path"):
+        lm.saving.deserialize("os.system")
