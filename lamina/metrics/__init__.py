@@ -12,7 +12,7 @@ state in ``variables``.
   and their functions.
 - ``regression.py``: ``MeanSquaredError``, ``MeanAbsoluteError``, ``RootMeanSquaredError``,
   ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
-  ``CosineSimilarity``.
+  ``CosineSimilarity``, ``R2Score``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
 - ``correlation.py``: ``PearsonCorrelation``, ``ConcordanceCorrelation`` and their functions.
 - ``probabilistic.py``: ``BinaryCrossentropy``, ``CategoricalCrossentropy``,
@@ -96,6 +96,7 @@ from lamina.metrics.regression import (
     MeanAbsolutePercentageError,
     MeanSquaredError,
     MeanSquaredLogarithmicError,
+    R2Score,
     RootMeanSquaredError,
     mean_absolute_error,
     mean_absolute_percentage_error,
@@ -109,7 +110,7 @@ from lamina.saving.object_registry import register_builtin as _register_builtin
 # registry; metric configs find them through this family table.
 for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity,
              BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Poisson,
-             Hinge, SquaredHinge, CategoricalHinge, PearsonCorrelation, ConcordanceCorrelation):
+             Hinge, SquaredHinge, CategoricalHinge, PearsonCorrelation, ConcordanceCorrelation, R2Score):
     _lookup.ALIASES[_cls.__name__] = _cls
     _lookup.ALIASES[_to_snake_case(_cls.__name__)] = _cls
 _lookup.ALIASES.update({
@@ -117,7 +118,7 @@ _lookup.ALIASES.update({
     "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
     "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
 })
-for _obj in (LogCoshError, PearsonCorrelation, ConcordanceCorrelation, pearson_correlation, concordance_correlation):
+for _obj in (LogCoshError, R2Score, PearsonCorrelation, ConcordanceCorrelation, pearson_correlation, concordance_correlation):
     _register_builtin(_obj)  # no loss shares these names
 
 __all__ = [
@@ -143,6 +144,7 @@ __all__ = [
     "MeanSquaredLogarithmicError",
     "Metric",
     "PearsonCorrelation",
+    "R2Score",
     "Poisson",
     "Precision",
     "Recall",

@@ -1,6 +1,6 @@
 """Regression metrics: ``MeanSquaredError``, ``MeanAbsoluteError``, ``RootMeanSquaredError``,
 ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
-``CosineSimilarity``.
+``CosineSimilarity``, ``R2Score``.
 
 The per-sample functions are the losses' (``lm.losses.mean_squared_error``,
 ``mean_absolute_percentage_error``, ...: the mean over the last axis), as in Keras; only
@@ -19,7 +19,7 @@ from lamina.losses import (
     mean_squared_error,
     mean_squared_logarithmic_error,
 )
-from lamina.metrics.base import Mean, MeanMetricWrapper, squeeze_or_expand_to_same_rank, to_array
+from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, squeeze_or_expand_to_same_rank, to_array
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -159,8 +159,96 @@ class RootMeanSquaredError(Mean):
         return jnp.sqrt(super().result())
 
 
+class R2Score(Metric):
+    """The coefficient of determination, ``1 - sum((y - y_pred)**2) / sum((y - mean(y))**2)``,
+    per output column over every batch seen, as ``keras.metrics.R2Score``.
+
+    Inputs are ``(batch, outputs)``. ``class_aggregation`` combines the columns:
+    ``"uniform_average"`` (their mean, the default), ``"variance_weighted_average"`` (weighted
+    by each column's variance), or ``None`` (one score per column). ``num_regressors > 0``
+    gives the adjusted R2 with ``n`` counted as Keras counts it (every entry of ``y_true``); it
+    falls back to the plain score when ``num_regressors >= n - 1``. A constant column scores 0.
+
+    Example:
+        >>> m = R2Score()
+        >>> m.update_state([[1.0], [2.0], [3.0]], [[1.0], [2.0], [2.0]])
+        >>> float(m.result())
+        0.5
+    """
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        choices = (None, "uniform_average", "variance_weighted_average")
+        if class_aggregation not in choices:
+            raise ValueError(f"R2Score '{self.name}': `class_aggregation` must be one of {choices}; got "
+                             f"class_aggregation={class_aggregation!r}.")
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, int) or num_regressors < 0:
+            raise ValueError(f"R2Score '{self.name}': `num_regressors` must be an integer >= 0; got "
+                             f"num_regressors={num_regressors!r}.")
+        self.class_aggregation = class_aggregation
+        self.num_regressors = num_regressors
+        self.num_samples = self.add_variable((), name="num_samples")
+        self._columns = None  # per-column sums, created at the first update (their size is the outputs')
+
+    def _build(self, true_shape, pred_shape):
+        if len(true_shape) != 2 or len(pred_shape) != 2:
+            raise ValueError(f"R2Score '{self.name}' expects 2D inputs (batch_size, output_dim); got "
+                             f"y_true.shape={tuple(true_shape)} and y_pred.shape={tuple(pred_shape)}.")
+        size = (pred_shape[-1],)
+        # Keras's variable order and names.
+        self.squared_sum = self.add_variable(size, name="squared_sum")
+        self.sum = self.add_variable(size, name="sum")
+        self.total_mse = self.add_variable(size, name="residual")
+        self.count = self.add_variable(size, name="count")
+        self._columns = size[0]
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        y_true = to_array(y_true, self.dtype)
+        y_pred = to_array(y_pred, self.dtype)
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+        if self._columns is None:
+            self._build(y_true.shape, y_pred.shape)
+        elif y_pred.ndim != 2 or y_pred.shape[-1] != self._columns:
+            raise ValueError(f"R2Score '{self.name}' was built for (batch_size, {self._columns}) inputs; got "
+                             f"y_pred.shape={tuple(y_pred.shape)}.")
+        weight = jnp.asarray(1.0 if sample_weight is None else to_array(sample_weight), self.dtype)
+        if weight.ndim == 1:
+            weight = weight[:, None]
+        weight = jnp.broadcast_to(weight, y_true.shape)
+        weighted = y_true * weight
+        self.sum.assign_add(jnp.sum(weighted, axis=0))
+        self.squared_sum.assign_add(jnp.sum(y_true * weighted, axis=0))
+        self.total_mse.assign_add(jnp.sum(jnp.square(y_true - y_pred) * weight, axis=0))
+        self.count.assign_add(jnp.sum(weight, axis=0))
+        self.num_samples.assign_add(jnp.asarray(y_true.size, self.dtype))
+
+    def result(self):
+        if self._columns is None:
+            return jnp.asarray(0.0, self.dtype)
+        mean = self.sum.value / self.count.value
+        total = self.squared_sum.value - self.sum.value * mean
+        raw = 1 - self.total_mse.value / total
+        raw = jnp.where(jnp.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            score = jnp.mean(raw)
+        elif self.class_aggregation == "variance_weighted_average":
+            score = jnp.sum(total * raw) / jnp.sum(total)
+        else:
+            score = raw
+        if self.num_regressors:
+            # Keras decides in Python (eager only); a where keeps this usable in compiled steps.
+            n, p = self.num_samples.value, float(self.num_regressors)
+            adjusted = 1.0 - (1.0 - score) * (n - 1.0) / (n - p - 1.0)
+            score = jnp.where(p < n - 1.0, adjusted, score)
+        return score
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
 __all__ = [
-    "CosineSimilarity", "LogCoshError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
+    "CosineSimilarity", "LogCoshError", "R2Score", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredError", "MeanSquaredLogarithmicError", "RootMeanSquaredError",
     "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
     "mean_squared_logarithmic_error",

@@ -170,3 +170,57 @@ def test_correlation_metrics_match_keras(keras, name, axis):
     np.testing.assert_allclose(np.asarray(getattr(lm.metrics, fn)(y_true, y_pred, axis=axis)),
                                np.asarray(getattr(keras.metrics, fn)(y_true, y_pred, axis=axis)), rtol=1e-5, atol=1e-6)
     assert type(lm.metrics.get(fn)).__name__ == name == type(keras.metrics.get(fn)).__name__
+
+
+# --- R2Score ----------------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:More independent predictors")  # Keras's, for num_regressors=40
+@pytest.mark.parametrize("kwargs", [{}, {"class_aggregation": "variance_weighted_average"},
+                                    {"class_aggregation": None}, {"num_regressors": 2}, {"num_regressors": 40}])
+def test_r2_score_matches_keras(keras, kwargs):
+    ours, theirs = lm.metrics.R2Score(**kwargs), keras.metrics.R2Score(**kwargs)
+    rng = np.random.default_rng(8)
+    weights = [None, rng.uniform(size=(6,)).astype("float32"), rng.uniform(size=(6, 3)).astype("float32")]
+    for weight in weights:
+        y_true = rng.normal(size=(6, 3)).astype("float32")
+        y_pred = (y_true + 0.5 * rng.normal(size=(6, 3))).astype("float32")
+        ours.update_state(y_true, y_pred, sample_weight=weight)
+        theirs.update_state(y_true, y_pred, sample_weight=weight)
+        np.testing.assert_allclose(np.asarray(ours.result()), np.asarray(theirs.result()), rtol=1e-5, atol=1e-6)
+    assert [v.shape for v in ours.variables] == [tuple(v.shape) for v in theirs.variables]
+    assert {k: v for k, v in ours.get_config().items() if k != "dtype"} == {
+        k: v for k, v in theirs.get_config().items() if k != "dtype"}
+    ours.reset_state()
+    assert all(not np.asarray(v).any() for v in ours.variables)
+
+
+def test_r2_score_in_fit_and_evaluate_matches_keras(keras):
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = (x @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(16, 2))).astype("float32")
+
+    def evaluate(module, weights=None):
+        model = module.Sequential([module.Input((3,)), module.layers.Dense(2)])
+        if weights is not None:
+            model.set_weights(weights)
+        model.compile(optimizer="sgd", loss="mse", metrics=[module.metrics.R2Score()])
+        return model, model.evaluate(x, y, batch_size=8, return_dict=True, verbose=0)
+
+    theirs, expected = evaluate(keras)
+    ours, logs = evaluate(lm, theirs.get_weights())
+    np.testing.assert_allclose(logs["r2_score"], expected["r2_score"], rtol=1e-5)
+    history = ours.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+    assert len(history["r2_score"]) == 2 and np.isfinite(history["r2_score"]).all()
+
+
+def test_r2_score_refuses_bad_arguments_and_inputs():
+    with pytest.raises(ValueError, match="`class_aggregation` must be one of"):
+        lm.metrics.R2Score(class_aggregation="median")
+    with pytest.raises(ValueError, match="`num_regressors` must be an integer >= 0"):
+        lm.metrics.R2Score(num_regressors=-1)
+    with pytest.raises(ValueError, match=r"R2Score 'r2_score' expects 2D inputs"):
+        lm.metrics.R2Score().update_state(np.ones((2, 3, 1)), np.ones((2, 3, 1)))
+    metric = lm.metrics.R2Score()
+    metric.update_state(np.ones((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"built for \(batch_size, 3\) inputs"):
+        metric.update_state(np.ones((2, 4)), np.zeros((2, 4)))
