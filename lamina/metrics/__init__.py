@@ -15,6 +15,7 @@ state in ``variables``.
   ``CosineSimilarity``, ``R2Score``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
 - ``correlation.py``: ``PearsonCorrelation``, ``ConcordanceCorrelation`` and their functions.
+- ``f_score.py``: ``FBetaScore``, ``F1Score``.
 - ``probabilistic.py``: ``BinaryCrossentropy``, ``CategoricalCrossentropy``,
   ``SparseCategoricalCrossentropy``, ``KLDivergence``, ``Poisson``, ``Hinge``, ``SquaredHinge``,
   ``CategoricalHinge`` (the running mean of the loss of the same name).
@@ -78,6 +79,7 @@ from lamina.metrics.correlation import (
     concordance_correlation,
     pearson_correlation,
 )
+from lamina.metrics.f_score import F1Score, FBetaScore
 from lamina.metrics.lookup import deserialize, get, resolve_accuracy, serialize
 from lamina.metrics.probabilistic import (
     BinaryCrossentropy,
@@ -110,7 +112,8 @@ from lamina.saving.object_registry import register_builtin as _register_builtin
 # registry; metric configs find them through this family table.
 for _cls in (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity,
              BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Poisson,
-             Hinge, SquaredHinge, CategoricalHinge, PearsonCorrelation, ConcordanceCorrelation, R2Score):
+             Hinge, SquaredHinge, CategoricalHinge, PearsonCorrelation, ConcordanceCorrelation, R2Score,
+             FBetaScore, F1Score):
     _lookup.ALIASES[_cls.__name__] = _cls
     _lookup.ALIASES[_to_snake_case(_cls.__name__)] = _cls
 _lookup.ALIASES.update({
@@ -118,7 +121,7 @@ _lookup.ALIASES.update({
     "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
     "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
 })
-for _obj in (LogCoshError, R2Score, PearsonCorrelation, ConcordanceCorrelation, pearson_correlation, concordance_correlation):
+for _obj in (LogCoshError, R2Score, FBetaScore, F1Score, PearsonCorrelation, ConcordanceCorrelation, pearson_correlation, concordance_correlation):
     _register_builtin(_obj)  # no loss shares these names
 
 __all__ = [
@@ -131,6 +134,8 @@ __all__ = [
     "CategoricalHinge",
     "ConcordanceCorrelation",
     "CosineSimilarity",
+    "F1Score",
+    "FBetaScore",
     "FalseNegatives",
     "FalsePositives",
     "Hinge",

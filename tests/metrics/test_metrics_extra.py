@@ -224,3 +224,52 @@ def test_r2_score_refuses_bad_arguments_and_inputs():
     metric.update_state(np.ones((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"built for \(batch_size, 3\) inputs"):
         metric.update_state(np.ones((2, 4)), np.zeros((2, 4)))
+
+
+# --- F-scores -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("F1Score", {}), ("F1Score", {"average": "micro", "threshold": 0.4}), ("F1Score", {"average": "macro"}),
+    ("F1Score", {"average": "weighted", "threshold": 0.3}), ("FBetaScore", {"beta": 2.0}),
+    ("FBetaScore", {"beta": 0.5, "average": "micro"}),
+])
+def test_f_scores_match_keras(keras, name, kwargs):
+    ours, theirs = getattr(lm.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    rng = np.random.default_rng(10)
+    for weight in (None, rng.uniform(size=(8,)).astype("float32")):
+        y_true = (rng.uniform(size=(8, 3)) > 0.6).astype("float32")
+        y_pred = rng.uniform(size=(8, 3)).astype("float32")
+        y_pred[0] = 0.0  # an all-zero row: no positive without a threshold
+        ours.update_state(y_true, y_pred, sample_weight=weight)
+        theirs.update_state(y_true, y_pred, sample_weight=weight)
+        np.testing.assert_allclose(np.asarray(ours.result()), np.asarray(theirs.result()), rtol=1e-5, atol=1e-6)
+    assert {k: v for k, v in ours.get_config().items() if k != "dtype"} == {
+        k: v for k, v in theirs.get_config().items() if k != "dtype"}
+    assert lm.saving.deserialize(lm.saving.serialize(ours)).get_config() == ours.get_config()
+
+
+def test_f1_score_in_evaluate_matches_keras(keras):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
+
+    def evaluate(module, weights=None):
+        model = module.Sequential([module.Input((4,)), module.layers.Dense(3, activation="softmax")])
+        if weights is not None:
+            model.set_weights(weights)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy",
+                      metrics=[module.metrics.F1Score(average="macro")])
+        return model, model.evaluate(x, y, batch_size=8, return_dict=True, verbose=0)
+
+    theirs, expected = evaluate(keras)
+    _, logs = evaluate(lm, theirs.get_weights())
+    np.testing.assert_allclose(logs["f1_score"], expected["f1_score"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"average": "samples"}, "`average` must be None"), ({"beta": 1}, "`beta` must be a Python float > 0"),
+    ({"threshold": 1.5}, r"`threshold` must be None or a Python float in \(0, 1\]"),
+])
+def test_f_score_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lm.metrics.FBetaScore(**kwargs)
