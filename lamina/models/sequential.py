@@ -129,6 +129,9 @@ class Sequential(Model):
     def _lm_build_from(self, first_input) -> None:
         # The layers build as they run on the first batch; the symbolic graph is made later,
         # only if asked for (inputs, outputs...), so the first call costs no extra tracing.
+        if type(self).build is not Sequential.build:  # a subclass's own build() runs, as any layer's
+            super()._lm_build_from(first_input)
+            return
         self.built = True
         self._lm_build_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
 
