@@ -550,9 +550,10 @@ def test_passing_data_to_multi_input_multi_output_models(K):
     # fit on lists, on dicts, and on a Dataset of dicts.
     model.compile(optimizer=lm.optimizers.RMSprop(1e-3),
                   loss=[lm.losses.MeanSquaredError(), lm.losses.CategoricalCrossentropy()])
-    model.fit(*lists, batch_size=32, epochs=1)
-    model.fit(*dicts, batch_size=32, epochs=1)
-    train_dataset = ArrayBatches(dicts, 64, shuffle=True)
+    # (One batch of 40 per epoch, so that each input structure compiles one step.)
+    model.fit(*lists, batch_size=40, epochs=1)
+    model.fit(*dicts, batch_size=40, epochs=1)
+    train_dataset = ArrayBatches(dicts, 40, shuffle=True)
     history = model.fit(train_dataset, epochs=1)
     assert sorted(history.history) == ["class_output_loss", "loss", "score_output_loss"]
 
