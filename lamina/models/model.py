@@ -44,7 +44,17 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild a model from ``get_config()``; a Functional config (also one saved from a
-        subclass built as ``CustomModel(inputs, outputs)``) is rebuilt as a graph."""
+        subclass built as ``CustomModel(inputs, outputs)``) is rebuilt as a graph, with the
+        classes of its layers found through ``custom_objects`` and the registry.
+
+        Example:
+            >>> import lamina as lm
+            >>> inputs = lm.Input(shape=(3,))
+            >>> model = lm.Model(inputs, lm.layers.Dense(2, name="out")(inputs))
+            >>> copy = lm.Model.from_config(model.get_config())
+            >>> type(copy).__name__, copy.get_layer("out") is model.get_layer("out"), copy.output_shape
+            ('Functional', False, (None, 2))
+        """
         from lamina.models.functional import Functional, is_functional_config
 
         if is_functional_config(config) and _revivable_as_functional(cls):
@@ -79,7 +89,15 @@ class Model(Trainer, Layer):
 
     def to_json(self, **kwargs) -> str:
         """The architecture (class and config, no weights) as JSON text; ``kwargs`` go to
-        ``json.dumps``. ``lm.models.model_from_json`` rebuilds the model from it."""
+        ``json.dumps``. ``lm.models.model_from_json`` rebuilds the model from it.
+
+        Example:
+            >>> import json, lamina as lm
+            >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2, name="out")])
+            >>> config = json.loads(model.to_json())
+            >>> config["class_name"], [layer["name"] for layer in config["config"]["layers"]]
+            ('Sequential', ['out'])
+        """
         from lamina.models.json_config import model_to_json
 
         return model_to_json(self, **kwargs)

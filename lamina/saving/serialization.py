@@ -302,7 +302,7 @@ def _default_from_configs() -> tuple:
     return (Layer.from_config.__func__, Configurable.from_config.__func__)
 
 
-def is_serialized_object(value) -> bool:
+def _is_serialized_object(value) -> bool:
     """Whether ``value`` is what ``serialize`` makes of an object with a config."""
     return (isinstance(value, dict) and isinstance(value.get("class_name"), str) and "config" in value
             and set(value) <= set(CONFIG_KEYS))
@@ -318,7 +318,7 @@ def revive_nested(config: dict, custom_objects=None) -> dict:
         Constant(value=2.0)
     """
     def revive(value):
-        if is_serialized_object(value):
+        if _is_serialized_object(value):
             return deserialize_object(value, kind="object", aliases=None, custom_objects=custom_objects)
         if isinstance(value, dict):
             return {key: revive(item) for key, item in value.items()}
