@@ -209,7 +209,8 @@ class RNN(Layer):
     ``cell`` is a built-in cell (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``) or any layer
     with ``call(inputs, states)`` returning ``(output, new_states)`` and a ``state_size``: an
     integer (one ``(batch, n)`` state) or a list with one entry per state, each an integer or
-    a shape (``[4, (2, 3)]``: a ``(batch, 4)`` and a ``(batch, 2, 3)`` state). ``output_size``
+    a shape (``[4, (2, 3)]``: a ``(batch, 4)`` and a ``(batch, 2, 3)`` state; as in Keras, a
+    top-level tuple is a list of states: ``(2, 3)`` is two states, ``[(2, 3)]`` one). ``output_size
     (an integer or a shape; default: the first state's) sets the output's shape; a cell may
     also return a structure of outputs, and take a structure of sequences as input (a tuple
     or dict of ``(batch, time, ...)`` arrays; ``build`` then gets the structure of per-step
