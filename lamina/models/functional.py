@@ -86,11 +86,11 @@ class Functional(Model):
 
     @property
     def input_shape(self):
-        return jax.tree_util.tree_map(lambda t: t.shape, self._lm_inputs, is_leaf=is_symbolic)
+        return _shapes(self._lm_inputs)
 
     @property
     def output_shape(self):
-        return jax.tree_util.tree_map(lambda t: t.shape, self._lm_outputs, is_leaf=is_symbolic)
+        return _shapes(self._lm_outputs)
 
     def call(self, inputs, training=None, mask=None):
         values = {}
@@ -213,6 +213,13 @@ class Functional(Model):
             outputs_of[(name, index)] = _tensors(result)
         return cls(decode(config["inputs"]), decode(config["outputs"]), name=config.get("name"),
                    trainable=config.get("trainable", True))
+
+
+def _shapes(structure):
+    """The shapes of a structure of symbolic tensors; a list of one gives its shape (as Keras)."""
+    if isinstance(structure, (list, tuple)) and len(structure) == 1:
+        structure = structure[0]
+    return jax.tree_util.tree_map(lambda t: t.shape, structure, is_leaf=is_symbolic)
 
 
 def is_functional_config(config) -> bool:

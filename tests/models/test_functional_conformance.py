@@ -347,3 +347,12 @@ def test_sequential_config_keeps_names_its_layers_leave_out(tmp_path):
     assert loaded.output_shape == (None, 3)
     x = np.ones((2, 2), "float32")
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+def test_shapes_of_a_one_tensor_list_are_that_tensor_s_shape_as_in_keras(keras):
+    inputs = lm.Input(shape=(3,))
+    model = lm.Model([inputs], [lm.layers.Dense(2)(inputs)])
+    k_inputs = keras.Input(shape=(3,))
+    k_model = keras.Model([k_inputs], [keras.layers.Dense(2)(k_inputs)])
+    assert model.input_shape == tuple(k_model.input_shape) == (None, 3)
+    assert model.output_shape == tuple(k_model.output_shape) == (None, 2)
