@@ -106,7 +106,7 @@ def _clone_sequential(model, clone_layer, input_tensors):
             raise ValueError(f"clone_model(): input_tensors for Sequential model '{model.name}' must be an "
                              f"lm.Input(...) tensor; got {tensor!r}.")
         layers = [tensor, *layers]
-    elif model._lm_input_layer is not None:
+    elif model.built and _has_graph(model):
         source = model._lm_input_layer
         layers = [Input(batch_shape=source.batch_shape, dtype=source.input_dtype, name=source.name), *layers]
     return Sequential(layers, name=model.name, trainable=model.trainable)
@@ -150,3 +150,12 @@ def _compiled_like(model, clone):
     if model.__dict__.get("_lm_compiled"):
         clone.compile_from_config(model.get_compile_config())
     return clone
+
+
+def _has_graph(model) -> bool:
+    """Whether a Sequential model has (or, built from data, can make) its symbolic graph."""
+    try:
+        model.inputs  # noqa: B018 - makes the graph of a model built from data
+    except AttributeError:
+        return False
+    return True

@@ -183,3 +183,11 @@ def test_get_layer_by_name_or_index_as_keras():
         model.get_layer("missing")
     with pytest.raises(ValueError, match="only has 3 layers"):
         model.get_layer(index=3)
+
+
+def test_clone_of_a_sequential_built_from_data_is_built():
+    model = lm.Sequential([lm.layers.Dense(3, name="hidden"), lm.layers.Dense(2, name="head")])
+    model(X)
+    clone = lm.models.clone_model(model)
+    assert clone.built and clone.input_shape == (None, 4)
+    _assert_fresh_copy(model, clone)
