@@ -1,9 +1,9 @@
-"""Utilities (``lm.utils``), with Keras's names: ``to_categorical``, ``pad_sequences``,
+"""Utilities (``lm.utils``), with Keras's names: ``to_categorical``, ``normalize``, ``pad_sequences``,
 ``set_random_seed``, ``unpack_x_y_sample_weight`` / ``pack_x_y_sample_weight`` (the data
 helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; it is
 ``lm.data.PyDataset``) and ``Progbar``.
 
-- ``numerical.py``: ``to_categorical``; ``sequence.py``: ``pad_sequences``; ``rng.py``:
+- ``numerical.py``: ``to_categorical``, ``normalize``; ``sequence.py``: ``pad_sequences``; ``rng.py``:
   ``set_random_seed``; ``progbar.py``: ``Progbar``.
 
 As in Keras, the registry helpers of ``lm.saving`` are here too (``custom_object_scope``,
@@ -24,7 +24,7 @@ from lamina.saving import (
     register_keras_serializable,
     serialize_keras_object,
 )
-from lamina.utils.numerical import to_categorical
+from lamina.utils.numerical import normalize, to_categorical
 from lamina.utils.progbar import Progbar
 from lamina.utils.rng import set_random_seed
 from lamina.utils.sequence import pad_sequences

@@ -1,9 +1,13 @@
-"""``to_categorical``: class indices to one-hot rows, as ``keras.utils.to_categorical``."""
+"""``to_categorical`` (class indices to one-hot rows) and ``normalize`` (rows to unit norm), as
+``keras.utils`` has them."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+_EPSILON = 1e-7  # Keras's backend.epsilon(): the smallest norm a JAX array is divided by.
 
 
 def to_categorical(x, num_classes=None):
@@ -62,3 +66,32 @@ def _check_range(indices, num_classes):
             f"to_categorical: class indices must lie in [0, {num_classes}) for num_classes={num_classes}; "
             f"got values from {int(indices.min())} to {int(indices.max())}."
         )
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis``, as ``keras.utils.normalize``.
+
+    A NumPy array (or list) gives a NumPy array, and an all-zero slice stays zero; a JAX array
+    gives a JAX array, its norm floored at 1e-7 (Keras's two paths, kept).
+
+    Example:
+        >>> import numpy as np
+        >>> from lamina.utils import normalize
+        >>> normalize(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+        [[0.6, 0.8], [0.0, 0.0]]
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"normalize: `order` must be an integer >= 1; got order={order!r}.")
+    if not isinstance(x, jax.Array):
+        x = np.asarray(x)
+        norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+        norm[norm == 0] = 1
+        # Keras writes ``axis or -1`` here, which turns axis=0 into -1 and fails to broadcast.
+        return x / np.expand_dims(norm, axis)
+    if x.ndim == 0:
+        x = x[None]
+    if order == 2:
+        inverse = jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
+        return x * jnp.minimum(inverse, 1.0 / _EPSILON)
+    norm = jnp.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    return x / jnp.maximum(norm, _EPSILON)

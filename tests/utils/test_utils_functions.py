@@ -138,3 +138,24 @@ def test_utils_has_keras_registry_helpers(keras):
     for name in names:
         assert hasattr(keras.utils, name)
         assert getattr(lm.utils, name) is getattr(lm.saving, name)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_normalize_matches_keras_for_numpy_and_jax_arrays(keras, order, axis):
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    x[1] = 0.0
+    ours = lm.utils.normalize(x, axis, order)
+    assert isinstance(ours, np.ndarray)
+    norm = np.linalg.norm(x, order, axis, keepdims=True)
+    np.testing.assert_allclose(ours, x / np.where(norm == 0, 1, norm), rtol=1e-12)
+    if axis == -1:  # Keras's NumPy path fails for axis=0 (it reads `axis or -1`)
+        np.testing.assert_allclose(ours, keras.utils.normalize(x, axis, order), rtol=1e-12)
+    x32 = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(np.asarray(lm.utils.normalize(x32, axis, order)),
+                               np.asarray(keras.utils.normalize(x32, axis, order)), rtol=1e-5, atol=1e-7)
+
+
+def test_normalize_refuses_a_bad_order():
+    with pytest.raises(ValueError, match="`order` must be an integer >= 1; got order=0"):
+        lm.utils.normalize(np.ones(3), order=0)
