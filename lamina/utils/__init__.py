@@ -4,7 +4,7 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
 ``lm.data.PyDataset``) and ``Progbar``.
 
 - ``numerical.py``: ``to_categorical``, ``normalize``; ``sequence.py``: ``pad_sequences``; ``rng.py``:
-  ``set_random_seed``; ``progbar.py``: ``Progbar``.
+  ``set_random_seed``; ``session.py``: ``clear_session``; ``progbar.py``: ``Progbar``.
 
 As in Keras, the registry helpers of ``lm.saving`` are here too (``custom_object_scope``,
 ``get_custom_objects``, ``register_keras_serializable``, ...).
@@ -28,11 +28,20 @@ from lamina.utils.numerical import normalize, to_categorical
 from lamina.utils.progbar import Progbar
 from lamina.utils.rng import set_random_seed
 from lamina.utils.sequence import pad_sequences
+from lamina.utils.session import clear_session
 
 __all__ = [
+    "CustomObjectScope",
     "Progbar",
     "PyDataset",
     "Sequence",
+    "clear_session",
+    "custom_object_scope",
+    "deserialize_keras_object",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
+    "normalize",
     "pack_x_y_sample_weight",
     "pad_sequences",
     "register_keras_serializable",

@@ -159,3 +159,16 @@ def test_normalize_matches_keras_for_numpy_and_jax_arrays(keras, order, axis):
 def test_normalize_refuses_a_bad_order():
     with pytest.raises(ValueError, match="`order` must be an integer >= 1; got order=0"):
         lm.utils.normalize(np.ones(3), order=0)
+
+
+def test_utils_all_lists_every_public_function():
+    public = {name for name in dir(lm.utils) if not name.startswith("_") and callable(getattr(lm.utils, name))}
+    assert public <= set(lm.utils.__all__), sorted(public - set(lm.utils.__all__))
+
+
+def test_clear_session_restarts_layer_names_like_keras(keras):
+    for module in (lm, keras):
+        module.utils.clear_session()
+        first = [module.layers.Dense(2).name, module.layers.Dense(2).name]
+        module.utils.clear_session(free_memory=False)
+        assert [module.layers.Dense(2).name] + first == ["dense", "dense", "dense_1"]
