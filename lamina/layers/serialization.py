@@ -44,3 +44,6 @@ def deserialize(config, custom_objects=None):
         raise ValueError(f"lm.layers.deserialize was given a config of {type(layer).__name__}, which is not a "
                          f"layer: {config!r}.")
     return layer
+
+
+__all__ = ["deserialize", "serialize"]

@@ -23,7 +23,7 @@ from lamina.saving.object_registry import (
     register_keras_serializable,
     register_serializable,
 )
-from lamina.saving.safe_mode import safe_mode_scope
+from lamina.saving.safe_mode import safe_mode_scope as _safe_mode_scope
 from lamina.saving.serialization import deserialize, deserialize_object, serialize, serialize_object
 
 serialize_keras_object = serialize
@@ -45,7 +45,7 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=None):
     """
     if safe_mode is None:
         return deserialize(config, custom_objects)
-    with safe_mode_scope(safe_mode):
+    with _safe_mode_scope(safe_mode):
         return deserialize(config, custom_objects)
 
 
