@@ -41,6 +41,18 @@ class Model(Trainer, Layer):
             return Layer.__new__(functional_subclass(cls), *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
+    def __init__(self, *args, **kwargs):
+        if _functional_arguments(args, kwargs):
+            # A subclass whose __init__ makes a graph and calls
+            # super().__init__(inputs=..., outputs=...): it becomes Functional here.
+            from lamina.models.functional import Functional, functional_subclass
+
+            if not isinstance(self, Functional):
+                self.__class__ = functional_subclass(type(self))
+            Functional.__init__(self, *args, **kwargs)
+            return
+        Layer.__init__(self, *args, **kwargs)
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild a model from ``get_config()``; a Functional config (also one saved from a

@@ -356,3 +356,22 @@ def test_shapes_of_a_one_tensor_list_are_that_tensor_s_shape_as_in_keras(keras):
     k_model = keras.Model([k_inputs], [keras.layers.Dense(2)(k_inputs)])
     assert model.input_shape == tuple(k_model.input_shape) == (None, 3)
     assert model.output_shape == tuple(k_model.output_shape) == (None, 2)
+
+
+def test_model_subclass_making_its_graph_in_init_is_functional():
+    class Classifier(lm.Model):
+        def __init__(self, classes=3, **kwargs):
+            inputs = lm.Input(shape=(4,), name="pixels")
+            outputs = lm.layers.Dense(classes, name="logits")(inputs)
+            super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+            self.classes = classes
+
+        def describe(self):
+            return f"{self.classes} classes"
+
+    model = Classifier(name="clf")
+    assert isinstance(model, Classifier) and isinstance(model, lm.models.Functional)
+    assert model.name == "clf" and model.describe() == "3 classes" and model.output_shape == (None, 3)
+    x = np.ones((2, 4), "float32")
+    logits = model.get_layer("logits")
+    np.testing.assert_allclose(model(x), x @ logits.kernel.numpy() + logits.bias.numpy(), rtol=1e-6)
