@@ -227,9 +227,6 @@ def is_functional_config(config) -> bool:
     return isinstance(config, dict) and all(key in config for key in ("layers", "calls", "inputs", "outputs"))
 
 
-_functional_subclasses: dict = {}
-
-
 def functional_subclass(cls) -> type:
     """The class of ``cls(inputs, outputs)`` for a ``Model`` subclass ``cls``: it derives from
     ``cls`` first (its ``train_step`` and other overrides win) and from ``Functional`` (the
@@ -246,14 +243,17 @@ def functional_subclass(cls) -> type:
         >>> isinstance(model, CustomModel), type(model).__name__, len(model.layers)
         (True, 'CustomModel', 2)
     """
-    subclass = _functional_subclasses.get(cls)
+    # Kept on the class itself (not in a module-level table), so that a class defined in a
+    # function can be collected with its functional twin.
+    subclass = cls.__dict__.get("_lm_functional_class")
     if subclass is None:
         from lamina.saving.object_registry import get_registered_name
 
         namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
                      "__doc__": cls.__doc__, "_lm_registered_name": get_registered_name(cls),
                      "_lm_functional_of": cls}
-        subclass = _functional_subclasses[cls] = type(cls.__name__, (cls, Functional), namespace)
+        subclass = type(cls.__name__, (cls, Functional), namespace)
+        type.__setattr__(cls, "_lm_functional_class", subclass)
     return subclass
 
 
