@@ -628,6 +628,39 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     return jnp.sum(alpha * jnp.power(1.0 - output, gamma) * cce, axis=axis)
 
 
+def dice(y_true, y_pred, axis=None):
+    """``1 - 2 * sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7)`` over ``axis``
+    (``None``: every axis, one value for the batch), as Keras computes it.
+
+    Example:
+        >>> round(float(dice([[1.0, 0.0], [1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])), 4)
+        0.2
+    """
+    y_pred = _prediction(y_pred)
+    y_true = _tensor(y_true, y_pred.dtype)
+    intersection = jnp.sum(y_true * y_pred, axis=axis)
+    total = jnp.sum(y_true, axis=axis) + jnp.sum(y_pred, axis=axis) + EPSILON
+    return 1 - 2.0 * intersection / total
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """``1 - TP / (TP + alpha * A + beta * B + 1e-7)`` over ``axis``, with Keras's terms:
+    ``A = sum(y_true * (1 - y_pred))`` and ``B = sum(y_pred * (1 - y_true))`` (Keras's
+    documentation calls ``alpha`` the weight of false positives; its code, kept here so that
+    numbers match, gives ``alpha`` to the missed positives ``A``).
+
+    Example:
+        >>> round(float(tversky([[1.0, 0.0], [1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])), 4)
+        0.2
+    """
+    y_pred = _prediction(y_pred)
+    y_true = _tensor(y_true, y_pred.dtype)
+    intersection = jnp.sum(y_true * y_pred, axis=axis)
+    missed = jnp.sum((1 - y_pred) * y_true, axis=axis)
+    extra = jnp.sum(y_pred * (1 - y_true), axis=axis)
+    return 1 - intersection / (intersection + missed * alpha + extra * beta + EPSILON)
+
+
 def _sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
     """``(losses, valid)``: the per-entry losses and, with ``ignore_class``, the boolean mask
     of the entries whose label is not ``ignore_class`` (else ``None``)."""
@@ -979,6 +1012,42 @@ class CategoricalFocalCrossentropy(_BuiltinLoss):
         self.gamma = gamma
 
 
+class Dice(_BuiltinLoss):
+    """The Dice loss ``1 - 2 |y_true * y_pred| / (|y_true| + |y_pred|)`` (segmentation); with
+    ``axis=None`` one value for the whole batch, as in Keras.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> round(float(Dice()(jnp.array([[1.0, 0.0], [1.0, 1.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]]))), 4)
+        0.2
+    """
+
+    _config_keys = ("axis",)
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
+        super().__init__(dice, name=name, reduction=reduction, dtype=dtype, axis=axis)
+        self.axis = axis
+
+
+class Tversky(_BuiltinLoss):
+    """The Tversky loss (a Dice loss with separate weights ``alpha`` / ``beta`` for the two
+    kinds of error; see ``tversky`` for which is which); ``alpha = beta = 0.5`` is ``Dice``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> round(float(Tversky()(jnp.array([[1.0, 0.0], [1.0, 1.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]]))), 4)
+        0.2
+    """
+
+    _config_keys = ("alpha", "beta", "axis")
+
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky", axis=None, dtype=None):
+        super().__init__(tversky, name=name, reduction=reduction, dtype=dtype, alpha=alpha, beta=beta, axis=axis)
+        self.alpha = alpha
+        self.beta = beta
+        self.axis = axis
+
+
 class SparseCategoricalCrossentropy(_BuiltinLoss):
     """Cross-entropy for integer class ids against class probabilities (or logits).
 
@@ -1013,13 +1082,13 @@ _CLASSES = (
     Loss, LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge,
     CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, BinaryFocalCrossentropy,
-    CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy,
+    CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy, Dice, Tversky,
 )
 _FUNCTIONS = (
     mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
     mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, kl_divergence, poisson,
     hinge, squared_hinge, categorical_hinge, binary_crossentropy, binary_focal_crossentropy,
-    categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy,
+    categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy, dice, tversky,
 )
 # The class each built-in function is the per-sample form of (for to_loss_object).
 _CLASS_OF = {
@@ -1033,6 +1102,7 @@ _CLASS_OF = {
     categorical_crossentropy: CategoricalCrossentropy,
     categorical_focal_crossentropy: CategoricalFocalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    dice: Dice, tversky: Tversky,
 }
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
@@ -1121,14 +1191,14 @@ def to_loss_object(identifier):
 
 __all__ = [
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy", "CategoricalHinge", "CosineSimilarity", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
+    "CategoricalFocalCrossentropy", "CategoricalHinge", "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
     "LossFunctionWrapper", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
-    "SparseCategoricalCrossentropy", "SquaredHinge", "binary_crossentropy",
+    "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky", "binary_crossentropy",
     "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
     "categorical_hinge",
-    "cosine_similarity", "deserialize", "get", "hinge", "huber", "kl_divergence", "kld",
+    "cosine_similarity", "deserialize", "dice", "get", "hinge", "huber", "kl_divergence", "kld",
     "log_cosh", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "poisson",
-    "serialize", "sparse_categorical_crossentropy", "squared_hinge", "to_loss_object",
+    "serialize", "sparse_categorical_crossentropy", "squared_hinge", "to_loss_object", "tversky",
 ]

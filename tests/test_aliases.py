@@ -257,3 +257,32 @@ def test_categorical_focal_loss_by_name_trains_with_categorical_accuracy():
     logs = model.evaluate(x, y, batch_size=16, return_dict=True, verbose=0)
     assert lm.metrics.resolve_accuracy("categorical_focal_crossentropy").__class__.__name__ == "CategoricalAccuracy"
     assert set(logs) == {"loss", "accuracy"} and np.isfinite(logs["loss"])
+
+
+# --- lm.losses: Dice and Tversky --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("Dice", {}), ("Dice", {"axis": -1}), ("Dice", {"axis": (1, 2)}),
+    ("Tversky", {}), ("Tversky", {"alpha": 0.7, "beta": 0.3, "axis": -1}),
+])
+def test_dice_and_tversky_match_keras(keras, name, kwargs):
+    rng = np.random.default_rng(12)
+    y_true = (rng.uniform(size=(4, 3, 5)) > 0.5).astype("float32")
+    y_pred = rng.uniform(size=(4, 3, 5)).astype("float32")
+    fn = name.lower()
+    np.testing.assert_allclose(np.asarray(getattr(lm.losses, fn)(y_true, y_pred, **kwargs)),
+                               np.asarray(getattr(keras.losses, fn)(y_true, y_pred, **kwargs)), rtol=1e-5, atol=1e-6)
+    per_sample = kwargs.get("axis") is not None
+    weight_shape = (4,) if kwargs.get("axis") == (1, 2) else (4, 3)
+    weights = (None, rng.uniform(size=weight_shape).astype("float32")) if per_sample else (None,)
+    for reduction in ("sum_over_batch_size", "sum", "none"):
+        ours = getattr(lm.losses, name)(reduction=reduction, **kwargs)
+        theirs = getattr(keras.losses, name)(reduction=reduction, **kwargs)
+        for w in weights:
+            np.testing.assert_allclose(np.asarray(ours(y_true, y_pred, sample_weight=w)),
+                                       np.asarray(theirs(y_true, y_pred, sample_weight=w)), rtol=1e-5, atol=1e-6)
+    config = getattr(lm.losses, name)(**kwargs).get_config()
+    expected = {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in getattr(keras.losses, name)(**kwargs).get_config().items() if k in config}
+    assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()} == expected
+    assert lm.losses.get(fn) is getattr(lm.losses, fn)
