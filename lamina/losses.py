@@ -628,6 +628,23 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     return jnp.sum(alpha * jnp.power(1.0 - output, gamma) * cce, axis=axis)
 
 
+def categorical_generalized_cross_entropy(y_true, y_pred, q):
+    """The generalized cross-entropy ``(1 - p ** q) / q`` of the probability ``p`` given to the
+    true class (Zhang & Sabuncu, 2018; robust to noisy labels). ``y_true`` holds integer class
+    ids (despite the name, as in Keras); ``q`` in ``(0, 1)``: towards 0 it approaches the
+    cross-entropy, at 1 the mean absolute error.
+
+    Example:
+        >>> round(float(categorical_generalized_cross_entropy([1], [[0.75, 0.25]], q=0.5)[0]), 4)
+        1.0
+    """
+    y_pred = _prediction(y_pred)
+    labels = _tensor(y_true).astype(jnp.int32)
+    one_hot = jax.nn.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
+    p = jnp.sum(y_pred * one_hot, axis=-1)
+    return (1 - jnp.power(p, q)) / q
+
+
 def dice(y_true, y_pred, axis=None):
     """``1 - 2 * sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7)`` over ``axis``
     (``None``: every axis, one value for the batch), as Keras computes it.
@@ -1012,6 +1029,28 @@ class CategoricalFocalCrossentropy(_BuiltinLoss):
         self.gamma = gamma
 
 
+class CategoricalGeneralizedCrossEntropy(_BuiltinLoss):
+    """The generalized cross-entropy ``(1 - p ** q) / q`` of the true class's probability, for
+    integer labels (see ``categorical_generalized_cross_entropy``); ``q`` in ``(0, 1)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = CategoricalGeneralizedCrossEntropy(q=0.5)
+        >>> round(float(loss(jnp.array([0, 1]), jnp.array([[0.25, 0.75], [0.25, 0.75]]))), 4)
+        0.634
+    """
+
+    _config_keys = ("q",)
+    _keep_integer_labels = True
+
+    def __init__(self, q=0.5, reduction="sum_over_batch_size", name="categorical_generalized_cross_entropy",
+                 dtype=None):
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
+            raise ValueError(f"CategoricalGeneralizedCrossEntropy: `q` must be in the interval (0, 1); got q={q!r}.")
+        super().__init__(categorical_generalized_cross_entropy, name=name, reduction=reduction, dtype=dtype, q=q)
+        self.q = q
+
+
 class Dice(_BuiltinLoss):
     """The Dice loss ``1 - 2 |y_true * y_pred| / (|y_true| + |y_pred|)`` (segmentation); with
     ``axis=None`` one value for the whole batch, as in Keras.
@@ -1083,12 +1122,14 @@ _CLASSES = (
     MeanSquaredLogarithmicError, CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge,
     CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, BinaryFocalCrossentropy,
     CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy, Dice, Tversky,
+    CategoricalGeneralizedCrossEntropy,
 )
 _FUNCTIONS = (
     mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
     mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, kl_divergence, poisson,
     hinge, squared_hinge, categorical_hinge, binary_crossentropy, binary_focal_crossentropy,
     categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy, dice, tversky,
+    categorical_generalized_cross_entropy,
 )
 # The class each built-in function is the per-sample form of (for to_loss_object).
 _CLASS_OF = {
@@ -1102,7 +1143,7 @@ _CLASS_OF = {
     categorical_crossentropy: CategoricalCrossentropy,
     categorical_focal_crossentropy: CategoricalFocalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
-    dice: Dice, tversky: Tversky,
+    dice: Dice, tversky: Tversky, categorical_generalized_cross_entropy: CategoricalGeneralizedCrossEntropy,
 }
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
@@ -1191,12 +1232,13 @@ def to_loss_object(identifier):
 
 __all__ = [
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy", "CategoricalHinge", "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
+    "CategoricalFocalCrossentropy", "CategoricalGeneralizedCrossEntropy", "CategoricalHinge",
+    "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
     "LossFunctionWrapper", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
     "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky", "binary_crossentropy",
     "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
-    "categorical_hinge",
+    "categorical_generalized_cross_entropy", "categorical_hinge",
     "cosine_similarity", "deserialize", "dice", "get", "hinge", "huber", "kl_divergence", "kld",
     "log_cosh", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "poisson",

@@ -286,3 +286,24 @@ def test_dice_and_tversky_match_keras(keras, name, kwargs):
                 for k, v in getattr(keras.losses, name)(**kwargs).get_config().items() if k in config}
     assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()} == expected
     assert lm.losses.get(fn) is getattr(lm.losses, fn)
+
+
+@pytest.mark.parametrize("q", [0.2, 0.7])
+def test_categorical_generalized_cross_entropy_matches_keras(keras, q):
+    rng = np.random.default_rng(13)
+    labels = rng.integers(0, 4, size=6)
+    probs = rng.uniform(size=(6, 4)).astype("float32")
+    probs /= probs.sum(-1, keepdims=True)
+    weight = rng.uniform(size=6).astype("float32")
+    np.testing.assert_allclose(np.asarray(lm.losses.categorical_generalized_cross_entropy(labels, probs, q)),
+                               np.asarray(keras.losses.categorical_generalized_cross_entropy(labels, probs, q)),
+                               rtol=1e-5, atol=1e-6)
+    for reduction in ("sum_over_batch_size", "none"):
+        ours = lm.losses.CategoricalGeneralizedCrossEntropy(q=q, reduction=reduction)
+        theirs = keras.losses.CategoricalGeneralizedCrossEntropy(q=q, reduction=reduction)
+        for w in (None, weight):
+            np.testing.assert_allclose(np.asarray(ours(labels, probs, sample_weight=w)),
+                                       np.asarray(theirs(labels, probs, sample_weight=w)), rtol=1e-5, atol=1e-6)
+    assert lm.losses.CategoricalGeneralizedCrossEntropy(q=q).get_config()["q"] == q
+    with pytest.raises(ValueError, match=r"`q` must be in the interval \(0, 1\); got q=1.5"):
+        lm.losses.CategoricalGeneralizedCrossEntropy(q=1.5)
