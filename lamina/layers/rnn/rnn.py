@@ -161,9 +161,10 @@ def _is_count(value) -> bool:
 
 
 def _is_size(value) -> bool:
-    """One state's size: an integer, or a shape (a list/tuple of integers) for a state with
-    several axes after the batch axis."""
-    return _is_count(value) or (isinstance(value, (list, tuple)) and all(_is_count(d) for d in value))
+    """One state's size: an integer, or a shape (a tuple of integers) for a state with several
+    axes after the batch axis. Only a tuple: a list inside ``state_size`` is Keras's form for
+    the sizes of stacked cells, which lamina does not take."""
+    return _is_count(value) or (isinstance(value, tuple) and all(_is_count(d) for d in value))
 
 
 def _shape_of(size) -> tuple:
@@ -209,10 +210,11 @@ class RNN(Layer):
     ``cell`` is a built-in cell (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``) or any layer
     with ``call(inputs, states)`` returning ``(output, new_states)`` and a ``state_size``: an
     integer (one ``(batch, n)`` state) or a list with one entry per state, each an integer or
-    a shape (``[4, (2, 3)]``: a ``(batch, 4)`` and a ``(batch, 2, 3)`` state; as in Keras, a
-    top-level tuple is a list of states: ``(2, 3)`` is two states, ``[(2, 3)]`` one). ``output_size
-    (an integer or a shape; default: the first state's) sets the output's shape; a cell may
-    also return a structure of outputs, and take a structure of sequences as input (a tuple
+    a shape given as a tuple (``[4, (2, 3)]``: a ``(batch, 4)`` and a ``(batch, 2, 3)`` state;
+    as in Keras, a top-level tuple is a list of states: ``(2, 3)`` is two states, ``[(2, 3)]``
+    one). ``output_size`` (an integer or a shape; default: the first state's) sets the output's
+    shape; a cell may also return a structure of outputs (``output_size`` then a list of
+    sizes), and take a structure of sequences as input (a tuple
     or dict of ``(batch, time, ...)`` arrays; ``build`` then gets the structure of per-step
     shapes). A custom cell runs inside ``lax.scan``: it may read its weights but must not write
     variables or draw random numbers per step (the built-in cells draw their dropout masks
@@ -250,7 +252,8 @@ class RNN(Layer):
             raise ValueError(
                 f"RNN: the cell {getattr(cell, 'name', type(cell).__name__)!r} must have a `state_size`: an "
                 "integer, or a list with one entry per state, each an integer or a shape (a tuple of integers, "
-                f"e.g. [4, (2, 3)]); got state_size={state_size!r}."
+                f"e.g. [4, (2, 3)]; a list inside it would be stacked cells' sizes, which lamina does not take); "
+                f"got state_size={state_size!r}."
             )
         output_size = getattr(cell, "output_size", None)
         if output_size is not None and not _is_output_size(output_size):
