@@ -23,6 +23,7 @@ How it works, in the order a newcomer asks:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import weakref
 
@@ -77,6 +78,13 @@ class Layer:
             built=False, input_spec=None, activity_regularizer=None, supports_masking=False,
         )
         return layer
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # As in Keras, a direct ``layer.build(shape)`` builds the layer for good: the first call
+        # must not build it again (and replace weights set in between).
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
 
     def __init__(self, *, name=None, dtype=None, trainable=True, activity_regularizer=None,
                  **kwargs):
@@ -507,6 +515,29 @@ class Layer:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _marks_built(build):
+    """``build`` that runs outside any trace (variables start as real arrays) and then marks
+    the layer built, remembering the first shape it was built for."""
+    if getattr(build, "_lm_marks_built", False):
+        return build
+
+    @functools.wraps(build)
+    def build_and_mark(self, *args, **kwargs):
+        with jax.ensure_compile_time_eval():
+            result = build(self, *args, **kwargs)
+        self.built = True
+        if self.__dict__.get("_lm_build_shape") is None and args:
+            shape = args[0]
+            self.__dict__["_lm_build_shape"] = tuple(shape) if _is_shape(shape) else shape
+        return result
+
+    build_and_mark._lm_marks_built = True
+    return build_and_mark
+
+
+Layer.build = _marks_built(Layer.build)
 
 
 def _holds_state(value) -> bool:

@@ -887,3 +887,34 @@ def test_dense_matches_numpy_formula(batch, in_dim, units, use_bias, seed):
     layer.set_weights(weights)
     expected = x @ weights[0] + (weights[1] if use_bias else 0.0)
     np.testing.assert_allclose(np.asarray(layer(x)), np.maximum(expected, 0.0), rtol=1e-5, atol=1e-6)
+
+
+def test_direct_build_marks_the_layer_built_so_weights_set_after_it_are_used():
+    """Keras: ``layer.build(shape)`` builds for good; the first call must not build again."""
+
+    class Linear(lm.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2), initializer="random_normal")
+
+        def call(self, x):
+            return x @ self.w
+
+    layer = Linear()
+    layer.build((None, 3))
+    assert layer.built
+    layer.set_weights([np.ones((3, 2))])
+    np.testing.assert_allclose(layer(jnp.ones((1, 3))), np.full((1, 2), 3.0))
+    assert len(layer.weights) == 1
+
+    dense = lm.layers.Dense(2)
+    dense.build((None, 3))
+    dense.set_weights([np.ones((3, 2)), np.zeros(2)])
+    np.testing.assert_allclose(dense(jnp.ones((1, 3))), np.full((1, 2), 3.0))
+
+    class Plain(lm.Layer):  # no build of its own: the base build marks it built too
+        def call(self, x):
+            return x
+
+    plain = Plain()
+    plain.build((None, 3))
+    assert plain.built
