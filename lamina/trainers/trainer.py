@@ -380,8 +380,10 @@ class Trainer:
                 outputs = stateful_scan(step, data)
                 if kind == "predict":  # predictions: every step's
                     return outputs
-                # Logs: the last step's values, nested dicts flattened (as Keras's logs are).
-                return jax.tree_util.tree_map(lambda a: a[-1], flatten_logs(outputs))
+                # Logs: the last step's values, nested dicts flattened (as Keras's logs are),
+                # and every step's (tiny) for callbacks that record each batch (TensorBoard).
+                outputs = flatten_logs(outputs)
+                return jax.tree_util.tree_map(lambda a: a[-1], outputs), outputs
 
             functions[key] = jit(run) if self.jit_compile else run
         return functions[key]
@@ -421,11 +423,15 @@ class Trainer:
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
             if progress is not None and progress.pending_metrics is not None:
                 self._lm_restore_metrics(progress, data, stacked=steps > 1)
+            if progress is not None:
+                progress.call_steps = steps
             on_begin(step)
-            logs = self._lm_step_function(kind, stacked=steps > 1)(data)
+            logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
+            if steps > 1:
+                logs, block_logs = logs
             step += steps
             if progress is not None:
-                progress.step, progress.logs = step, logs
+                progress.step, progress.logs, progress.block_logs = step, logs, block_logs
             on_end(step - 1, logs)
             if kind == "train" and self.stop_training:
                 break
@@ -670,6 +676,11 @@ class FitProgress:
     (``get_state``/``set_state``). A callback's ``on_train_begin`` may set ``epoch``, ``step``,
     ``logs`` and ``pending_metrics`` (the metric variables' values, in ``model.metrics``
     order) and ``resumed = True``: ``fit`` then starts there instead of at ``initial_epoch``.
+
+    For callbacks that record every batch (``TensorBoard``): ``call_steps`` is the number of
+    steps of the compiled call running (set before ``on_train_batch_begin``), and after it
+    ``block_logs`` holds each of its steps' logs stacked on a leading axis (``None`` when the
+    call ran one step: ``logs`` is then that step's).
     """
 
     def __init__(self, adapter, epoch: int):
@@ -679,6 +690,8 @@ class FitProgress:
         self.logs = {}
         self.pending_metrics = None
         self.resumed = False
+        self.call_steps = 1
+        self.block_logs = None
 
 
 def _check_names(spec, resolve) -> None:
