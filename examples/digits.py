@@ -4,9 +4,11 @@ scikit-learn's ``load_digits`` (1797 8x8 images shipped with the package, no dow
 scaled and split; an ``lm.Sequential`` MLP is compiled with Adam and sparse cross-entropy and
 trained with ``fit`` — progress bar, validation each epoch, early stopping — then evaluated
 on the held-out images, saved to one ``.lamina`` file and loaded back (the loaded model
-scores the same).
+scores the same). The training curves (loss and accuracy per epoch, training against
+validation) are drawn with ``lm.utils.plot_history`` to a PNG, ``digits_curves.png`` in the
+current directory unless ``--curves`` says otherwise.
 
-    python examples/digits.py [--epochs N] [--seed N]
+    python examples/digits.py [--epochs N] [--seed N] [--curves PATH]
 """
 
 import argparse
@@ -34,8 +36,8 @@ def build_model() -> lm.Sequential:
     ])
 
 
-def main(epochs: int = 40, seed: int = 0, verbose: int = 1) -> float:
-    """Train and return the held-out accuracy."""
+def main(epochs: int = 40, seed: int = 0, verbose: int = 1, curves: str | None = None) -> float:
+    """Train and return the held-out accuracy; with ``curves``, draw the training curves there."""
     lm.random.set_seed(seed)
     x_train, x_test, y_train, y_test = load_data(seed)
     model = build_model()
@@ -44,13 +46,17 @@ def main(epochs: int = 40, seed: int = 0, verbose: int = 1) -> float:
         loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    model.fit(
+    history = model.fit(
         x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.1, verbose=verbose,
         callbacks=[lm.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)],
     )
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     if verbose:
         print(f"held-out accuracy: {accuracy:.2%} (loss {loss:.4f}) on {len(x_test)} images")
+    if curves is not None:
+        lm.utils.plot_history(history, to_file=curves)
+        if verbose:
+            print(f"training curves drawn to {curves}")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "digits.lamina")
         model.save(path)  # architecture, weights, optimizer state and compile() arguments
@@ -65,5 +71,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--curves", default="digits_curves.png", help="PNG for the training curves")
     arguments = parser.parse_args()
-    main(epochs=arguments.epochs, seed=arguments.seed)
+    main(epochs=arguments.epochs, seed=arguments.seed, curves=arguments.curves)

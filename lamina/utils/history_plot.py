@@ -77,6 +77,8 @@ def plot_history(history, metrics=None, to_file=None):
     logs, epochs = _logs(history)
     names = _metric_names(logs, metrics)
     pyplot = _import_pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     columns = min(len(names), 3)
     rows = math.ceil(len(names) / columns)
     figure, axes = pyplot.subplots(rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
@@ -87,6 +89,7 @@ def plot_history(history, metrics=None, to_file=None):
                 ax.plot(epochs[:len(values)], values, style, markersize=3, label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3)
         ax.legend()

@@ -1,6 +1,8 @@
 """lm.utils.plot_model / model_to_dot (the graph drawn, compared with Keras's) and
 lm.utils.plot_history (the axes and lines of the figure)."""
 
+import importlib.util
+import pathlib
 import re
 import shutil
 import sys
@@ -264,9 +266,20 @@ def test_plot_history_of_a_fit(pyplot, tmp_path):
         lines = {line.get_label(): line for line in ax.get_lines()}
         assert sorted(lines) == ["train", "validation"]
         np.testing.assert_allclose(lines["train"].get_xdata(), [1, 2, 3])
+        assert all(float(tick).is_integer() for tick in ax.get_xticks())
         np.testing.assert_allclose(lines["train"].get_ydata(), history.history[name])
         np.testing.assert_allclose(lines["validation"].get_ydata(), history.history[f"val_{name}"])
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"]
+
+
+def test_digits_demo_draws_its_curves(pyplot, tmp_path):
+    path = pathlib.Path(__file__).parents[2] / "examples" / "digits.py"
+    spec = importlib.util.spec_from_file_location("lamina_example_digits_plot", path)
+    digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(digits)
+    digits.main(epochs=1, verbose=0, curves=str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert [ax.get_title() for ax in pyplot.gcf().axes] == ["loss", "accuracy"]
 
 
 def test_plot_history_choice_of_metrics_and_layout(pyplot):
