@@ -36,10 +36,7 @@ class Functional(Model):
         self._lm_inputs = inputs
         self._lm_outputs = outputs
         self._lm_nodes = _order_nodes(_tensors(inputs), _tensors(outputs))
-        layers = []
-        for node in self._lm_nodes:
-            if all(node.layer is not seen for seen in layers):
-                layers.append(node.layer)
+        layers = _keras_layer_order(_tensors(inputs), _tensors(outputs))
         _check_unique_names(self.name, layers)
         for layer in layers:
             _adopt(self, layer, layer.name)  # paths read 'model/dense/kernel'
@@ -129,7 +126,10 @@ class Functional(Model):
             if missing:
                 raise ValueError(f"Model '{self.name}' expects inputs {sorted(self._lm_inputs)}; missing {sorted(missing)}.")
             return [inputs[key] for key in self._lm_inputs]
-        flat = list(inputs) if isinstance(inputs, (list, tuple)) and len(expected) > 1 else [inputs]
+        # One input given as a list of one array (``model([x])``, ``fit([x], y)``) is that array,
+        # as in Keras.
+        one_in_a_list = isinstance(inputs, (list, tuple)) and len(inputs) == 1 and len(expected) == 1
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) and (len(expected) > 1 or one_in_a_list) else [inputs]
         if isinstance(inputs, dict):
             by_name = {t.name: t for t in expected}
             flat = [inputs[t.name] for t in expected if t.name in inputs]
@@ -287,6 +287,53 @@ def _map_structure(fn, structure, decode_dicts=False):
     if isinstance(structure, list):
         return [_map_structure(fn, v, decode_dicts) for v in structure]
     return fn(structure)
+
+
+def _keras_layer_order(inputs, outputs) -> list:
+    """The model's layers in Keras's order, so that ``layers``, ``weights`` and
+    ``get_weights()`` line up with a Keras model of the same graph (weights copy across).
+
+    Keras walks the graph depth first from the outputs, noting when it first meets each layer;
+    a node's depth is its distance from the outputs (a layer takes its deepest node's); layers
+    come deepest first, ties in the order first met. Call this after ``_order_nodes`` (which
+    checks that the graph is connected and acyclic).
+    """
+    input_ids = {id(t) for t in inputs}
+    first_met, finished, post_order = {}, set(), []
+
+    def visit(tensor):
+        node = tensor.node
+        if node is None or id(node) in finished:
+            return
+        is_input_node = isinstance(node.layer, InputLayer)
+        if not is_input_node and id(tensor) in input_ids:  # a model input made by a layer
+            finished.add(id(node))
+            return
+        first_met.setdefault(id(node.layer), (len(first_met), node.layer))
+        if not is_input_node:
+            for parent in node.input_tensors:
+                visit(parent)
+        finished.add(id(node))
+        post_order.append(node)
+
+    for tensor in outputs:
+        visit(tensor)
+    in_graph = {id(node) for node in post_order}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(post_order):  # from the outputs towards the inputs
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        if isinstance(node.layer, InputLayer):
+            continue
+        for parent in node.input_tensors:
+            if parent.node is not None and id(parent.node) in in_graph:
+                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+    for tensor in inputs:  # an input no output depends on still belongs to the model
+        if tensor.node is not None and id(tensor.node.layer) not in layer_depth:
+            layer_depth[id(tensor.node.layer)] = 0
+            first_met[id(tensor.node.layer)] = (-1, tensor.node.layer)
+    ranked = sorted(first_met, key=lambda key: (-layer_depth[key], first_met[key][0]))
+    return [first_met[key][1] for key in ranked]
 
 
 def _order_nodes(inputs, outputs) -> list:
