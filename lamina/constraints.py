@@ -41,7 +41,6 @@ class Constraint(Configurable):
         return w
 
 
-
 class MaxNorm(Constraint):
     """Rescales vectors whose norm along ``axis`` exceeds ``max_value`` down to it.
 
@@ -131,7 +130,8 @@ class UnitNorm(Constraint):
 _CLASSES = (Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm)
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
-    "max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
+    "constraint": Constraint, "max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg,
+    "unit_norm": UnitNorm,
 }
 for _cls in _CLASSES:
     register_builtin(_cls)
@@ -140,6 +140,9 @@ for _cls in _CLASSES:
 serialize, deserialize, get = object_family("constraint", _ALIASES, base=Constraint,
                                           module="lamina.constraints")
 
+# Keras's snake-case aliases (``lm.constraints.max_norm(2.0)``): as in Keras, each alias is the
+# class itself, so its instances save under the class's name.
+max_norm, min_max_norm, non_neg, unit_norm = MaxNorm, MinMaxNorm, NonNeg, UnitNorm
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "deserialize", "get",
-           "serialize"]
+           "max_norm", "min_max_norm", "non_neg", "serialize", "unit_norm"]

@@ -370,7 +370,7 @@ _CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, Rand
             VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal,
             LecunUniform, Orthogonal)
 _ALIASES = {
-    "Initializer": Initializer,
+    "Initializer": Initializer, "initializer": Initializer,
     **{cls.__name__: cls for cls in _CLASSES},
     "zeros": Zeros, "ones": Ones, "constant": Constant, "identity": Identity,
     "zero": Zeros, "one": Ones, "uniform": RandomUniform, "normal": RandomNormal,  # Keras aliases

@@ -151,6 +151,7 @@ _CLASSES = (Regularizer, L1, L2, L1L2, OrthogonalRegularizer)
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
     "l1": L1, "l2": L2, "l1_l2": L1L2, "orthogonal_regularizer": OrthogonalRegularizer,
+    "regularizer": Regularizer, "l1l2": L1L2,  # Keras's snake case of the class names
 }
 for _cls in _CLASSES:
     register_builtin(_cls)

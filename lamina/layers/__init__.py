@@ -1,5 +1,28 @@
 """Layers (``lm.layers``): the ``Layer`` base class and the built-in layers, by family."""
 
+from lamina.layers import aliases
+from lamina.layers.aliases import (
+    AvgPool1D,
+    AvgPool2D,
+    AvgPool3D,
+    Convolution1D,
+    Convolution1DTranspose,
+    Convolution2D,
+    Convolution2DTranspose,
+    Convolution3D,
+    Convolution3DTranspose,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalAvgPool3D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    GlobalMaxPool3D,
+    MaxPool1D,
+    MaxPool2D,
+    MaxPool3D,
+    SeparableConvolution1D,
+    SeparableConvolution2D,
+)
 from lamina.layers.attention import MultiHeadAttention
 from lamina.layers.convolutional import (
     Conv1D,
@@ -107,5 +130,6 @@ from lamina.layers.serialization import deserialize, serialize
 
 # Every class imported above (the layers, InputSpec, Input) is public. The functions (the
 # merging layers' functional forms, serialize / deserialize) are public attributes too, kept
-# out of __all__ so that it lists layer classes only (tests walk it as the list of layers).
-__all__ = sorted(name for name in dir() if name[0].isupper())
+# out of __all__ so that it lists layer classes only (tests walk it as the list of layers);
+# so are Keras's alias names (``aliases``), so that it lists each class once.
+__all__ = sorted(name for name in dir() if name[0].isupper() and name not in aliases.__all__)
