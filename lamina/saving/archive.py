@@ -1,13 +1,18 @@
-"""The ``.lamina`` model file: a zip of ``metadata.json``, ``config.json`` and ``model.safetensors``.
+"""The ``.lamina`` model file: a zip of ``metadata.json``, ``config.json`` and ``model.safetensors``,
+plus ``assets/...`` members when layers saved assets (``assets.py``).
 
 Reading trusts nothing in the file. Member names are only compared with the three expected
-names (never used as paths, so ``../../etc/passwd`` is just an unexpected member); the central
+names (never used as paths, so ``../../etc/passwd`` is just an unexpected member), except
+asset names, which must be safe relative paths below ``assets/`` (no ``..``, absolute
+names, backslashes, drive letters or links), at most ``MAX_ASSET_FILES`` of them and
+``MAX_ASSET_BYTES`` declared in all, each owned by a layer key that ``metadata.json`` lists;
+only ``extract_asset`` writes one, below a folder its caller created. The central
 directory is size-checked before ``zipfile`` parses it (a file cannot make it build millions of
 entries); duplicates, encryption, unknown members and unknown compression methods are refused;
 the JSON members are read with a byte cap no matter what the zip declares (a zip bomb stops at
 the cap); the weights member must be stored uncompressed, have a local header that agrees with
 the central directory, lie inside the file and match its CRC-32 (a flipped or truncated byte
-is caught) before its header is parsed. Nothing is extracted to disk.
+is caught) before its header is parsed. Nothing but assets is extracted to disk.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import json
 import mmap
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import time
 import zipfile
 import zlib
 
+from lamina.saving import assets as assets_lib
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import FileFormatError
 from lamina.saving.safetensors_reader import SafetensorsView, close_map, drop_pages, no_duplicate_keys
@@ -34,15 +41,17 @@ FORMAT_VERSION = 1
 # Read caps per JSON member: configs of even very large models are a few megabytes, and a
 # read may briefly hold twice its size (zipfile joins the inflated chunks).
 MAX_JSON_BYTES = {METADATA: 1024 * 1024, CONFIG: 16 * 1024 * 1024}
-# Three central directory entries take a few hundred bytes; anything far larger is not ours.
-MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024
-MAX_MEMBERS = 64  # enough to name the unexpected ones in an error
+MAX_MEMBERS = len(MEMBERS) + assets_lib.MAX_ASSET_FILES
+# A central directory entry is 46 bytes, its name and its extra fields (zip64 sizes, padding):
+# anything far larger is not ours, and is refused before zipfile builds an entry for each.
+MAX_CENTRAL_DIRECTORY_BYTES = MAX_MEMBERS * (46 + assets_lib.MAX_NAME_BYTES + 128)
 _CRC_CHUNK = 16 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the fixed 30 bytes before a member's name
 
 
-def write_archive(path, metadata: dict, config: dict, write_weights) -> None:
-    """Write the model file atomically; ``write_weights(tmp_path)`` writes the safetensors."""
+def write_archive(path, metadata: dict, config: dict, write_weights, assets=()) -> None:
+    """Write the model file atomically; ``write_weights(tmp_path)`` writes the safetensors;
+    ``assets`` are ``(member name, file path)`` pairs, added after the weights."""
     with atomic_write(path) as tmp_archive:
         fd, tmp_weights = tempfile.mkstemp(suffix=".safetensors.tmp", dir=os.path.dirname(tmp_archive))
         os.close(fd)
@@ -52,6 +61,8 @@ def write_archive(path, metadata: dict, config: dict, write_weights) -> None:
                 archive.writestr(METADATA, json.dumps(metadata, indent=2), zipfile.ZIP_DEFLATED)
                 archive.writestr(CONFIG, json.dumps(config, indent=2), zipfile.ZIP_DEFLATED)
                 _write_weights_member(archive, tmp_weights)
+                for member, source in assets:
+                    _write_asset_member(archive, member, source)
         finally:
             os.unlink(tmp_weights)
 
@@ -80,9 +91,20 @@ def _write_weights_member(archive, weights_path) -> None:
             shutil.copyfileobj(source, member, _CRC_CHUNK)
 
 
+def _write_asset_member(archive, member, source) -> None:
+    info = zipfile.ZipInfo(member, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (stat.S_IFREG | 0o644) << 16  # a plain file, whatever the source's mode
+    size = os.path.getsize(source)
+    with open(source, "rb") as data, archive.open(info, "w", force_zip64=size * 1.05 > zipfile.ZIP64_LIMIT) as out:
+        shutil.copyfileobj(data, out, _CRC_CHUNK)
+
+
 class ModelArchive:
     """``with ModelArchive(path) as archive:`` ``archive.metadata``, ``archive.config`` and
-    ``archive.weights`` (a checked ``SafetensorsView`` over the file's memory map)."""
+    ``archive.weights`` (a checked ``SafetensorsView`` over the file's memory map);
+    ``archive.assets`` (the asset members' ``ZipInfo`` s, checked, nothing extracted) and
+    ``archive.asset_keys`` (the layer keys that own them)."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -90,7 +112,7 @@ class ModelArchive:
 
     def __enter__(self):
         self._file = open(self.path, "rb")
-        self._map = None
+        self._map = self._zip = None
         try:
             self._open()
         except BaseException:
@@ -103,7 +125,12 @@ class ModelArchive:
             self.weights.release()
         if self._map is not None:
             close_map(self._map)
+        if self._zip is not None:
+            self._zip.close()
         self._file.close()
+
+    def error(self, message: str) -> FileFormatError:
+        return FileFormatError(f"{self.source} {message}")
 
     def _open(self) -> None:
         size = os.fstat(self._file.fileno()).st_size
@@ -120,6 +147,7 @@ class ModelArchive:
                 NotImplementedError, struct.error) as error:
             raise FileFormatError(f"{self.source} is damaged: {error}") from None
         self._check_metadata()
+        self._check_asset_owners()
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
         start, end = self._stored_range(infos[WEIGHTS], size)
         if self._crc32(start, end) != infos[WEIGHTS].CRC:
@@ -150,13 +178,14 @@ class ModelArchive:
         if entries > MAX_MEMBERS or directory_size > MAX_CENTRAL_DIRECTORY_BYTES:
             raise FileFormatError(
                 f"{self.source} is not a valid lamina model file: its zip directory declares "
-                f"{entries} members in {directory_size} bytes (a model file has {len(MEMBERS)})."
+                f"{entries} members in {directory_size} bytes (a model file has {len(MEMBERS)}, and at "
+                f"most {assets_lib.MAX_ASSET_FILES} asset files)."
             )
 
     def _check_members(self, infos) -> dict:
         names = [info.filename for info in infos]
         duplicates = sorted(name for name, count in collections.Counter(names).items() if count > 1)
-        unexpected = [n for n in names if n not in MEMBERS]
+        unexpected = [n for n in names if n not in MEMBERS and not n.startswith(assets_lib.ASSETS_PREFIX)]
         missing = [n for n in MEMBERS if n not in names]
         if duplicates or unexpected or missing:
             parts = [f"{what} {items!r}" for what, items in
@@ -170,7 +199,76 @@ class ModelArchive:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise FileFormatError(f"{self.source}: member {info.filename!r} uses compression method "
                                       f"{info.compress_type}, which lamina does not write.")
+        self.assets = [info for info in infos if info.filename not in MEMBERS]
+        self._check_asset_members(set(names))
         return {info.filename: info for info in infos}
+
+    def _check_asset_members(self, names: set) -> None:
+        total = sum(info.file_size for info in self.assets)
+        if len(self.assets) > assets_lib.MAX_ASSET_FILES or total > assets_lib.MAX_ASSET_BYTES:
+            raise self.error(f"is not a valid lamina model file: its {len(self.assets)} asset files declare "
+                             f"{total} bytes (the limits are {assets_lib.MAX_ASSET_FILES} files and "
+                             f"{assets_lib.MAX_ASSET_BYTES} bytes).")
+        for info in self.assets:
+            name = info.filename
+            reason = assets_lib.unsafe_name_reason(name[len(assets_lib.ASSETS_PREFIX):])
+            if reason:
+                raise self.error(f"is not a valid lamina model file: asset member {name!r} is not a safe "
+                                 f"relative path ({reason}).")
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind and kind != stat.S_IFREG:
+                what = "a link" if kind == stat.S_IFLNK else "not a regular file"
+                raise self.error(f"is not a valid lamina model file: asset member {name!r} is {what}.")
+            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+                raise self.error(f"is damaged: asset member {name!r} stores {info.compress_size} bytes "
+                                 f"but declares {info.file_size}.")
+            folder = name.rsplit("/", 1)[0]
+            while folder + "/" != assets_lib.ASSETS_PREFIX:
+                if folder in names:
+                    raise self.error(f"is not a valid lamina model file: {folder!r} is both an asset "
+                                     f"file and the folder of {name!r}.")
+                folder = folder.rsplit("/", 1)[0]
+
+    def _check_asset_owners(self) -> None:
+        """Every asset member belongs to a layer key that metadata.json lists."""
+        keys = self.metadata.get(assets_lib.ASSETS_METADATA, [])
+        reason = assets_lib.check_layer_keys(keys)
+        if reason:
+            raise self.error(f"is not a valid lamina model file: metadata.json's {assets_lib.ASSETS_METADATA!r} "
+                             f"entry is wrong: {reason}.")
+        self.asset_keys = keys
+        for info in self.assets:
+            if assets_lib.owner(info.filename, keys) is None:
+                raise self.error(f"is not a valid lamina model file: asset member {info.filename!r} "
+                                 "belongs to no layer that metadata.json lists.")
+
+    def extract_asset(self, info, folder: str, relative: str) -> None:
+        """Write asset member ``info`` to ``folder/relative`` (a new file; ``folder`` is one the
+        caller created, ``relative`` a name checked by ``_check_asset_members``), checking its
+        size and CRC-32 as it goes."""
+        target = os.path.join(folder, *relative.split("/"))
+        root = os.path.realpath(folder)
+        if os.path.commonpath([root, os.path.realpath(target)]) != root:  # cannot happen: checked names
+            raise self.error(f"is not a valid lamina model file: asset {info.filename!r} leaves its folder.")
+        try:
+            if self._zip is None:
+                self._zip = zipfile.ZipFile(self._file)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+            with self._zip.open(info) as member, os.fdopen(os.open(target, flags, 0o600), "wb") as out:
+                written = 0
+                while chunk := member.read(min(_CRC_CHUNK, info.file_size - written + 1)):
+                    written += len(chunk)
+                    if written > info.file_size:
+                        raise zipfile.BadZipFile(f"it expands past its declared {info.file_size} bytes")
+                    out.write(chunk)
+                if written != info.file_size:
+                    raise EOFError(f"it ends after {written} of its {info.file_size} bytes")
+        except FileExistsError:  # a case-insensitive folder merging two names, say
+            raise self.error(f"is not a valid lamina model file: asset {info.filename!r} collides with "
+                             "another asset on this file system.") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
+            raise self.error(f"is damaged: asset {info.filename!r} could not be read ({error}).") from None
 
     def _read_json(self, archive, info) -> dict:
         limit = MAX_JSON_BYTES[info.filename]

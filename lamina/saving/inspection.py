@@ -16,6 +16,8 @@ What the file can and cannot tell:
   states (keys ending in ``seed_generator_state`` or ``rnn_state_N``, lamina's own names) are
   state, not parameters, and are counted apart; so is the optimizer state (``optimizer/...``).
   Which parameters are trainable is not recorded in the file, so no split is shown.
+- **Assets**: the files layers saved with ``save_assets`` are listed (name, owning layer key,
+  size), from the zip directory only: none is extracted or read.
 
 Every string from the file is printed as plain text (no rich markup) with control
 characters escaped, so a crafted name cannot restyle or hijack the terminal.
@@ -30,6 +32,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 
+from lamina.saving import assets as assets_lib
 from lamina.saving.archive import ModelArchive
 from lamina.saving.safetensors_reader import MappedSafetensorsFile
 from lamina.saving.weights import OPTIMIZER_PREFIX, STRUCTURE_METADATA
@@ -74,6 +77,14 @@ class FileContents:
     header_metadata: dict
     config: dict | None
     tensors: list = field(default_factory=list)
+    assets: list = field(default_factory=list)  # [Asset] (model files only)
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str  # the zip member, "assets/<layer key>/<relative path>"
+    layer: str  # the owning layer key ("" for the model itself)
+    size: int  # declared uncompressed bytes
 
 
 def is_state_key(key: str) -> bool:
@@ -119,8 +130,10 @@ def read_file(path) -> FileContents:
         raise FileNotFoundError(f"no such file: {path!r}")
     if path.endswith(".lamina") or zipfile.is_zipfile(path):
         with ModelArchive(path) as archive:
+            assets = [Asset(info.filename, assets_lib.owner(info.filename, archive.asset_keys)[0], info.file_size)
+                      for info in archive.assets]
             return FileContents(path, "model", archive.metadata, archive.weights.metadata,
-                                archive.config, _tensors(archive.weights))
+                                archive.config, _tensors(archive.weights), assets)
     with MappedSafetensorsFile(path) as view:
         return FileContents(path, "weights", view.metadata, view.metadata, None, _tensors(view))
 
@@ -154,6 +167,8 @@ def render(contents: FileContents, stream, *, show_weights: bool = False, width:
     _print_totals(console, groups, optimizer)
     if contents.config is not None:
         _print_compile(console, contents.config.get("compile_config"))
+    if contents.assets:
+        _print_assets(console, contents.assets)
     if show_weights:
         _print_weights(console, contents.tensors)
     console.print(_text(
@@ -170,6 +185,7 @@ def _print_metadata(console, contents: FileContents) -> None:
     table.add_column("field", no_wrap=True)
     table.add_column("value", overflow="fold")
     items = dict(contents.metadata)
+    items.pop(assets_lib.ASSETS_METADATA, None)  # the assets table shows the owners
     if contents.kind == "model":
         # The structural-key map repeats every tensor key: the --weights table shows those.
         items.update({f"weights header: {k}": v for k, v in contents.header_metadata.items()
@@ -283,6 +299,20 @@ def _print_compile(console, compile_config) -> None:
             console.print(_text(f"  {key}: {_describe(compile_config[key])}"))
 
 
+def _print_assets(console, assets) -> None:
+    from rich.table import Table
+
+    total = sum(a.size for a in assets)
+    table = Table(title=f"Assets ({len(assets)} files, {_bytes(total)})", title_justify="left")
+    table.add_column("File", overflow="fold")
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Bytes", justify="right", no_wrap=True)
+    for asset in assets:
+        table.add_row(_text(asset.name), _text(asset.layer or "(the model)"), _text(f"{asset.size:,}"))
+    console.print(table)
+    console.print(_text("Asset files are listed from the zip directory; none was extracted or read."), style="dim")
+
+
 def _print_weights(console, tensors) -> None:
     from rich.table import Table
 
@@ -358,4 +388,4 @@ def inspect(path, stream, *, show_weights: bool = False) -> None:
     render(read_file(path), stream, show_weights=show_weights)
 
 
-__all__ = ["FileContents", "group_tensors", "inspect", "is_state_key", "read_file", "render"]
+__all__ = ["Asset", "FileContents", "group_tensors", "inspect", "is_state_key", "read_file", "render"]

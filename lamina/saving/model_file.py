@@ -17,6 +17,7 @@ import warnings
 import jax
 
 from lamina.core.variable import initializers_skipped
+from lamina.saving import assets as assets_lib
 from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
@@ -41,7 +42,11 @@ def save_model(model, path, overwrite: bool = True) -> None:
     }
     config = model_config(model)
     variables, structure = weights_io.saved_variables(model)
-    write_archive(path, metadata, config, lambda tmp: weights_io.write_safetensors(tmp, variables, structure))
+    with assets_lib.saved_assets(model) as (asset_keys, asset_files):
+        if asset_keys:  # a file without assets keeps the original format, entry included
+            metadata[assets_lib.ASSETS_METADATA] = asset_keys
+        write_archive(path, metadata, config, lambda tmp: weights_io.write_safetensors(tmp, variables, structure),
+                      assets=asset_files)
 
 
 def model_config(model) -> dict:
@@ -71,7 +76,9 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
     Classes resolve only through lamina's registry (``@lm.saving.register_serializable``) and
     ``custom_objects``; nothing in the file is imported or executed. With ``safe_mode=True``
     (the default) a file with Lambda layers is refused. Errors are ``ValueError`` s that say
-    what is wrong with the file; on any error no model is returned.
+    what is wrong with the file; on any error no model is returned. Layers that define
+    ``load_assets(folder)`` get it called last, with a temporary folder holding the files
+    their ``save_assets`` wrote (removed afterwards).
 
     Example:
         >>> import os, tempfile, numpy as np, lamina as lm
@@ -102,6 +109,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
             targets, structure = weights_io.targets_for_loading(model, archive.weights)
             weights_io.check_and_assign(targets, archive.weights, structure=structure,
                                         where=f"the model its config describes ('{model.name}')")
+        assets_lib.load_assets(model, archive)
     return model
 
 
