@@ -333,7 +333,7 @@ class CompileMetrics(StatelessMetricMixin):
 
     @staticmethod
     def _resolve(entry, loss, target, pred):
-        if isinstance(entry, str) and entry in ("accuracy", "acc"):
+        if isinstance(entry, str) and entry.lower() in ("accuracy", "acc"):
             return metrics_module.resolve_accuracy(
                 loss, getattr(target, "shape", None), getattr(pred, "shape", None), name=entry
             )

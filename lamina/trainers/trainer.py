@@ -60,7 +60,7 @@ class Trainer:
         # (or a name in a loaded file) fails at compile(), not minutes into fit().
         _check_names(loss, losses_module.get)
         for spec in (metrics, weighted_metrics):
-            _check_names(spec, lambda name: name in ("accuracy", "acc") or metrics_module.get(name))
+            _check_names(spec, lambda name: name.lower() in ("accuracy", "acc") or metrics_module.get(name))
         self._lm_compile_args = dict(
             optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
             weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution,

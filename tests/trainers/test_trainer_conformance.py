@@ -250,3 +250,15 @@ def test_compute_loss_override_without_training_argument_still_works():
     model = OldStyle()
     model.compile("sgd")
     assert np.isfinite(model.fit(x, y, batch_size=8, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("name", ["Accuracy", "ACC"])
+def test_accuracy_string_in_any_case_picks_the_accuracy_that_fits_the_loss(name):
+    """Keras lower-cases the string: "Accuracy" with sparse labels is sparse categorical accuracy."""
+    model = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3)])
+    model.compile(loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[name])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 3, 16)
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    expected = np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y)
+    np.testing.assert_allclose(logs[name], expected, rtol=1e-6)
