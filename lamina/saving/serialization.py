@@ -1,13 +1,18 @@
 """Turning objects into JSON-ready configs and back, through the registry only.
 
 ``serialize`` gives ``{"class_name": ..., "config": {...}}`` for objects with ``get_config``
-and a plain string for registered functions; ``deserialize`` turns those back into objects.
-Names resolve only through ``custom_objects``, the active ``CustomObjectScope``, a family's
-own table and the registry: nothing here imports a module, reads a file or evaluates text, and
-an unknown name raises a ``ValueError`` saying how to register it.
+and Keras's ``{"class_name": "function", "config": <name>, ...}`` for registered functions;
+``deserialize`` turns those back into objects and, as Keras's ``deserialize_keras_object``,
+leaves a plain string a string unless ``custom_objects`` names it. Names resolve only through
+``custom_objects``, the active ``CustomObjectScope``, a family's own table and the registry:
+nothing here imports a module, reads a file or evaluates text, and an unknown name raises a
+``ValueError`` saying how to register it.
 
 ``serialize_object`` / ``deserialize_object`` are the per-family building blocks behind
-``lm.losses.serialize``, ``lm.initializers.deserialize`` and the others.
+``lm.losses.serialize``, ``lm.initializers.deserialize`` and the others; they keep a function
+as its plain name (``"relu"``), as Keras writes an activation inside a layer's config, and
+resolve such names where a function is expected (a family's ``get``, a wrapper's
+``from_config``), which also reads files written when lamina saved every function by name.
 """
 
 from __future__ import annotations
@@ -51,18 +56,20 @@ def serialize(obj):
 
     An object with ``get_config`` (a layer, loss, metric, optimizer, schedule, initializer,
     regularizer or constraint) becomes ``{"class_name": <registered name>, "config": {...}}``,
-    with any object left inside the config serialized the same way; a function becomes its
-    registered name (``"relu"``, ``"my_pkg>my_fn"``); numbers, strings, ``None``, lists and
-    dicts are kept (NumPy values become Python ones). Where two families share a class name
-    (the loss and the metric ``MeanSquaredError``), a ``"module"`` label such as
-    ``"lamina.metrics"`` says which one is meant; it is a label, never imported.
+    with any object left inside the config serialized the same way; a function becomes
+    Keras's form for it, ``{"module": "builtins", "class_name": "function", "config":
+    <registered name>, "registered_name": "function"}`` (``"relu"``, ``"my_pkg>my_fn"``; the
+    dict Keras writes, so that a plain string next to it stays a string); numbers, strings,
+    ``None``, lists and dicts are kept (NumPy values become Python ones). Where two families
+    share a class name (the loss and the metric ``MeanSquaredError``), a ``"module"`` label
+    such as ``"lamina.metrics"`` says which one is meant; it is a label, never imported.
 
     Example:
         >>> import lamina as lm
         >>> lm.saving.serialize(lm.regularizers.L2(0.1))
         {'class_name': 'L2', 'config': {'l2': 0.1}}
-        >>> lm.saving.serialize(lm.activations.relu)
-        'relu'
+        >>> lm.saving.serialize(["accuracy", lm.activations.relu])
+        ['accuracy', {'module': 'builtins', 'class_name': 'function', 'config': 'relu', 'registered_name': 'function'}]
         >>> lm.saving.serialize(lm.metrics.MeanSquaredError())["module"]
         'lamina.metrics'
     """
@@ -103,8 +110,15 @@ def serialize(obj):
                 "lamina never saves code. Use a function defined with `def` and "
                 f"{REGISTER_HINT} when loading."
             )
-        return name
+        return function_config(name)
     raise TypeError(f"Cannot serialize {obj!r}: it has no get_config() and is not a function.")
+
+
+def function_config(name: str) -> dict:
+    """Keras's config for the function registered as ``name``: ``"module"`` and
+    ``"registered_name"`` are what Keras's ``serialize_keras_object`` writes for any function
+    (labels only, never imported); the name is in ``"config"``."""
+    return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
 
 
 def _build_config(obj):
@@ -133,14 +147,17 @@ def deserialize(config, custom_objects=None):
     """The object (or function) that ``serialize`` described.
 
     ``config`` is what ``serialize`` gave: a ``{"class_name": ..., "config": {...}}`` dict (the
-    class is rebuilt with its ``from_config``), a function's registered name, or a list of
-    those. Names resolve only through ``custom_objects`` (``{"MyLayer": MyLayer}``), an active
-    ``CustomObjectScope`` and the registry (lamina's own classes and functions, and those
-    decorated with ``@lm.saving.register_serializable``); a name that resolves to nothing, or
-    to one of lamina's classes, stays a string (as in Keras; a function's name gives the
-    function, since lamina saves functions by name). Nothing is imported: a module
-    path such as ``"os.system"``, an unknown class in a dict, or a ``module`` field other than one of the family
-    labels (lamina's, or Keras's for the same family: ``"keras.layers"``) raises a
+    class is rebuilt with its ``from_config``), Keras's ``{"class_name": "function", "config":
+    <name>, ...}`` for a function, a plain value, or a list of those. Names resolve only
+    through ``custom_objects`` (``{"MyLayer": MyLayer}``), an active ``CustomObjectScope`` and
+    the registry (lamina's own classes and functions, and those decorated with
+    ``@lm.saving.register_serializable``). A plain string stays the string unless
+    ``custom_objects``, the scope or a registration (``"my_pkg>my_fn"``) names it, as in
+    Keras: ``["accuracy", <fn>]`` in a compile config comes back as it was given, the string
+    for ``compile`` to resolve. Nothing is imported: a module path in a config dict
+    (``{"class_name": "function", "config": "os.system"}``), an unknown class or function in
+    a dict, or a ``module`` field other than one of the family labels (lamina's, Keras's for
+    the same family: ``"keras.layers"``, or ``"builtins"`` for a function) raises a
     ``ValueError``, as does a dict with keys other than ``class_name``, ``config``,
     ``module``, ``registered_name`` and ``build_config`` (given to the object's
     ``build_from_config`` when it defines one, as in Keras).
@@ -155,10 +172,14 @@ def deserialize(config, custom_objects=None):
         >>> restored = lm.saving.deserialize(config)
         >>> type(restored).__name__, restored.get_config() == opt.get_config()
         ('Adam', True)
-        >>> deserialize("relu") is lm.activations.relu
+        >>> deserialize(lm.saving.serialize(lm.activations.relu)) is lm.activations.relu
         True
-        >>> deserialize("SGD"), deserialize("not a name")  # other names stay strings, as in Keras
-        ('SGD', 'not a name')
+        >>> deserialize(["accuracy", "SGD"])  # plain strings stay strings, as in Keras
+        ['accuracy', 'SGD']
+        >>> def half(x):
+        ...     return x / 2
+        >>> deserialize("half", custom_objects={"half": half}) is half
+        True
         >>> deserialize({"class_name": "MyLayer", "config": {}})
         Traceback (most recent call last):
         ...
@@ -170,26 +191,14 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, (list, tuple)):
         return [deserialize(item, custom_objects) for item in config]
     if isinstance(config, str):
-        return _deserialize_name(config, custom_objects)
+        # Keras's rule: a string is data (a metric's name for compile, a layer's name...) unless
+        # the caller's objects name it; resolving lamina's names here would turn "accuracy"
+        # into the plain accuracy function and change what compile picks.
+        target = lookup_custom(config, custom_objects)
+        return config if target is None else target
     if isinstance(config, dict):
         return deserialize_object(config, kind="object", aliases=None, custom_objects=custom_objects)
     raise ValueError(f"Could not deserialize {config!r}: expected a config dict, a name or a list.")
-
-
-def _deserialize_name(name, custom_objects):
-    """A name: a function's name gives the function (lamina saves functions by name); a name
-    given in ``custom_objects``/the scope or registered by the user gives what it names (a
-    class stays a class, as in Keras); any other string, such as a built-in class's name
-    (``"SGD"``, which ``compile`` takes as it is), stays the string (as in Keras)."""
-    parts = name.replace(":", ".").split(".")
-    if len(parts) > 1 and all(part.isidentifier() for part in parts):  # "os.system": never imported
-        raise _unknown_name_error("object", name)
-    target = _resolve(name, {}, custom_objects)
-    if target is None:
-        return name
-    if isinstance(target, type) and lookup_custom(name, custom_objects) is None and ">" not in name:
-        return name
-    return target
 
 
 def deserialize_object(identifier, *, kind: str, aliases: dict | None, custom_objects: dict | None = None):
@@ -239,8 +248,8 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
     if name == "function":  # Keras's form for a function: {"class_name": "function", "config": "relu"}
         if not isinstance(config, str):
             raise ValueError(f"A serialized {kind} function must name it in 'config'; got {identifier!r}.")
-        fn = _resolve(config, aliases, custom_objects)
-        if fn is None or isinstance(fn, type) or not callable(fn):
+        fn = _resolve_function(config, aliases, custom_objects)
+        if fn is None:
             raise _unknown_name_error(f"{kind} function", config)
         return fn
 
@@ -254,7 +263,7 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
     if not isinstance(cls, type):
         raise ValueError(
             f"The {kind} {name!r} is a function, not a class: a config dict needs a class "
-            "(a function is saved as its name)."
+            "(a function is saved as {'class_name': 'function', 'config': <its name>})."
         )
     if base is not None:
         base = base if isinstance(base, type) else base()
@@ -337,6 +346,15 @@ def _resolve(name, aliases, custom_objects):
     if target is None:
         target = _REGISTRY.get(name)
     return target
+
+
+def _resolve_function(name, aliases, custom_objects):
+    """As ``_resolve``, but only a function answers: a family's table may give a class for the
+    same name (the metrics' ``"mean_squared_error"`` is the class), the registry the function."""
+    for target in (lookup_custom(name, custom_objects), aliases.get(name), _REGISTRY.get(name)):
+        if target is not None and callable(target) and not isinstance(target, type):
+            return target
+    return None
 
 
 def _family(module, kind, function_form=False):
