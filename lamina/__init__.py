@@ -27,16 +27,29 @@ from lamina.core.state import StateScope, functionalize
 from lamina.core.symbolic import SymbolicTensor
 from lamina.core.transforms import jit, value_and_grad
 from lamina.core.variable import Variable
+from lamina.initializers import Initializer
 from lamina.layers import Input, InputSpec, Layer
+from lamina.losses import Loss
+from lamina.metrics import Metric
 from lamina.models import Model, Sequential
+from lamina.optimizers import Optimizer
+from lamina.regularizers import Regularizer
 from lamina.saving import load_model
 from lamina.version import __version__
 
+KerasTensor = SymbolicTensor  # Keras's name for what lm.Input returns
+
 __all__ = [
+    "Initializer",
     "Input",
     "InputSpec",
+    "KerasTensor",
     "Layer",
+    "Loss",
+    "Metric",
     "Model",
+    "Optimizer",
+    "Regularizer",
     "Sequential",
     "StateScope",
     "SymbolicTensor",

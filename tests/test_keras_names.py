@@ -228,3 +228,13 @@ def test_is_keras_tensor_is_true_for_symbolic_tensors_only(keras):
     for value in (np.ones((1, 3)), jnp.ones((1, 3)), lm.Variable(np.ones(3)), [x], 1.0):
         assert not lm.utils.is_keras_tensor(value)
     assert keras.utils.is_keras_tensor(keras.Input(shape=(3,))) and not keras.utils.is_keras_tensor(np.ones(3))
+
+
+def test_top_level_base_classes_keras_exports():
+    """``keras.Loss``, ``keras.Metric``... are the base classes a user subclasses."""
+    assert lm.Loss is lm.losses.Loss
+    assert lm.Metric is lm.metrics.Metric
+    assert lm.Optimizer is lm.optimizers.Optimizer
+    assert lm.Initializer is lm.initializers.Initializer
+    assert lm.Regularizer is lm.regularizers.Regularizer
+    assert isinstance(lm.Input(shape=(2,)), lm.KerasTensor)
