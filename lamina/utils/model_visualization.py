@@ -6,7 +6,8 @@ Functional models follow their recorded calls (branches, several inputs and outp
 layer drawn once with an edge per call); a nested model is one box, or, with
 ``expand_nested=True``, a dashed cluster of its own layers wired to the outer ones. A
 subclassed model has no recorded graph (its ``call`` is Python code), so it is one box, as in
-Keras.
+Keras; with ``expand_nested=True`` lamina goes further than Keras and draws its direct
+sublayers, connected as one traced call shows (``call_graph.py``).
 
 pydot (the ``plot`` extra) is imported only when these functions run; images need Graphviz's
 ``dot`` program, while a ``.dot`` file is written by pydot alone.
@@ -17,10 +18,12 @@ from __future__ import annotations
 import errno
 import html
 import os
+import warnings
 
 import jax
 
 from lamina.core.symbolic import is_symbolic
+from lamina.utils.call_graph import traced_links
 
 _EXTRA_HINT = 'pip install "lamina[plot]"'
 
@@ -119,38 +122,76 @@ def _label(layer, *, show_layer_names, show_layer_activations, show_dtype, show_
     return '<<table border="0" cellborder="1" bgcolor="black" cellpadding="10">' + "".join(rows) + "</table>>"
 
 
-def _output_layer(model, index):
-    """The innermost layer (not a Functional/Sequential) that makes output ``index`` of
-    ``model``: an expanded model has no box of its own for edges to start from."""
-    Functional, Sequential = _graph_kinds()
+def _expandable(layer) -> bool:
+    """Whether ``expand_nested`` draws ``layer`` as a cluster of its layers (a model that has
+    layers; a plain Layer stays one box, as in Keras)."""
+    from lamina.models.model import Model
+
+    return isinstance(layer, Model) and bool(layer.layers)
+
+
+def _is_subclassed(model) -> bool:
+    return not isinstance(model, _graph_kinds())
+
+
+def _trace(model, traces):
+    """The traced :class:`~lamina.utils.call_graph.CallGraph` of a subclassed model, once per
+    drawing; ``None`` (with a warning) when the model cannot be traced."""
+    if id(model) not in traces:
+        try:
+            traces[id(model)] = traced_links(model)
+        except Exception as error:  # any failure of user code under tracing: draw without links
+            warnings.warn(f"plot_model: could not trace the subclassed model '{model.name}' "
+                          f"({type(error).__name__}: {error}); its layers are drawn without the "
+                          "connections between them.", stacklevel=4)
+            traces[id(model)] = None
+    return traces[id(model)]
+
+
+def _output_layer(model, index, traces):
+    """The innermost layer that makes output ``index`` of ``model``: an expanded model has no
+    box of its own for edges to start from."""
     layer = model
-    while isinstance(layer, (Functional, Sequential)):
-        tensor = layer.outputs[index]
-        index = tensor.node.output_tensors.index(tensor)
-        layer = tensor.node.layer
+    while _expandable(layer):
+        if _is_subclassed(layer):
+            graph = _trace(layer, traces)
+            makers = graph.to_output[index] if graph is not None and index < len(graph.to_output) else []
+            layer, index = (makers[-1] if makers else layer.layers[-1]), 0
+        else:
+            tensor = layer.outputs[index]
+            index = tensor.node.output_tensors.index(tensor)
+            layer = tensor.node.layer
     return layer
 
 
-def _input_layer(model, index):
+def _input_layer(model, index, traces):
     """The innermost layer that receives input ``index`` of ``model``: a Functional model's
-    InputLayer, or (a Sequential draws no InputLayer) its first layer."""
-    Functional, Sequential = _graph_kinds()
+    InputLayer, a Sequential's first layer (it draws no InputLayer), or the first layer of a
+    subclassed model that reads that input."""
+    _, Sequential = _graph_kinds()
     layer = model
-    while isinstance(layer, (Functional, Sequential)):
+    while _expandable(layer):
         if isinstance(layer, Sequential):
             layer, index = layer.layers[0], 0
+        elif _is_subclassed(layer):
+            graph = _trace(layer, traces)
+            readers = graph.from_input[index] if graph is not None and index < len(graph.from_input) else []
+            layer, index = (readers[0] if readers else layer.layers[0]), 0
         else:
             layer = layer.inputs[index].node.layer
     return layer
 
 
-def _calls(model) -> list:
+def _calls(model, traces) -> list:
     """``(source_layer, output_index, destination_layer, input_index)`` for every connection
     in ``model``'s graph, in call order."""
     Functional, Sequential = _graph_kinds()
     if isinstance(model, Sequential):
         layers = model.layers
         return [(a, 0, b, 0) for a, b in zip(layers, layers[1:])]
+    if not isinstance(model, Functional):
+        graph = _trace(model, traces)
+        return [] if graph is None else [(a, 0, b, 0) for a, b in graph.links]
     from lamina.layers.core.input_layer import InputLayer
 
     links = []
@@ -199,11 +240,8 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     pydot = _import_pydot()
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"model_to_dot: rankdir must be one of 'TB', 'LR', 'BT', 'RL', got {rankdir!r}.")
-    Functional, Sequential = _graph_kinds()
     if subgraph:
-        dot = pydot.Cluster(graph_name=_node_id(model), style="dashed")
-        dot.set("label", model.name)
-        dot.set("labeljust", "l")
+        dot = _cluster(pydot, model)
     else:
         dot = pydot.Dot()
         dot.set("rankdir", rankdir)
@@ -215,39 +253,48 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
                          show_dtype=show_dtype, show_shapes=show_shapes, show_trainable=show_trainable)
     if show_shapes or show_dtype:
         _connect_sequential(model)
-
-    if not isinstance(model, (Functional, Sequential)):
-        dot.add_node(_make_node(pydot, model, label_options))  # no recorded graph to draw
+    if _is_subclassed(model) and not (expand_nested and _expandable(model)):
+        dot.add_node(_make_node(pydot, model, label_options))  # no recorded graph: one box, as Keras
         return dot
+    _draw(pydot, dot, model, label_options, expand_nested, traces={})
+    return dot
 
-    layers = model.layers
-    for layer in layers:
-        if expand_nested and isinstance(layer, (Functional, Sequential)):
-            dot.add_subgraph(model_to_dot(layer, show_shapes, show_dtype, show_layer_names, rankdir, expand_nested,
-                                          dpi, subgraph=True, show_layer_activations=show_layer_activations,
-                                          show_trainable=show_trainable, splines=splines))
+
+def _cluster(pydot, model):
+    cluster = pydot.Cluster(graph_name=_node_id(model), style="dashed")
+    cluster.set("label", model.name)
+    cluster.set("labeljust", "l")
+    return cluster
+
+
+def _draw(pydot, dot, model, label_options, expand_nested, traces) -> None:
+    """Add ``model``'s layers (clusters for expanded nested models) and their edges to ``dot``."""
+    for layer in model.layers:
+        if expand_nested and _expandable(layer):
+            cluster = _cluster(pydot, layer)
+            _draw(pydot, cluster, layer, label_options, expand_nested, traces)
+            dot.add_subgraph(cluster)
         else:
             dot.add_node(_make_node(pydot, layer, label_options))
-
-    for source, output_index, destination, input_index in _calls(model):
+    for source, output_index, destination, input_index in _calls(model, traces):
         if expand_nested:
-            source = _output_layer(source, output_index)
-            destination = _input_layer(destination, input_index)
+            source = _output_layer(source, output_index, traces)
+            destination = _input_layer(destination, input_index, traces)
         _add_edge(pydot, dot, source, destination)
-    return dot
 
 
 def _connect_sequential(model) -> None:
     """Make the symbolic graph of a Sequential built from data, so its layers have shapes."""
-    Functional, Sequential = _graph_kinds()
+    from lamina.models.model import Model
+
+    _, Sequential = _graph_kinds()
     if isinstance(model, Sequential):
         try:
             _ = model.outputs  # connects the layers symbolically
         except (AttributeError, ValueError):  # no known input shape: shapes are drawn as '?'
             pass
-    for layer in getattr(model, "layers", []) if isinstance(model, (Functional, Sequential)) else []:
-        if isinstance(layer, (Functional, Sequential)):
-            _connect_sequential(layer)
+    for layer in model.layers if isinstance(model, Model) else []:
+        _connect_sequential(layer)
 
 
 def _make_node(pydot, layer, label_options):
@@ -273,7 +320,9 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
         show_dtype: Show each layer's output dtype.
         show_layer_names: Head each box with the layer's name and class (else the class only).
         rankdir: ``"TB"`` (top to bottom) or ``"LR"`` (left to right), as Graphviz.
-        expand_nested: Draw nested Sequential/Functional models as clusters of their layers.
+        expand_nested: Draw nested models as clusters of their layers. A subclassed model
+            (also the one plotted) then shows its direct sublayers, linked as a trace of one
+            call at its built input shape finds them (shapes inside it are drawn as ``?``).
         dpi: Resolution of bitmap images.
         show_layer_activations: Show the ``activation`` of layers that have one.
         show_trainable: Mark layers with weights as trainable or frozen.

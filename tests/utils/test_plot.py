@@ -145,6 +145,61 @@ def test_subclassed_model_is_one_box_like_keras(keras):
     assert list(_nodes(dot).values()) == [("two_layers", "TwoLayers")] and _edges(dot) == []
 
 
+class _Residual(lm.Model):
+    """A subclassed model: a skip connection around Dropout and a Dense, through jnp code."""
+
+    def __init__(self):
+        super().__init__(name="residual")
+        self.a = layers.Dense(4, name="a")
+        self.drop = layers.Dropout(0.5, name="drop")  # computes nothing at inference: still drawn
+        self.b = layers.Dense(4, name="b")
+        self.out = layers.Dense(1, name="out")
+
+    def call(self, x, training=False):
+        import jax.numpy as jnp
+
+        h = self.a(x)
+        return self.out(self.b(jnp.tanh(self.drop(h))) + h)
+
+
+def test_expanded_subclassed_model_shows_its_traced_sublayers():
+    model = _Residual()
+    model(np.ones((2, 3), "float32"))
+    dot = _graph(model, expand_nested=True)
+    assert _box_names(dot) == ["a", "b", "drop", "out"]
+    assert _edges(dot) == [("a", "drop"), ("a", "out"), ("b", "out"), ("drop", "b")]
+    assert "__call__" not in layers.Dense.__dict__ and "__call__" not in layers.Dropout.__dict__
+
+    inputs = lm.Input((3,), name="x_in")
+    outer = lm.Model(inputs, layers.Dense(2, name="after")(model(inputs)))
+    assert _edges(_graph(outer)) == [("residual", "after"), ("x_in", "residual")]
+    expanded = lm.utils.model_to_dot(outer, expand_nested=True)
+    assert {sub.get_label(): _box_names(sub) for sub in expanded.get_subgraphs()} == {
+        "residual": ["a", "b", "drop", "out"]}
+    assert _edges(expanded) == [("a", "drop"), ("a", "out"), ("b", "out"), ("drop", "b"), ("out", "after"),
+                                ("x_in", "a")]
+
+
+def test_untraceable_subclassed_model_is_drawn_without_links():
+    class Branchy(lm.Model):
+        def __init__(self):
+            super().__init__(name="branchy")
+            self.first = layers.Dense(2, name="first")
+            self.second = layers.Dense(2, name="second")
+
+        def call(self, x):
+            if float(x.sum()) > 0:  # Python control flow on values: cannot be traced
+                return self.second(self.first(x))
+            return self.first(x)
+
+    model = Branchy()
+    model(np.ones((2, 3), "float32"))
+    with pytest.warns(UserWarning, match="could not trace the subclassed model 'branchy'"):
+        dot = _graph(model, expand_nested=True)
+    assert _box_names(dot) == ["first", "second"] and _edges(dot) == []
+    assert "__call__" not in layers.Dense.__dict__
+
+
 def test_labels_shapes_dtype_activation_trainable():
     model = lm.Sequential([layers.Dense(8, activation="relu", name="hidden"), layers.Dense(2, name="out")])
     model(np.ones((5, 3), "float32"))  # built from data: the shapes come from its graph
