@@ -38,6 +38,8 @@ class TensorBoard(Callback):
       weight (and with ``write_images`` an image ``<variable path>/image`` of 1-3-D weights);
     - with ``write_graph``, the model summary (``model.summary()``) as text, tag
       ``model_summary``, once the model is built by the first training step;
+    - every ``embeddings_freq`` epochs, the table of every ``Embedding`` layer for the
+      embedding projector (``<log_dir>/train/projector_config.pbtxt``), with its labels;
     - with ``profile_batch``, a ``jax.profiler`` trace of those training batches into
       ``<log_dir>/train/plugins/profile`` (TensorBoard's profile tab, with the
       ``tensorboard-plugin-profile`` package). With several steps per compiled call, the trace
@@ -54,8 +56,11 @@ class TensorBoard(Callback):
             batches).
         profile_batch: ``0`` (no profiling), a batch number or a pair ``(start, stop)`` of
             batch numbers (counted from 1 from the start of ``fit``, as Keras).
-        embeddings_freq: Only ``0``: the embedding projector is not supported (see below).
-        embeddings_metadata: Only ``None``.
+        embeddings_freq: Epochs between embedding snapshots (0: none). Epoch 0 is included.
+        embeddings_metadata: The labels of the embedding rows: the path of a TSV file for
+            every ``Embedding`` layer, or a dict from layer name to path. A file has one label
+            per line (one line per index), or a header line and one tab-separated row per
+            index (TensorBoard's format).
 
     Raises:
         ImportError: tensorboardX is not installed (``pip install "lamina[tensorboard]"``).
@@ -77,14 +82,14 @@ class TensorBoard(Callback):
                  embeddings_freq=0, embeddings_metadata=None):
         super().__init__()
         self._writer_class = _summary_writer_class()
-        if embeddings_freq or embeddings_metadata is not None:
-            raise ValueError(
-                "lm.callbacks.TensorBoard does not write embedding projector data: "
-                f"embeddings_freq must be 0 and embeddings_metadata None, got "
-                f"embeddings_freq={embeddings_freq!r}, embeddings_metadata={embeddings_metadata!r}.")
-        if not _is_count(histogram_freq):
-            raise ValueError(f"TensorBoard: histogram_freq must be an integer >= 0 (epochs between "
-                             f"histograms), got {histogram_freq!r}.")
+        for name, value in (("histogram_freq", histogram_freq), ("embeddings_freq", embeddings_freq)):
+            if not _is_count(value):
+                raise ValueError(f"TensorBoard: {name} must be an integer >= 0 (epochs between "
+                                 f"writes; 0: never), got {value!r}.")
+        if not (embeddings_metadata is None or isinstance(embeddings_metadata, (str, os.PathLike))
+                or isinstance(embeddings_metadata, dict)):
+            raise ValueError("TensorBoard: embeddings_metadata must be a file path or a dict from "
+                             f"Embedding layer name to file path, got {embeddings_metadata!r}.")
         self.log_dir = os.fspath(log_dir)
         self.histogram_freq = histogram_freq
         self.write_graph = bool(write_graph)
@@ -147,6 +152,8 @@ class TensorBoard(Callback):
             self._write_scalars("validation", "epoch_", validation, epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             self._write_weights(epoch)
+        if self.embeddings_freq and epoch % self.embeddings_freq == 0:
+            self._write_embeddings(epoch)
         for writer in self._writers.values():
             writer.flush()  # TensorBoard shows each epoch as it ends
 
@@ -265,6 +272,26 @@ class TensorBoard(Callback):
                 if image is not None:
                     writer.add_images(f"{name}/image", image, global_step=epoch, dataformats="NHWC")
 
+    def _write_embeddings(self, epoch):
+        from lamina.layers.core.embedding import Embedding
+
+        layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, Embedding)]
+        metadata = self.embeddings_metadata
+        if isinstance(metadata, dict):
+            unknown = sorted(set(metadata) - {layer.name for layer in layers})
+            if unknown:
+                raise ValueError(
+                    f"TensorBoard: embeddings_metadata names {unknown}, which are not Embedding "
+                    f"layers of model '{self.model.name}'; its Embedding layers are "
+                    f"{[layer.name for layer in layers]}.")
+        writer = self._writer("train")
+        for layer in layers:
+            table = np.asarray(jax.device_get(layer.embeddings.value))
+            path = metadata.get(layer.name) if isinstance(metadata, dict) else metadata
+            labels, header = (None, None) if path is None else _read_labels(path, layer, len(table))
+            writer.add_embedding(table, metadata=labels, metadata_header=header,
+                                 global_step=epoch, tag=layer.embeddings.path)
+
     def _write_model_summary(self):
         lines = []
         try:
@@ -363,6 +390,21 @@ def _scalar(value):
 def _row(value, index):
     array = np.asarray(value)
     return array[index] if array.ndim else array
+
+
+def _read_labels(path, layer, rows):
+    """The labels of a TSV metadata file: ``(labels, None)`` for one label per line, or
+    ``(rows, header)`` for a header line and tab-separated rows."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if len(lines) == rows and not (lines and "\t" in lines[0]):
+        return lines, None
+    if len(lines) == rows + 1 and "\t" in lines[0]:
+        return [line.split("\t") for line in lines[1:]], lines[0].split("\t")
+    raise ValueError(
+        f"TensorBoard: the embeddings metadata file {os.fspath(path)!r} of layer "
+        f"'{layer.name}' has {len(lines)} lines; the layer has {rows} rows (expected one label "
+        "per line, or a tab-separated header line and one row per index).")
 
 
 def _weight_image(value):

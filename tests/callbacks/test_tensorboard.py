@@ -166,7 +166,8 @@ def test_missing_tensorboardx_names_the_extra(monkeypatch):
     ({"profile_batch": (3, 2)}, r"profile_batch must be .* got \(3, 2\)"),
     ({"profile_batch": -1}, r"profile_batch must be .* got -1"),
     ({"histogram_freq": -1}, r"histogram_freq must be an integer >= 0.* got -1"),
-    ({"embeddings_freq": 1}, r"does not write embedding projector data: embeddings_freq must be 0"),
+    ({"embeddings_freq": 0.5}, r"embeddings_freq must be an integer >= 0.* got 0.5"),
+    ({"embeddings_metadata": 3}, r"embeddings_metadata must be a file path or a dict"),
 ])
 def test_unusable_arguments_are_refused_clearly(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -181,3 +182,41 @@ def test_update_freq_epoch_writes_no_batch_scalars_and_profile_string_form(tmp_p
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
     assert set(_scalars(log_dir, "train")) == {"epoch_loss", "epoch_mae", "epoch_learning_rate"}
     assert not os.path.exists(os.path.join(log_dir, "train", "plugins"))
+
+
+def _embedding_model():
+    lm.random.set_seed(2)
+    model = lm.Sequential([lm.Input((3,), dtype="int32"), lm.layers.Embedding(5, 2, name="words"),
+                           lm.layers.Flatten(), lm.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_embeddings_are_written_for_the_projector_with_their_labels(tmp_path):
+    x = np.arange(12, dtype="int32").reshape(4, 3) % 5
+    y = np.ones((4, 1), "float32")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tkind\n" + "".join(f"w{i}\tk{i % 2}\n" for i in range(5)))
+    model = _embedding_model()
+    log_dir = tmp_path / "logs"
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[lm.callbacks.TensorBoard(
+        str(log_dir), embeddings_freq=2, embeddings_metadata={"words": str(labels)})])
+    config = (log_dir / "train" / "projector_config.pbtxt").read_text()
+    assert config.count("embeddings {") == 2  # epochs 0 and 2
+    [last] = sorted(glob.glob(str(log_dir / "train" / "00002" / "*" / "tensors.tsv")))
+    table = np.loadtxt(last, delimiter="\t")
+    np.testing.assert_allclose(table, np.asarray(model.get_layer("words").embeddings), rtol=1e-6)
+    metadata = open(os.path.join(os.path.dirname(last), "metadata.tsv")).read().splitlines()
+    assert metadata[0] == "name\tkind" and metadata[1:] == [f"w{i}\tk{i % 2}" for i in range(5)]
+
+
+def test_embeddings_metadata_errors_name_the_layer(tmp_path):
+    x, y = np.zeros((2, 3), "int32"), np.zeros((2, 1), "float32")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("a\nb\n")
+    with pytest.raises(ValueError, match=r"'words' has 2 lines; the layer has 5 rows"):
+        _embedding_model().fit(x, y, verbose=0, callbacks=[lm.callbacks.TensorBoard(
+            str(tmp_path / "a"), embeddings_freq=1, embeddings_metadata=str(labels))])
+    with pytest.raises(ValueError, match=r"names \['wrods'\], which are not Embedding layers.*\['words'\]"):
+        _embedding_model().fit(x, y, verbose=0, callbacks=[lm.callbacks.TensorBoard(
+            str(tmp_path / "b"), embeddings_freq=1, embeddings_metadata={"wrods": str(labels)})])
