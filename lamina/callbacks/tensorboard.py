@@ -102,6 +102,7 @@ class TensorBoard(Callback):
         self._train_dir = os.path.join(self.log_dir, "train")
         self._val_dir = os.path.join(self.log_dir, "validation")
         self._writers = {}
+        self._in_fit = False
         self._reset_run_state()
 
     def _reset_run_state(self):
@@ -122,6 +123,7 @@ class TensorBoard(Callback):
         return self._writers[which]
 
     def _close_writers(self):
+        # Only close() waits for tensorboardX's writer thread to write out its queue.
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
@@ -129,8 +131,10 @@ class TensorBoard(Callback):
     # -- fit -------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         self._reset_run_state()
+        self._in_fit = True
 
     def on_train_end(self, logs=None):
+        self._in_fit = False
         if self._tracing:
             self._stop_trace()
         self._close_writers()
@@ -155,7 +159,7 @@ class TensorBoard(Callback):
         if self.embeddings_freq and epoch % self.embeddings_freq == 0:
             self._write_embeddings(epoch)
         for writer in self._writers.values():
-            writer.flush()  # TensorBoard shows each epoch as it ends
+            writer.flush()  # to disk now rather than within 120 s, so TensorBoard shows the epoch
 
     @runs_per_block
     def on_train_batch_begin(self, batch, logs=None):
@@ -196,7 +200,8 @@ class TensorBoard(Callback):
             return
         step = int(np.asarray(iterations))
         self._write_scalars("validation", "evaluation_", logs, step, suffix="_vs_iterations")
-        self._writer("validation").flush()
+        if not self._in_fit:  # evaluate(): nothing closes the writers later
+            self._close_writers()
 
     # -- what is written -------------------------------------------------------------------
     def _call_steps(self):

@@ -144,14 +144,30 @@ def test_histograms_of_every_weight_every_histogram_freq_epochs(tmp_path):
     assert "dense_" in text["value"].iloc[0] and "Total params: 19" in text["value"].iloc[0]
 
 
-def test_profile_batch_range_writes_a_jax_trace(tmp_path):
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_profile_batch_range_writes_a_jax_trace(tmp_path, steps_per_execution):
+    # With 4 steps per call, batches 2-3 run inside the first call, which is traced.
     x, y = _data(16)
-    model = _model(steps_per_execution=1)
+    model = _model(steps_per_execution=steps_per_execution)
     log_dir = str(tmp_path / "logs")
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
-              callbacks=[lm.callbacks.TensorBoard(log_dir, profile_batch=(2, 3), write_graph=False)])
+    callback = lm.callbacks.TensorBoard(log_dir, profile_batch=(2, 3), write_graph=False)
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[callback])
     traces = glob.glob(os.path.join(log_dir, "train", "plugins", "profile", "*", "*.xplane.pb"))
-    assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
+    assert len(traces) == 1 and os.path.getsize(traces[0]) > 0  # one trace per fit, as Keras
+    assert not callback._tracing
+
+
+def test_evaluate_writes_its_results_against_iterations(tmp_path):
+    x, y = _data(16)
+    model = _model()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    log_dir = str(tmp_path / "logs")
+    results = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True,
+                             callbacks=[lm.callbacks.TensorBoard(log_dir)])
+    validation = _scalars(log_dir, "validation")
+    assert set(validation) == {"evaluation_loss_vs_iterations", "evaluation_mae_vs_iterations"}
+    assert validation["evaluation_loss_vs_iterations"][0] == [4]
+    np.testing.assert_allclose(validation["evaluation_mae_vs_iterations"][1], [results["mae"]], rtol=1e-6)
 
 
 def test_missing_tensorboardx_names_the_extra(monkeypatch):
