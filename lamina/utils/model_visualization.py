@@ -88,21 +88,31 @@ def _io_tensors(layer):
         return None, None
 
 
-def _label(layer, *, show_layer_names, show_layer_activations, show_dtype, show_shapes, show_trainable) -> str:
+def _signature(layer, traced):
+    """``(input shapes, output shapes, output dtypes)`` of ``layer``'s first call: from its
+    symbolic tensors, else from a trace of the subclassed model around it, else ``None``s."""
+    inputs, outputs = _io_tensors(layer)
+    if outputs is not None:
+        return (None if inputs is None else _structure(lambda t: t.shape, inputs),
+                _structure(lambda t: t.shape, outputs), _structure(lambda t: t.dtype.name, outputs))
+    return traced or (None, None, None)
+
+
+def _label(layer, traced=None, *, show_layer_names, show_layer_activations, show_dtype, show_shapes,
+           show_trainable) -> str:
     from lamina.layers.core.input_layer import InputLayer
 
     class_name = type(layer).__name__
     cell = '<font point-size="14">{}</font>'
     cols = []
-    inputs, outputs = _io_tensors(layer)
+    input_shape, output_shape, dtype = _signature(layer, traced)
     if show_shapes:
         if not isinstance(layer, InputLayer):
-            shape = None if inputs is None else _structure(lambda t: t.shape, inputs)
+            shape = input_shape
             cols.append('<td bgcolor="white">' + cell.format(f"Input shape: <b>{html.escape(_format(shape))}</b>") + "</td>")
-        shape = None if outputs is None else _structure(lambda t: t.shape, outputs)
+        shape = output_shape
         cols.append('<td bgcolor="white">' + cell.format(f"Output shape: <b>{html.escape(_format(shape))}</b>") + "</td>")
     if show_dtype:
-        dtype = None if outputs is None else _structure(lambda t: t.dtype.name, outputs)
         cols.append('<td bgcolor="white">' + cell.format(f"Output dtype: <b>{html.escape(_format(dtype))}</b>") + "</td>")
     if show_trainable and layer.weights:
         if layer.trainable:
@@ -269,13 +279,14 @@ def _cluster(pydot, model):
 
 def _draw(pydot, dot, model, label_options, expand_nested, traces) -> None:
     """Add ``model``'s layers (clusters for expanded nested models) and their edges to ``dot``."""
+    graph = _trace(model, traces) if _is_subclassed(model) else None
     for layer in model.layers:
         if expand_nested and _expandable(layer):
             cluster = _cluster(pydot, layer)
             _draw(pydot, cluster, layer, label_options, expand_nested, traces)
             dot.add_subgraph(cluster)
         else:
-            dot.add_node(_make_node(pydot, layer, label_options))
+            dot.add_node(_make_node(pydot, layer, label_options, graph.shapes.get(id(layer)) if graph else None))
     for source, output_index, destination, input_index in _calls(model, traces):
         if expand_nested:
             source = _output_layer(source, output_index, traces)
@@ -297,8 +308,8 @@ def _connect_sequential(model) -> None:
         _connect_sequential(layer)
 
 
-def _make_node(pydot, layer, label_options):
-    node = pydot.Node(_node_id(layer), label=_label(layer, **label_options))
+def _make_node(pydot, layer, label_options, traced=None):
+    node = pydot.Node(_node_id(layer), label=_label(layer, traced, **label_options))
     node.set("fontname", "Helvetica")
     node.set("border", "0")
     node.set("margin", "0")
@@ -322,7 +333,7 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
         rankdir: ``"TB"`` (top to bottom) or ``"LR"`` (left to right), as Graphviz.
         expand_nested: Draw nested models as clusters of their layers. A subclassed model
             (also the one plotted) then shows its direct sublayers, linked as a trace of one
-            call at its built input shape finds them (shapes inside it are drawn as ``?``).
+            call at its built input shape finds them (with the shapes seen in that trace).
         dpi: Resolution of bitmap images.
         show_layer_activations: Show the ``activation`` of layers that have one.
         show_trainable: Mark layers with weights as trainable or frozen.

@@ -169,6 +169,10 @@ def test_expanded_subclassed_model_shows_its_traced_sublayers():
     assert _box_names(dot) == ["a", "b", "drop", "out"]
     assert _edges(dot) == [("a", "drop"), ("a", "out"), ("b", "out"), ("drop", "b")]
     assert "__call__" not in layers.Dense.__dict__ and "__call__" not in layers.Dropout.__dict__
+    labels = {_TITLE.search(n.get("label")).group(1): n.get("label")
+              for n in _graph(model, expand_nested=True, show_shapes=True, show_dtype=True).get_nodes() if n.get("label")}
+    assert "Input shape: <b>(None, 3)</b>" in labels["a"] and "Output shape: <b>(None, 4)</b>" in labels["a"]
+    assert "Output shape: <b>(None, 1)</b>" in labels["out"] and "Output dtype: <b>float32</b>" in labels["out"]
 
     inputs = lm.Input((3,), name="x_in")
     outer = lm.Model(inputs, layers.Dense(2, name="after")(model(inputs)))
