@@ -75,9 +75,9 @@ def _batch_losses(x, y, epochs, batch_size):
 
 @pytest.mark.parametrize("steps_per_execution", [1, "auto", 4])
 def test_every_batch_is_written_also_inside_a_compiled_block(tmp_path, steps_per_execution):
-    # 34 samples in batches of 2: 16 full ones and a partial one, so that "auto" runs blocks
+    # 65 samples in batches of 2: 32 full ones and a partial one, so that "auto" runs blocks
     # (two steps per call) and 4 leaves a tail of single steps.
-    x, y = _data(34)
+    x, y = _data(65)
     expected = _batch_losses(x, y, epochs=2, batch_size=2)
     model = _model(steps_per_execution=steps_per_execution)
     log_dir = str(tmp_path / "logs")
@@ -88,7 +88,7 @@ def test_every_batch_is_written_also_inside_a_compiled_block(tmp_path, steps_per
     train = _scalars(log_dir, "train")
 
     steps, values = train["batch_loss"]
-    assert steps == list(range(1, 35))  # 17 batches per epoch, counted on across epochs
+    assert steps == list(range(1, 67))  # 33 batches per epoch, counted on across epochs
     np.testing.assert_allclose(values, expected, rtol=1e-5)
     assert train["batch_mae"][0] == steps
     assert train["batch_steps_per_second"][0] == steps
