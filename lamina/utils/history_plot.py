@@ -65,7 +65,9 @@ def plot_history(history, metrics=None, to_file=None):
 
     Returns:
         The ``matplotlib.figure.Figure``: one subplot per metric, with the lines
-        ``"train"`` and ``"validation"`` (when the history has ``val_`` values).
+        ``"train"`` and ``"validation"`` (when the history has ``val_`` values). It is made
+        with pyplot, so ``plt.show()`` and notebooks display it; in a loop, free each with
+        ``plt.close(figure)``.
 
     Example:
         >>> import lamina as lm

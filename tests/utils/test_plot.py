@@ -130,19 +130,25 @@ def test_sequential_is_a_chain_like_keras(keras):
 
 
 def test_subclassed_model_is_one_box_like_keras(keras):
-    class TwoLayers(lm.Model):
-        def __init__(self):
-            super().__init__(name="two_layers")
-            self.hidden = layers.Dense(4)
-            self.out = layers.Dense(1)
+    from keras.src.utils.model_visualization import model_to_dot as keras_model_to_dot
 
-        def call(self, x):
-            return self.out(self.hidden(x))
+    def build(module):
+        class TwoLayers(module.Model):
+            def __init__(self):
+                super().__init__(name="two_layers")
+                self.hidden = module.layers.Dense(4)
+                self.out = module.layers.Dense(1)
 
-    model = TwoLayers()
-    model(np.ones((2, 3), "float32"))
-    dot = _graph(model)
-    assert list(_nodes(dot).values()) == [("two_layers", "TwoLayers")] and _edges(dot) == []
+            def call(self, x):
+                return self.out(self.hidden(x))
+
+        model = TwoLayers()
+        model(np.ones((2, 3), "float32"))
+        return model
+
+    ours, theirs = _graph(build(lm)), keras_model_to_dot(build(keras))
+    assert list(_nodes(ours).values()) == [("two_layers", "TwoLayers")] == list(_nodes(theirs).values())
+    assert _edges(ours) == [] == _edges(theirs)
 
 
 class _Residual(lm.Model):
