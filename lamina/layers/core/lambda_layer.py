@@ -19,6 +19,7 @@ from lamina.core import state
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import get_registered_name, lookup, register_builtin
 from lamina.saving.safe_mode import refuse_code
+from lamina.saving.serialization import deserialize_object
 
 LAMBDA_MARKER = "__lambda__"
 _ARRAY_MARKER = "__numpy__"
@@ -139,7 +140,8 @@ def serialize_function(fn):
 
 
 def deserialize_function(config, *, what="function"):
-    """Resolve a function stored by ``serialize_function``; refuses the ``__lambda__`` marker."""
+    """Resolve a function stored by ``serialize_function`` (or in Keras's form,
+    ``{"class_name": "function", "config": <name>}``); refuses the ``__lambda__`` marker."""
     if isinstance(config, dict) and config.get("class_name") == LAMBDA_MARKER:
         name = (config.get("config") or {}).get("name", "<unknown>")
         raise ValueError(
@@ -155,6 +157,9 @@ def deserialize_function(config, *, what="function"):
                 "@lm.saving.register_serializable() or pass it in custom_objects."
             )
         return fn
+    if isinstance(config, dict) and config.get("class_name") == "function":
+        # Keras's form for a named function (what Keras's Lambda writes): the same registry look-up.
+        return deserialize_object(config, kind="Lambda" if what == "function" else f"Lambda {what}", aliases={})
     raise ValueError(f"Cannot interpret Lambda {what} config {config!r}.")
 
 
