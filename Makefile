@@ -13,6 +13,7 @@ $(VENV)/.installed-%: pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed-dev
+	$(PY) -m ruff check lamina tests examples benchmarks
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n auto -q
 
 demo: $(VENV)/.installed-examples
