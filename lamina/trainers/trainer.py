@@ -91,10 +91,12 @@ class Trainer:
         before ``compile``. Saved in model files; ``compile_from_config`` replays it."""
         if not self.__dict__.get("_lm_compiled"):
             return None
-        from lamina.saving.serialization import serialize_object
+        from lamina.saving.serialization import serialize
 
+        # Functions in Keras's dict form, strings as strings: a metric given as the function
+        # ``accuracy`` must not come back as the string "accuracy" (which compile auto-picks).
         args = dict(self._lm_compile_args, optimizer=self.optimizer)
-        return {key: _map_nested(serialize_object, value) for key, value in args.items()}
+        return {key: _map_nested(serialize, value) for key, value in args.items()}
 
     def compile_from_config(self, config: dict, custom_objects=None) -> None:
         """``compile()`` with the arguments ``get_compile_config`` gave."""

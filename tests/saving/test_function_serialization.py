@@ -231,3 +231,17 @@ def test_serialized_function_is_json_and_unregistered_code_is_refused():
     assert json.loads(text)[1] == {**FUNCTION_FORM, "config": "accuracy"}
     with pytest.raises(ValueError, match="only named functions"):
         lm.saving.serialize(lambda x: x)
+
+
+def test_a_metric_given_as_a_function_stays_that_function_after_reloading(tmp_path):
+    """``metrics=[lm.metrics.accuracy]`` (exact match) must not reload as the string "accuracy"
+    (which compile resolves to the accuracy that fits the loss)."""
+    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=[lm.metrics.accuracy])
+    x = y = np.eye(3, dtype="float32")
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    path = str(tmp_path / "m.lamina")
+    model.save(path)
+    after = lm.load_model(path).evaluate(x, y, verbose=0, return_dict=True)
+    assert before["accuracy"] == after["accuracy"] == 0.0  # softmax outputs never equal one-hot labels
+    np.testing.assert_allclose(after["loss"], before["loss"], rtol=1e-6)
