@@ -39,6 +39,9 @@ class Sequential(Model):
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._layers = []
+        # The names in _layers, so that add() checks a new name in constant time (a model
+        # loaded from a file with thousands of layers adds them one by one).
+        self._lm_layer_names = set()
         # The symbolic graph, once the input shape is known (as Keras): the InputLayer it
         # starts from, and the symbolic output of each connected layer, in order.
         self._lm_input_layer = None
@@ -77,11 +80,11 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add() takes a lamina Layer, got {type(layer).__name__}.")
-        names = {existing.name for existing in self._layers}
-        if layer.name in names:
+        if layer.name in self._lm_layer_names:
             raise ValueError(f"Sequential '{self.name}' already has a layer named {layer.name!r}; names must be unique.")
         _adopt(self, layer, layer.name)  # paths read 'sequential/dense/kernel'
         self._layers.append(layer)
+        self._lm_layer_names.add(layer.name)
         state.bump_structure_version()  # a list append does not pass through __setattr__
         self.built = False
         if self._lm_input_layer is None:
@@ -179,6 +182,7 @@ class Sequential(Model):
         if not self._layers:
             raise ValueError(f"Sequential '{self.name}' has no layer to pop.")
         layer = self._layers.pop()
+        self._lm_layer_names.discard(layer.name)
         if len(self._lm_graph) > len(self._layers):
             node = self._lm_graph.pop().node
             if node in layer._lm_inbound_nodes:

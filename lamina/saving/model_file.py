@@ -94,6 +94,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         config = archive.config
         if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
             raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
+        _check_layer_count(config, archive.source)
         # The weights are about to be overwritten from the file: skip the (slow) initializers,
         # and let the config create no more weight bytes than the file holds (plus slack for a
         # near-miss, which the mismatch report then describes).
@@ -105,7 +106,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
             if compile and config.get("compile_config"):
                 with _as_file_error(archive.source, "compile arguments"):
                     _compile_from_config(model, config["compile_config"], custom_objects)
-        if model.built or model.weights or archive.weights.entries:  # else saved before building
+        if model.built or archive.weights.entries or model.weights:  # else saved before building
             targets, structure = weights_io.targets_for_loading(model, archive.weights)
             weights_io.check_and_assign(targets, archive.weights, structure=structure,
                                         where=f"the model its config describes ('{model.name}')")
@@ -114,6 +115,28 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
 
 
 _BUILD_SLACK_BYTES = 16 * 1024 * 1024
+# The most layers a file may declare, all "layers" lists of its config together: far above
+# real models, and refused before any layer is made (a compressed config.json of a few KB can
+# list hundreds of thousands).
+MAX_LAYERS = 100_000
+
+
+def _check_layer_count(config: dict, source: str) -> None:
+    """Refuse a config whose ``"layers"`` lists (Sequential's, Functional's, nested models')
+    hold more than ``MAX_LAYERS`` entries in all."""
+    count, stack = 0, [config]
+    while stack:  # iterative: a config may nest deeply
+        value = stack.pop()
+        if isinstance(value, dict):
+            layers = value.get("layers")
+            if isinstance(layers, list):
+                count += len(layers)
+                if count > MAX_LAYERS:
+                    raise FileFormatError(f"{source}: config.json declares more than {MAX_LAYERS} layers "
+                                          f"(lamina.saving.model_file.MAX_LAYERS); it is not loaded.")
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _compile_from_config(model, compile_config, custom_objects) -> None:

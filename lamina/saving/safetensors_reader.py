@@ -16,6 +16,8 @@ import json
 import math
 import mmap
 import os
+import stat
+import zlib
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -25,6 +27,9 @@ from lamina.saving.errors import FileFormatError
 
 # The safetensors library refuses headers above 100 MB as well.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# safetensors metadata: JSON {key: CRC-32 of the tensor's bytes}, written by lamina.
+CHECKSUM_METADATA = "lamina_crc32"
+_CRC_CHUNK = 16 * 1024 * 1024
 # NumPy's own limit on dimensions; it also keeps the product of a declared shape a small
 # integer to compute (a thousand huge dimensions would make a huge Python integer).
 MAX_RANK = 64
@@ -58,12 +63,36 @@ class SafetensorsView:
         ([0.0, 1.0, 2.0], (3,))
     """
 
-    def __init__(self, buffer, source: str, release_pages=None):
+    def __init__(self, buffer, source: str, release_pages=None, verified: bool = False):
         self.source = source
         self._release_pages = release_pages  # (start, end) -> None, for memory-mapped buffers
         self._outer = memoryview(buffer)
         self._buffer = self._outer.cast("B")
         self.entries, self.metadata = _parse_header(self._buffer, source)
+        # True when the bytes were checked as a whole already (a model file's zip CRC-32).
+        self._verified = verified
+        self.checksums = _parse_checksums(self.metadata, self.entries, source)
+
+    def verify(self, keys) -> None:
+        """Check the tensors ``keys`` against the CRC-32s the file records, if it records any
+        (files from other tools do not: they are read unchecked). Raises ``FileFormatError``
+        naming the first damaged tensor."""
+        if self._verified or self.checksums is None:
+            return
+        for key in keys:
+            entry = self.entries[key]
+            crc = 0
+            for begin in range(entry.start, entry.end, _CRC_CHUNK):
+                end = min(begin + _CRC_CHUNK, entry.end)
+                crc = zlib.crc32(self._buffer[begin:end], crc)
+                self.done_with_range(begin, end)  # read again when copied; not resident meanwhile
+            if crc != self.checksums[key]:
+                raise FileFormatError(f"{self.source} is damaged: tensor {key!r} fails its CRC-32 check "
+                                      "(no weight was changed).")
+
+    def done_with_range(self, start: int, end: int) -> None:
+        if self._release_pages is not None:
+            self._release_pages(start, end)
 
     def array(self, key: str) -> np.ndarray:
         entry = self.entries[key]
@@ -73,9 +102,8 @@ class SafetensorsView:
 
     def done_with(self, key: str) -> None:
         """The tensor ``key`` has been copied: its file pages need not stay in this process."""
-        if self._release_pages is not None:
-            entry = self.entries[key]
-            self._release_pages(entry.start, entry.end)
+        entry = self.entries[key]
+        self.done_with_range(entry.start, entry.end)
 
     def release(self) -> None:
         """Let go of the buffer. An array still using it (a device copy in flight, a
@@ -97,7 +125,7 @@ class MappedSafetensorsFile:
         self.path = os.fspath(path)
 
     def __enter__(self) -> SafetensorsView:
-        self._file = open(self.path, "rb")
+        self._file = open_regular_file(self.path, f"weights file {self.path!r}")
         try:
             size = os.fstat(self._file.fileno()).st_size
             if size < 8:
@@ -118,6 +146,51 @@ class MappedSafetensorsFile:
         if getattr(self, "_map", None) is not None:
             close_map(self._map)
         self._file.close()
+
+
+def open_regular_file(path: str, what: str):
+    """``open(path, "rb")`` for a regular file only: a FIFO, a device or a socket (or a link to
+    one) raises ``FileFormatError`` naming ``what``, and a folder ``IsADirectoryError``.
+
+    The file is opened without blocking and checked with ``fstat`` before any read: a plain
+    ``open`` of a FIFO waits for a writer forever, and ``/dev/zero`` never ends.
+
+    Example:
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> os.mkfifo(os.path.join(folder, "pipe"))
+        >>> open_regular_file(os.path.join(folder, "pipe"), "weights file 'pipe'")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        lamina.saving.errors.FileFormatError: weights file 'pipe' is a FIFO (named pipe), not a regular file: ...
+    """
+    def opener(name, flags):
+        return os.open(name, flags | getattr(os, "O_NONBLOCK", 0))
+
+    try:
+        file = open(path, "rb", opener=opener)
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{what} is a folder, not a file.") from None
+    try:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            target = f" (a link to {os.path.realpath(path)!r})" if os.path.islink(path) else ""
+            raise FileFormatError(f"{what}{target} is {_file_kind(mode)}, not a regular file: lamina "
+                                  "reads weights and models only from regular files.")
+        if hasattr(os, "set_blocking"):  # reads of a regular file never block anyway
+            os.set_blocking(file.fileno(), True)
+        return file
+    except BaseException:
+        file.close()
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def close_map(mapping: mmap.mmap) -> None:
@@ -196,6 +269,27 @@ def _parse_entry(key, spec, data_start, data_size, bad) -> TensorEntry:
     if end - begin != expected:
         raise bad(f"entry {key!r} of shape {shape} {spec['dtype']} needs {expected} bytes, its range has {end - begin}")
     return TensorEntry(dtype, tuple(shape), data_start + begin, data_start + end)
+
+
+def _parse_checksums(metadata: dict, entries: dict, source: str) -> dict | None:
+    """The file's ``{key: CRC-32}``; ``None`` when it records none (a file from another tool)."""
+    raw = metadata.get(CHECKSUM_METADATA)
+    if raw is None:
+        return None
+    try:
+        checksums = json.loads(raw)
+    except (ValueError, RecursionError):
+        checksums = None
+    if not (isinstance(checksums, dict) and set(checksums) == set(entries)
+            and all(_is_count(v) and v < 2 ** 32 for v in checksums.values())):
+        raise FileFormatError(f"{source} is damaged: its '{CHECKSUM_METADATA}' metadata is not one CRC-32 "
+                              "per tensor.")
+    return checksums
+
+
+def tensor_checksum(array: np.ndarray) -> int:
+    """The CRC-32 of a C-contiguous array's bytes, as safetensors stores them."""
+    return zlib.crc32(array.reshape(-1).view(np.uint8))
 
 
 def _short(value, limit: int = 80) -> str:

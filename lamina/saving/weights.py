@@ -30,7 +30,7 @@ import safetensors.numpy
 from lamina.core.variable import Variable
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import WeightMismatchError
-from lamina.saving.safetensors_reader import MappedSafetensorsFile
+from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, tensor_checksum
 from lamina.version import __version__
 
 OPTIMIZER_PREFIX = "optimizer/"
@@ -137,7 +137,9 @@ def write_safetensors(path, variables: dict, structure: dict | None = None) -> N
     """Write ``{key: Variable}`` as one safetensors file at ``path`` (not atomically: callers
     write to a temporary name), with ``structure`` (``{key: structural_key}``) in its metadata."""
     arrays = {key: _contiguous(np.asarray(v.value)) for key, v in variables.items()}
-    header = {"format": "lamina", "lamina_version": __version__}
+    header = {"format": "lamina", "lamina_version": __version__,
+              CHECKSUM_METADATA: json.dumps({key: tensor_checksum(a) for key, a in arrays.items()},
+                                            separators=(",", ":"))}
     if structure:
         header[STRUCTURE_METADATA] = json.dumps(structure, separators=(",", ":"))
     safetensors.numpy.save_file(arrays, path, metadata=header)
@@ -202,6 +204,7 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
             plan = [(variable, from_structure[skey]) for variable, skey in structural_plan]
     if problems:
         _report(problems, view, skip_mismatch, where)
+    view.verify(key for _, key in plan)  # every tensor, before the first variable changes
     for variable, key in plan:
         variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
         # The copy runs asynchronously: wait for it, so that the file's pages can be let go of
@@ -255,7 +258,15 @@ def save_weights(model, path) -> None:
 
 
 def load_weights(model, path, skip_mismatch: bool = False) -> None:
-    """``model.load_weights(path)`` from a ``.safetensors`` file or a ``.lamina`` model file."""
+    """``model.load_weights(path)`` from a ``.safetensors`` file or a ``.lamina`` model file.
+
+    ``save_weights`` records a CRC-32 of every tensor in the file's metadata; each tensor
+    about to be loaded is checked against it before any variable changes, so a damaged file
+    raises ``FileFormatError`` and leaves the model as it was. A safetensors file written by
+    another tool has no such checksums: it loads unchecked (its header is still validated).
+    A ``.lamina`` file is checked by its zip CRC-32. Only regular files are read: a FIFO or a
+    device raises ``FileFormatError`` at once instead of blocking.
+    """
     path = str(path)
     if path.endswith(".lamina"):
         from lamina.saving.archive import ModelArchive

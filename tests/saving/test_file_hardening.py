@@ -1,0 +1,220 @@
+"""Loading from hostile or damaged files (issue 10, items 11, 13, 14): a FIFO or a device is
+refused at once instead of blocking; a weights file records a CRC-32 per tensor and a flipped
+byte is caught before any weight changes; a Sequential checks layer names in constant time
+and a file may not declare more than ``MAX_LAYERS`` layers."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import lamina as lm
+from lamina.layers.layer import Layer
+from lamina.saving import FileFormatError, model_file
+
+CHECKSUM_METADATA = "lamina_crc32"  # the safetensors metadata entry: JSON {key: CRC-32}
+
+# -- item 11: FIFOs and devices ---------------------------------------------------------------
+
+_OPEN_EVERYTHING = textwrap.dedent("""
+    import json, os, sys
+    import lamina as lm
+
+    folder = sys.argv[1]
+    model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)])
+    results = {}
+    for name, load in [("pipe.lamina", lm.load_model), ("pipe.safetensors", model.load_weights),
+                       ("pipe.lamina", model.load_weights), ("link.lamina", lm.load_model),
+                       ("link.safetensors", model.load_weights), ("/dev/zero", lm.load_model),
+                       ("/dev/zero", model.load_weights), ("zero.lamina", lm.load_model)]:
+        try:
+            load(os.path.join(folder, name))
+            results[f"{name} {load.__name__}"] = "loaded"
+        except Exception as error:
+            results[f"{name} {load.__name__}"] = f"{type(error).__name__}: {error}"
+    print(json.dumps(results))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_a_link_to_one_and_a_device_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.lamina")
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    os.symlink(tmp_path / "pipe.lamina", tmp_path / "link.lamina")
+    os.symlink(tmp_path / "pipe.safetensors", tmp_path / "link.safetensors")
+    os.symlink("/dev/zero", tmp_path / "zero.lamina")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    try:  # before the fix, the first load waited for a writer forever
+        done = subprocess.run([sys.executable, "-c", _OPEN_EVERYTHING, str(tmp_path)], capture_output=True,
+                              text=True, timeout=120, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("loading from a FIFO or a device blocked")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(results) == 8
+    for case, outcome in results.items():
+        name = case.split()[0]
+        assert outcome.startswith("FileFormatError: "), (case, outcome)
+        assert "not a regular file" in outcome and repr(str(tmp_path / name) if "/" not in name else name) in outcome
+        kind = "a character device" if "zero" in name else "a FIFO (named pipe)"
+        assert kind in outcome, (case, outcome)
+        if name.startswith("link") or name.startswith("zero"):
+            assert "a link to" in outcome, (case, outcome)
+
+
+def test_a_folder_is_refused_as_a_folder(tmp_path):
+    model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)])
+    folder = tmp_path / "w.safetensors"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        model.load_weights(folder)
+
+
+# -- item 14: a CRC-32 per tensor in weights files ------------------------------------------
+
+
+def _model():
+    lm.random.set_seed(3)
+    return lm.Sequential([lm.Input((3,)), lm.layers.Dense(4, name="dense"), lm.layers.Dense(2, name="dense_1")])
+
+
+def _data_start(raw: bytes) -> int:
+    return 8 + int.from_bytes(raw[:8], "little")
+
+
+def _header(raw: bytes) -> dict:
+    return json.loads(raw[8:_data_start(raw)])
+
+
+def test_each_tensor_has_its_crc32_in_the_metadata(tmp_path):
+    model = _model()
+    path = tmp_path / "w.safetensors"
+    model.save_weights(path)
+    raw = path.read_bytes()
+    header = _header(raw)
+    checksums = json.loads(header["__metadata__"][CHECKSUM_METADATA])
+    expected = {key: zlib.crc32(array.tobytes()) for key, array in safetensors.numpy.load_file(path).items()}
+    assert checksums == expected and set(checksums) == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}
+
+
+def test_a_flipped_byte_in_a_tensor_is_refused_and_nothing_changes(tmp_path):
+    source, target = _model(), _model()
+    path = tmp_path / "w.safetensors"
+    source.save_weights(path)
+    raw = bytearray(path.read_bytes())
+    entry = _header(raw)["dense_1/kernel"]  # the last tensor checked: the others pass first
+    raw[_data_start(raw) + entry["data_offsets"][0] + 5] ^= 0x10
+    path.write_bytes(bytes(raw))
+    before = [w.numpy().copy() for w in target.weights]
+    with pytest.raises(FileFormatError, match=r"tensor 'dense_1/kernel' fails its CRC-32 check"):
+        target.load_weights(path)
+    for old, new in zip(before, target.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+    with pytest.raises(FileFormatError, match="CRC-32"):  # also when loading only what fits
+        target.load_weights(path, skip_mismatch=True)
+
+
+def test_a_damaged_checksum_table_is_refused(tmp_path):
+    model = _model()
+    arrays = {w.path.split("/", 1)[1]: w.numpy() for w in model.weights}
+    path = tmp_path / "w.safetensors"
+    safetensors.numpy.save_file(arrays, path, metadata={CHECKSUM_METADATA: json.dumps({"dense/kernel": 1})})
+    with pytest.raises(FileFormatError, match="not one CRC-32 per tensor"):
+        model.load_weights(path)
+
+
+def test_a_file_without_checksums_from_another_tool_still_loads(tmp_path):
+    source, target = _model(), _model()
+    source.layers[0].kernel.assign(np.arange(12, dtype="float32").reshape(3, 4))
+    arrays = {w.path.split("/", 1)[1]: w.numpy() for w in source.weights}
+    path = tmp_path / "w.safetensors"
+    safetensors.numpy.save_file(arrays, path)
+    target.load_weights(path)
+    for expected, loaded in zip(source.weights, target.weights):
+        np.testing.assert_array_equal(expected.numpy(), loaded.numpy())
+
+
+def test_a_model_file_round_trips_with_checksums(tmp_path):
+    model = _model()
+    path = tmp_path / "m.lamina"
+    model.save(path)
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(lm.load_model(path)(x), model(x))
+    with zipfile.ZipFile(path) as archive:
+        header = _header(archive.read("model.safetensors"))
+    assert set(json.loads(header["__metadata__"][CHECKSUM_METADATA])) == {w.path.split("/", 1)[1]
+                                                                          for w in model.weights}
+
+
+# -- item 13: linear-time loading, bounded layer count -------------------------------------
+
+
+@pytest.fixture
+def name_reads(monkeypatch):
+    """Counts reads of ``Layer.name``: a name check against every layer reads them N^2/2 times."""
+    counter = [0]
+    original = Layer.name
+
+    def counted(self):
+        counter[0] += 1
+        return original.fget(self)
+
+    monkeypatch.setattr(Layer, "name", property(counted))
+    return counter
+
+
+def test_adding_layers_reads_each_name_a_constant_number_of_times(name_reads):
+    count = 1500
+    layers = [lm.layers.Activation("linear") for _ in range(count)]
+    name_reads[0] = 0
+    lm.Sequential(layers)
+    assert name_reads[0] <= 5 * count  # was count * (count - 1) / 2 + ...: over a million
+
+
+def test_loading_a_long_sequential_reads_each_name_a_constant_number_of_times(tmp_path, name_reads):
+    count = 1500
+    model = lm.Sequential([lm.Input((2,))] + [lm.layers.Activation("linear") for _ in range(count)])
+    path = tmp_path / "m.lamina"
+    model.save(path)
+    name_reads[0] = 0
+    loaded = lm.load_model(path)
+    assert len(loaded.layers) == count
+    assert name_reads[0] <= 20 * count
+
+
+def test_a_popped_name_can_be_used_again_and_duplicates_are_still_refused():
+    model = lm.Sequential([lm.layers.Dense(2, name="a"), lm.layers.Dense(2, name="b")])
+    model.pop()
+    model.add(lm.layers.Dense(3, name="b"))
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        model.add(lm.layers.Dense(3, name="a"))
+    assert [layer.name for layer in model.layers] == ["a", "b"]
+
+
+def test_a_file_declaring_too_many_layers_is_refused_before_any_is_made(tmp_path, monkeypatch):
+    path = tmp_path / "m.lamina"
+    lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)]).save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"] = [{"class_name": "Activation", "config": {}}] * (model_file.MAX_LAYERS + 1)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            method = zipfile.ZIP_STORED if name == "model.safetensors" else zipfile.ZIP_DEFLATED
+            archive.writestr(name, data, method)
+    assert path.stat().st_size < 64 * 1024  # a small file, which would make 100,001 layers
+
+    def never(*args, **kwargs):
+        raise AssertionError("a layer was made")
+
+    monkeypatch.setattr(lm.Sequential, "from_config", classmethod(never))
+    with pytest.raises(FileFormatError, match=f"declares more than {model_file.MAX_LAYERS} layers"):
+        lm.load_model(path)
