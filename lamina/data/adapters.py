@@ -427,13 +427,22 @@ class DataAdapter:
 
 @functools.partial(jax.jit, static_argnames=("shape",))
 def _gather(leaves, order, start, shape):
-    """Rows ``order[start : start + prod(shape)]`` of every leaf, the index shaped ``shape``."""
-    idx = jax.lax.dynamic_slice_in_dim(order, start, math.prod(shape)).reshape(shape)
+    """Rows ``order[start : start + prod(shape)]`` of every leaf, the index shaped ``shape``;
+    positions past the end of ``order`` repeat its last row (a padded last batch)."""
+    positions = start + jnp.arange(math.prod(shape), dtype=order.dtype)
+    idx = jnp.take(order, positions, mode="clip").reshape(shape)
     return [jnp.take(leaf, idx, axis=0, mode="clip", unique_indices=True) for leaf in leaves]
 
 
 class ArrayDataAdapter(DataAdapter):
-    """NumPy / JAX arrays (or dicts, lists, tuples of them), kept on the device."""
+    """NumPy / JAX arrays (or dicts, lists, tuples of them), kept on the device.
+
+    ``pad_partial_batch = True`` (set by ``predict``) makes the last, partial batch a full one
+    whose extra rows repeat the last sample, so that every batch has one shape and the step
+    compiles once; the caller drops the extra rows.
+    """
+
+    pad_partial_batch = False
 
     def __init__(
         self,
@@ -500,7 +509,7 @@ class ArrayDataAdapter(DataAdapter):
     def _item(self, steps, start_batch):
         bs = self._batch_size
         if start_batch >= self._num_full:  # the partial batch
-            shape = (self._partial,)
+            shape = (bs,) if self.pad_partial_batch else (self._partial,)
         elif steps == 1:
             shape = (bs,)
         else:

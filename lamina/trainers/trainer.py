@@ -16,6 +16,7 @@ How a step runs (the part that decides speed):
 from __future__ import annotations
 
 import inspect
+import threading
 import warnings
 
 import jax
@@ -29,7 +30,7 @@ from lamina.callbacks._logs import flatten_logs
 from lamina.core.scan import stateful_scan
 from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
-from lamina.data import get_data_adapter, pack_batch, train_validation_split, unpack_batch
+from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.metrics.base import state_values
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 
@@ -387,8 +388,20 @@ class Trainer:
                 outputs = flatten_logs(outputs)
                 return jax.tree_util.tree_map(lambda a: a[-1], outputs), outputs
 
-            functions[key] = jit(run) if self.jit_compile else run
+            functions[key] = _serialized(jit(run) if self.jit_compile else run, self._lm_state_lock())
         return functions[key]
+
+    def _lm_state_lock(self):
+        """The model's re-entrant lock, held by every compiled step call and its write-back.
+
+        A step donates the arrays it writes; a step of another thread (``predict`` while
+        ``fit`` runs) reading them between two such calls would get a deleted buffer. Calls
+        are serialized, not whole loops, so both loops advance step by step.
+        """
+        lock = self.__dict__.get("_lm_lock")
+        if lock is None:  # dict.setdefault is atomic: two threads get the same lock
+            lock = self.__dict__.setdefault("_lm_lock", threading.RLock())
+        return lock
 
     def _lm_build_from_batch(self, data, stacked: bool) -> None:
         """Create the model's weights from a batch's shapes, without running anything."""
@@ -580,22 +593,45 @@ class Trainer:
             callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
             epochs=1, steps=adapter.steps_per_epoch,
         )
-        block = self._lm_block_size(adapter, callbacks, "predict")
+        block = self._lm_predict_block_size(adapter, callbacks)
+        hooks = callbacks.needs_batch_hooks("predict")
+        # Every batch one shape (the last padded, its extra rows dropped below): one compiled
+        # step whatever the number of samples.
+        if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
+            adapter.pad_partial_batch = True
         callbacks.on_predict_begin()
-        chunks, step = [], 0
-        for steps_run, data in adapter.epoch(0, block=block):
-            callbacks.on_predict_batch_begin(step)
-            outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
-            if steps_run > 1:  # (steps, batch, ...) -> (steps * batch, ...)
-                outputs = jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), outputs)
-            chunks.append(outputs)
-            step += steps_run
-            callbacks.on_predict_batch_end(step - 1, {"outputs": outputs})
+        chunks, step, rows = [], 0, 0
+        # One predict sees one state of the model: another thread's fit steps wait (the
+        # steps are only dispatched here; the device runs them after the lock is released).
+        with self._lm_state_lock():
+            for steps_run, data in adapter.epoch(0, block=block):
+                callbacks.on_predict_batch_begin(step)
+                outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
+                chunks.append((steps_run > 1, outputs))
+                step += steps_run
+                rows += _batch_rows(data, steps_run)
+                # Only a callback that reads each batch gets its outputs trimmed (a slice
+                # compiled per size); the progress bar and other block-wise ones ignore them.
+                shown = _trimmed(outputs, steps_run, adapter, rows) if hooks else outputs
+                callbacks.on_predict_batch_end(step - 1, {"outputs": shown})
         callbacks.on_predict_end()
         if not chunks:
             raise ValueError("predict: the data produced no batch (is it empty?).")
-        host = jax.device_get(chunks)  # one transfer at the end, not one per batch
-        return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *host)
+        # Outputs stay on the device until here: one transfer at the end, not one per batch,
+        # and (steps, batch, ...) blocks are flattened on the host, where it costs nothing.
+        host = jax.device_get([outputs for _, outputs in chunks])
+        parts = [jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), part) if stacked else part
+                 for (stacked, _), part in zip(chunks, host)]
+        real = _real_rows(adapter, rows)
+        return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves, axis=0)[:real], *parts)
+
+    def _lm_predict_block_size(self, adapter, callbacks) -> int:
+        """Steps per compiled ``predict`` call. ``"auto"`` runs one batch per call: the call
+        only dispatches (outputs stay on the device), so there is no per-step host work for
+        blocks to save, and the step compiles once whatever the number of samples."""
+        if self.steps_per_execution == "auto":
+            return 1
+        return self._lm_block_size(adapter, callbacks, "predict")
 
     def _lm_result(self, logs, return_dict):
         """Logs as floats: a dict, or Keras's list in ``metrics_names`` order (loss first)."""
@@ -637,6 +673,39 @@ class Trainer:
 
 
 _DATA_LOADING_ARGS = ("workers", "use_multiprocessing", "max_queue_size")
+
+
+def _batch_rows(data, steps: int) -> int:
+    """Samples in a yielded item (padding included): its first leaf's leading axes."""
+    shape = np.shape(jax.tree_util.tree_leaves(data)[0])
+    return int(shape[0] * shape[1]) if steps > 1 else int(shape[0])
+
+
+def _real_rows(adapter, rows: int) -> int:
+    """Of ``rows`` predicted, the samples that are not padding (only the last batch is)."""
+    if getattr(adapter, "pad_partial_batch", False):
+        return min(rows, adapter.num_samples)
+    return rows
+
+
+def _trimmed(outputs, steps: int, adapter, rows: int):
+    """A step's outputs for a callback: blocks flattened, padding rows dropped."""
+    if steps > 1:
+        outputs = jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), outputs)
+    extra = rows - _real_rows(adapter, rows)
+    if extra:
+        outputs = jax.tree_util.tree_map(lambda a: a[: a.shape[0] - extra], outputs)
+    return outputs
+
+
+def _serialized(step, lock):
+    """``step`` called with ``lock`` held (see ``Trainer._lm_state_lock``)."""
+
+    def locked(data):
+        with lock:
+            return step(data)
+
+    return locked
 
 
 def _check_loop_kwargs(method: str, kwargs: dict) -> None:

@@ -1,0 +1,108 @@
+"""``predict`` pads the last, partial batch to the batch size (issue 10, item 4).
+
+Before, every distinct last-batch size compiled the predict step again (and "auto" blocks
+depended on the number of samples): 28 programs for 10 input sizes. Now one step program
+serves every size; the padded rows are dropped before the result is returned.
+"""
+
+import numpy as np
+import pytest
+from jax import monitoring
+
+import lamina as lm
+
+_SIZES = (1, 5, 16, 17, 23, 40, 61, 77, 90, 131)  # below, at and above the batch size
+
+
+class _CompileCounter:
+    """XLA compilations by function name, from JAX's monitoring events."""
+
+    def __init__(self):
+        self.names = []
+        monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.names.append(kwargs.get("fun_name", "?"))
+
+    def close(self):
+        monitoring.unregister_event_duration_listener(self._on_event)
+
+
+@pytest.fixture
+def compiles():
+    counter = _CompileCounter()
+    yield counter
+    counter.close()
+
+
+def _mlp(seed=0):
+    lm.random.set_seed(seed)
+    return lm.Sequential([lm.Input((6,)), lm.layers.Dense(8, activation="relu"), lm.layers.Dense(3)])
+
+
+def test_predict_compiles_its_step_once_for_ten_input_sizes(compiles):
+    model = _mlp()
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+    model(x[:2])  # builds the weights (their initializers compile eagerly)
+    start = len(compiles.names)
+    for n in _SIZES:
+        model.predict(x[:n], batch_size=16, verbose=0)
+    names = compiles.names[start:]
+    # One program for the predict step, whatever the size; the data's gather (on the
+    # device, shaped by the number of samples) compiles once per input size. (Before: 28
+    # programs, a step for each last-batch size and for each "auto" block size.)
+    assert names.count("jit(step)") <= 2, names
+    assert names.count("jit(_gather)") <= len(_SIZES), names
+    others = [name for name in names if name not in ("jit(step)", "jit(_gather)")]
+    assert others in ([], ["jit(<lambda>)"]), others  # lm.jit's one-time XLA option probe
+
+
+def test_padded_predict_equals_keras_and_drops_the_padding(keras):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(77, 6)).astype("float32")
+    model = _mlp()
+    reference = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(3)])
+    reference.set_weights(model.get_weights())
+    for n in (1, 5, 16, 17, 77):
+        got = model.predict(x[:n], batch_size=16, verbose=0)
+        want = reference.predict(x[:n], batch_size=16, verbose=0)
+        assert got.shape == (n, 3)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_padded_predict_with_structured_outputs_steps_and_blocks():
+    rng = np.random.default_rng(2)
+    x = {"a": rng.normal(size=(45, 4)).astype("float32"), "b": rng.normal(size=(45, 2)).astype("float32")}
+    a, b = lm.Input((4,), name="a"), lm.Input((2,), name="b")
+    joined = lm.layers.Concatenate()([a, b])
+    model = lm.Model({"a": a, "b": b}, {"sum": lm.layers.Dense(1)(joined), "proj": lm.layers.Dense(5)(joined)})
+    expected = {k: np.asarray(v) for k, v in model(x).items()}
+
+    got = model.predict(x, batch_size=8, verbose=0)  # 5 full batches and a padded one
+    for key in expected:
+        assert got[key].shape == expected[key].shape
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+    first = model.predict(x, batch_size=8, steps=2, verbose=0)  # no padding reached
+    np.testing.assert_allclose(first["proj"], expected["proj"][:16], rtol=1e-5, atol=1e-6)
+
+    model.compile(steps_per_execution=2)  # blocks of two batches, then the padded batch
+    blocked = model.predict(x, batch_size=8, verbose=0)
+    np.testing.assert_allclose(blocked["sum"], expected["sum"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_callback_sees_each_batch_without_the_padding():
+    model = _mlp()
+    x = np.random.default_rng(3).normal(size=(21, 6)).astype("float32")
+    seen = []
+
+    class Record(lm.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(np.asarray(logs["outputs"]))
+
+    out = model.predict(x, batch_size=8, verbose=0, callbacks=[Record()])
+    assert [s.shape[0] for s in seen] == [8, 8, 5]
+    np.testing.assert_allclose(np.concatenate(seen), out)
+    np.testing.assert_allclose(out, np.asarray(model(x)), rtol=1e-5, atol=1e-6)
