@@ -153,10 +153,28 @@ class Variable:
         return self
 
     def assign_add(self, delta):
-        return self.assign(self.value + _unwrap(delta))
+        """Add ``delta``; as in Keras it may broadcast to the variable's shape, never widen it."""
+        return self.assign(self.value + self._delta(delta, "assign_add"))
 
     def assign_sub(self, delta):
-        return self.assign(self.value - _unwrap(delta))
+        """Subtract ``delta``; as in Keras it may broadcast to the variable's shape, never widen it."""
+        return self.assign(self.value - self._delta(delta, "assign_sub"))
+
+    def _delta(self, delta, method):
+        delta = _unwrap(delta)
+        if isinstance(delta, (list, tuple)):
+            delta = jnp.asarray(delta)
+        shape = tuple(np.shape(delta))
+        try:
+            fits = np.broadcast_shapes(self._shape, shape) == self._shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"Cannot {method} a value of shape {shape} to variable '{self.path}' of shape "
+                f"{self._shape}: the value must have the variable's shape or broadcast to it."
+            )
+        return delta
 
     # -- metadata -----------------------------------------------------------------------
     @property

@@ -299,11 +299,11 @@ class Layer:
         raw_args = args  # masks are looked up on the arrays as given (a cast makes a new array)
         if args:
             raw_first = args[0]
-            first = _convert_input(raw_first, self._lm_autocast_dtype)
+            first = _convert_input(raw_first, self._lm_autocast_dtype, self)
             args = (first, *args[1:])
         elif "inputs" in kwargs:
             raw_first = kwargs["inputs"]
-            first = kwargs["inputs"] = _convert_input(raw_first, self._lm_autocast_dtype)
+            first = kwargs["inputs"] = _convert_input(raw_first, self._lm_autocast_dtype, self)
         else:
             raise TypeError(f"Layer '{self.path}' was called without inputs.")
         if not self.built:
@@ -596,23 +596,53 @@ def _adopt(parent, child, segment) -> None:
     child._lm_segment = segment
 
 
-def _convert_input(x, dtype):
-    """Arrays in, with floating inputs cast to ``dtype`` (Keras's autocast; None: no cast)."""
+def _convert_input(x, dtype, layer=None):
+    """Arrays in, with floating inputs cast to ``dtype`` (Keras's autocast; None: no cast).
+    Input that a float layer cannot compute with (strings, objects, complex) is refused here,
+    naming ``layer``: JAX's own errors name neither the layer nor the input."""
     if isinstance(x, jax.Array):
         if dtype is not None and x.dtype != dtype and x.dtype in _FLOAT_DTYPES:
             return x.astype(dtype)
+        _check_input_dtype(x.dtype, dtype, layer)
         return x
     if isinstance(x, Variable):
-        return _convert_input(x.value, dtype)
+        return _convert_input(x.value, dtype, layer)
     if isinstance(x, (np.ndarray, np.generic, int, float)) or (
         isinstance(x, (list, tuple)) and x and not any(_is_structure_leaf(i) for i in jax.tree_util.tree_leaves(x))
     ):
-        array = jnp.asarray(x)
+        if isinstance(x, (np.ndarray, np.generic)):
+            _check_input_dtype(x.dtype, dtype, layer)
+        try:
+            array = jnp.asarray(x)
+        except TypeError:  # a list of strings or objects: say so in the layer's words
+            _check_input_dtype(np.asarray(x).dtype, dtype, layer)
+            raise
+        if array.dtype.kind == "c":
+            _check_input_dtype(array.dtype, dtype, layer)
         cast = dtype is not None and array.dtype in _FLOAT_DTYPES and array.dtype != dtype
         return array.astype(dtype) if cast else array
     if isinstance(x, (list, tuple, dict)):
-        return jax.tree_util.tree_map(lambda leaf: _convert_input(leaf, dtype), x)
+        return jax.tree_util.tree_map(lambda leaf: _convert_input(leaf, dtype, layer), x)
     return x
+
+
+def _check_input_dtype(given, dtype, layer) -> None:
+    where = f"Layer '{layer.path}' ({type(layer).__name__})" if layer is not None else "A layer"
+    given = np.dtype(given)
+    if given.kind in "OUSV":
+        raise ValueError(
+            f"{where} expects numeric input, but got an array of dtype {given} (kind "
+            f"'{given.kind}'). Encode strings or Python objects as numbers (e.g. integer ids, "
+            "or x.astype('float32') for an object array of numbers) before calling the layer."
+        )
+    if given.kind == "c" and dtype is not None and dtype in _FLOAT_DTYPES:
+        # Let through, complex input makes `predict` return complex numbers while `fit` loses
+        # the imaginary part at the first float cast: neither is what a float model means.
+        raise ValueError(
+            f"{where} computes in {dtype} and does not accept complex input (got dtype {given}). "
+            "Pass real input (e.g. jnp.real(x), jnp.abs(x), or real and imaginary parts as "
+            "separate features), or give the layer autocast=False if it handles complex values."
+        )
 
 
 def _input_mask(x):

@@ -31,8 +31,10 @@ from lamina.core.scan import stateful_scan
 from lamina.core.state import StateScope, functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
+from lamina.data.checks import batch_size_or_default
 from lamina.metrics.base import state_values
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
+from lamina.trainers.label_checks import check_sparse_targets
 
 _AUTO_CALLS_PER_EPOCH = 16
 
@@ -469,16 +471,22 @@ class Trainer:
         self._lm_require_compiled("fit")
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
+        batch_size = batch_size_or_default(batch_size, method="fit")
+        check_sparse_targets(self, x, y, batch_size=batch_size)
         adapter = get_data_adapter(
-            x, y, sample_weight, batch_size=batch_size or 32, steps_per_epoch=steps_per_epoch,
+            x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
             shuffle=shuffle, class_weight=class_weight, for_training=True,
             require_y=self.compiled_loss is not None,
         )
         validation = None
         if validation_data is not None:
             vx, vy, vsw = unpack_batch(tuple(validation_data) if isinstance(validation_data, list) else validation_data)
+            validation_batch_size = batch_size_or_default(
+                validation_batch_size, label="validation_batch_size", default=batch_size, method="fit"
+            )
+            check_sparse_targets(self, vx, vy, batch_size=validation_batch_size, where="validation_data[1]")
             validation = get_data_adapter(
-                vx, vy, vsw, batch_size=validation_batch_size or batch_size or 32,
+                vx, vy, vsw, batch_size=validation_batch_size,
                 steps_per_epoch=validation_steps, shuffle=False, for_training=False, name="validation_data",
             )
         verbose = 1 if verbose == "auto" else verbose
@@ -570,8 +578,10 @@ class Trainer:
         """Loss and metrics over the data: a list ``[loss, *metrics]`` (or a dict)."""
         _check_loop_kwargs("evaluate", kwargs)
         self._lm_require_compiled("evaluate")
+        batch_size = batch_size_or_default(batch_size, method="evaluate")
+        check_sparse_targets(self, x, y, batch_size=batch_size)
         adapter = get_data_adapter(
-            x, y, sample_weight, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
+            x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=False,
             for_training=False, require_y=self.compiled_loss is not None,
         )
         verbose = 1 if verbose == "auto" else verbose
@@ -585,7 +595,7 @@ class Trainer:
         """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
         _check_loop_kwargs("predict", kwargs)
         adapter = get_data_adapter(
-            x, None, None, batch_size=batch_size or 32, steps_per_epoch=steps, shuffle=False,
+            x, None, None, batch_size=batch_size_or_default(batch_size, method="predict"), steps_per_epoch=steps, shuffle=False,
             for_training=False,
         )
         verbose = 1 if verbose == "auto" else verbose
