@@ -17,6 +17,7 @@ Changes beyond the mechanical translation:
 """
 
 import importlib.util
+import shutil
 
 import jax.numpy as jnp
 import numpy as np
@@ -72,7 +73,7 @@ def test_plot_model(tmp_path):
     """Section "Introduction": keras.utils.plot_model(model, ..., show_shapes=True)."""
     model = _mnist_model()
     target = tmp_path / "my_first_model_with_shape_info.png"
-    have_graphviz = importlib.util.find_spec("pydot") is not None
+    have_graphviz = importlib.util.find_spec("pydot") is not None and shutil.which("dot") is not None
     if have_graphviz:
         lm.utils.plot_model(model, str(target), show_shapes=True)
         assert target.stat().st_size > 0
