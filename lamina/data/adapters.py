@@ -8,8 +8,9 @@ before any step runs; ``adapter.epoch(epoch_index, block=N)`` then yields ``(ste
 - ``steps > 1`` (only when ``block > 1``): ``steps == block`` full batches stacked on a new
   leading axis, leaves shaped ``(block, batch, ...)``, ready for ``lax.scan``.
 
-In-memory arrays (``ArrayDataAdapter``) are moved to the default device once, when the adapter
-is made, and never come back to the host: each yielded item is one small jitted gather
+In-memory arrays (``ArrayDataAdapter``) are moved to the default device once, when the first
+batch is drawn, and never come back to the host (``predict`` instead draws NumPy slices, see
+``ArrayDataAdapter.from_host``): each yielded item is one small jitted gather
 (``jnp.take(leaf, idx, axis=0)``) compiled once per item shape, so an epoch compiles at most
 three programs (block, single batch, last partial batch) and later epochs none. The order of
 an epoch: whole blocks first, then the remaining full batches one by one, then the partial
@@ -434,15 +435,30 @@ def _gather(leaves, order, start, shape):
     return [jnp.take(leaf, idx, axis=0, mode="clip", unique_indices=True) for leaf in leaves]
 
 
+def _host_rows(leaf: np.ndarray, start: int, shape: tuple) -> np.ndarray:
+    """Rows ``start : start + prod(shape)`` of a NumPy leaf (the last row repeated past its
+    end), shaped ``shape + leaf.shape[1:]``; a view when no padding is needed."""
+    rows = leaf[start : start + math.prod(shape)]
+    missing = math.prod(shape) - rows.shape[0]
+    if missing:
+        rows = np.concatenate([rows, np.repeat(leaf[-1:], missing, axis=0)])
+    return rows.reshape(shape + leaf.shape[1:])
+
+
 class ArrayDataAdapter(DataAdapter):
     """NumPy / JAX arrays (or dicts, lists, tuples of them), kept on the device.
 
     ``pad_partial_batch = True`` (set by ``predict``) makes the last, partial batch a full one
     whose extra rows repeat the last sample, so that every batch has one shape and the step
     compiles once; the caller drops the extra rows.
+
+    ``from_host = True`` (set by ``predict`` before the first epoch) hands out NumPy slices of
+    NumPy data instead of device gathers: a single unshuffled pass gains nothing from a device
+    copy of the whole data, and each step's transfer then overlaps the previous step's compute.
     """
 
     pad_partial_batch = False
+    from_host = False
 
     def __init__(
         self,
@@ -474,7 +490,8 @@ class ArrayDataAdapter(DataAdapter):
         if batch_size is None:  # Keras: derived from steps_per_epoch, else 32
             batch_size = math.ceil(n / steps_per_epoch) if steps_per_epoch else 32
         leaves, self._treedef = jax.tree_util.tree_flatten(data)
-        self._leaves = jax.device_put(leaves)
+        self._host_leaves = leaves
+        self._device_leaves = None  # the device copy, made when the first batch is gathered
         self._num_samples = n
         self._batch_size = batch_size
         self._shuffle = shuffle
@@ -490,6 +507,14 @@ class ArrayDataAdapter(DataAdapter):
     @property
     def has_partial_batch(self) -> bool:
         return self._partial > 0
+
+    @property
+    def _leaves(self) -> list:
+        """The data on the device, copied there once, when first needed."""
+        if self._device_leaves is None:
+            self._device_leaves = jax.device_put(self._host_leaves)
+            self._host_leaves = None  # the device copy replaces it (no second copy kept)
+        return self._device_leaves
 
     def _new_order(self):
         n, bs = self._num_samples, self._batch_size
@@ -514,7 +539,11 @@ class ArrayDataAdapter(DataAdapter):
             shape = (bs,)
         else:
             shape = (steps, bs)
-        leaves = _gather(self._leaves, self._order, start_batch * bs, shape)
+        host = self._host_leaves if self.from_host and not self._shuffle else None
+        if host is not None and all(isinstance(a, np.ndarray) for a in host):
+            leaves = [_host_rows(leaf, start_batch * bs, shape) for leaf in host]
+        else:
+            leaves = _gather(self._leaves, self._order, start_batch * bs, shape)
         return jax.tree_util.tree_unflatten(self._treedef, leaves)
 
     def get_state(self) -> dict:

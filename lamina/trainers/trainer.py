@@ -609,6 +609,7 @@ class Trainer:
         # step whatever the number of samples.
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.pad_partial_batch = True
+            adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         callbacks.on_predict_begin()
         chunks, step, rows = [], 0, 0
         # One predict sees one state of the model: another thread's fit steps wait (the
