@@ -30,7 +30,7 @@ import safetensors.numpy
 from lamina.core.variable import Variable
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import WeightMismatchError
-from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, tensor_checksum
+from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, checksum_metadata
 from lamina.version import __version__
 
 OPTIMIZER_PREFIX = "optimizer/"
@@ -138,8 +138,7 @@ def write_safetensors(path, variables: dict, structure: dict | None = None) -> N
     write to a temporary name), with ``structure`` (``{key: structural_key}``) in its metadata."""
     arrays = {key: _contiguous(np.asarray(v.value)) for key, v in variables.items()}
     header = {"format": "lamina", "lamina_version": __version__,
-              CHECKSUM_METADATA: json.dumps({key: tensor_checksum(a) for key, a in arrays.items()},
-                                            separators=(",", ":"))}
+              CHECKSUM_METADATA: checksum_metadata(arrays)}
     if structure:
         header[STRUCTURE_METADATA] = json.dumps(structure, separators=(",", ":"))
     safetensors.numpy.save_file(arrays, path, metadata=header)

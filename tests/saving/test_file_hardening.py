@@ -97,11 +97,31 @@ def test_each_tensor_has_its_crc32_in_the_metadata(tmp_path):
     model = _model()
     path = tmp_path / "w.safetensors"
     model.save_weights(path)
-    raw = path.read_bytes()
-    header = _header(raw)
-    checksums = json.loads(header["__metadata__"][CHECKSUM_METADATA])
-    expected = {key: zlib.crc32(array.tobytes()) for key, array in safetensors.numpy.load_file(path).items()}
-    assert checksums == expected and set(checksums) == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}
+    table = json.loads(_header(path.read_bytes())["__metadata__"][CHECKSUM_METADATA])
+    chunk = table["chunk_bytes"]
+    expected = {key: [zlib.crc32(array.tobytes()[begin:begin + chunk]) for begin in range(0, max(array.nbytes, 1), chunk)]
+                for key, array in safetensors.numpy.load_file(path).items()}
+    assert table["tensors"] == expected
+    assert set(expected) == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}
+
+
+def test_a_flipped_byte_in_a_later_piece_of_a_large_tensor_is_refused(tmp_path):
+    from lamina.saving.safetensors_reader import CHECKSUM_CHUNK_BYTES
+
+    size = CHECKSUM_CHUNK_BYTES // 4 + 1000  # float32s: two pieces, the second one short
+    model = lm.Sequential([lm.Input((1,)), lm.layers.Dense(size, name="wide")])
+    path = tmp_path / "w.safetensors"
+    model.save_weights(path)
+    table = json.loads(_header(path.read_bytes())["__metadata__"][CHECKSUM_METADATA])
+    assert [len(crcs) for crcs in table["tensors"].values()] == [2, 2]
+    model.load_weights(path)  # a whole file passes
+    with open(path, "r+b") as file:
+        file.seek(-10, os.SEEK_END)  # the bias comes last in the file (sorted keys)
+        byte = file.read(1)
+        file.seek(-10, os.SEEK_END)
+        file.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(FileFormatError, match=r"tensor 'wide/(bias|kernel)' fails its CRC-32 check"):
+        model.load_weights(path)
 
 
 def test_a_flipped_byte_in_a_tensor_is_refused_and_nothing_changes(tmp_path):
@@ -125,8 +145,9 @@ def test_a_damaged_checksum_table_is_refused(tmp_path):
     model = _model()
     arrays = {w.path.split("/", 1)[1]: w.numpy() for w in model.weights}
     path = tmp_path / "w.safetensors"
-    safetensors.numpy.save_file(arrays, path, metadata={CHECKSUM_METADATA: json.dumps({"dense/kernel": 1})})
-    with pytest.raises(FileFormatError, match="not one CRC-32 per tensor"):
+    safetensors.numpy.save_file(arrays, path, metadata={CHECKSUM_METADATA: json.dumps(
+        {"chunk_bytes": 1 << 20, "tensors": {"dense/kernel": [1]}})})
+    with pytest.raises(FileFormatError, match="not a CRC-32 list for every tensor"):
         model.load_weights(path)
 
 
@@ -149,8 +170,8 @@ def test_a_model_file_round_trips_with_checksums(tmp_path):
     np.testing.assert_array_equal(lm.load_model(path)(x), model(x))
     with zipfile.ZipFile(path) as archive:
         header = _header(archive.read("model.safetensors"))
-    assert set(json.loads(header["__metadata__"][CHECKSUM_METADATA])) == {w.path.split("/", 1)[1]
-                                                                          for w in model.weights}
+    table = json.loads(header["__metadata__"][CHECKSUM_METADATA])
+    assert set(table["tensors"]) == {w.path.split("/", 1)[1] for w in model.weights}
 
 
 # -- item 13: linear-time loading, bounded layer count -------------------------------------
