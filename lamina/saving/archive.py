@@ -163,7 +163,8 @@ class ModelArchive:
         data = memoryview(self._map)[start:end]
         # The member's CRC-32 covers every tensor: the per-tensor checksums need no second pass.
         self.weights = SafetensorsView(data, source=f"{self.source} ({WEIGHTS})", verified=True,
-                                       release_pages=lambda a, b: drop_pages(self._map, start + a, start + b))
+                                       release_pages=lambda a, b: drop_pages(self._map, start + a, start + b),
+                                       file_size=lambda: os.fstat(self._file.fileno()).st_size - start)
 
     def _crc32(self, start: int, end: int) -> int:
         """The CRC-32 of the file's bytes ``[start, end)``, read in chunks into one buffer

@@ -65,9 +65,13 @@ class SafetensorsView:
         ([0.0, 1.0, 2.0], (3,))
     """
 
-    def __init__(self, buffer, source: str, release_pages=None, verified: bool = False):
+    def __init__(self, buffer, source: str, release_pages=None, verified: bool = False, file_size=None):
         self.source = source
         self._release_pages = release_pages  # (start, end) -> None, for memory-mapped buffers
+        # For a memory map: () -> the bytes of the buffer the file still holds now. Reading a
+        # mapped page past the end of a file that another program truncated kills the process
+        # (SIGBUS), so every read of the map is preceded by this check.
+        self._file_size = file_size
         self._outer = memoryview(buffer)
         self._buffer = self._outer.cast("B")
         self.entries, self.metadata = _parse_header(self._buffer, source)
@@ -91,6 +95,7 @@ class SafetensorsView:
 
         def check(piece):
             key, index, begin, end = piece
+            self._require(end)
             crc = zlib.crc32(self._buffer[begin:end])
             self.done_with_range(begin, end)  # read again when copied; not resident meanwhile
             return crc == expected[key][index]
@@ -106,12 +111,18 @@ class SafetensorsView:
                 raise FileFormatError(f"{self.source} is damaged: tensor {key!r} fails its CRC-32 check "
                                       "(no weight was changed).")
 
+    def _require(self, end: int) -> None:
+        if self._file_size is not None and self._file_size() < end:
+            raise FileFormatError(f"{self.source} was truncated by another program while it was being read "
+                                  f"(it now ends before byte {end}); tensors copied before that stay loaded.")
+
     def done_with_range(self, start: int, end: int) -> None:
         if self._release_pages is not None:
             self._release_pages(start, end)
 
     def array(self, key: str) -> np.ndarray:
         entry = self.entries[key]
+        self._require(entry.end)
         count = math.prod(entry.shape)
         flat = np.frombuffer(self._buffer, dtype=entry.dtype, count=count, offset=entry.start)
         return flat.reshape(entry.shape)
@@ -148,7 +159,8 @@ class MappedSafetensorsFile:
                 raise FileFormatError(f"{self.path!r} is not a safetensors file: only {size} bytes long.")
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._view = SafetensorsView(self._map, source=repr(self.path),
-                                         release_pages=lambda start, end: drop_pages(self._map, start, end))
+                                         release_pages=lambda start, end: drop_pages(self._map, start, end),
+                                         file_size=lambda: os.fstat(self._file.fileno()).st_size)
         except BaseException:
             self._close()
             raise

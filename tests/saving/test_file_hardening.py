@@ -239,3 +239,40 @@ def test_a_file_declaring_too_many_layers_is_refused_before_any_is_made(tmp_path
     monkeypatch.setattr(lm.Sequential, "from_config", classmethod(never))
     with pytest.raises(FileFormatError, match=f"declares more than {model_file.MAX_LAYERS} layers"):
         lm.load_model(path)
+
+
+# -- item 12: a file truncated by another program during a load -----------------------------
+
+_TRUNCATE_DURING_LOAD = textwrap.dedent("""
+    import os, sys
+    import lamina as lm
+    from lamina.saving import weights
+
+    path, how = sys.argv[1], sys.argv[2]
+    model = lm.Sequential([lm.Input((64,)), lm.layers.Dense(4096, name="wide")])
+    model.save(path) if path.endswith(".lamina") else model.save_weights(path)
+    found = weights.targets_for_loading
+
+    def truncate_first(model, view):  # the file is open and its header read: now it shrinks
+        os.truncate(path, 4096)
+        return found(model, view)
+
+    weights.targets_for_loading = truncate_first
+    try:
+        lm.load_model(path) if how == "load_model" else model.load_weights(path)
+        print("loaded")
+    except Exception as error:
+        print(f"{type(error).__name__}: {error}")
+""")
+
+
+@pytest.mark.parametrize("name, how", [("w.safetensors", "load_weights"), ("m.lamina", "load_weights"),
+                                       ("m.lamina", "load_model")])
+def test_a_file_truncated_during_the_load_raises_instead_of_killing_the_process(tmp_path, name, how):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", _TRUNCATE_DURING_LOAD, str(tmp_path / name), how],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, f"the process died (signal {-done.returncode}): {done.stderr[-2000:]}"
+    outcome = done.stdout.strip().splitlines()[-1]
+    assert outcome.startswith("FileFormatError: ") and "was truncated by another program" in outcome, outcome
+    assert name in outcome
