@@ -14,6 +14,10 @@ metadata (``lamina_structure``), every key's *structural* key, where such a laye
 its class and its rank among its siblings of that class (``dense``, ``dense_1``: what Keras
 does). When the keys do not match, loading matches structural keys instead, if they fit better.
 
+Each file also records a CRC-32 of every tensor (``lamina_crc32``, per 8 MiB piece): loading
+checks the tensors it is about to assign against them first, so a flipped byte raises and
+changes nothing; files from other tools, without checksums, load unchecked.
+
 Loading checks every key, shape and dtype first and reports all mismatches in one error;
 only when everything fits does it assign, one tensor at a time (so a load needs little memory
 beyond the weights themselves).
