@@ -15,6 +15,8 @@ import weakref
 # id(array) -> (weak reference to the array, mask). The weak reference's callback removes the
 # entry when the array dies, before its id can be reused by another object.
 _masks: dict[int, tuple[weakref.ref, object]] = {}
+# Stored instead of a mask that is its array itself: holding it would keep the array alive.
+_ITSELF = object()
 
 
 def _forget(ref: weakref.ref, key: int) -> None:
@@ -39,6 +41,8 @@ def set_mask(array, mask) -> None:
     if mask is None:
         _masks.pop(key, None)
         return
+    if mask is array:
+        mask = _ITSELF
     entry = _masks.get(key)
     if entry is not None and entry[0]() is array:
         _masks[key] = (entry[0], mask)
@@ -52,5 +56,7 @@ def get_mask(array):
     if not _masks:
         return None
     entry = _masks.get(id(array))
-    return entry[1] if entry is not None and entry[0]() is array else None
+    if entry is None or entry[0]() is not array:
+        return None
+    return array if entry[1] is _ITSELF else entry[1]
 

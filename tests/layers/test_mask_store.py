@@ -72,3 +72,13 @@ def test_no_tracer_survives_an_lm_jit_call():
     assert [r() for r in traced if r() is not None] == []
     assert len(masking._masks) == before
     np.testing.assert_array_equal(np.asarray(out)[0, 1], np.zeros(4))
+
+
+def test_an_array_that_is_its_own_mask_is_not_kept_alive():
+    flags = jnp.array([[True, False]])
+    set_mask(flags, flags)
+    assert get_mask(flags) is flags
+    ref = weakref.ref(flags)
+    del flags
+    gc.collect()
+    assert ref() is None
