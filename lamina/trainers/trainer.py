@@ -563,8 +563,9 @@ class Trainer:
         with StateScope():  # a throwaway scope: the update is dropped, the metrics stay
             jax.eval_shape(update, *specs)
 
-    def _lm_evaluate(self, adapter, callbacks) -> dict:
-        block = self._lm_block_size(adapter, callbacks, "test")
+    def _lm_evaluate(self, adapter, callbacks, block=None) -> dict:
+        if block is None:
+            block = self._lm_block_size(adapter, callbacks, "test")
         callbacks.on_test_begin()  # before the reset, as in Keras
         self.reset_metrics()
         logs = dict(self._lm_run_epoch(
@@ -584,12 +585,19 @@ class Trainer:
             x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=False,
             for_training=False, require_y=self.compiled_loss is not None,
         )
+        if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
+            adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         verbose = 1 if verbose == "auto" else verbose
         callbacks = callbacks_module.CallbackList(
             callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
             epochs=1, steps=adapter.steps_per_epoch,
         )
-        return self._lm_result(self._lm_evaluate(adapter, callbacks), return_dict)
+        # Unlike predict, the last, partial batch keeps its size (one more program per
+        # distinct size): padded rows with zero weight would still count in the batch-size
+        # weighting of the loss trackers, in a loss's mean over the batch, in add_loss terms
+        # computed from the batch, and in the compiled `metrics`, which ignore sample weights.
+        block = self._lm_predict_block_size(adapter, callbacks, "test")
+        return self._lm_result(self._lm_evaluate(adapter, callbacks, block), return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
@@ -603,7 +611,7 @@ class Trainer:
             callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
             epochs=1, steps=adapter.steps_per_epoch,
         )
-        block = self._lm_predict_block_size(adapter, callbacks)
+        block = self._lm_predict_block_size(adapter, callbacks, "predict")
         hooks = callbacks.needs_batch_hooks("predict")
         # Every batch one shape (the last padded, its extra rows dropped below): one compiled
         # step whatever the number of samples.
@@ -636,13 +644,14 @@ class Trainer:
         real = _real_rows(adapter, rows)
         return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves, axis=0)[:real], *parts)
 
-    def _lm_predict_block_size(self, adapter, callbacks) -> int:
-        """Steps per compiled ``predict`` call. ``"auto"`` runs one batch per call: the call
-        only dispatches (outputs stay on the device), so there is no per-step host work for
-        blocks to save, and the step compiles once whatever the number of samples."""
+    def _lm_predict_block_size(self, adapter, callbacks, mode: str) -> int:
+        """Steps per compiled ``predict`` / ``evaluate`` call. ``"auto"`` runs one batch per
+        call: the call only dispatches (results stay on the device), so blocks save little
+        host work, and a block size chosen from the number of samples would compile a new
+        scanned step for nearly every input size."""
         if self.steps_per_execution == "auto":
             return 1
-        return self._lm_block_size(adapter, callbacks, "predict")
+        return self._lm_block_size(adapter, callbacks, mode)
 
     def _lm_result(self, logs, return_dict):
         """Logs as floats: a dict, or Keras's list in ``metrics_names`` order (loss first)."""

@@ -114,3 +114,28 @@ def test_a_batch_callback_sees_each_batch_without_the_padding():
     assert [s.shape[0] for s in seen] == [8, 8, 5]
     np.testing.assert_allclose(np.concatenate(seen), out)
     np.testing.assert_allclose(out, np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_compiles_one_step_per_last_batch_size_and_equals_keras(compiles, keras):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = rng.normal(size=(300, 3)).astype("float32")
+    model = _mlp()
+    model.compile("sgd", "mse", metrics=["mae"])
+    reference = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(3)])
+    reference.compile("sgd", "mse", metrics=["mae"])
+    reference.set_weights(model.get_weights())
+    sizes = (70, 93, 130, 151, 170, 199, 222, 250, 271, 299)  # 17 to 74 batches of 4
+    model.evaluate(x[:8], y[:8], batch_size=4, verbose=0)  # the full-batch step
+    start = len(compiles.names)
+    for n in sizes:
+        got = model.evaluate(x[:n], y[:n], batch_size=4, verbose=0)
+        want = reference.evaluate(x[:n], y[:n], batch_size=4, verbose=0)
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    # Keras compiles too; count lamina's test step only: one program per distinct size of
+    # the last batch (evaluate keeps it unpadded), none for the full batches and no block
+    # sized by the number of samples (before: a scanned step per "auto" block size too).
+    names = [name for name in compiles.names[start:] if name == "jit(step)"]
+    partial_sizes = {n % 4 for n in sizes} - {0}
+    assert len(names) <= len(partial_sizes), compiles.names[start:]
