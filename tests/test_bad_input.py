@@ -185,3 +185,9 @@ def test_assign_add_with_a_wrong_shape_fails_inside_lm_jit_too():
     with pytest.raises(ValueError, match=r"variable 'acc' of shape \(2, 3\)"):
         step(jnp.ones((3, 2)))
     np.testing.assert_allclose(np.asarray(step(jnp.ones((3,)))), np.ones((2, 3)))
+
+
+def test_bfloat16_input_is_numeric():
+    """bfloat16 (an ml_dtypes float, NumPy kind 'V') is numeric input, not refused."""
+    layer = lm.layers.Dense(2, dtype="bfloat16")
+    assert layer(np.ones((1, 3), dtype=jnp.bfloat16)).dtype == jnp.bfloat16

@@ -629,7 +629,8 @@ def _convert_input(x, dtype, layer=None):
 def _check_input_dtype(given, dtype, layer) -> None:
     where = f"Layer '{layer.path}' ({type(layer).__name__})" if layer is not None else "A layer"
     given = np.dtype(given)
-    if given.kind in "OUSV":
+    # bfloat16 and the other ml_dtypes floats have NumPy kind 'V' too: numeric, accepted.
+    if given.kind in "OUS" or (given.kind == "V" and not jnp.issubdtype(given, jnp.number)):
         raise ValueError(
             f"{where} expects numeric input, but got an array of dtype {given} (kind "
             f"'{given.kind}'). Encode strings or Python objects as numbers (e.g. integer ids, "
