@@ -114,6 +114,9 @@ def test_a_batch_callback_sees_each_batch_without_the_padding():
     assert [s.shape[0] for s in seen] == [8, 8, 5]
     np.testing.assert_allclose(np.concatenate(seen), out)
     np.testing.assert_allclose(out, np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    # Data on the device is padded by the device gather instead of on the host.
+    on_device = model.predict(jnp.asarray(x), batch_size=8, verbose=0)
+    np.testing.assert_allclose(on_device, out, rtol=1e-6, atol=1e-6)
 
 
 def test_evaluate_compiles_one_step_per_last_batch_size_and_equals_keras(compiles, keras):
