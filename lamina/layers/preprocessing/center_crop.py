@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from lamina.layers.convolutional._arguments import normalize_data_format
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
-from lamina.layers.preprocessing.image_resize import crop, resize, spatial_axes
+from lamina.layers.preprocessing.image_resize import crop, resize, spatial_axes, with_image_size
 from lamina.layers.preprocessing.resizing import check_size
 from lamina.saving.object_registry import register_builtin
 
@@ -44,10 +44,7 @@ class CenterCrop(Layer):
         return resized.astype(self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        h_axis, w_axis = spatial_axes(self.data_format)
-        shape[h_axis], shape[w_axis] = self.height, self.width
-        return tuple(shape)
+        return with_image_size(input_shape, self.height, self.width, self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "data_format": self.data_format}

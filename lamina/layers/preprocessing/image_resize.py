@@ -18,6 +18,15 @@ def spatial_axes(data_format: str) -> tuple[int, int]:
     return (-2, -1) if data_format == "channels_first" else (-3, -2)
 
 
+def with_image_size(input_shape, height: int, width: int, data_format: str) -> tuple:
+    """``input_shape`` with its spatial axes set to ``height`` and ``width`` (the output shape
+    of every layer that resizes or crops to a fixed size)."""
+    shape = list(input_shape)
+    h_axis, w_axis = spatial_axes(data_format)
+    shape[h_axis], shape[w_axis] = height, width
+    return tuple(shape)
+
+
 def aspect_crop_box(height: int, width: int, target_height: int, target_width: int) -> tuple[int, int, int, int]:
     """``(top, left, crop_height, crop_width)``: the largest centred window of the target's
     aspect ratio (Keras's ``smart_resize`` arithmetic, truncations included)."""

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from lamina import random
 from lamina.layers.preprocessing.base_image_augmentation import ImageAugmentationLayer
-from lamina.layers.preprocessing.image_resize import crop, resize, spatial_axes
+from lamina.layers.preprocessing.image_resize import crop, resize, with_image_size
 from lamina.saving.object_registry import register_builtin
 
 
@@ -60,10 +60,7 @@ class RandomCrop(ImageAugmentationLayer):
                       data_format=self.data_format).astype(self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        h_axis, w_axis = spatial_axes(self.data_format)
-        shape[h_axis], shape[w_axis] = self.height, self.width
-        return tuple(shape)
+        return with_image_size(input_shape, self.height, self.width, self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}
