@@ -14,7 +14,7 @@ metadata (``lamina_structure``), every key's *structural* key, where such a laye
 its class and its rank among its siblings of that class (``dense``, ``dense_1``: what Keras
 does). When the keys do not match, loading matches structural keys instead, if they fit better.
 
-Each file also records a CRC-32 of every tensor (``lamina_crc32``, per 8 MiB piece): loading
+Each file also records a checksum (XXH3-64) of every tensor (``lamina_xxh3``, per 8 MiB piece): loading
 checks the tensors it is about to assign against them first, so a flipped byte raises and
 changes nothing; files from other tools, without checksums, load unchecked.
 
@@ -263,7 +263,7 @@ def save_weights(model, path) -> None:
 def load_weights(model, path, skip_mismatch: bool = False) -> None:
     """``model.load_weights(path)`` from a ``.safetensors`` file or a ``.lamina`` model file.
 
-    ``save_weights`` records a CRC-32 of every tensor in the file's metadata; each tensor
+    ``save_weights`` records an XXH3-64 checksum of every tensor in the file's metadata; each tensor
     about to be loaded is checked against it before any variable changes, so a damaged file
     raises ``FileFormatError`` and leaves the model as it was. A safetensors file written by
     another tool has no such checksums: it loads unchecked (its header is still validated).
