@@ -1,0 +1,120 @@
+"""How fast is ``model.predict`` against a hand-written ``jax.jit`` loop on the same model?
+
+The model is the MLP 784-512-512-10 of issue 10 (item 4); the data are NumPy rows, as a user
+passes them. Each case times, interleaved in the same run, lamina's ``predict`` with its
+defaults and a hand-written loop (one ``jax.jit`` of the forward pass over slices of the array,
+outputs gathered with one ``device_get`` at the end). Row counts that are not a multiple of
+the batch size exercise ``predict``'s padded last batch (one compiled program for every input
+size); the compilations each side needs on its first call of each case are counted.
+
+    python benchmarks/predict.py              # a few minutes on 2 cores
+    python benchmarks/predict.py --quick      # well under a minute
+    python benchmarks/predict.py --markdown   # also the table as Markdown, for RESULTS.md
+
+Quote medians and the median of pairwise ratios (hand time / lamina time, > 1: lamina faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import lamina as lm  # noqa: E402
+
+try:
+    import report  # noqa: E402  (run as a script from the repo root or benchmarks/)
+except ImportError:  # pragma: no cover - run as a module
+    from benchmarks import report  # noqa: E402
+
+HEADER = ("rows", "batch", "lamina ms", "hand ms", "hand / lamina", "rows/s lamina", "1st call compiles: lamina", "hand")
+
+
+def build_model():
+    return lm.Sequential([lm.Input((784,)), lm.layers.Dense(512, activation="relu"),
+                          lm.layers.Dense(512, activation="relu"), lm.layers.Dense(10)])
+
+
+def hand_predictor(model):
+    """The same forward pass, written by hand: one jax.jit, slices in, one transfer out."""
+    params = [jax.numpy.asarray(w) for w in model.get_weights()]
+
+    @jax.jit
+    def forward(p, x):
+        k1, b1, k2, b2, k3, b3 = p
+        h = jax.nn.relu(x @ k1 + b1)
+        h = jax.nn.relu(h @ k2 + b2)
+        return h @ k3 + b3
+
+    def predict(x, batch):
+        return np.concatenate(jax.device_get([forward(params, x[i:i + batch]) for i in range(0, len(x), batch)]))
+
+    return predict
+
+
+class CompileCounter:
+    """Counts XLA compilations (JAX's monitoring events) between ``start`` and ``stop``."""
+
+    def __init__(self):
+        self.count, self.active = 0, False
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event, duration, **kwargs):
+        if self.active and event.endswith("backend_compile_duration"):
+            self.count += 1
+
+    def measure(self, fn):
+        self.active, before = True, self.count
+        try:
+            fn()
+        finally:
+            self.active = False
+        return self.count - before
+
+
+def run_case(model, hand, counter, rows, batch, repeats):
+    x = np.random.default_rng(rows).normal(size=(rows, 784)).astype("float32")
+    ours = lambda: model.predict(x, batch_size=batch, verbose=0)  # noqa: E731
+    theirs = lambda: hand(x, batch)  # noqa: E731
+    compiles_ours, compiles_hand = counter.measure(ours), counter.measure(theirs)  # warm-up
+    np.testing.assert_allclose(ours(), theirs(), rtol=1e-4, atol=1e-4)
+    times = {"lamina": [], "hand": []}
+    for _ in range(repeats):
+        for name, fn in (("lamina", ours), ("hand", theirs)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    ratio = statistics.median(h / o for h, o in zip(times["hand"], times["lamina"]))
+    lamina_s, hand_s = statistics.median(times["lamina"]), statistics.median(times["hand"])
+    return (f"{rows:,}", str(batch), f"{lamina_s * 1e3:.1f}", f"{hand_s * 1e3:.1f}", f"{ratio:.3f}x",
+            f"{rows / lamina_s:,.0f}", str(compiles_ours), str(compiles_hand))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    args = parser.parse_args()
+    cases = [(60_000, 1024), (10_007, 1024), (10_007, 128), (3_001, 32)]
+    if args.quick:
+        cases = [(12_000, 1024), (3_001, 128)]
+    repeats = 3 if args.quick else 7
+    model = build_model()
+    hand, counter = hand_predictor(model), CompileCounter()
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    cells = [run_case(model, hand, counter, rows, batch, repeats) for rows, batch in cases]
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    right = set(HEADER)
+    report.print_table("predict: lamina vs a hand-written jax.jit loop (MLP 784-512-512-10)", HEADER, cells, right)
+    if args.markdown:
+        report.print_markdown(HEADER, cells)
+
+
+if __name__ == "__main__":
+    main()
