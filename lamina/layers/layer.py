@@ -627,8 +627,10 @@ def _convert_input(x, dtype, layer=None):
 
 
 def _check_input_dtype(given, dtype, layer) -> None:
-    where = f"Layer '{layer.path}' ({type(layer).__name__})" if layer is not None else "A layer"
     given = np.dtype(given)
+    if given.kind in "biuf":  # the common case, on every call: no further work
+        return
+    where = f"Layer '{layer.path}' ({type(layer).__name__})" if layer is not None else "A layer"
     # bfloat16 and the other ml_dtypes floats have NumPy kind 'V' too: numeric, accepted.
     if given.kind in "OUS" or (given.kind == "V" and not jnp.issubdtype(given, jnp.number)):
         raise ValueError(
