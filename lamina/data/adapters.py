@@ -8,6 +8,9 @@ before any step runs; ``adapter.epoch(epoch_index, block=N)`` then yields ``(ste
 - ``steps > 1`` (only when ``block > 1``): ``steps == block`` full batches stacked on a new
   leading axis, leaves shaped ``(block, batch, ...)``, ready for ``lax.scan``.
 
+``block`` may also be a callable returning the block size: it is asked again before each item,
+so that ``fit``'s ``steps_per_execution="auto"`` can change it in the middle of an epoch.
+
 In-memory arrays (``ArrayDataAdapter``) are moved to the default device once, when the first
 batch is drawn, and never come back to the host (``predict`` instead draws NumPy slices, see
 ``ArrayDataAdapter.from_host``): each yielded item is one small jitted gather
@@ -365,6 +368,11 @@ def _prepare_arrays(x, y, sample_weight, *, class_weight, require_y, labels, wha
 # ----------------------------------------------------------------------------------------
 
 
+def _block_now(block) -> int:
+    """The block size for the next item: ``block``, or what the callable ``block`` says now."""
+    return block() if callable(block) else block
+
+
 class DataAdapter:
     """What the trainer iterates: ``epoch(epoch_index, block)`` and three facts about size."""
 
@@ -407,7 +415,8 @@ class DataAdapter:
         position in the data is kept as it is (restored with ``set_state``) and only the
         remaining batches are yielded (``fit`` resuming from a ``BackupAndRestore`` backup).
         """
-        block = _check_positive_int(block, "block", allow_none=False)
+        if not callable(block):
+            block = _check_positive_int(block, "block", allow_none=False)
         if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
             raise ValueError(f"`start_step` must be a non-negative integer; got {start_step!r}.")
         # Only a resumed epoch passes start_step on (adapters written before it take one argument).
@@ -573,7 +582,8 @@ class ArrayDataAdapter(DataAdapter):
                 self._pos = 0
             pos = self._pos
             room = min(budget - drawn, self._num_full - pos)
-            steps = block if block > 1 and room >= block else 1
+            size = _block_now(block)
+            steps = size if size > 1 and room >= size else 1
             # Book-keeping before the yield: a consumer may stop at any item.
             self._pos += steps
             drawn += steps
@@ -698,7 +708,8 @@ class IterableDataAdapter(_BatchwiseAdapter):
         iterator = self._iterator
         drawn = 0
         while budget is None or drawn < budget:
-            want = block if block > 1 and (budget is None or budget - drawn >= block) else 1
+            size = _block_now(block)
+            want = size if size > 1 and (budget is None or budget - drawn >= size) else 1
             batches, ran_out = [], False
             for _ in range(want):
                 try:
@@ -711,7 +722,7 @@ class IterableDataAdapter(_BatchwiseAdapter):
             drawn += len(batches)
             if ran_out:
                 self._iterator = None
-            yield from _emit(batches, block)
+            yield from _emit(batches, size)
             if ran_out:
                 if budget is not None:
                     warnings.warn(_RAN_OUT, stacklevel=2)
@@ -807,13 +818,14 @@ class DatasetAdapter(_BatchwiseAdapter):
             loader = load_batches(self._dataset, indices)
             try:
                 while drawn < len(indices):
-                    want = block if block > 1 and len(indices) - drawn >= block else 1
+                    size = _block_now(block)
+                    want = size if size > 1 and len(indices) - drawn >= size else 1
                     batches = [self._check(next(loader), int(i)) for i in indices[drawn : drawn + want]]
                     self._pos += want
                     drawn += want
                     if self._num_batches is not None and self._pos >= self._num_batches:
                         self._order = None
-                    yield from _emit(batches, block)
+                    yield from _emit(batches, size)
             finally:
                 loader.close()
             if drawn < budget and self._requested_steps is not None:

@@ -8,8 +8,9 @@ How a step runs (the part that decides speed):
   written state donated and kept on device between steps. Variables see the new values
   lazily (``Deferred``), so nothing is copied back per step.
 - ``steps_per_execution=N`` runs N steps in one compiled call with ``lax.scan`` over a block of
-  N batches (``stateful_scan``). ``"auto"`` picks N so that an epoch takes about sixteen calls
-  unless a callback wants every batch.
+  N batches (``stateful_scan``). ``"auto"`` times single steps and blocks on the first
+  training steps and keeps the faster form (``auto_block.py``), unless a callback wants
+  every batch.
 - Per-step logs stay on the device; the progress bar converts them only when it redraws.
 """
 
@@ -33,10 +34,9 @@ from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.data.checks import batch_size_or_default
 from lamina.metrics.base import state_values
+from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 from lamina.trainers.label_checks import check_sparse_targets
-
-_AUTO_CALLS_PER_EPOCH = 16
 
 
 class Trainer:
@@ -54,8 +54,8 @@ class Trainer:
         """Configure training: optimizer, loss (per output), metrics, execution.
 
         ``metrics`` ignore sample weights; ``weighted_metrics`` use them (Keras's split).
-        ``steps_per_execution="auto"`` runs several steps per compiled call unless a callback
-        needs every batch (see ``_lm_block_size``).
+        ``steps_per_execution="auto"`` runs several steps per compiled call when that measures
+        faster on the first steps, unless a callback needs every batch (see ``_lm_block_size``).
         """
         if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
@@ -87,6 +87,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile) and not run_eagerly
         self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
+        self._lm_auto_blocks = {}  # and so are the block sizes measured with them
         self._lm_compiled = True
 
     def get_compile_config(self) -> dict | None:
@@ -416,8 +417,10 @@ class Trainer:
         with StateScope():  # a throwaway scope: whatever the call writes is dropped
             jax.eval_shape(lambda x: self(x, training=False), specs)
 
-    def _lm_block_size(self, adapter, callbacks, mode: str) -> int:
-        """Steps per compiled call: ``steps_per_execution``, or the "auto" choice."""
+    def _lm_block_size(self, adapter, callbacks, mode: str):
+        """Steps per compiled call: ``steps_per_execution``, or for "auto" an ``AutoBlock``
+        (a callable giving the current size) that measures which form is faster (see
+        ``lamina/trainers/auto_block.py``); 1 where a callback needs every batch."""
         wanted = self.steps_per_execution
         steps = adapter.steps_per_epoch
         if wanted != "auto":
@@ -425,10 +428,13 @@ class Trainer:
         if steps is None or callbacks.needs_batch_hooks(mode) or not self.jit_compile:
             return 1
         full = steps - (1 if adapter.has_partial_batch else 0)
-        target = max(1, full // _AUTO_CALLS_PER_EPOCH)
-        # A divisor of the full batches avoids compiling a second, shorter step as well.
-        divisor = next((n for n in range(target, target // 2, -1) if full % n == 0), target)
-        return max(1, divisor)
+        if mode != "train":  # fit's validation: forward steps, always cheap to scan
+            return divisor_block(full, max(1, full // CALLS_PER_EPOCH))
+        choices = self.__dict__.setdefault("_lm_auto_blocks", {})
+        key = (mode, adapter.batch_size, full)
+        if key not in choices:
+            choices[key] = AutoBlock(full)
+        return choices[key]
 
     def _lm_run_epoch(self, kind, adapter, epoch, block, on_begin, on_end, progress=None):
         """Feed one pass over ``adapter`` to the compiled steps; returns the last logs.
@@ -437,6 +443,9 @@ class Trainer:
         backup), and ``progress.step`` / ``progress.logs`` follow every executed call."""
         start = progress.step if progress is not None else 0
         logs, step = (progress.logs if start else {}), start
+        observe = getattr(block, "observe", None)  # an "auto" block size measures the calls
+        if observe is not None:
+            block.interrupt()
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
             if progress is not None and progress.pending_metrics is not None:
                 self._lm_restore_metrics(progress, data, stacked=steps > 1)
@@ -446,6 +455,8 @@ class Trainer:
             logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
             if steps > 1:
                 logs, block_logs = logs
+            if observe is not None:
+                observe(steps, logs)
             step += steps
             if progress is not None:
                 progress.step, progress.logs, progress.block_logs = step, logs, block_logs
