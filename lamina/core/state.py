@@ -24,13 +24,19 @@ import jax
 
 class _ThreadState(threading.local):
     scope: StateScope | None = None
+    # While ``lm.jit`` discovers a function: ``id -> object`` for every layer, variable or
+    # optimizer whose structure the trace consulted (see ``note_consulted``).
+    consulted: dict | None = None
 
 
 _thread = _ThreadState()
 
-# Bumped whenever the structure that compiled code depends on changes: a layer gains or
-# replaces a tracked attribute, or a ``trainable`` flag flips. Compiled functions compare it
-# to decide whether their cached trace still describes the Python objects.
+# Bumped whenever the structure that compiled code depends on changes anywhere: a layer gains or
+# replaces a tracked attribute, a ``trainable`` flag flips, an optimizer is built. Each bump
+# also stamps the objects that changed with the new value (``_lm_structure_stamp``). A compiled
+# function compares the global counter on each call (one integer comparison); only when it
+# moved does it compare the stamps of the objects its trace consulted, and it re-traces only
+# if one of those changed, so that building an unrelated layer costs it nothing.
 _structure_version = 0
 
 
@@ -50,9 +56,56 @@ def structure_version() -> int:
     return _structure_version
 
 
-def bump_structure_version() -> None:
+def bump_structure_version(*changed) -> None:
+    """Record that the structure of ``changed`` (layers, variables, optimizers) changed.
+
+    Example:
+        >>> import jax.numpy as jnp, lamina as lm
+        >>> from lamina.core import state
+        >>> v = lm.Variable(jnp.zeros(2))
+        >>> before = state.structure_stamp(v)
+        >>> v.trainable = False  # calls bump_structure_version(v)
+        >>> state.structure_stamp(v) > before
+        True
+    """
     global _structure_version
     _structure_version += 1
+    for obj in changed:
+        obj._lm_structure_stamp = _structure_version
+
+
+def structure_stamp(obj) -> int:
+    """The structure version at which ``obj`` last changed (0: never since it was created)."""
+    return getattr(obj, "_lm_structure_stamp", 0)
+
+
+def note_consulted(obj) -> None:
+    """Note that the function being discovered by ``lm.jit`` depends on ``obj``'s structure.
+
+    Called where code reads structure: a layer's children or ``trainable`` flag, a layer
+    being called, a variable's ``trainable`` flag, an optimizer applied. Costs one
+    thread-local read outside discovery.
+    """
+    consulted = _thread.consulted
+    if consulted is not None:
+        consulted[id(obj)] = obj
+
+
+class recording_consulted:
+    """Context manager: collect ``note_consulted`` objects (``id -> object``) in a new dict."""
+
+    __slots__ = ("found", "_previous")
+
+    def __enter__(self) -> dict:
+        self._previous = _thread.consulted
+        self.found = _thread.consulted = {}
+        return self.found
+
+    def __exit__(self, *exc):
+        _thread.consulted = self._previous
+        if self._previous is not None:  # a nested discovery's dependencies are the outer's too
+            self._previous.update(self.found)
+        return False
 
 
 def current_scope() -> StateScope | None:

@@ -12,9 +12,12 @@ slots, metrics, seed generators) without the user listing them:
    is kept; the variables read it through ``Deferred`` markers, so a variable never holds a
    donated (deleted) buffer and the call costs no per-variable Python work.
 
-The compiled form is rebuilt when the structure it was traced for changes (a layer gains a
-tracked attribute, a ``trainable`` flag flips), and when a trace touches a variable that
-discovery did not see (the strict scope raises, we add it and trace again).
+The compiled form is rebuilt when the structure it was traced for changes (a layer it called
+or walked gains a tracked attribute or a weight, a ``trainable`` flag it read flips, its
+optimizer is built), and when a trace touches a variable that discovery did not see (the
+strict scope raises, we add it and trace again). Discovery notes which objects the trace
+consulted; a structure change elsewhere (building an unrelated model) costs one comparison of
+their stamps and no re-trace.
 """
 
 from __future__ import annotations
@@ -123,13 +126,15 @@ class _Compiled:
     holds is never deleted under them.
     """
 
-    __slots__ = ("written", "read_only", "version", "values", "read_values", "exported", "epoch",
-                 "unshare", "signature", "jitted", "__weakref__")
+    __slots__ = ("written", "read_only", "version", "consulted", "values", "read_values", "exported",
+                 "epoch", "unshare", "signature", "jitted", "__weakref__")
 
-    def __init__(self, fn, written, read_only, version):
+    def __init__(self, fn, written, read_only, version, consulted=()):
         self.written = list(written)
         self.read_only = list(read_only)
         self.version = version
+        # ``(object, structure stamp)`` for each object whose structure the trace consulted.
+        self.consulted = tuple(consulted)
         self.values: list = []
         self.read_values: list = []
         self.exported: set = set()
@@ -145,6 +150,11 @@ class _Compiled:
             return outputs, new_values[:n]
 
         self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,), compiler_options=_compiler_options())
+
+    def structure_changed(self) -> bool:
+        """Whether an object the trace consulted changed structure since discovery."""
+        stamp = state.structure_stamp
+        return any(stamp(obj) != seen for obj, seen in self.consulted)
 
     def refresh(self) -> None:
         """Take the variables' current arrays and point the written ones at ``values``."""
@@ -211,7 +221,7 @@ class CompiledFunction:
                     break
         compiled = self._compiled
         if compiled is None or compiled.version != state._structure_version:
-            compiled = self._compiled = self._discover(dynamic, static)
+            compiled = self._compiled = self._current(compiled, dynamic, static)
         # The hot path, kept flat: on most calls ``prepare`` is skipped and the only Python
         # work is handing the stored list of arrays in and keeping the one that comes out.
         while True:
@@ -241,6 +251,14 @@ class CompiledFunction:
             raise error
         return compiled
 
+    def _current(self, compiled: _Compiled | None, dynamic, static) -> _Compiled:
+        """After a structure change somewhere: keep ``compiled`` unless something its trace
+        consulted changed, else discover again."""
+        if compiled is not None and not compiled.structure_changed():
+            compiled.version = state.structure_version()
+            return compiled
+        return self._discover(dynamic, static)
+
     def _discover(self, dynamic, static) -> _Compiled:
         scope = StateScope(record=True, inherit=False)
 
@@ -249,18 +267,23 @@ class CompiledFunction:
             with scope:
                 return materialize(self._fn(*args, **kwargs))
 
-        program = jax.make_jaxpr(trace)(dynamic)
+        with state.recording_consulted() as consulted:
+            program = jax.make_jaxpr(trace)(dynamic)
         written = [v for key, v in scope.touched.items() if key in scope.written]
         read_only = [v for key, v in scope.touched.items() if key not in scope.written]
-        # The structure version is global: creating an unrelated model bumps it too. When the
-        # new trace is the same program over the same variables, keep the compiled function
-        # (and its XLA executables) instead of compiling everything again.
+        # Stamps read after the trace: layers it built changed during it, and that is the
+        # structure the compiled program describes.
+        stamps = [(obj, state.structure_stamp(obj)) for obj in consulted.values()]
+        # A change to a consulted object may leave the program as it was (a layer gained an
+        # attribute the function does not use): keep the compiled function and its XLA
+        # executables instead of compiling everything again.
         signature = (str(program), tuple(map(id, written)), tuple(map(id, read_only)))
         previous = self._compiled
         if previous is not None and previous.signature == signature:
             previous.version = state.structure_version()
+            previous.consulted = tuple(stamps)
             return previous
-        compiled = _Compiled(self._fn, written, read_only, state.structure_version())
+        compiled = _Compiled(self._fn, written, read_only, state.structure_version(), stamps)
         compiled.signature = signature
         return compiled
 
@@ -272,7 +295,7 @@ class CompiledFunction:
             written.append(var)
         else:
             read_only.append(var)
-        return _Compiled(self._fn, written, read_only, state.structure_version())
+        return _Compiled(self._fn, written, read_only, compiled.version, compiled.consulted)
 
     @property
     def variables(self) -> list:

@@ -80,7 +80,7 @@ class Variable:
 
     __slots__ = (
         "_value", "_shape", "_dtype", "_trainable", "_name", "_name_given", "_owner", "_serial",
-        "regularizer", "constraint", "__weakref__",
+        "regularizer", "constraint", "_lm_structure_stamp", "__weakref__",
     )
     __array_priority__ = 100  # NumPy defers ``ndarray + Variable`` to our __radd__.
 
@@ -195,13 +195,14 @@ class Variable:
 
     @property
     def trainable(self) -> bool:
+        state.note_consulted(self)
         return self._trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
         if bool(value) != self._trainable:
             self._trainable = bool(value)
-            state.bump_structure_version()
+            state.bump_structure_version(self)
 
     @property
     def name(self) -> str:

@@ -137,7 +137,7 @@ class Layer:
                 if old is not None:
                     self._lm_untrack(old, value)
                 _attach(self, value, name)
-                state.bump_structure_version()
+                state.bump_structure_version(self)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -145,7 +145,7 @@ class Layer:
         object.__delattr__(self, name)
         if _holds_state(old):
             self._lm_untrack(old, None)
-            state.bump_structure_version()
+            state.bump_structure_version(self)
 
     def _lm_untrack(self, old, new) -> None:
         """Reassigning an attribute forgets the add_weight variables it held (unless kept)."""
@@ -156,6 +156,7 @@ class Layer:
 
     def _lm_children(self):
         """``(own_variables, sublayers, state_holders)`` found in the attributes right now."""
+        state.note_consulted(self)  # a compiled function that walked here depends on it
         variables, layers, holders = {}, {}, {}
         for attr, value in self.__dict__.items():
             if attr.startswith("_lm_") or not _holds_state(value):
@@ -229,15 +230,17 @@ class Layer:
 
     @property
     def trainable(self) -> bool:
+        state.note_consulted(self)
         return self._lm_trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
         # Keras semantics: the flag is set on every layer underneath, so a frozen block stays
         # frozen even if one of its sublayers is later used elsewhere.
-        for layer in self._flatten_layers():
+        layers = self._flatten_layers()
+        for layer in layers:
             layer._lm_trainable = bool(value)
-        state.bump_structure_version()
+        state.bump_structure_version(*layers)
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
@@ -257,7 +260,7 @@ class Layer:
         )
         variable._attach(self, name)  # unnamed: named after the attribute it is stored in
         self._lm_added = self._lm_added + [variable]
-        state.bump_structure_version()
+        state.bump_structure_version(self)
         return variable
 
     def count_params(self) -> int:
@@ -296,6 +299,7 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
             return symbolic_call(self, args, kwargs)  # building a Functional graph
+        state.note_consulted(self)
         raw_args = args  # masks are looked up on the arrays as given (a cast makes a new array)
         if args:
             raw_first = args[0]

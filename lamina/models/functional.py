@@ -28,6 +28,8 @@ def _tensors(structure) -> list:
 class Functional(Model):
     """What ``lm.Model(inputs, outputs)`` builds; see the module docstring."""
 
+    _lm_child_keys = "name"  # the graph's layers are adopted under their names
+
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         for tensor in _tensors(inputs) + _tensors(outputs):
@@ -41,7 +43,7 @@ class Functional(Model):
         for layer in layers:
             _adopt(self, layer, layer.name)  # paths read 'model/dense/kernel'
         self._layers = layers
-        state.bump_structure_version()
+        state.bump_structure_version(self)
         self.built = True
 
     @property

@@ -36,6 +36,8 @@ class Sequential(Model):
         (None, 4)
     """
 
+    _lm_child_keys = "name"  # add() adopts each layer under its name: 'sequential/dense/kernel'
+
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._layers = []
@@ -51,6 +53,7 @@ class Sequential(Model):
 
     @property
     def layers(self) -> list:
+        state.note_consulted(self)  # add() and pop() change it without an attribute write
         return list(self._layers)
 
     @property
@@ -85,7 +88,7 @@ class Sequential(Model):
         _adopt(self, layer, layer.name)  # paths read 'sequential/dense/kernel'
         self._layers.append(layer)
         self._lm_layer_names.add(layer.name)
-        state.bump_structure_version()  # a list append does not pass through __setattr__
+        state.bump_structure_version(self)  # a list append does not pass through __setattr__
         self.built = False
         if self._lm_input_layer is None:
             declared = self._layers[0].__dict__.get("_lm_declared_input_shape")
@@ -187,7 +190,7 @@ class Sequential(Model):
             node = self._lm_graph.pop().node
             if node in layer._lm_inbound_nodes:
                 layer._lm_inbound_nodes.remove(node)
-        state.bump_structure_version()
+        state.bump_structure_version(self)
         return layer
 
     def call(self, inputs, training=None, mask=None):

@@ -237,7 +237,7 @@ class Optimizer:
             )
         self._learning_rate = self._make_learning_rate(learning_rate)
         # Compiled steps captured the old rate (another variable, or Python code): retrace.
-        state.bump_structure_version()
+        state.bump_structure_version(self)
 
     def _current_learning_rate(self):
         lr = self.learning_rate
@@ -259,12 +259,14 @@ class Optimizer:
     # -- state ---------------------------------------------------------------------------------
     @property
     def built(self) -> bool:
+        state.note_consulted(self)
         return self._built
 
     @property
     def variables(self) -> list:
         """``iterations``, the learning-rate variable (if any), every optax state leaf, then
         the gradient-accumulation counter and accumulators and the moving averages (if on)."""
+        state.note_consulted(self)
         lr = [self._learning_rate] if isinstance(self._learning_rate, Variable) else []
         return [self._iterations, *lr, *self._slots]
 
@@ -305,7 +307,7 @@ class Optimizer:
         self._treedef = treedef
         self._build_option_slots(variables)
         self._built = True
-        state.bump_structure_version()
+        state.bump_structure_version(self)
 
     def _build_option_slots(self, variables) -> None:
         # Appended to the slots (with a field and an owner), so that they are saved, loaded
@@ -397,6 +399,7 @@ class Optimizer:
         any subset of those variables, or ``None`` to mean all of them. ``None`` gradients
         are skipped: that variable and its slots stay as they are.
         """
+        state.note_consulted(self)  # a compiled step depends on whether it is built, its rate
         grads = list(grads)
         if not grads:
             return
