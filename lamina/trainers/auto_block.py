@@ -8,7 +8,8 @@ gradients of a convolution ran 16-31x slower scanned than as single steps here, 
 issue 12868), so any rule fixed in advance makes some model the slow path. "auto" measures
 instead, on the real training steps (nothing runs twice):
 
-1. single steps; the first compiles, the next ones are timed (at least three, about 10 ms);
+1. single steps; the first compiles, the next ones are timed (at least three and 10 ms, over
+   several epochs when they are short);
 2. a step of ``SINGLE_IS_ENOUGH`` (2 ms) or more keeps single steps: a block could save at
    most a few per cent, and trying it could cost the slow path's price;
 3. otherwise blocks of N steps, N chosen so that a block takes about ``BLOCK_SECONDS``
@@ -63,7 +64,9 @@ class AutoBlock:
         self.block_seconds = None  # measured wall time per step in blocks
         self._clock = clock
         self._started = None  # when the timed run began (after a wait for the device)
-        self._timed = 0  # calls or steps in the timed run so far
+        self._timed = 0  # steps in the timed run so far
+        self._banked_steps, self._banked_seconds = 0, 0.0  # earlier timed runs (other epochs)
+        self._last = None  # the last timed call's outputs, waited for by pause()
         self._compiled_block = False  # the first block (which compiles) has run
         self._cap = max(1, full_steps // CALLS_PER_EPOCH)
         if self._cap < 2:
@@ -72,9 +75,14 @@ class AutoBlock:
     def __call__(self) -> int:
         return self.block
 
-    def interrupt(self) -> None:
-        """Between epochs (validation, callbacks): the next call starts a new timed run."""
-        self._started = None
+    def pause(self) -> None:
+        """At the end of an epoch (validation and callbacks follow): keep what was timed so
+        far and start a new timed run at the next call."""
+        if self.phase == "single" and self._started is not None and self._timed:
+            jax.block_until_ready(self._last)
+            self._banked_seconds += self._clock() - self._started
+            self._banked_steps += self._timed
+        self._started, self._last = None, None
 
     def observe(self, steps: int, outputs) -> None:
         if self.phase == "single":
@@ -87,15 +95,18 @@ class AutoBlock:
         self._started, self._timed = self._clock(), 0
 
     def _observe_single(self, steps, outputs) -> None:
-        if self._started is None or steps != 1:  # the first (compiling) call, or an odd one
+        if self._started is None or steps != 1:  # the first (compiling) call, or after a pause
             self._restart(outputs)
             return
         self._timed += 1
-        elapsed = self._clock() - self._started  # dispatch time: a lower bound, cheap to read
-        if self._timed < _MIN_TIMED_STEPS or (elapsed < _MIN_TIMED_SECONDS and self._timed < _MAX_TIMED_STEPS):
+        self._last = outputs
+        timed = self._banked_steps + self._timed
+        elapsed = self._banked_seconds + self._clock() - self._started  # not waited for: a lower bound
+        if timed < _MIN_TIMED_STEPS or (elapsed < _MIN_TIMED_SECONDS and timed < _MAX_TIMED_STEPS):
             return
         jax.block_until_ready(outputs)
-        self.single_seconds = (self._clock() - self._started) / self._timed
+        self.single_seconds = (self._banked_seconds + self._clock() - self._started) / timed
+        self._last = None
         if self.single_seconds >= SINGLE_IS_ENOUGH:
             self._decide(1)
             return

@@ -444,8 +444,6 @@ class Trainer:
         start = progress.step if progress is not None else 0
         logs, step = (progress.logs if start else {}), start
         observe = getattr(block, "observe", None)  # an "auto" block size measures the calls
-        if observe is not None:
-            block.interrupt()
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
             if progress is not None and progress.pending_metrics is not None:
                 self._lm_restore_metrics(progress, data, stacked=steps > 1)
@@ -463,6 +461,8 @@ class Trainer:
             on_end(step - 1, logs)
             if kind == "train" and self.stop_training:
                 break
+        if observe is not None:
+            block.pause()  # what follows the epoch (validation, callbacks) is not a step's cost
         if step == start and start:
             return logs  # a resumed epoch whose steps had all run: only its end is left
         if step == 0:

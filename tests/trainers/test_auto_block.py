@@ -85,14 +85,15 @@ def test_an_epoch_too_short_for_blocks_of_two_is_decided_at_once():
     assert chooser.phase == "decided" and chooser() == 1
 
 
-def test_an_interruption_between_epochs_is_not_timed():
+def test_the_time_between_epochs_is_not_timed_and_short_epochs_add_up():
     clock = FakeClock()
     chooser = AutoBlock(full_steps=1000, clock=clock)
-    _run(chooser, clock, single_cost=1e-4, block_cost_per_step=1e-4, calls=3)  # compile + 2 timed
-    chooser.interrupt()
-    clock.tick(5.0)  # validation, callbacks: not a step's cost
-    _run(chooser, clock, single_cost=1e-4, block_cost_per_step=1e-4, calls=200)
+    for _ in range(30):  # epochs of 20 steps of 0.1 ms: 10 ms of timed steps takes several
+        _run(chooser, clock, single_cost=1e-4, block_cost_per_step=1e-4, calls=20)
+        chooser.pause()
+        clock.tick(5.0)  # validation, callbacks: not a step's cost
     assert chooser.single_seconds == pytest.approx(1e-4)
+    assert chooser.phase == "decided"
 
 
 @pytest.mark.parametrize("divisible", [True, False])
