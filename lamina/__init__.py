@@ -23,6 +23,7 @@ from lamina import (
     saving,
     utils,
 )
+from lamina.core import compilation_cache as _compilation_cache
 from lamina.core.state import StateScope, functionalize
 from lamina.core.symbolic import SymbolicTensor
 from lamina.core.transforms import jit, value_and_grad
@@ -38,6 +39,10 @@ from lamina.saving import load_model
 from lamina.version import __version__
 
 KerasTensor = SymbolicTensor  # Keras's name for what lm.Input returns
+
+# JAX's persistent compilation cache in a user folder, unless LAMINA_COMPILATION_CACHE=0 or
+# JAX was configured already (lamina/core/compilation_cache.py).
+_compilation_cache.configure()
 
 __all__ = [
     "Initializer",

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The suite never writes into the user's cache folder (tests of the cache set their own).
+os.environ.setdefault("LAMINA_COMPILATION_CACHE", "0")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
