@@ -6,6 +6,9 @@
 (``adapter.epoch(i, block=N)``);
 ``train_validation_split`` and ``unpack_batch`` are the helpers the trainer (and custom
 ``train_step`` overrides) use. See ``lamina/data/adapters.py`` for the semantics.
+``set_device_budget`` / ``device_budget`` say how much of the device's free memory in-memory
+data may take before they are streamed, ``clear_device_cache`` drops the device copies kept
+for later calls (``lamina/data/device_copy.py``).
 """
 
 from lamina.data.adapters import (
@@ -18,6 +21,7 @@ from lamina.data.adapters import (
     unpack_batch,
 )
 from lamina.data.dataset import Dataset, PyDataset
+from lamina.data.device_copy import clear_device_cache, device_budget, set_device_budget
 from lamina.data.splitting import train_validation_split
 
 __all__ = [
@@ -27,8 +31,11 @@ __all__ = [
     "DatasetAdapter",
     "IterableDataAdapter",
     "PyDataset",
+    "clear_device_cache",
+    "device_budget",
     "get_data_adapter",
     "pack_batch",
+    "set_device_budget",
     "train_validation_split",
     "unpack_batch",
 ]

@@ -6,7 +6,8 @@ import math
 
 import jax
 
-from lamina.data.adapters import (
+from lamina.data.dataset import Dataset
+from lamina.data.standardize import (
     _arg_labels,
     _check_num_samples,
     _is_array,
@@ -14,7 +15,6 @@ from lamina.data.adapters import (
     _labeled_leaves,
     _standardize,
 )
-from lamina.data.dataset import Dataset
 
 
 def train_validation_split(x, y=None, sample_weight=None, validation_split=0.0):
