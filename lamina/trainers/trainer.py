@@ -483,28 +483,17 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
         batch_size = batch_size_or_default(batch_size, method="fit")
-        check_sparse_targets(self, x, y, batch_size=batch_size)
-        adapter = get_data_adapter(
-            x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
-            shuffle=shuffle, class_weight=class_weight, for_training=True,
-            require_y=self.compiled_loss is not None,
-        )
+        adapter = self._lm_adapter(x, y, sample_weight, batch_size=batch_size, steps=steps_per_epoch,
+                                   shuffle=shuffle, class_weight=class_weight, training=True)
         validation = None
         if validation_data is not None:
             vx, vy, vsw = unpack_batch(tuple(validation_data) if isinstance(validation_data, list) else validation_data)
             validation_batch_size = batch_size_or_default(
                 validation_batch_size, label="validation_batch_size", default=batch_size, method="fit"
             )
-            check_sparse_targets(self, vx, vy, batch_size=validation_batch_size, where="validation_data[1]")
-            validation = get_data_adapter(
-                vx, vy, vsw, batch_size=validation_batch_size,
-                steps_per_epoch=validation_steps, shuffle=False, for_training=False, name="validation_data",
-            )
-        verbose = 1 if verbose == "auto" else verbose
-        callbacks = callbacks_module.CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
-            epochs=epochs, steps=adapter.steps_per_epoch,
-        )
+            validation = self._lm_adapter(vx, vy, vsw, batch_size=validation_batch_size, steps=validation_steps,
+                                          name="validation_data")
+        callbacks = self._lm_callbacks(callbacks, verbose, adapter, epochs=epochs, history=True)
         block = self._lm_block_size(adapter, callbacks, "train")
         self.stop_training = False
         # Where fit is (epoch, step, data position): read and set by BackupAndRestore.
@@ -590,19 +579,11 @@ class Trainer:
         """Loss and metrics over the data: a list ``[loss, *metrics]`` (or a dict)."""
         _check_loop_kwargs("evaluate", kwargs)
         self._lm_require_compiled("evaluate")
-        batch_size = batch_size_or_default(batch_size, method="evaluate")
-        check_sparse_targets(self, x, y, batch_size=batch_size)
-        adapter = get_data_adapter(
-            x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=False,
-            for_training=False, require_y=self.compiled_loss is not None,
-        )
+        adapter = self._lm_adapter(x, y, sample_weight, batch_size=batch_size_or_default(batch_size, method="evaluate"),
+                                   steps=steps)
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
-        verbose = 1 if verbose == "auto" else verbose
-        callbacks = callbacks_module.CallbackList(
-            callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
-            epochs=1, steps=adapter.steps_per_epoch,
-        )
+        callbacks = self._lm_callbacks(callbacks, verbose, adapter)
         # Unlike predict, the last, partial batch keeps its size (one more program per
         # distinct size): padded rows with zero weight would still count in the batch-size
         # weighting of the loss trackers, in a loss's mean over the batch, in add_loss terms
@@ -613,15 +594,9 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
         _check_loop_kwargs("predict", kwargs)
-        adapter = get_data_adapter(
-            x, None, None, batch_size=batch_size_or_default(batch_size, method="predict"), steps_per_epoch=steps, shuffle=False,
-            for_training=False,
-        )
-        verbose = 1 if verbose == "auto" else verbose
-        callbacks = callbacks_module.CallbackList(
-            callbacks, add_history=False, add_progbar=verbose != 0, model=self, verbose=verbose,
-            epochs=1, steps=adapter.steps_per_epoch,
-        )
+        adapter = self._lm_adapter(x, batch_size=batch_size_or_default(batch_size, method="predict"), steps=steps,
+                                   labels=False)
+        callbacks = self._lm_callbacks(callbacks, verbose, adapter)
         block = self._lm_predict_block_size(adapter, callbacks, "predict")
         hooks = callbacks.needs_batch_hooks("predict")
         # Every batch one shape (the last padded, its extra rows dropped below): one compiled
@@ -678,29 +653,51 @@ class Trainer:
         """One training step on exactly this batch; returns its logs as floats (metrics are
         reset first, as in Keras 3)."""
         self._lm_require_compiled("train_on_batch")
-        self.reset_metrics()
-        adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
-                                   shuffle=False, class_weight=class_weight, for_training=True,
-                                   require_y=self.compiled_loss is not None)
-        _, data = next(iter(adapter.epoch(0, block=1)))
-        return self._lm_result(self._lm_step_function("train", stacked=False)(data), return_dict)
+        logs = self._lm_one_batch("train", x, y, sample_weight, class_weight=class_weight)
+        return self._lm_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on exactly this batch (metrics are reset first, as in Keras 3)."""
         self._lm_require_compiled("test_on_batch")
-        self.reset_metrics()
-        adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1,
-                                   shuffle=False, for_training=False,
-                                   require_y=self.compiled_loss is not None)
-        _, data = next(iter(adapter.epoch(0, block=1)))
-        return self._lm_result(self._lm_step_function("test", stacked=False)(data), return_dict)
+        return self._lm_result(self._lm_one_batch("test", x, y, sample_weight), return_dict)
 
     def predict_on_batch(self, x):
         """Outputs for exactly this batch, as NumPy."""
-        adapter = get_data_adapter(x, None, None, batch_size=None, steps_per_epoch=1, shuffle=False,
-                                   for_training=False)
+        return jax.device_get(self._lm_one_batch("predict", x))
+
+    # -- the setup the loops share --------------------------------------------------------------
+    def _lm_adapter(self, x, y=None, sample_weight=None, *, batch_size, steps=None, shuffle=False,
+                    class_weight=None, training=False, labels=True, name="x"):
+        """The checked data of a loop: integer labels checked against the loss (once, for
+        in-memory arrays), then the adapter. ``labels=False``: ``x`` only (``predict``)."""
+        if labels:
+            where = "validation_data[1]" if name == "validation_data" else "y"
+            check_sparse_targets(self, x, y, batch_size=batch_size, where=where)
+        return get_data_adapter(
+            x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=shuffle if training else False,
+            class_weight=class_weight, for_training=training,
+            require_y=labels and self.compiled_loss is not None, name=name,
+        )
+
+    def _lm_callbacks(self, callbacks, verbose, adapter, *, epochs=1, history=False):
+        """The loop's ``CallbackList``: the user's callbacks, a ``History`` (``fit``) and a
+        progress bar unless ``verbose=0``."""
+        verbose = 1 if verbose == "auto" else verbose
+        return callbacks_module.CallbackList(
+            callbacks, add_history=history, add_progbar=verbose != 0, model=self, verbose=verbose,
+            epochs=epochs, steps=adapter.steps_per_epoch,
+        )
+
+    def _lm_one_batch(self, kind, x, y=None, sample_weight=None, class_weight=None):
+        """One ``<kind>_step`` on exactly this batch (the ``*_on_batch`` methods); returns its
+        device outputs. Train and test reset the metrics first, as in Keras 3."""
+        if kind != "predict":
+            self.reset_metrics()
+        adapter = get_data_adapter(x, y, sample_weight, batch_size=None, steps_per_epoch=1, shuffle=False,
+                                   class_weight=class_weight, for_training=kind == "train",
+                                   require_y=kind != "predict" and self.compiled_loss is not None)
         _, data = next(iter(adapter.epoch(0, block=1)))
-        return jax.device_get(self._lm_step_function("predict", stacked=False)(data))
+        return self._lm_step_function(kind, stacked=False)(data)
 
 
 _DATA_LOADING_ARGS = ("workers", "use_multiprocessing", "max_queue_size")
