@@ -172,6 +172,8 @@ class Trainer:
         return first + sorted(name for name in dict.fromkeys(known) if name not in first)
 
     def reset_metrics(self) -> None:
+        """Reset every metric of ``model.metrics`` (``fit`` does it at each epoch's start,
+        ``evaluate`` before its pass, the ``*_on_batch`` methods before their step)."""
         for metric in self.metrics:
             metric.reset_state()
 
@@ -200,6 +202,8 @@ class Trainer:
         return self.get_metrics_result()
 
     def get_metrics_result(self) -> dict:
+        """The current results of ``model.metrics`` as one flat dict (what a ``train_step``
+        returns by default); a metric whose result is a dict contributes its entries."""
         results = {}
         for metric in self.metrics:
             value = metric.result()
@@ -239,6 +243,8 @@ class Trainer:
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data):
+        """One batch of ``predict``: the model called on ``x`` with ``training=False``.
+        Override it to return something else per batch; ``predict`` concatenates it."""
         x, _, _ = unpack_batch(data)
         return self(x, training=False)
 
