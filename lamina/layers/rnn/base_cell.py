@@ -1,9 +1,10 @@
 """What the built-in recurrent cells share: Keras's weight layout, arguments and dropout masks.
 
-A built-in cell splits one step into two parts so that ``RNN`` can run a sequence fast:
-``project_inputs`` (the input-to-gates matmul, done once for every timestep before the loop)
-and ``step`` (the recurrent part, run inside ``jax.lax.scan``). ``call`` chains the two for a
-single step, with the same ``call(inputs, states, training=False)`` signature as Keras cells.
+A built-in cell splits one step into two parts: ``project_inputs`` (the input-to-gates matmul)
+and ``step`` (the recurrent part). ``RNN`` runs both inside its ``jax.lax.scan`` body, from
+static methods of the weights, so that the loop compiles once per configuration; ``call``
+chains the two for a single step, with the same ``call(inputs, states, training=False)``
+signature as Keras cells.
 
 Dropout masks are drawn from the cell's ``SeedGenerator`` once per sequence (before the loop)
 and reused at every timestep, as Keras does; the RNN layer asks ``dropout_masks`` for them.
@@ -131,7 +132,7 @@ class RecurrentCell(Layer):
 
     @staticmethod
     def project_inputs(spec, params, inputs, mask=None):
-        """The input-to-gates part for any number of leading axes (all timesteps at once)."""
+        """The input-to-gates part of one timestep (any leading axes are kept)."""
         raise NotImplementedError
 
     @staticmethod
