@@ -1,8 +1,8 @@
 """The built-in recurrent layers' loop: how it is laid out, and that it still computes Keras's numbers.
 
 Each step does its own input-to-gates matmul inside the ``lax.scan`` (as Keras's cells do): one
-matmul for all timesteps before the loop measured 2x slower per training step on XLA:CPU. The
-comparisons with Keras 3 cover what that loop handles: masks (padding on either side, a last
+matmul for all timesteps before the loop measured 2x slower per training step on XLA:CPU; and
+the loop stacks the outputs only for ``return_sequences=True``. The comparisons with Keras 3 cover what that loop handles: masks (padding on either side, a last
 step masked), ``go_backwards``, ``return_state``, ``zero_output_for_mask``, GRU's two
 ``reset_after`` variants and dropout masks (one per gate or one shared), with Keras's weights
 and the same dropout masks copied in.
@@ -52,6 +52,19 @@ def test_the_loop_runs_over_the_raw_inputs(name, masked):
     shapes = sorted(tuple(v.aval.shape) for v in xs)
     expected = [(TIME, BATCH), (TIME, BATCH, FEATURES)] if masked else [(TIME, BATCH, FEATURES)]
     assert shapes == expected, f"{name}: the loop reads {shapes}; gates * units = {GATES[name] * UNITS}"
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_only_a_sequence_output_is_stacked(name, return_sequences):
+    # Without return_sequences the last output is read off the final states: the loop stacks
+    # no (time, batch, units) outputs.
+    layer = LAYERS[name](UNITS, return_sequences=return_sequences, zero_output_for_mask=True)
+    x = jnp.asarray(random_input((BATCH, TIME, FEATURES), seed=1))
+    closed = jax.make_jaxpr(lambda v: layer(v, mask=jnp.asarray(padded_mask())))(x)
+    (scan,) = list(scans(closed.jaxpr))
+    stacked = scan.outvars[scan.params["num_carry"]:]
+    assert [tuple(v.aval.shape) for v in stacked] == ([(TIME, BATCH, UNITS)] if return_sequences else [])
 
 
 def both(keras, name, **config):

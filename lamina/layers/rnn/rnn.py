@@ -59,7 +59,7 @@ def _same_layout(a, b) -> bool:
 
 
 def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=False,
-            zero_output_for_mask=False, output_is_first_state=None):
+            zero_output_for_mask=False, output_is_first_state=None, return_sequences=True):
     """Keras's ``backend.rnn`` on ``lax.scan``: ``(last_output, outputs, final_states)``.
 
     ``step(x_t, states) -> (output, new_states)``; ``inputs`` is batch-major ``(batch, time,
@@ -69,7 +69,8 @@ def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=
     At a masked step the output is the previous one: ``states[0]`` as Keras takes it, when it
     has the output's layout; otherwise (a cell whose output is not its first state) the output
     of the last unmasked step, zeros before the first. ``output_is_first_state=True`` skips
-    finding out (built-in cells).
+    finding out (built-in cells); with it, ``return_sequences=False`` returns ``None`` for the
+    outputs and the loop does not stack them (the last output is read off the final states).
     """
     tree_map = jax.tree_util.tree_map
     xs = tree_map(lambda a: jnp.swapaxes(a, 0, 1), inputs)
@@ -112,11 +113,35 @@ def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=
         carry = states
         if track_output:
             carry = (states, tree_map(lambda a: jnp.zeros(a.shape, a.dtype), output_layout))
+    if output_is_first_state and not return_sequences:
+        return _last_from_states(body, carry, scan_xs, step, mask, go_backwards, unroll, zero_output_for_mask)
     final_carry, outputs = jax.lax.scan(body, carry, scan_xs, reverse=go_backwards, unroll=bool(unroll))
     final_states = final_carry[0] if mask is not None and track_output else final_carry
     if go_backwards:
         outputs = tree_map(lambda a: jnp.flip(a, axis=0), outputs)
     return tree_map(lambda a: a[-1], outputs), tree_map(lambda a: jnp.swapaxes(a, 0, 1), outputs), final_states
+
+
+def _last_from_states(body, states, scan_xs, step, mask, go_backwards, unroll, zero_output_for_mask):
+    """The loop of a cell whose output is its first state, when only the last output is wanted.
+
+    Stacking every step's output costs a write per step and, in the backward pass, a read of
+    its (zero) cotangent per step; the last output is the final first state instead: a masked
+    step keeps the previous state and repeats the previous output, so they stay equal (with
+    ``zero_output_for_mask`` a masked last step gives zeros, as Keras's ``outputs[-1]``).
+    """
+    xs = scan_xs[0] if mask is not None else scan_xs
+    first_step = jax.tree_util.tree_map(lambda a: a[-1] if go_backwards else a[0], xs)
+    output_dtype = jax.eval_shape(lambda x, c: step(x, c)[0], first_step, states).dtype
+
+    def no_outputs(carry, x):
+        return body(carry, x)[0], None
+
+    final_states, _ = jax.lax.scan(no_outputs, states, scan_xs, reverse=go_backwards, unroll=bool(unroll))
+    last = final_states[0]
+    if mask is not None and zero_output_for_mask:
+        last = _keep(mask[0 if go_backwards else -1], last, jnp.zeros_like(last))
+    return last.astype(output_dtype), None, final_states
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "go_backwards", "unroll", "zero_output_for_mask",
@@ -141,10 +166,9 @@ def run_cell(spec, params, inputs, states, mask, input_mask, recurrent_mask, *, 
         projected = cell_class.project_inputs(spec, params, x, input_mask)
         return cell_class.step(spec, params, projected, carry, recurrent_mask)
 
-    last, outputs, final_states = run_rnn(step, inputs, states, mask=mask, go_backwards=go_backwards,
-                                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
-                                          output_is_first_state=True)
-    return last, (outputs if return_sequences else None), final_states
+    return run_rnn(step, inputs, states, mask=mask, go_backwards=go_backwards, unroll=unroll,
+                   zero_output_for_mask=zero_output_for_mask, output_is_first_state=True,
+                   return_sequences=return_sequences)
 
 
 def _hashable(value) -> bool:
