@@ -19,7 +19,9 @@ The rules (also in docs/guide.md, "Data on the device"):
   of a copy on CPU (3 ms against 47 ms for 51 MB). A call reads the data once, when its first
   batch is drawn: changes made during a call are seen from the next call.
 - **The cache never keeps user data alive**: entries hold weak references to the user's arrays
-  and die with them (with their device copies); at most ``MAX_ENTRIES`` arrays are kept, least
+  and die with them (with their device copies); a "copy" that is the user's own buffer (the CPU
+  backend's ``device_put`` does not copy 64-byte-aligned arrays) is not cached, since it costs
+  nothing to make again and would keep the array alive; at most ``MAX_ENTRIES`` arrays are kept, least
   recently used first out, and when new data do not fit in the budget the copies of other data
   are dropped before the data are streamed. ``lm.data.clear_device_cache()`` drops them all.
 - **Above the budget** the data stay on the host: each item is gathered there with NumPy (a
@@ -66,7 +68,8 @@ def set_device_budget(fraction: float | None) -> None:
 
     Data above the budget are streamed from the host batch by batch (same batches, same
     order). ``0`` always streams; ``None`` goes back to ``LAMINA_DATA_DEVICE_BUDGET`` or the
-    default, 0.5. See ``lamina/data/device_copy.py`` for what is copied and when.
+    default, 0.5. The device copies kept for later calls are dropped (they were made under the
+    old budget). See ``lamina/data/device_copy.py`` for what is copied and when.
 
     Example:
         >>> import lamina as lm
@@ -77,6 +80,7 @@ def set_device_budget(fraction: float | None) -> None:
     """
     global _budget
     _budget = None if fraction is None else _check_fraction(fraction, "set_device_budget(fraction)")
+    _CACHE.clear()
 
 
 def device_budget() -> float:
@@ -160,13 +164,13 @@ class DeviceCopyCache:
     a hash of its content; weakly keyed and bounded (see the module docstring).
 
     Example:
-        >>> import numpy as np
+        >>> import jax, numpy as np
         >>> cache = DeviceCopyCache()
         >>> x = np.arange(6.0, dtype=np.float32)
         >>> first = cache.lookup(x, x)
         >>> first is None
         True
-        >>> copy = cache.store(x, x, put([x])[0])
+        >>> copy = cache.store(x, x, jax.device_put(x, may_alias=False))
         >>> cache.lookup(x, x) is copy
         True
         >>> x[0] = 7.0                        # changed in place: the copy is stale
@@ -286,10 +290,21 @@ def place(sources: list, leaves: list, *, copy_missing: bool = True) -> list:
     firsts = [positions[0] for positions in missing.values()]
     copies = put([leaves[i] for i in firsts])
     for first, copy in zip(firsts, copies):
-        _CACHE.store(sources[first], leaves[first], copy)
+        if not _aliases(copy, leaves[first]):
+            _CACHE.store(sources[first], leaves[first], copy)
         for i in missing[id(leaves[first])]:
             placed[i] = copy
     return placed
+
+
+def _aliases(device_array, host: np.ndarray) -> bool:
+    """True when ``device_put`` used the NumPy buffer itself instead of copying it (the CPU
+    backend does so for 64-byte-aligned arrays). Such a "copy" costs nothing to make again and
+    holds the user's array alive, so it is never cached."""
+    try:
+        return device_array.unsafe_buffer_pointer() == host.__array_interface__["data"][0]
+    except Exception:  # noqa: BLE001 - backends without raw pointers never alias host memory
+        return False
 
 
 @functools.partial(jax.jit, static_argnames=("shape",))
