@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lamina.core import state
+from lamina.distribution import placement
 
 _serials = itertools.count()
 _init_mode = threading.local()
@@ -67,7 +68,8 @@ class Variable:
     ``"glorot_uniform"``) together with ``shape=``. A variable reads like an array — operators,
     ``@``, indexing, and any ``jax.numpy`` / ``jax.nn`` function accept it — and changes only
     through ``assign``, ``assign_add`` and ``assign_sub``. Raw ``jax.lax`` primitives need
-    ``v.value``.
+    ``v.value``. Under a distribution (``lm.distribution``) the array is created already split
+    over the devices; ``layout=`` (a ``TensorLayout`` or ``NamedSharding``) chooses how.
 
     Example:
         >>> import jax.numpy as jnp, lamina as lm
@@ -85,9 +87,9 @@ class Variable:
     __array_priority__ = 100  # NumPy defers ``ndarray + Variable`` to our __radd__.
 
     def __init__(self, initial_value, *, trainable=True, dtype=None, name=None, shape=None,
-                 regularizer=None, constraint=None):
+                 regularizer=None, constraint=None, layout=None):
         with jax.ensure_compile_time_eval():
-            value = _initial_array(initial_value, shape, dtype, name)
+            value = _initial_array(initial_value, shape, dtype, name, layout, trainable)
         self._value = value
         self._shape = tuple(value.shape)
         self._dtype = value.dtype
@@ -324,7 +326,7 @@ for _name, _op in {
 jax.tree_util.register_pytree_node(Variable, lambda v: ((v.value,), None), lambda _, leaves: leaves[0])
 
 
-def _initial_array(initial_value, shape, dtype, name):
+def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=True):
     if isinstance(initial_value, Variable):
         initial_value = initial_value.value
     if isinstance(initial_value, str) or (callable(initial_value) and not hasattr(initial_value, "shape")):
@@ -337,7 +339,12 @@ def _initial_array(initial_value, shape, dtype, name):
         budget = getattr(_init_mode, "budget", None)
         if budget is not None:
             return _zeros_within_budget(budget, tuple(shape), dtype or "float32", name)
-        return jnp.asarray(initializers.get(initial_value)(tuple(shape), dtype=dtype or "float32"))
+        init = initializers.get(initial_value)
+        sharding = placement.variable_sharding(layout, name or "variable", shape, trainable)
+        if sharding is not None:  # each device computes only its shard (placement.initialize)
+            return placement.initialize(lambda: jnp.asarray(init(tuple(shape), dtype=dtype or "float32")),
+                                        sharding, name or "variable")
+        return jnp.asarray(init(tuple(shape), dtype=dtype or "float32"))
     if isinstance(initial_value, jax.core.Tracer):
         raise ValueError(
             f"Variable {name or ''!r} was given a traced initial value. Variables hold concrete "
@@ -347,6 +354,9 @@ def _initial_array(initial_value, shape, dtype, name):
     value = np.asarray(initial_value) if not isinstance(initial_value, jax.Array) else initial_value
     if dtype is None:
         dtype = jax.dtypes.canonicalize_dtype(value.dtype)
+    sharding = placement.variable_sharding(layout, name or "variable", value.shape, trainable)
+    if sharding is not None and (shape is None or tuple(shape) == value.shape):
+        return placement.place(value.astype(dtype), sharding)  # a new buffer, shard by shard
     # Copy: two variables must never share one buffer, or donating one deletes the other.
     value = jnp.array(value, dtype=dtype, copy=True)
     if shape is not None and tuple(shape) != value.shape:

@@ -35,6 +35,7 @@ from lamina.core import state
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
 from lamina.core.variable import Variable
+from lamina.distribution import placement
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
@@ -253,10 +254,14 @@ class Layer:
         """
         from lamina import constraints, regularizers
 
+        # Placed by the path it has now: an unnamed weight is "<layer path>/variable" until an
+        # attribute names it, and a layer built before it joins a model lacks the model's prefix.
+        shape = tuple(shape or ())
+        layout = placement.layout_for_path(f"{self.path}/{name or 'variable'}", shape)
         variable = Variable(
-            initializer, shape=tuple(shape or ()), dtype=dtype or self._lm_dtype,
+            initializer, shape=shape, dtype=dtype or self._lm_dtype,
             trainable=trainable, name=name, regularizer=regularizers.get(regularizer),
-            constraint=constraints.get(constraint),
+            constraint=constraints.get(constraint), layout=layout,
         )
         variable._attach(self, name)  # unnamed: named after the attribute it is stored in
         self._lm_added = self._lm_added + [variable]

@@ -43,6 +43,7 @@ import optax
 from lamina.core import state
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
+from lamina.distribution import placement
 from lamina.optimizers import schedules as schedules_module
 
 _PARAM_KEY = "__lm_param_"
@@ -289,7 +290,8 @@ class Optimizer:
         with jax.ensure_compile_time_eval():
             params = {k: _concrete_value(v) for k, v in zip(keys, variables)}
             lr = jnp.ones((), jnp.float32) if self._learning_rate is not None else None
-            opt_state = self.make_update_transform(lr).init(params)
+            # Placed like the weights: a slot never sits whole on one device (placement.py).
+            opt_state = placement.init_state_like(self.make_update_transform(lr).init, params)
             leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
         key_index = {k: i for i, k in enumerate(keys)}
         names, fields, owners = _slot_names(self.name, leaves_with_paths, key_index, variables)
@@ -297,7 +299,7 @@ class Optimizer:
         for name, (_, leaf) in zip(names, leaves_with_paths):
             with jax.ensure_compile_time_eval():
                 leaf = jnp.asarray(leaf)
-            slots.append(Variable(leaf, trainable=False, name=name))
+            slots.append(Variable(leaf, trainable=False, name=name, layout=placement.sharding_of(leaf)))
         self._built_variables = variables
         self._index = {id(v): i for i, v in enumerate(variables)}
         self._optax_size = len(slots)
@@ -314,7 +316,8 @@ class Optimizer:
         # and compiled like optax's leaves: optimizer/gradient_accumulator/dense/kernel.
         def add(field, owner, value):
             tail = [variables[owner].path] if owner is not None else []
-            slot = Variable(value, trainable=False, name="/".join([self.name, field, *tail]))
+            slot = Variable(value, trainable=False, name="/".join([self.name, field, *tail]),
+                            layout=placement.sharding_of(value))
             self._slots.append(slot)
             self._slot_fields.append(field)
             self._slot_params.append(owner)
@@ -322,7 +325,7 @@ class Optimizer:
 
         def zeros_like(v):
             with jax.ensure_compile_time_eval():
-                return jnp.zeros(v.shape, v.dtype)
+                return placement.zeros_like(_concrete_value(v))
 
         if self.gradient_accumulation_steps:
             self._accumulated_steps = add("accumulated_steps", None, np.int32(0))

@@ -1,0 +1,142 @@
+"""Where a new variable's array is created: the hooks ``lm.Variable``, ``Layer.add_weight`` and
+the optimizers call. Without an active distribution none of them changes anything.
+
+A variable made from an initializer under a distribution runs that initializer compiled with
+the variable's sharding as output sharding, so each device computes only its own shard and no
+whole copy of the variable ever sits on one device (with JAX's partitionable threefry, the
+numbers are the same as on one device).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from lamina.distribution import current
+from lamina.distribution.layout import TensorLayout
+
+
+def layout_for_path(path: str, shape) -> NamedSharding | None:
+    """The sharding the active distribution gives a layer weight at ``path`` (None: none active).
+
+    ``Layer.add_weight`` calls it with the path the weight has when it is created.
+    """
+    d = current.distribution()
+    if d is None:
+        return None
+    return d.get_variable_layout((path, tuple(shape)))
+
+
+def variable_sharding(layout, name: str, shape, trainable: bool) -> NamedSharding | None:
+    """The sharding a new ``lm.Variable`` is created with, or ``None`` to leave it as before.
+
+    ``layout`` (a ``NamedSharding`` or ``TensorLayout``) wins. Otherwise, under a distribution,
+    a trainable variable is placed by its name as path; a non-trainable one made directly (the
+    state of metrics, seed generators, optimizer counters) is replicated.
+    """
+    shape = tuple(shape)
+    if isinstance(layout, NamedSharding):
+        return layout
+    d = current.distribution()
+    if isinstance(layout, TensorLayout):
+        if layout.device_mesh is None:
+            if d is None:
+                raise ValueError(
+                    f"Variable '{name}': layout {layout.axes} has no device_mesh and no "
+                    "distribution is active to take one from."
+                )
+            layout = TensorLayout(layout.axes, d.device_mesh)
+        layout.check(shape, name)
+        return layout.sharding
+    if layout is not None:
+        raise TypeError(
+            f"Variable '{name}': layout must be a TensorLayout or a jax NamedSharding; got {layout!r}."
+        )
+    if d is None:
+        return None
+    if trainable:
+        return d.get_variable_layout((name, shape))
+    return d.replicated()
+
+
+def compiled_initializer(make, sharding: NamedSharding):
+    """``make`` (no arguments, returns the initial array) compiled to produce it with
+    ``sharding``: each device computes its own shard only."""
+    return jax.jit(make, out_shardings=sharding)
+
+
+def initialize(make, sharding: NamedSharding, name: str):
+    """Run ``make`` compiled with ``sharding`` as its output sharding.
+
+    An initializer that cannot be traced (it converts a traced array to NumPy) runs as
+    written instead and its result is split afterwards: correct, but that one variable is
+    briefly whole on a device.
+    """
+    try:
+        return compiled_initializer(make, sharding)()
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerIntegerConversionError, jax.errors.TracerBoolConversionError):
+        return place(make(), sharding)
+
+
+def place(value, sharding: NamedSharding):
+    """A new array with ``value``'s numbers and ``sharding``, never sharing ``value``'s buffers.
+
+    A NumPy value goes to each device shard by shard, so no device receives all of it.
+    """
+    if not isinstance(value, jax.Array):
+        value = np.asarray(value)
+    return jax.device_put(value, sharding, may_alias=False)
+
+
+def init_state_like(init, params: dict):
+    """``init(params)`` (an optax state) with each leaf placed like the parameter it belongs to.
+
+    A leaf under a parameter's key with that parameter's shape (Adam's ``mu`` and ``nu``) takes
+    the parameter's sharding; the rest (counters) are replicated on the parameters' mesh.
+    Without a distribution and with every parameter on one device, this is ``init(params)``.
+    """
+    mesh = _common_mesh(params)
+    if mesh is None:
+        return init(params)
+    shapes = jax.eval_shape(init, params)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    replicated = NamedSharding(mesh, jax.sharding.PartitionSpec())
+    shardings = []
+    for path, leaf in leaves:
+        owner = next((getattr(e, "key", None) for e in path if getattr(e, "key", None) in params), None)
+        param = params.get(owner) if owner is not None else None
+        like = (param is not None and tuple(param.shape) == tuple(leaf.shape)
+                and isinstance(param.sharding, NamedSharding) and param.sharding.mesh == mesh)
+        shardings.append(param.sharding if like else replicated)
+    return jax.jit(init, out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))(params)
+
+
+def _common_mesh(params: dict):
+    """The mesh the optimizer state goes on: the active distribution's, else the one the
+    parameters are sharded over (None when they are each on a single device)."""
+    d = current.distribution()
+    if d is not None:
+        return d.device_mesh.jax_mesh
+    for p in params.values():
+        sharding = getattr(p, "sharding", None)
+        if isinstance(sharding, NamedSharding) and len(sharding.device_set) > 1:
+            return sharding.mesh
+    return None
+
+
+def sharding_of(array) -> NamedSharding | None:
+    """``array``'s sharding when it is split or copied over a mesh (a ``NamedSharding``), else
+    ``None``: what a slot made from it passes as ``layout=`` to keep its variable's layout."""
+    sharding = getattr(array, "sharding", None)
+    return sharding if isinstance(sharding, NamedSharding) else None
+
+
+def zeros_like(array):
+    """Zeros of ``array``'s shape and dtype, created with its sharding when it has a mesh one."""
+    sharding = sharding_of(array)
+    shape, dtype = tuple(array.shape), array.dtype
+    if sharding is None:
+        return jax.numpy.zeros(shape, dtype)
+    return compiled_initializer(lambda: jax.numpy.zeros(shape, dtype), sharding)()
