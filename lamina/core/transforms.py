@@ -30,7 +30,7 @@ import numpy as np
 
 from lamina.core import state
 from lamina.core.state import StateScope, UndeclaredVariableError, _thread, functionalize, materialize
-from lamina.core.variable import Deferred, Variable
+from lamina.core.variable import Deferred, Variable, fresh_copy
 
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 _ARRAY_IMPL = type(jax.numpy.zeros(()))
@@ -169,7 +169,7 @@ class _Compiled:
                     continue
             else:
                 values.append(raw)
-            values[-1] = values[-1].copy()  # may be held elsewhere: never donate it
+            values[-1] = fresh_copy(values[-1])  # may be held elsewhere: never donate it
         self.values = values
         self.exported = set()
         self.read_values = [v._stored_value() for v in self.read_only]
@@ -182,20 +182,42 @@ class _Compiled:
             self.refresh()
         if self.exported:
             for index in self.exported:
-                self.values[index] = self.values[index].copy()
+                self.values[index] = fresh_copy(self.values[index])
             self.exported = set()
         if self.unshare:
             _unshare(self.values, self.read_values, dynamic)
 
 
+def _buffers(value) -> list:
+    """Keys of the device buffers behind ``value`` (one per shard; the object's id for a
+    host array, or a deleted one, whose buffers cannot be asked)."""
+    if isinstance(value, jax.Array):
+        try:
+            return [shard.data.unsafe_buffer_pointer() for shard in value.addressable_shards]
+        except Exception:  # noqa: BLE001 - deleted, or a runtime without raw pointers
+            pass
+    return [("object", id(value))]
+
+
+def _shared(written_values, read_values, dynamic) -> list[int]:
+    """Indices of the donated values whose buffers are also passed elsewhere in the call (in
+    another donated value, a read-only value or an argument): what XLA refuses to run."""
+    seen = set()
+    for value in [*read_values, *jax.tree_util.tree_leaves(dynamic)]:
+        seen.update(_buffers(value))
+    shared = []
+    for index, value in enumerate(written_values):
+        keys = _buffers(value)
+        if seen.intersection(keys):
+            shared.append(index)
+        seen.update(keys)
+    return shared
+
+
 def _unshare(written_values, read_values, dynamic) -> None:
     """Copy each donated buffer that is also passed elsewhere in the same call."""
-    seen = {id(x) for x in read_values}
-    seen.update(id(x) for x in jax.tree_util.tree_leaves(dynamic))
-    for i, value in enumerate(written_values):
-        if id(value) in seen:
-            written_values[i] = value.copy()
-        seen.add(id(written_values[i]))
+    for index in _shared(written_values, read_values, dynamic):
+        written_values[index] = fresh_copy(written_values[index])
 
 
 class CompiledFunction:
@@ -231,21 +253,23 @@ class CompiledFunction:
                 outputs, compiled.values = compiled.jitted(compiled.values, compiled.read_values, dynamic, static)
                 break
             except (UndeclaredVariableError, jax.errors.JaxRuntimeError) as error:
-                compiled = self._recover(compiled, error)
+                compiled = self._recover(compiled, error, dynamic)
         if compiled.written:  # state.note_write(), inlined: this is the per-step path
             compiled.epoch = state._write_epoch = state._write_epoch + 1
         return outputs
 
-    def _recover(self, compiled: _Compiled, error: Exception) -> _Compiled:
+    def _recover(self, compiled: _Compiled, error: Exception, dynamic) -> _Compiled:
         """What to retry with after a trace touched an unknown variable or XLA refused a
         donation; any other error is re-raised."""
         if isinstance(error, UndeclaredVariableError):
             # The trace touched a variable discovery did not see: widen the state.
             compiled = self._compiled = self._widen(compiled, error)
-        elif "donate" in str(error) and not compiled.unshare:
+        elif not compiled.unshare and _shared(compiled.values, compiled.read_values, dynamic):
             # A donated buffer was also passed elsewhere: two variables sharing one array
             # (``a.assign(b.value)``) or a variable's array given as an argument. XLA refuses
-            # before running anything; copy shared buffers from now on.
+            # such a call before running anything (the buffers are intact); copy shared
+            # buffers before each call from now on. Checked only after an error, so the
+            # common path pays nothing.
             compiled.unshare = True
         else:
             raise error

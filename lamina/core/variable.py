@@ -326,6 +326,22 @@ for _name, _op in {
 jax.tree_util.register_pytree_node(Variable, lambda v: ((v.value,), None), lambda _, leaves: leaves[0])
 
 
+def fresh_copy(array):
+    """A new buffer holding ``array``, placed as it is (a NumPy array goes to the device).
+
+    Unlike ``array.copy()``, no XLA program is compiled (``copy`` compiles one per shape and
+    dtype, a dozen small programs at a model's first step).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> a = jnp.arange(3.0)
+        >>> b = fresh_copy(a)
+        >>> b.tolist(), b.unsafe_buffer_pointer() != a.unsafe_buffer_pointer()
+        ([0.0, 1.0, 2.0], True)
+    """
+    return jax.device_put(array, getattr(array, "sharding", None), may_alias=False)
+
+
 def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=True):
     if isinstance(initial_value, Variable):
         initial_value = initial_value.value
@@ -358,7 +374,10 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
     if sharding is not None and (shape is None or tuple(shape) == value.shape):
         return placement.place(value.astype(dtype), sharding)  # a new buffer, shard by shard
     # Copy: two variables must never share one buffer, or donating one deletes the other.
-    value = jnp.array(value, dtype=dtype, copy=True)
+    if isinstance(value, jax.Array):
+        value = fresh_copy(value if value.dtype == dtype else value.astype(dtype))
+    else:
+        value = jnp.array(value, dtype=dtype, copy=True)  # from the host: a transfer, no program
     if shape is not None and tuple(shape) != value.shape:
         raise ValueError(f"Variable {name or ''!r}: initial value has shape {value.shape}, but shape={tuple(shape)}.")
     return value

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lamina.core import state
+from lamina.core.abstract import abstract_eval
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
 from lamina.core.variable import Variable
@@ -397,8 +398,7 @@ class Layer:
 
         def traced_shape(fill):
             spec = jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in input_shape), self._lm_dtype)
-            with state.StateScope():  # writes made by call() (counters...) are thrown away
-                out = jax.eval_shape(lambda x: self.call(x), spec)
+            out = abstract_eval(lambda x: self.call(x), spec)  # writes made by call() are dropped
             return jax.tree_util.tree_map(lambda s: s.shape, out)
 
         first, second = traced_shape(2), traced_shape(3)

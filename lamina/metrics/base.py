@@ -247,7 +247,9 @@ class Metric(StatelessMetricMixin):
         """Assign every state variable its initial value (Keras: zeros)."""
         for v in self.variables:
             initial = self._initial_value(v)
-            v.assign(jnp.zeros(v.shape, v.dtype) if initial is None else jnp.asarray(initial))
+            # A host-to-device transfer each, where jnp.zeros (or jnp.asarray of a NumPy
+            # scalar) compiles a small program per shape at the first fit.
+            v.assign(jax.device_put(np.zeros(v.shape, v.dtype) if initial is None else initial))
 
     def _initial_value(self, variable):
         initial = self._lm_initial_values.get(id(variable))

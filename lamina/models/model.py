@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from lamina.core import state
+from lamina.core.abstract import abstract_eval
 from lamina.layers.layer import Layer
 from lamina.trainers.trainer import Trainer
 
@@ -156,8 +156,7 @@ class Model(Trainer, Layer):
             return jax.ShapeDtypeStruct(tuple(1 if d is None else d for d in shape), self._lm_dtype)
 
         specs = jax.tree_util.tree_map(spec, input_shape, is_leaf=lambda s: isinstance(s, tuple))
-        with state.StateScope():  # whatever the call writes (counters, statistics) is dropped
-            jax.eval_shape(lambda x: self(x), specs)
+        abstract_eval(lambda x: self(x), specs)  # whatever the call writes (counters, statistics) is dropped
         self.built = True
 
     def _lm_build_from(self, first_input) -> None:

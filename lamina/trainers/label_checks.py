@@ -15,7 +15,7 @@ import numpy as np
 
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
-from lamina.core.state import StateScope
+from lamina.core.abstract import abstract_eval
 from lamina.data.checks import check_class_labels
 from lamina.trainers.compile_utils import _Outputs
 
@@ -91,8 +91,7 @@ def _output_specs(model, x, batch_size: int):
     specs = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((rows, *a.shape[1:]), jax.dtypes.canonicalize_dtype(a.dtype)), x
     )
-    with StateScope():  # a throwaway scope: whatever the call writes is dropped
-        return jax.eval_shape(lambda x: model(x, training=False), specs)
+    return abstract_eval(lambda x: model(x, training=False), specs)  # whatever the call writes is dropped
 
 
 def _is_numeric_array(value) -> bool:

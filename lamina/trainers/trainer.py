@@ -28,8 +28,9 @@ from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina.callbacks._logs import flatten_logs
+from lamina.core.abstract import abstract_eval
 from lamina.core.scan import stateful_scan
-from lamina.core.state import StateScope, functionalize
+from lamina.core.state import functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.data.checks import batch_size_or_default
@@ -420,8 +421,7 @@ class Trainer:
         specs = jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct(a.shape[1:] if stacked else a.shape, a.dtype), x
         )
-        with StateScope():  # a throwaway scope: whatever the call writes is dropped
-            jax.eval_shape(lambda x: self(x, training=False), specs)
+        abstract_eval(lambda x: self(x, training=False), specs)  # whatever the call writes is dropped
 
     def _lm_block_size(self, adapter, callbacks, mode: str):
         """Steps per compiled call: ``steps_per_execution``, or for "auto" an ``AutoBlock``
@@ -566,8 +566,7 @@ class Trainer:
             self.compiled_metrics.update_state(y, y_pred, sample_weight)
             self.compiled_weighted_metrics.update_state(y, y_pred, sample_weight)
 
-        with StateScope():  # a throwaway scope: the update is dropped, the metrics stay
-            jax.eval_shape(update, *specs)
+        abstract_eval(update, *specs)  # the update is dropped, the metrics stay
 
     def _lm_evaluate(self, adapter, callbacks, block=None) -> dict:
         if block is None:

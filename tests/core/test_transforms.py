@@ -183,6 +183,20 @@ def test_variables_sharing_one_buffer_can_both_be_updated():
     np.testing.assert_array_equal(b.numpy(), np.zeros(3))
 
 
+def test_a_donated_buffer_passed_as_an_argument_is_copied_not_refused():
+    a = lm.Variable(np.ones(3, np.float32))
+
+    @lm.jit
+    def add(x):
+        a.assign(a.value + x)
+
+    add(jnp.ones(3))
+    held = add._compiled.values[0]  # the very buffer the next call donates
+    add(held)  # XLA refuses f(donate(a), a): the shared buffer is found and copied
+    np.testing.assert_array_equal(a.numpy(), 4 * np.ones(3))
+    assert add._compiled.unshare
+
+
 def test_non_array_arguments_are_static():
     v = lm.Variable(np.zeros(()))
 

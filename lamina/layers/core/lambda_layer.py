@@ -15,7 +15,7 @@ import inspect
 import jax
 import numpy as np
 
-from lamina.core import state
+from lamina.core.abstract import abstract_eval
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import get_registered_name, lookup, register_builtin
 from lamina.saving.safe_mode import refuse_code
@@ -171,8 +171,7 @@ def _traced_output_shape(layer, input_shape):
             lambda s: jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in s), layer.dtype),
             input_shape, is_leaf=_is_shape,
         )
-        with state.StateScope():
-            out = jax.eval_shape(lambda x: layer.call(x), specs)
+        out = abstract_eval(lambda x: layer.call(x), specs)
         return jax.tree_util.tree_map(lambda s: tuple(s.shape), out)
 
     first, second = traced(2), traced(3)
