@@ -49,7 +49,7 @@ def explain(model, distribution=None) -> Explanation:
     """Each variable's path, shape, spec and bytes per device under ``distribution`` (default:
     the active one), with a note on large variables (at least FSDP's ``min_size`` elements or
     1 MiB) that no key of a ``LayoutMap`` matched or that FSDP cannot split, on variables whose
-    array is not placed that way yet (created before the distribution), and on layout errors.
+    array is not placed that way (created before the distribution), and on layout errors.
 
     ``model`` is a layer or model (its variables, and its optimizer's when built) or a list of
     variables.
@@ -107,6 +107,9 @@ def _row(d, v) -> dict:
         notes.append(f"no dimension divisible by {d.device_mesh.axis_size(d.axis)}: replicated")
     actual = getattr(v.value, "sharding", None)
     if actual is None or not actual.is_equivalent_to(sharding, len(shape)):
-        notes.append("not placed yet: created before this distribution")
+        # Created before the distribution, or left otherwise by a compiled step (until fit
+        # keeps the layouts, issue 11 item 3).
+        where = str(tuple(actual.spec)) if hasattr(actual, "spec") else "on one device"
+        notes.append(f"not placed so: its array is {where}")
     row["note"] = "; ".join(notes)
     return row
