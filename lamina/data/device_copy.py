@@ -68,8 +68,8 @@ def set_device_budget(fraction: float | None) -> None:
 
     Data above the budget are streamed from the host batch by batch (same batches, same
     order). ``0`` always streams; ``None`` goes back to ``LAMINA_DATA_DEVICE_BUDGET`` or the
-    default, 0.5. The device copies kept for later calls are dropped (they were made under the
-    old budget). See ``lamina/data/device_copy.py`` for what is copied and when.
+    default, 0.5. Copies kept from earlier calls stay until their arrays die or
+    ``clear_device_cache()`` drops them. See ``lamina/data/device_copy.py`` for what is copied and when.
 
     Example:
         >>> import lamina as lm
@@ -80,7 +80,6 @@ def set_device_budget(fraction: float | None) -> None:
     """
     global _budget
     _budget = None if fraction is None else _check_fraction(fraction, "set_device_budget(fraction)")
-    _CACHE.clear()
 
 
 def device_budget() -> float:

@@ -246,6 +246,7 @@ def test_streamed_batches_are_the_device_batches(shuffle, steps_per_epoch):
     got = {}
     for budget in (None, 0.0):
         lm.data.set_device_budget(budget)
+        lm.data.clear_device_cache()
         np.random.seed(7)
         adapter = get_data_adapter({"a": x, "b": x[:, :2]}, y, sw, batch_size=5, shuffle=shuffle,
                                    steps_per_epoch=steps_per_epoch)
@@ -261,6 +262,7 @@ def test_streamed_padded_prediction_batches_match():
     got = {}
     for budget in (None, 0.0):
         lm.data.set_device_budget(budget)
+        lm.data.clear_device_cache()
         adapter = get_data_adapter(x, batch_size=5, shuffle=False, for_training=False)
         adapter.pad_partial_batch = True
         got[budget] = batches(adapter, epochs=1, block=2)
