@@ -100,6 +100,31 @@ def main():
         step(x)
         out["jit_step_slot_devices"] = sorted({len(v.value.sharding.device_set) for v in opt.variables})
 
+    # FSDP memory: a model and its Adam state hold about 1/8 of their bytes on device 0, and a
+    # layer built lazily inside a compiled step is placed too.
+    with fsdp.scope():
+        model = lm.Sequential([lm.layers.Dense(1024, name=f"d{i}") for i in range(4)])
+        opt = lm.optimizers.Adam(1e-3)
+
+        @lm.jit
+        def fsdp_step(x):
+            loss_fn = lambda: jnp.mean(model(x) ** 2)
+            loss, grads = lm.value_and_grad(loss_fn, model.trainable_weights)()
+            opt.apply(grads, model.trainable_weights)
+            return loss
+
+        fsdp_step(jnp.ones((8, 1024)))  # builds the layers and the optimizer inside the trace
+        state = [*model.variables, *opt.variables]
+        device0 = jax.devices()[0]
+        out["fsdp_memory"] = {
+            "total": sum(v.value.nbytes for v in state),
+            "device0": sum(s.data.nbytes for v in state for s in v.value.addressable_shards if s.device == device0),
+            "kernels_as_laid_out": all(v.value.sharding.is_equivalent_to(fsdp.get_variable_layout(v), 2)
+                                       for v in model.variables if v.ndim == 2),
+            "kernel_shards": sorted({tuple(s.data.shape) for v in model.variables if v.ndim == 2
+                                     for s in v.value.addressable_shards}),
+        }
+
     # Errors and rules that need an axis of more than one device.
     try:
         with mp.scope():

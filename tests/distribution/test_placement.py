@@ -42,6 +42,12 @@ def test_fsdp_splits_a_large_kernel_by_rows_and_never_builds_it_whole(found):
         assert memory["output"] + memory["temp"] < memory["whole"] // 4
 
 
+def test_fsdp_model_and_adam_state_hold_an_eighth_on_device_0(found):
+    memory = found["fsdp_memory"]  # 4 Dense 1024x1024 built inside a compiled step, Adam
+    assert memory["device0"] <= memory["total"] / 8 + memory["total"] / 100
+    assert memory["kernels_as_laid_out"] and memory["kernel_shards"] == [[128, 1024]]
+
+
 def test_optimizer_slots_take_their_weights_layout(found):
     slots = found["adam_slots"]
     assert slots["adam/mu/wide/kernel"] == [["batch", None], False]
