@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax._src import config as jax_config  # the contextual switch has no public name
 from jax.sharding import NamedSharding
 
 from lamina.distribution import current
@@ -74,7 +75,10 @@ def initialize(make, sharding: NamedSharding, name: str):
     briefly whole on a device.
     """
     try:
-        return compiled_initializer(make, sharding)()
+        # Kept out of the persistent compilation cache: an unseeded initializer's seed is a
+        # constant of its program, so every variable of every run would add one more file.
+        with jax_config.persistent_cache_min_compile_time_secs(float("inf")):
+            return compiled_initializer(make, sharding)()
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
             jax.errors.TracerIntegerConversionError, jax.errors.TracerBoolConversionError):
         return place(make(), sharding)

@@ -67,6 +67,11 @@ class Layer:
         ['w', 'b']
     """
 
+    # How sublayers are keyed in paths, and so in weight files: "attribute", by the attribute
+    # that holds them (the same in every process); Sequential and Functional say "name", by
+    # layer name, which may be auto-generated from a process-wide counter.
+    _lm_child_keys = "attribute"
+
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)
         # Internal state lives under ``_lm_`` names, which tracking skips, and is set here so
@@ -151,48 +156,68 @@ class Layer:
 
     def _lm_untrack(self, old, new) -> None:
         """Reassigning an attribute forgets the add_weight variables it held (unless kept)."""
-        keep = {id(v) for v in _walk(new, "")[0]}
-        dropped = {id(v) for v in _walk(old, "")[0]} - keep
+        keep = {id(v) for v, _ in _walk(new, "") if isinstance(v, Variable)}
+        dropped = {id(v) for v, _ in _walk(old, "") if isinstance(v, Variable)} - keep
         if dropped:
             self._lm_added = [v for v in self._lm_added if id(v) not in dropped]
 
     def _lm_children(self):
-        """``(own_variables, sublayers, state_holders)`` found in the attributes right now."""
+        """``(own_variables, sublayers, state_holders)`` found in the attributes right now.
+
+        A pure query: it gives nothing a parent or a path (``_lm_adopt_children`` does).
+        """
         state.note_consulted(self)  # a compiled function that walked here depends on it
         variables, layers, holders = {}, {}, {}
         for attr, value in self.__dict__.items():
             if attr.startswith("_lm_") or not _holds_state(value):
                 continue
-            found_vars, found_layers, found_holders = _walk(value, attr, owner=self)
-            for v in found_vars:
-                variables.setdefault(id(v), v)
-            for layer in found_layers:
-                if layer is not self:
-                    layers.setdefault(id(layer), layer)
-            for h in found_holders:
-                holders.setdefault(id(h), h)
+            for item, _ in _walk(value, attr):
+                if isinstance(item, Variable):
+                    variables.setdefault(id(item), item)
+                elif isinstance(item, Layer):
+                    if item is not self:
+                        layers.setdefault(id(item), item)
+                else:
+                    holders.setdefault(id(item), item)
         for v in self._lm_added:
             variables.setdefault(id(v), v)
         own = sorted(variables.values(), key=lambda v: v._serial)  # creation order
         return own, list(layers.values()), list(holders.values())
 
-    def _flatten_layers(self, include_self=True):
-        """This layer and every layer under it, depth first, each once."""
-        seen, order, stack = set(), [], [self]
+    def _lm_adopt_children(self) -> None:
+        """Give what the attributes hold its place under this layer, where it has none yet: a
+        sublayer its parent and path segment, a variable (and a seed generator's or RNN
+        state's) its owner and name. Assignment does this; it is repeated after ``build`` and
+        before each walk that hands out variables or paths, since a layer appended to a list
+        attribute later passes through no assignment."""
+        for attr, value in list(self.__dict__.items()):
+            if not attr.startswith("_lm_") and _holds_state(value):
+                _attach(self, value, attr)
+
+    def _lm_tree(self) -> list:
+        """``[(layer, own_variables, state_holders)]`` for this layer and every layer under
+        it, depth first, each once; each layer adopts its children before they are listed."""
+        seen, found, stack = set(), [], [self]
         while stack:
             layer = stack.pop()
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            order.append(layer)
-            stack.extend(reversed(layer._lm_children()[1]))
+            layer._lm_adopt_children()
+            own, children, holders = layer._lm_children()
+            found.append((layer, own, holders))
+            stack.extend(reversed(children))
+        return found
+
+    def _flatten_layers(self, include_self=True):
+        """This layer and every layer under it, depth first, each once."""
+        order = [layer for layer, _, _ in self._lm_tree()]
         return order if include_self else order[1:]
 
     def _gather(self, pick) -> list:
         """De-duplicated variables: ``pick(layer, own_vars, holders)`` for each layer in order."""
         seen, out = set(), []
-        for layer in self._flatten_layers():
-            own, _, holders = layer._lm_children()
+        for layer, own, holders in self._lm_tree():
             for v in pick(layer, own, holders):
                 if id(v) not in seen:
                     seen.add(id(v))
@@ -218,17 +243,59 @@ class Layer:
 
     @property
     def variables(self) -> list:
-        """Every variable: weights plus the state of seed generators and metrics."""
+        """The layer's state: its weights plus the state of its seed generators and stateful
+        RNNs. As in Keras 3, metric state is not here (it is in ``metrics_variables``), nor is
+        an optimizer's (``optimizer.variables``).
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.Dropout(0.5)
+            >>> layer.weights, [v.name for v in layer.variables]
+            ([], ['seed_generator_state'])
+        """
         return self._gather(
-            lambda layer, own, holders: own + [v for h in holders for v in h._lm_state_variables()]
+            lambda layer, own, holders: own + [v for h in holders if _state_role(h) == "layer"
+                                               for v in h._lm_state_variables()]
         )
 
     trainable_variables = trainable_weights
 
     @property
     def non_trainable_variables(self) -> list:
+        """``variables`` that the optimizer does not train (frozen weights, statistics, seeds)."""
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.variables if id(v) not in trainable]
+
+    @property
+    def metrics(self) -> list:
+        """The metrics held in attributes of this layer and of the layers under it.
+
+        Example:
+            >>> import lamina as lm
+            >>> class Scorer(lm.Layer):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.tracker = lm.metrics.Mean(name="score")
+            ...     def call(self, x):
+            ...         self.tracker.update_state(x)
+            ...         return x
+            >>> layer = Scorer()
+            >>> [m.name for m in layer.metrics], [v.path for v in layer.metrics_variables]
+            (['score'], ['score/total', 'score/count'])
+            >>> layer.variables
+            []
+        """
+        found = {}
+        for _, _, holders in self._lm_tree():
+            for h in holders:
+                if _state_role(h) == "metric":
+                    found.setdefault(id(h), h)
+        return list(found.values())
+
+    @property
+    def metrics_variables(self) -> list:
+        """The state of every metric in ``metrics``, in that order."""
+        return _unique([v for metric in self.metrics for v in metric.variables])
 
     @property
     def trainable(self) -> bool:
@@ -380,7 +447,7 @@ class Layer:
             raise
         self.built = True
         self._lm_build_shape = shapes
-        self._lm_children()  # gives sublayers placed in containers their paths before they run
+        self._lm_adopt_children()  # sublayers placed in containers get their paths before they run
 
     def build_from_shape(self, input_shape) -> None:
         """Build without data (``input_shape`` may hold ``None`` for the batch axis; a list of
@@ -483,11 +550,16 @@ class Layer:
             # (a scope opened afterwards would only see the regularizer penalties).
             return outputs, (self.losses if return_losses else [])
 
-        pure = state.functionalize(call_and_collect, trainable + frozen)
+        # Metric updates made by the call are dropped, as in Keras (metric state is not among
+        # the non-trainable variables); the scope is given the metrics so that it allows them.
+        given = {id(v) for v in trainable + frozen}
+        metric_state = [v for v in self.metrics_variables if id(v) not in given]
+        pure = state.functionalize(call_and_collect, trainable + frozen + metric_state)
         (outputs, losses), new_values, _ = pure(
             # A Variable among the values stands for its current value (as Keras converts one).
             [v.value if isinstance(v, Variable) else v
-             for v in [*trainable_variables, *non_trainable_variables]], *args, **kwargs)
+             for v in [*trainable_variables, *non_trainable_variables, *metric_state]], *args, **kwargs)
+        new_values = new_values[:len(trainable) + len(frozen)]
         result = (outputs, new_values[len(trainable):])
         return result + (losses,) if return_losses else result
 
@@ -559,24 +631,23 @@ def _holds_state(value) -> bool:
     return False
 
 
-def _walk(value, segment, owner=None):
-    """Variables, layers and state holders inside ``value``; attaches them to ``owner``."""
-    variables, layers, holders = [], [], []
+def _state_role(holder) -> str:
+    """What a state holder's variables are to the layer holding it: ``"layer"`` (seed
+    generators, RNN states: in ``variables``), ``"metric"`` (in ``metrics_variables``) or
+    ``"optimizer"`` (in neither; ``optimizer.variables``). A holder class says so in
+    ``_lm_state_role``; one that does not holds layer state."""
+    return getattr(type(holder), "_lm_state_role", "layer")
+
+
+def _walk(value, segment) -> list:
+    """``[(item, place)]`` for every variable, layer and state holder inside ``value`` (nested
+    lists, tuples and dicts), ``place`` being where it sits (``"blocks/0"`` under ``segment``
+    ``"blocks"``). Pure: ``_attach`` does the adopting."""
+    found = []
 
     def visit(item, where):
-        if isinstance(item, Variable):
-            variables.append(item)
-            if owner is not None:
-                item._attach(owner, where)
-        elif isinstance(item, Layer):
-            layers.append(item)
-            if owner is not None:
-                _adopt(owner, item, where)
-        elif hasattr(type(item), "_lm_state_variables"):
-            holders.append(item)
-            if owner is not None:
-                for v in item._lm_state_variables():
-                    v._attach(owner, f"{where}/{v.name}")
+        if isinstance(item, (Variable, Layer)) or hasattr(type(item), "_lm_state_variables"):
+            found.append((item, where))
         elif isinstance(item, (list, tuple)):
             for i, child in enumerate(item):
                 visit(child, f"{where}/{i}")
@@ -585,11 +656,31 @@ def _walk(value, segment, owner=None):
                 visit(child, f"{where}/{key}")
 
     visit(value, segment)
-    return variables, layers, holders
+    return found
 
 
 def _attach(owner, value, segment) -> None:
-    _walk(value, segment, owner=owner)
+    """Adopt what ``value`` (held by ``owner`` at ``segment``) contains: layers get ``owner``
+    as parent, variables and layer-state holders' variables get it as owner (first holder
+    wins). Metric and optimizer state keeps its own paths (``loss/total``, ``adam/mu/...``)."""
+    for item, where in _walk(value, segment):
+        if isinstance(item, Variable):
+            item._attach(owner, where)
+        elif isinstance(item, Layer):
+            _adopt(owner, item, where)
+        elif _state_role(item) == "layer":
+            for v in item._lm_state_variables():
+                v._attach(owner, f"{where}/{v.name}")
+
+
+def _unique(variables) -> list:
+    """``variables`` without repeats (by identity: ``==`` is elementwise on variables)."""
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
 
 
 def _adopt(parent, child, segment) -> None:

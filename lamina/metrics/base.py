@@ -102,6 +102,9 @@ class StatelessMetricMixin:
         (2.0, 0.0)
     """
 
+    # Held by a layer, a metric's state is listed in `metrics_variables`, not `variables`.
+    _lm_state_role = "metric"
+
     def stateless_update_state(self, metric_variables, *args, **kwargs) -> list:
         """``update_state(*args, **kwargs)`` on the state ``metric_variables``; returns the new
         state (a list aligned with ``variables``)."""

@@ -79,6 +79,7 @@ class Model(Trainer, Layer):
     def layers(self) -> list:
         """The layers directly held by this model, in attribute order (a Functional model:
         every layer of its graph, inputs included; a Sequential: its stack)."""
+        self._lm_adopt_children()  # one appended to a list attribute gets its path now
         return self._lm_children()[1]
 
     def get_layer(self, name=None, index=None):

@@ -111,6 +111,10 @@ class Optimizer:
         ([-2.0], 1)
     """
 
+    # Held by a model (``model.optimizer``), its state stays out of ``model.variables`` and
+    # keeps its own paths, as in Keras.
+    _lm_state_role = "optimizer"
+
     def __init__(self, transform=None, learning_rate=None, *, weight_decay=None, clipnorm=None,
                  clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
@@ -270,6 +274,28 @@ class Optimizer:
         state.note_consulted(self)
         lr = [self._learning_rate] if isinstance(self._learning_rate, Variable) else []
         return [self._iterations, *lr, *self._slots]
+
+    def state_items(self) -> list:
+        """``[(field, variable, weight)]`` for every variable of ``variables``, in that order:
+        ``field`` names the state (``"iterations"``, ``"learning_rate"``, optax's ``"mu"``,
+        ``"count"``..., ``"gradient_accumulator"``, ``"average"``) and ``weight`` is the model
+        variable a slot belongs to (``None`` for the optimizer's own counters). Saving keys
+        the state by these, so a file does not depend on the optimizer's or model's name.
+
+        Example:
+            >>> import jax.numpy as jnp, lamina as lm
+            >>> w = lm.Variable(jnp.zeros((2,)), name="w")
+            >>> opt = lm.optimizers.Adam(0.1)
+            >>> opt.build([w])
+            >>> [(field, weight is w) for field, _, weight in opt.state_items()]
+            [('iterations', False), ('learning_rate', False), ('count', False), ('mu', True), ('nu', True)]
+        """
+        items = [("iterations", self._iterations, None)]
+        if isinstance(self._learning_rate, Variable):
+            items.append(("learning_rate", self._learning_rate, None))
+        for slot, field, owner in zip(self._slots, self._slot_fields, self._slot_params):
+            items.append((field, slot, None if owner is None else self._built_variables[owner]))
+        return items
 
     def _lm_state_variables(self) -> list:
         return self.variables

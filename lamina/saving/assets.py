@@ -103,20 +103,12 @@ def layers_with(model, method: str | None) -> list:
     """``[(key, layer)]`` for ``model`` and every layer below it that defines ``method`` (all of
     them for ``None``), a shared layer once (under its first path); the model's key is ``""``."""
     prefix = model.path + "/"
-    found, seen = [], set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
+    found = []
+    for layer in model._flatten_layers():  # depth first; each layer adopts its children first
         if method is None or callable(getattr(layer, method, None)):
             path = layer.path
             key = "" if layer is model else (path[len(prefix):] if path.startswith(prefix) else path)
             found.append((key, layer))
-        for child in layer._lm_children()[1]:
-            visit(child)
-
-    visit(model)
     return found
 
 

@@ -4,8 +4,8 @@ Keys are paths below the model, so they do not depend on the model's own (auto-g
 name: ``dense/kernel``, ``encoder/dense_1/bias``, ``dropout/seed_generator_state``. The
 optimizer's state follows under ``optimizer/``: ``optimizer/iterations``,
 ``optimizer/learning_rate`` and one key per optax state leaf, ``optimizer/mu/dense/kernel``
-(field, then the key of the weight it belongs to). Metric state is not saved: it is reset at
-every epoch.
+(field, then the key of the weight it belongs to), as the optimizer's ``state_items()`` name
+them. Metric state is not saved: it is reset at every epoch.
 
 The layers of a Sequential or Functional model sit at their *names*, which are often
 auto-generated from a process-wide counter: a second copy of a model built by the same code
@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import safetensors.numpy
 
-from lamina.core.variable import Variable
+from lamina.layers.layer import _state_role
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import WeightMismatchError
 from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, checksum_metadata
@@ -48,13 +48,8 @@ def model_variables(model) -> dict:
 
 
 def _walk_model(model) -> list:
-    """``[(key, structural_key, variable)]`` in ``model.variables`` order, metric and
-    optimizer state left out; a shared layer is reached once, under its first path."""
-    from lamina.metrics.base import Metric
-    from lamina.optimizers.base import Optimizer
-    from lamina.trainers.compile_utils import CompileMetrics
-
-    bookkeeping = (Optimizer, Metric, CompileMetrics)
+    """``[(key, structural_key, variable)]`` in ``model.variables`` order (so metric and
+    optimizer state left out); a shared layer is reached once, under its first path."""
     prefix = model.path + "/"
     found, seen_layers, seen_variables = [], set(), set()
 
@@ -62,8 +57,9 @@ def _walk_model(model) -> list:
         if id(layer) in seen_layers:
             return
         seen_layers.add(id(layer))
+        layer._lm_adopt_children()  # keys are paths: a layer appended to a list gets its own
         own, children, holders = layer._lm_children()
-        held = [v for h in holders if not isinstance(h, bookkeeping) for v in h._lm_state_variables()]
+        held = [v for h in holders if _state_role(h) == "layer" for v in h._lm_state_variables()]
         for v in own + held:
             if id(v) not in seen_variables:
                 seen_variables.add(id(v))
@@ -81,10 +77,8 @@ def _structural_segments(parent, children) -> list:
     """Each child's structural key segment: its attribute path where ``parent`` holds it in an
     attribute (reproducible), else its class and rank among its siblings of that class."""
     from lamina.core.naming import to_snake_case
-    from lamina.models.functional import Functional
-    from lamina.models.sequential import Sequential
 
-    known_by_name = isinstance(parent, (Sequential, Functional))  # they adopt layers by name
+    known_by_name = parent._lm_child_keys == "name"
     counts, segments = {}, []
     for child in children:
         adopted_here = child._lm_parent is not None and child._lm_parent() is parent
@@ -113,18 +107,14 @@ def keyed_variables(model, optimizer=None) -> tuple[dict, dict]:
 
 
 def optimizer_variables(optimizer, weight_keys: dict) -> dict:
-    """``{key: Variable}`` for an optimizer's state; ``weight_keys`` maps ``id(weight)`` to key."""
+    """``{key: Variable}`` for an optimizer's state (``optimizer/<field>[/<weight key>]``);
+    ``weight_keys`` maps ``id(weight)`` to key."""
     if optimizer is None:
         return {}
-    found = [(OPTIMIZER_PREFIX + "iterations", optimizer.iterations)]
-    if isinstance(optimizer._learning_rate, Variable):
-        found.append((OPTIMIZER_PREFIX + "learning_rate", optimizer._learning_rate))
-    for slot, field, owner in zip(optimizer._slots, optimizer._slot_fields, optimizer._slot_params):
-        tail = []
-        if owner is not None:
-            weight = optimizer._built_variables[owner]
-            tail = [weight_keys.get(id(weight), weight.path)]
-        found.append(("/".join([OPTIMIZER_PREFIX + field, *tail]), slot))
+    found = []
+    for field, variable, weight in optimizer.state_items():
+        tail = [] if weight is None else [weight_keys.get(id(weight), weight.path)]
+        found.append(("/".join([OPTIMIZER_PREFIX + field, *tail]), variable))
     return _unique_keys(found)
 
 
@@ -132,7 +122,7 @@ def saved_variables(model, include_optimizer: bool = True) -> tuple[dict, dict]:
     """Everything a file holds for ``model`` (its variables, then its optimizer's state), and
     their structural keys: ``({key: Variable}, {key: structural_key})``."""
     optimizer = getattr(model, "optimizer", None) if include_optimizer else None
-    if optimizer is not None and not optimizer._built:
+    if optimizer is not None and not optimizer.built:
         optimizer = None  # nothing to save before the first step
     return keyed_variables(model, optimizer)
 
@@ -178,7 +168,7 @@ def targets_for_loading(model, view) -> tuple[dict, dict]:
     file_has_optimizer = any(k.startswith(OPTIMIZER_PREFIX) for k in view.entries)
     if optimizer is None or not file_has_optimizer:
         optimizer = None
-    elif not optimizer._built:
+    elif not optimizer.built:
         optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
     return keyed_variables(model, optimizer)
 

@@ -22,7 +22,6 @@ def seeded_digest(lm):
 def main():
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     os.environ["JAX_PLATFORMS"] = "cpu"
-    os.environ.setdefault("LAMINA_COMPILATION_CACHE", "0")
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -136,6 +135,21 @@ def main():
     # Built before the distribution: explain says it is not placed yet.
     report = D.explain(before[0], fsdp)
     out["explain_before"] = {r["path"]: r["note"] for r in report.rows}
+
+    # Unseeded initializers are programs with the seed as a constant: none goes to the
+    # persistent compilation cache (it would grow by one file per variable per run).
+    cache_dir = os.environ["LAMINA_COMPILATION_CACHE"]
+    if os.path.isdir(cache_dir):
+        def files():
+            return sum(len(names) for _, _, names in os.walk(cache_dir))
+
+        before_init = files()
+        with D.FSDP(min_size=16).scope():
+            for i in range(3):
+                lm.layers.Dense(64, name=f"cached_{i}").build((None, 32))
+        after_init = files()
+        jax.jit(lambda a: a * 3)(jnp.ones(5))
+        out["cache"] = {"initializers": after_init - before_init, "other": files() - after_init}
 
     # Set globally instead of scoped, and a variable made directly with lm.Variable.
     D.set_distribution(D.FSDP(min_size=8))

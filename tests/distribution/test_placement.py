@@ -16,9 +16,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
-def found():
+def found(tmp_path_factory):
     root = os.path.dirname(os.path.dirname(HERE))  # this checkout's lamina, not an installed one
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAMINA_COMPILATION_CACHE": "0",
+    cache = str(tmp_path_factory.mktemp("compilation_cache"))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAMINA_COMPILATION_CACHE": cache,
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, os.path.join(HERE, "placement_script.py")], env=env,
                             capture_output=True, text=True, timeout=180)
@@ -104,6 +105,11 @@ def test_fsdp_picks_the_largest_divisible_dimension(found):
 def test_explain_flags_variables_created_before_the_distribution(found):
     assert found["explain_before"] == {"wide/kernel": "not placed so: its array is on one device",
                                        "wide/bias": "not placed so: its array is on one device"}
+
+
+def test_initializers_stay_out_of_the_persistent_compilation_cache(found):
+    assert found["cache"]["initializers"] == 0
+    assert found["cache"]["other"] >= 1  # the cache is on: an ordinary program is written
 
 
 def test_global_distribution_and_explicit_layouts(found):

@@ -236,7 +236,7 @@ def test_variables_are_non_trainable_and_named_under_the_metric():
     assert not any(v.trainable for v in m.variables)
 
 
-def test_layer_tracks_metric_state_in_variables_not_weights():
+def test_layer_tracks_metric_state_in_metrics_variables_not_weights():
     class Scorer(lm.Layer):
         def __init__(self):
             super().__init__()
@@ -251,9 +251,10 @@ def test_layer_tracks_metric_state_in_variables_not_weights():
     layer = Scorer()
     weights = layer.weights
     assert len(weights) == 1 and weights[0] is layer.scale
-    state = [v for v in layer.variables if v is not layer.scale]
-    assert [v.path for v in state] == ["tracked_mean/total", "tracked_mean/count"]
-    assert all(any(v is s for v in layer.variables) for s in layer.tracker.variables)
+    # As in Keras 3: metric state is in metrics_variables, not in variables.
+    assert len(layer.variables) == 1 and layer.variables[0] is layer.scale
+    assert [v.path for v in layer.metrics_variables] == ["tracked_mean/total", "tracked_mean/count"]
+    assert all(any(v is s for v in layer.metrics_variables) for s in layer.tracker.variables)
 
     step = lm.jit(lambda x: layer(x))
     step(jnp.array([1.0, 2.0]))
