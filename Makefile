@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench docs clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,14 +13,19 @@ $(VENV)/.installed-%: pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed-dev
-	$(PY) -m ruff check lamina tests examples benchmarks
+	$(PY) -m ruff check lamina tests examples benchmarks docs
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n auto -q
 
 demo: $(VENV)/.installed-examples
 	$(PY) examples/digits.py
 
+# The documentation site, into site/ (open site/index.html); tests/test_docs.py builds it in
+# make test too. The variables silence a notice some mkdocs plugins print about mkdocs 2.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(PY) -m mkdocs build --strict
+
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
