@@ -36,6 +36,8 @@ MODULES = [
     ("distribution", "lamina.distribution", "lm.distribution", "Device meshes, layouts and distributions."),
 ]
 
+_FAMILY_TITLES = {"Rnn": "Recurrent"}
+
 # Names that are documented on another page of the reference, not repeated on the core page.
 _CORE_SKIP = {"__version__", "KerasTensor"}
 
@@ -85,11 +87,11 @@ def module_page(module_path: str, title: str, description: str) -> str:
     families = {name: _family(module_path, getattr(module, name)) for name in names}
     # Group by the sub-package a name comes from where the module has them (lm.layers), keeping
     # the module's own order inside each group.
-    order = list(dict.fromkeys(families.values()))
-    grouped = len(order) > 1 and all(order)
+    order = sorted(dict.fromkeys(families.values()), key=bool)  # names outside a family first
+    grouped = len(order) > 1
     for family in order:
         if grouped:
-            lines += [f"## {family}", ""]
+            lines += [f"## {_FAMILY_TITLES.get(family, family) or 'Base classes'}", ""]
         for name in names:
             if families[name] == family:
                 lines += _entry(module_path, module, name, 3 if grouped else 2)
