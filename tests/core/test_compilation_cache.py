@@ -26,13 +26,15 @@ PROBE = textwrap.dedent("""
         else misses.append(1) if event == "/jax/compilation_cache/cache_misses" else None)
     import lamina as lm
     from lamina.core import compilation_cache
+    losses = []
     if "fit" in sys.argv:
         import numpy as np
+        lm.random.set_seed(0)
         model = lm.Sequential([lm.Input(shape=(8,)), lm.layers.Dense(16, activation="relu"), lm.layers.Dense(2)])
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=1)
         x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
         y = (x[:, 0] > 0).astype("int32")
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        losses = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False).history["loss"]
     print(json.dumps({
         "status": compilation_cache.status(),
         "dir": jax.config.jax_compilation_cache_dir,
@@ -40,6 +42,7 @@ PROBE = textwrap.dedent("""
         "hits": len(hits),
         "misses": len(misses),
         "warnings": [w for w in caught if "compilation cache" in w],
+        "losses": [float(v) for v in losses],
     }))
 """)
 
@@ -137,6 +140,8 @@ def test_second_process_first_fit_loads_programs_from_the_cache(tmp_path):
     # is loaded from the folder: nothing is compiled again.
     assert second["misses"] == 0
     assert second["hits"] == first["hits"] + first["misses"]
+    # Programs loaded from the cache (donation included) train exactly as freshly compiled ones.
+    assert second["losses"] == first["losses"] and len(first["losses"]) == 2
 
 
 def _read_only_folder(tmp_path):
