@@ -193,7 +193,7 @@ def test_data_above_the_budget_are_streamed_and_never_copied_whole(puts):
     adapter = get_data_adapter(x, y, batch_size=8)
     assert adapter.streaming
     model().fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y))
-    assert not any(shape[0] == N for shape, dtype in puts if dtype == np.float32)
+    assert not any(shape[:1] == (N,) for shape, dtype in puts if dtype == np.float32)
     assert len(device_copy._CACHE) == 0
 
 
@@ -317,3 +317,26 @@ def test_fit_evaluate_predict_streamed_match_the_device_path(steps_per_execution
     assert on_device[1] == streamed[1]
     assert on_device[2][0] == streamed[2][0]
     np.testing.assert_array_equal(on_device[2][1], streamed[2][1])
+
+
+def test_a_block_size_changed_mid_epoch_streams_the_device_batches():
+    """fit's "auto" block size may change between items: the item sent ahead for the old size
+    is dropped and the batches stay those of the device path."""
+    x, y = data(n=100)
+    got = {}
+    for budget in (None, 0.0):
+        lm.data.set_device_budget(budget)
+        lm.data.clear_device_cache()
+        np.random.seed(5)
+        adapter = get_data_adapter(x, y, batch_size=4, shuffle=True)
+        sizes = iter([1, 1, 3, 3, 2, 1] + [4] * 20)
+        current = [1]
+        out = []
+        for steps, item in adapter.epoch(0, block=lambda current=current: current[0]):
+            out.append((steps, np.asarray(item[0])))
+            current[0] = next(sizes)
+        got[budget] = out
+    assert [s for s, _ in got[0.0]] == [s for s, _ in got[None]]
+    assert {s for s, _ in got[0.0]} >= {1, 2, 3, 4}
+    for (_, a), (_, b) in zip(got[None], got[0.0]):
+        np.testing.assert_array_equal(a, b)
