@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import types
 
 import mkdocs_gen_files
@@ -37,6 +38,9 @@ MODULES = [
 ]
 
 _FAMILY_TITLES = {"Rnn": "Recurrent"}
+
+# The core page opens with the state mechanism, then the layer and model classes.
+_CORE_ORDER = ["Variable", "jit", "value_and_grad", "functionalize", "StateScope", "Layer", "Model", "Sequential", "Input"]
 
 # Names that are documented on another page of the reference, not repeated on the core page.
 _CORE_SKIP = {"__version__", "KerasTensor"}
@@ -77,7 +81,21 @@ def _entry(module_path: str, module: types.ModuleType, name: str, level: int) ->
         # documentation tools cannot follow such a function to its source, so it is written here.
         signature = f"{name}{inspect.signature(obj)}"
         return [heading, "", "```python", signature, "```", "", inspect.getdoc(obj) or "", ""]
-    return [f"::: {anchor}", "    options:", f"      heading_level: {level}", ""]
+    lines = [f"::: {anchor}", "    options:", f"      heading_level: {level}"]
+    inherited = _trainer_methods(obj)
+    if inherited:
+        lines.append(f"      inherited_members: {json.dumps(inherited)}")
+    return lines + [""]
+
+
+def _trainer_methods(obj: object) -> list[str]:
+    """compile/fit/evaluate/predict...: a model's training API lives in a private base class,
+    which the reference shows on each model class (inherited members are not shown otherwise)."""
+    from lamina.trainers.trainer import Trainer
+
+    if not (inspect.isclass(obj) and issubclass(obj, Trainer)):
+        return []
+    return sorted(name for name in vars(Trainer) if not name.startswith("_"))
 
 
 def module_page(module_path: str, title: str, description: str) -> str:
@@ -106,8 +124,9 @@ def core_page() -> str:
         "name for `lm.SymbolicTensor`.",
         "",
     ]
-    for name in reference_entries()[0][2]:
-        lines += [f"::: lamina.{name}", ""]
+    core = reference_entries()[0][2]
+    for name in sorted(core, key=lambda name: (_CORE_ORDER.index(name) if name in _CORE_ORDER else len(_CORE_ORDER), name)):
+        lines += _entry("lamina", lamina, name, 2)
     return "\n".join(lines)
 
 

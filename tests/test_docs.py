@@ -68,6 +68,10 @@ def test_the_site_builds_strict_with_every_public_name_and_every_guide_section(t
         page_html = (site / "reference" / f"{page}.html").read_text()
         missing += [f"{module_path}.{n}" for n in names if f'id="{module_path}.{n}"' not in page_html]
     assert not missing, f"public names without a reference entry: {missing}"
+    # The training API comes from a base class in lamina/trainers/: it must be on the model pages.
+    models_html = (site / "reference" / "models.html").read_text()
+    for method in ("compile", "fit", "evaluate", "predict"):
+        assert f'id="lamina.models.Model.{method}"' in models_html, method
 
     guide = (ROOT / "docs" / "guide.md").read_text()
     titles = re.findall(r"^## (.+)$", re.sub(r"^```.*?^```", "", guide, flags=re.M | re.S), re.M)
