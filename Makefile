@@ -19,7 +19,7 @@ test: $(VENV)/.installed-dev
 demo: $(VENV)/.installed-examples
 	$(PY) examples/digits.py
 
-# The documentation site, into site/ (open site/index.html); tests/test_docs.py builds it in
+# The documentation site, into site/ (open site/index.html); tests/test_docs_site.py builds it in
 # make test too. The variables silence a notice some mkdocs plugins print about mkdocs 2.
 docs: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(PY) -m mkdocs build --strict

@@ -146,6 +146,6 @@ def write_pages() -> None:
             page.write(module_page(module_path, title, description))
 
 
-# mkdocs-gen-files runs this file as a script; tests/test_docs.py imports it for the list of names.
+# mkdocs-gen-files runs this file as a script; tests/test_docs_site.py imports it for the list of names.
 if __name__ != "gen_ref":
     write_pages()
