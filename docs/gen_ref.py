@@ -42,6 +42,11 @@ _FAMILY_TITLES = {"Rnn": "Recurrent"}
 # The core page opens with the state mechanism, then the layer and model classes.
 _CORE_ORDER = ["Variable", "jit", "value_and_grad", "functionalize", "StateScope", "Layer", "Model", "Sequential", "Input"]
 
+# Modules whose __all__ lists only part of their public names: lm.layers keeps the merging
+# functions (add, concatenate...), serialize/deserialize and Keras's alias names (MaxPool2D...)
+# out of it (lamina/layers/__init__.py), and they are public all the same.
+_PUBLIC_OUTSIDE_ALL = {"lamina.layers"}
+
 # Names that are documented on another page of the reference, not repeated on the core page.
 _CORE_SKIP = {"__version__", "KerasTensor"}
 
@@ -55,6 +60,13 @@ def public_names(module: types.ModuleType) -> list[str]:
             if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
             and obj.__module__ == module.__name__
         )
+    names = list(names)
+    if module.__name__ in _PUBLIC_OUTSIDE_ALL:
+        names += [
+            name for name, obj in sorted(vars(module).items())
+            if not name.startswith("_") and name not in names and (inspect.isfunction(obj) or inspect.isclass(obj))
+            and obj.__module__.startswith(module.__name__ + ".")
+        ]
     return [name for name in names if not isinstance(getattr(module, name), types.ModuleType)]
 
 
@@ -109,7 +121,7 @@ def module_page(module_path: str, title: str, description: str) -> str:
     grouped = len(order) > 1
     for family in order:
         if grouped:
-            lines += [f"## {_FAMILY_TITLES.get(family, family) or 'Base classes'}", ""]
+            lines += [f"## {_FAMILY_TITLES.get(family, family) or 'Base classes and functions'}", ""]
         for name in names:
             if families[name] == family:
                 lines += _entry(module_path, module, name, 3 if grouped else 2)
