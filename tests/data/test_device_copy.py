@@ -340,3 +340,37 @@ def test_a_block_size_changed_mid_epoch_streams_the_device_batches():
     assert {s for s, _ in got[0.0]} >= {1, 2, 3, 4}
     for (_, a), (_, b) in zip(got[None], got[0.0]):
         np.testing.assert_array_equal(a, b)
+
+
+class _Interrupt(lm.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise RuntimeError("interrupted")
+
+
+def test_a_streamed_fit_interrupted_and_resumed_by_backup_and_restore_ends_as_the_device_fit(tmp_path, puts):
+    x, y = data()
+    args = dict(batch_size=8, epochs=3, shuffle=True, verbose=0)
+    reference = model()
+    reference.fit(x, y, callbacks=[_Interrupt(-1, -1)], **args)  # same callbacks: one step per call
+    assert full_copies(puts, x) == 1
+
+    lm.data.set_device_budget(0.0)
+    lm.data.clear_device_cache()  # else the reference's copy would serve the runs below
+    backup = lm.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model().fit(x, y, callbacks=[backup, _Interrupt(1, 2)], **args)
+    resumed = model()
+    history = resumed.fit(x, y, callbacks=[lm.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=2),
+                                           _Interrupt(-1, -1)], **args)
+    assert history.epoch == [1, 2]
+    assert full_copies(puts, x) == 1  # streamed: never copied again
+    for a, b in zip(weights(resumed), weights(reference)):
+        np.testing.assert_array_equal(a, b)
