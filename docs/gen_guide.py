@@ -82,7 +82,7 @@ def build_pages(text: str) -> dict[str, str]:
         body = "".join(placed[page])
         if not handwritten.exists() and body.startswith(f"## {title}\n"):
             body = body.split("\n", 1)[1]  # the page's title is its first section's: one heading
-        if body and imports:
+        if "```python" in body and imports:
             head += "\n" + imports.group(0) + "\n"
         source = "\n*From [the guide](../guide.md).*\n" if body else ""
         pages[page] = head + _relink(body, page, anchor_page) + source
