@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,21 @@ import lamina as lm
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
-_BLOCK = re.compile(r"^(<!-- not run: .+? -->\n)?```python[^\n]*\n(.*?)^```", re.M | re.S)
+# A fence may be indented (inside a list item); its closing fence has the same indentation.
+_BLOCK = re.compile(r"^(?P<skip>[ \t]*<!-- not run: .+? -->\n)?(?P<indent>[ \t]*)```(?:python|py)\b[^\n]*\n(?P<code>.*?)^(?P=indent)```",
+                    re.M | re.S)
 
 
 def python_blocks(text):
     """The page's Python blocks to run, in order (those marked ``not run`` left out)."""
-    return [m.group(2) for m in _BLOCK.finditer(text) if m.group(1) is None]
+    return [textwrap.dedent(m["code"]) for m in _BLOCK.finditer(text) if m["skip"] is None]
 
 
 def test_the_block_finder_keeps_order_and_honours_the_marker():
     text = "```python\na = 1\n```\n<!-- not run: needs a GPU -->\n```python\nb = 2\n```\n```bash\nc\n```\n```python\nd = a\n```\n"
     assert python_blocks(text) == ["a = 1\n", "d = a\n"]
+    in_a_list = "- item:\n\n    ```py\n    if a:\n        e = 3\n    ```\n"
+    assert python_blocks(in_a_list) == ["if a:\n    e = 3\n"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
