@@ -23,6 +23,7 @@ their stamps and no re-trace.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 
 import jax
@@ -143,13 +144,27 @@ class _Compiled:
         self.signature = None  # (program text, written ids, read ids) from discovery
         n = len(self.written)
         pure = functionalize(fn, self.written + self.read_only, strict=True, writable=self.written)
+        this = weakref.ref(self)
 
         def step(written_values, read_values, dynamic, static):
             args, kwargs = _join(dynamic, static)
-            outputs, new_values, _ = pure(list(written_values) + list(read_values), *args, **kwargs)
+            # jax.jit traces again for each new input shape or static value, and such a trace
+            # may take a branch discovery did not: what it consults counts too.
+            with state.recording_consulted() as consulted:
+                outputs, new_values, _ = pure(list(written_values) + list(read_values), *args, **kwargs)
+            owner = this()
+            if owner is not None:
+                owner.add_consulted(consulted)
             return outputs, new_values[:n]
 
         self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,), compiler_options=_compiler_options())
+
+    def add_consulted(self, consulted: dict) -> None:
+        """Also depend on the objects in ``consulted`` (``id -> object``), at their stamps now."""
+        known = {id(obj) for obj, _ in self.consulted}
+        new = [(obj, state.structure_stamp(obj)) for key, obj in consulted.items() if key not in known]
+        if new:
+            self.consulted = self.consulted + tuple(new)
 
     def structure_changed(self) -> bool:
         """Whether an object the trace consulted changed structure since discovery."""

@@ -302,3 +302,32 @@ def test_layer_built_for_the_first_time_inside_the_function_joins_the_state():
     settled = traces.n
     step(x, y)
     assert traces.n == settled
+
+
+def test_a_branch_taken_only_for_a_new_input_shape_is_tracked_too():
+    small, large = lm.layers.Dense(1, kernel_initializer="ones"), lm.layers.Dense(1, kernel_initializer="ones")
+    optimizers = {}
+    for layer in (small, large):  # everything built up front: no structure changes in a trace
+        layer(jnp.ones((1, 3)))
+        optimizers[id(layer)] = lm.optimizers.SGD(0.1)
+        optimizers[id(layer)].build(layer.trainable_weights)
+    traces = Counter()
+
+    @lm.jit
+    def step(x):
+        traces()
+        layer = large if x.shape[0] > 2 else small  # discovery (2 rows) never sees `large`
+        optimizer = optimizers[id(layer)]
+        loss, grads = lm.value_and_grad(lambda: jnp.mean(layer(x) ** 2), layer.trainable_weights)()
+        optimizer.apply(grads, layer.trainable_weights)
+        return loss
+
+    step(jnp.ones((2, 3)))
+    step(jnp.ones((4, 3)))  # jax.jit traces the other branch for the new shape
+    before = traces.n
+    large.trainable = False
+    kept = [w.numpy() for w in large.weights]
+    step(jnp.ones((4, 3)))
+    assert traces.n > before
+    for old, new in zip(kept, large.weights):
+        np.testing.assert_array_equal(old, new.numpy())
