@@ -34,7 +34,17 @@ def set_distribution(value) -> None:
 
 
 def distribution():
-    """The active distribution: the innermost ``scope()`` on this thread, else the global one."""
+    """The active distribution: the innermost ``scope()`` on this thread, else the global one.
+
+    Example:
+        >>> import lamina as lm
+        >>> dp = lm.distribution.DataParallel()
+        >>> with dp.scope():
+        ...     lm.distribution.distribution() is dp
+        True
+        >>> lm.distribution.distribution() is None
+        True
+    """
     stack = getattr(_scopes, "stack", None)
     if stack:
         return stack[-1]

@@ -19,7 +19,16 @@ from lamina.distribution.mesh import DeviceMesh
 
 
 class Distribution:
-    """Base class: a device mesh and the name of its batch axis."""
+    """Base class: a device mesh and the name of its batch axis. Its own rule replicates every
+    variable; subclasses override ``_variable_sharding(path, shape)``.
+
+    Example:
+        >>> import jax, lamina as lm
+        >>> mesh = lm.distribution.DeviceMesh((len(jax.devices()),), ("data",))
+        >>> d = lm.distribution.Distribution(mesh, batch_dim_name="data")
+        >>> d.get_data_layout((8, 3)).spec, d.get_variable_layout(("w", (3, 3))).spec
+        (P('data', None), P())
+    """
 
     def __init__(self, device_mesh: DeviceMesh, batch_dim_name: str):
         if not isinstance(device_mesh, DeviceMesh):
