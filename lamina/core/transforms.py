@@ -28,13 +28,16 @@ from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
+from jax._src import array as _jax_array_impl
 
 from lamina.core import state
 from lamina.core.state import StateScope, UndeclaredVariableError, _thread, functionalize, materialize
 from lamina.core.variable import Deferred, Variable, fresh_copy
 
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
-_ARRAY_IMPL = type(jax.numpy.zeros(()))
+# The concrete array class, named without creating an array: making one at import would
+# start JAX's backend, after which jax.distributed.initialize() refuses to run.
+_ARRAY_IMPL = _jax_array_impl.ArrayImpl
 
 
 class _Static:

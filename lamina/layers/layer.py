@@ -30,6 +30,7 @@ import weakref
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import array as _jax_array_impl
 
 from lamina.core import state
 from lamina.core.abstract import abstract_eval
@@ -41,7 +42,9 @@ from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 
-_ARRAY_IMPL = type(jnp.zeros(()))
+# The concrete array class, named without creating an array: making one at import would
+# start JAX's backend, after which jax.distributed.initialize() refuses to run.
+_ARRAY_IMPL = _jax_array_impl.ArrayImpl
 _FLOAT_DTYPES = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 _BASE_CONFIG_KEYS = ("name", "trainable", "dtype")
 
