@@ -150,16 +150,16 @@ def test_explain_lists_paths_specs_bytes_and_flags_large_unmatched(mesh):
     mp = D.ModelParallel(layout_map=D.LayoutMap(mesh, {r".*small/kernel": (None, "model")}))
     with mp.scope():
         model = lm.Sequential([lm.Input((512,)), lm.layers.Dense(512, name="big"),
-                               lm.layers.Dense(N * 4, name="small")])
+                               lm.layers.Dense(N * 4, name="small")], name="explained")
     report = D.explain(model, mp)
     rows = {r["path"]: r for r in report.rows}
-    small, big = rows["sequential/small/kernel"], rows["sequential/big/kernel"]
+    small, big = rows["explained/small/kernel"], rows["explained/big/kernel"]
     assert small["spec"] == "(None, 'model')" and small["note"] == ""
     assert small["bytes_per_device"] == 512 * 4 * 4
     assert big["spec"] == "()" and "no layout key matched" in big["note"]  # 2**18 elements
-    assert report.flagged == ["sequential/big/kernel"]
+    assert report.flagged == ["explained/big/kernel"]
     text = str(report)
-    assert "Variable path" in text and "sequential/big/kernel" in text and "ModelParallel" in text
+    assert "Variable path" in text and "explained/big/kernel" in text and "ModelParallel" in text
 
 
 def test_explain_reports_layout_errors_and_needs_a_distribution(mesh):
