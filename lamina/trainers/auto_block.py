@@ -14,7 +14,8 @@ instead, on the real training steps (nothing runs twice):
    most a few per cent, and trying it could cost the slow path's price;
 3. otherwise blocks of N steps, N chosen so that a block takes about ``BLOCK_SECONDS``
    (so that trying a slow scanned form costs little) and an epoch still makes about sixteen
-   calls (for the progress bar): the first block compiles, the second is timed;
+   calls (for the progress bar): the first block compiles, the next ones are timed (at least
+   one block and 10 ms);
 4. the blocks are kept when they are at least 5% faster per step, else single steps.
 
 The choice is kept on the model for each batch size and epoch length, so later epochs and
@@ -67,7 +68,6 @@ class AutoBlock:
         self._timed = 0  # steps in the timed run so far
         self._banked_steps, self._banked_seconds = 0, 0.0  # earlier timed runs (other epochs)
         self._last = None  # the last timed call's outputs, waited for by pause()
-        self._compiled_block = False  # the first block (which compiles) has run
         self._cap = max(1, full_steps // CALLS_PER_EPOCH)
         if self._cap < 2:
             self.phase = "decided"  # an epoch too short for blocks of two
@@ -78,56 +78,53 @@ class AutoBlock:
     def pause(self) -> None:
         """At the end of an epoch (validation and callbacks follow): keep what was timed so
         far and start a new timed run at the next call."""
-        if self.phase == "single" and self._started is not None and self._timed:
+        if self.phase != "decided" and self._started is not None and self._timed:
             jax.block_until_ready(self._last)
             self._banked_seconds += self._clock() - self._started
             self._banked_steps += self._timed
         self._started, self._last = None, None
 
     def observe(self, steps: int, outputs) -> None:
+        if self.phase == "decided":
+            return
+        if steps != self.block:  # single steps at the end of an epoch while timing blocks
+            self.pause()
+            return
+        if self._started is None:  # the compiling call of this form, or the first after a pause
+            self._restart(outputs)
+            return
+        self._timed += steps
+        self._last = outputs
+        timed = self._banked_steps + self._timed
+        elapsed = self._banked_seconds + self._clock() - self._started  # not waited for: a lower bound
+        enough = _MIN_TIMED_STEPS if self.phase == "single" else self.block
+        if timed < enough or (elapsed < _MIN_TIMED_SECONDS and timed < max(_MAX_TIMED_STEPS, self.block)):
+            return
+        jax.block_until_ready(outputs)
+        seconds = (self._banked_seconds + self._clock() - self._started) / timed
+        self._started, self._timed, self._last = None, 0, None
+        self._banked_steps, self._banked_seconds = 0, 0.0
         if self.phase == "single":
-            self._observe_single(steps, outputs)
-        elif self.phase == "block":
-            self._observe_block(steps, outputs)
+            self._single_timed(seconds)
+        else:
+            self.block_seconds = seconds
+            self._decide(self.block if seconds <= _SCAN_MUST_SAVE * self.single_seconds else 1)
 
     def _restart(self, outputs) -> None:
         jax.block_until_ready(outputs)
         self._started, self._timed = self._clock(), 0
 
-    def _observe_single(self, steps, outputs) -> None:
-        if self._started is None or steps != 1:  # the first (compiling) call, or after a pause
-            self._restart(outputs)
-            return
-        self._timed += 1
-        self._last = outputs
-        timed = self._banked_steps + self._timed
-        elapsed = self._banked_seconds + self._clock() - self._started  # not waited for: a lower bound
-        if timed < _MIN_TIMED_STEPS or (elapsed < _MIN_TIMED_SECONDS and timed < _MAX_TIMED_STEPS):
-            return
-        jax.block_until_ready(outputs)
-        self.single_seconds = (self._banked_seconds + self._clock() - self._started) / timed
-        self._last = None
-        if self.single_seconds >= SINGLE_IS_ENOUGH:
+    def _single_timed(self, seconds: float) -> None:
+        self.single_seconds = seconds
+        if seconds >= SINGLE_IS_ENOUGH:
             self._decide(1)
             return
-        wanted = max(2, round(BLOCK_SECONDS / self.single_seconds))
+        wanted = max(2, round(BLOCK_SECONDS / seconds))
         self.block = divisor_block(self.full_steps, min(wanted, self._cap))
         if self.block < 2:
             self._decide(1)
             return
-        self.phase, self._started = "block", None
-
-    def _observe_block(self, steps, outputs) -> None:
-        if steps != self.block:  # single steps at the end of an epoch: not part of the timing
-            self._started = None
-            return
-        if not self._compiled_block or self._started is None:
-            self._compiled_block = True
-            self._restart(outputs)
-            return
-        jax.block_until_ready(outputs)
-        self.block_seconds = (self._clock() - self._started) / steps
-        self._decide(self.block if self.block_seconds <= _SCAN_MUST_SAVE * self.single_seconds else 1)
+        self.phase = "block"  # the next call compiles the scanned form; the ones after are timed
 
     def _decide(self, block: int) -> None:
         self.block, self.phase = block, "decided"

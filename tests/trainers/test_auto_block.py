@@ -150,3 +150,18 @@ def test_the_auto_choice_is_kept_across_fit_calls_and_forgotten_by_compile(monke
     assert list(model._lm_auto_blocks.values()) == [chooser]
     model.compile(lm.optimizers.Adam(0.01), "mse")
     assert model._lm_auto_blocks == {}
+
+
+def test_short_capped_blocks_are_timed_over_several_calls():
+    # 40 steps an epoch: blocks of at most two, 0.2 ms each; one such block is too short to
+    # time, so the timing adds blocks up to 10 ms (across epochs) before deciding.
+    clock = FakeClock()
+    chooser = AutoBlock(full_steps=40, clock=clock)
+    for _ in range(40):
+        _run(chooser, clock, single_cost=1.3e-4, block_cost_per_step=1e-4, calls=20)
+        chooser.pause()
+        clock.tick(1.0)
+        if chooser.phase == "decided":
+            break
+    assert chooser.phase == "decided" and chooser.block == 2
+    assert chooser.block_seconds == pytest.approx(1e-4)
