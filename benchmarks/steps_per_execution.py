@@ -135,6 +135,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="three rounds, the shorter epochs only")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--models", default=",".join(BUILDERS), help="comma-separated subset of " + ", ".join(BUILDERS))
     args = parser.parse_args()
     try:
         import keras
@@ -142,7 +143,7 @@ def main():
         keras = None
     rounds = 3 if args.quick else 7
     rows = []
-    for kind, batch, lengths in CASES:
+    for kind, batch, lengths in [case for case in CASES if case[0] in args.models.split(",")]:
         for steps in lengths[:1] if args.quick else lengths:
             rows.append(run_case(kind, batch, steps, rounds, keras))
             print(" | ".join(str(cell) for cell in rows[-1]), flush=True)
