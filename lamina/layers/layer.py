@@ -120,6 +120,8 @@ class Layer:
     # -- identity -------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The layer's name: given to the constructor, else the snake-cased class name made
+        unique in this process (``dense``, ``dense_1``, ...)."""
         if self._lm_name is None:  # a subclass that never called super().__init__()
             self._lm_name = unique_name(to_snake_case(type(self).__name__))
         return self._lm_name
@@ -132,9 +134,19 @@ class Layer:
 
     @property
     def dtype(self) -> str:
+        """The dtype of the layer's weights and computation (``"float32"`` by default)."""
         return self._lm_dtype.name
 
-    variable_dtype = compute_dtype = dtype
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype weights are created in; the same as ``dtype`` until mixed-precision
+        policies arrive (issue 11)."""
+        return self.dtype
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype inputs are cast to before ``call``; the same as ``dtype`` for now."""
+        return self.dtype
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
@@ -234,12 +246,15 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list:
+        """The weights gradients update: trainable variables of layers that are not frozen,
+        in ``weights`` order (``trainable_variables`` is the same list)."""
         return self._gather(
             lambda layer, own, holders: [v for v in own if v.trainable] if layer._lm_trainable else []
         )
 
     @property
     def non_trainable_weights(self) -> list:
+        """The other weights (moving statistics, frozen layers' weights), in ``weights`` order."""
         return self._gather(
             lambda layer, own, holders: [v for v in own if not (v.trainable and layer._lm_trainable)]
         )
@@ -302,6 +317,7 @@ class Layer:
 
     @property
     def trainable(self) -> bool:
+        """Whether the layer's weights train; setting it sets every layer underneath too."""
         state.note_consulted(self)
         return self._lm_trainable
 
@@ -340,11 +356,13 @@ class Layer:
         return variable
 
     def count_params(self) -> int:
+        """The number of scalars in ``weights``; the layer must be built."""
         if not self.built:
             raise ValueError(f"Layer '{self.path}' is not built yet: call it on data first.")
         return sum(v.size for v in self.weights)
 
     def get_weights(self) -> list:
+        """The ``weights`` as NumPy arrays, in the order ``set_weights`` takes them."""
         return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights) -> None:
@@ -370,6 +388,8 @@ class Layer:
         """Create weights from the first input's shape; the default creates nothing."""
 
     def call(self, *args, **kwargs):
+        """The computation; subclasses write it with ``jax.numpy`` (``training`` and
+        ``mask`` arguments, when declared, are filled in by ``__call__``)."""
         raise NotImplementedError(f"Layer {type(self).__name__} must implement call().")
 
     def __call__(self, *args, **kwargs):

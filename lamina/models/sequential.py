@@ -53,6 +53,7 @@ class Sequential(Model):
 
     @property
     def layers(self) -> list:
+        """The stacked layers in order (a copy: change the stack with ``add`` / ``pop``)."""
         state.note_consulted(self)  # add() and pop() change it without an attribute write
         return list(self._layers)
 
@@ -158,26 +159,33 @@ class Sequential(Model):
 
     @property
     def inputs(self) -> list:
+        """``[model.input]``, once the input shape is known."""
         return [self._lm_symbolic("inputs")[0]]
 
     @property
     def outputs(self) -> list:
+        """``[model.output]``, once the input shape is known."""
         return [self._lm_symbolic("outputs")[1]]
 
     @property
     def input(self):
+        """The symbolic input (a ``KerasTensor``) of the model's graph, once the input shape
+        is known (an ``Input`` first, ``input_shape=`` or a first call); else a ValueError."""
         return self._lm_symbolic("input")[0]
 
     @property
     def output(self):
+        """The symbolic output of the last layer, for feature extraction as in Keras."""
         return self._lm_symbolic("output")[1]
 
     @property
     def input_shape(self):
+        """The input shape with the batch axis (``None`` when unknown)."""
         return self._lm_symbolic("input shape")[0].shape
 
     @property
     def output_shape(self):
+        """The output shape with the batch axis."""
         return self._lm_symbolic("output shape")[1].shape
 
     def pop(self) -> Layer:
@@ -194,6 +202,7 @@ class Sequential(Model):
         return layer
 
     def call(self, inputs, training=None, mask=None):
+        """Each layer on the previous one's output, masks passed along."""
         if mask is not None and get_mask(inputs) is None:
             set_mask(inputs, mask)  # the first layer looks its input's mask up there
         x = inputs
@@ -202,6 +211,7 @@ class Sequential(Model):
         return x
 
     def get_config(self) -> dict:
+        """The name and every layer's serialized config, in order."""
         # Names are recorded here too: a custom get_config() often leaves them out, and the
         # weights in a file are keyed by layer name.
         config = {"name": self.name, "trainable": self.trainable,
@@ -212,6 +222,8 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """A new Sequential from ``get_config()``'s dict (registered or ``custom_objects``
+        classes only; nothing is imported by name)."""
         layers = []
         for spec in config.get("layers", []):
             spec = dict(spec)
