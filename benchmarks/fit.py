@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
+import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -315,25 +316,16 @@ def make_contender(name: str, case: Case, x, y, weights) -> Contender:
 # -- timing ---------------------------------------------------------------------------------
 
 
-_COMPILES = [0]  # XLA compilations so far in this process (counted by a jax.monitoring listener)
-
-
-def _count_compiles(event: str, seconds: float, **kwargs) -> None:
-    if event == "/jax/core/compile/backend_compile_duration":
-        _COMPILES[0] += 1
-
-
-jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
 def timed(fn: Callable[[], float]) -> tuple[float, float, float, int]:
     """One call of ``fn`` (which returns a Python float, so it has synced): wall seconds,
     CPU seconds of this process (all threads), its value, and the XLA compilations it did."""
     gc.collect()
-    compiles = _COMPILES[0]
+    before = compile_counter.compilations()
     start, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - start, time.process_time() - cpu, value, _COMPILES[0] - compiles
+    return time.perf_counter() - start, time.process_time() - cpu, value, compile_counter.compilations() - before
 
 
 @dataclass

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
+import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -61,15 +62,6 @@ BATCH = 128
 CLASSES = 10
 LEARNING_RATE = 1e-3
 
-_COMPILES = [0]
-
-
-def _count_compiles(event: str, seconds: float, **kwargs) -> None:
-    if event == "/jax/core/compile/backend_compile_duration":
-        _COMPILES[0] += 1
-
-
-jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -83,7 +75,7 @@ def interleave(units: dict[str, Callable[[], object]], steps: int, repeats: int,
             jax.block_until_ready(fn())
     names = list(units)
     times = {n: [] for n in names}
-    compiles_before = _COMPILES[0]
+    compiles_before = compile_counter.compilations()
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -96,7 +88,7 @@ def interleave(units: dict[str, Callable[[], object]], steps: int, repeats: int,
     finally:
         if gc_was_enabled:
             gc.enable()
-    return times, _COMPILES[0] - compiles_before
+    return times, compile_counter.compilations() - compiles_before
 
 
 @dataclass

@@ -45,6 +45,7 @@ from collections.abc import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
+import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -57,15 +58,6 @@ SEED = 0
 SAMPLES, STEPS, VOCAB, EMBED, UNITS, CLASSES, BATCH = 4096, 50, 1000, 32, 64, 2, 128
 LEARNING_RATE = 1e-3
 
-_COMPILES = [0]
-
-
-def _count_compiles(event: str, seconds: float, **kwargs) -> None:
-    if event == "/jax/core/compile/backend_compile_duration":
-        _COMPILES[0] += 1
-
-
-jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
 def make_data():
@@ -191,7 +183,7 @@ def interleave(units: dict[str, Callable[[], float]], repeats: int, warmup: int 
     names = list(units)
     times = {n: [] for n in names}
     cpu = {n: [] for n in names}
-    compiles_before = _COMPILES[0]
+    compiles_before = compile_counter.compilations()
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -206,7 +198,7 @@ def interleave(units: dict[str, Callable[[], float]], repeats: int, warmup: int 
     finally:
         if gc_was_enabled:
             gc.enable()
-    return times, cpu, first_loss, _COMPILES[0] - compiles_before
+    return times, cpu, first_loss, compile_counter.compilations() - compiles_before
 
 
 LAMINA = "lamina fit, spe=1"
