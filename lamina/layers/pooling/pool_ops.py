@@ -21,10 +21,18 @@ measured 32 instead of 22 ms per convnet step, so it was not chosen.
 
 Everything else uses ``lax.reduce_window`` exactly as Keras's JAX backend does; for average
 pooling that is as fast as a reshape formulation, gradient included, so it is kept.
+
+ONNX export (``lamina.export``) runs the model inside ``portable_pooling()``, where windowed
+pooling is a max (or sum) of strided slices of the padded input instead: jax2onnx lowers
+``reduce_window`` over an NHWC tensor to an ONNX ``MaxPool`` with a 4-D kernel, which
+onnxruntime refuses ("Unsupported pooling size"), while slices export to any runtime. The
+values are the same (a max is exact; sums differ by rounding only); training never uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import math
@@ -36,12 +44,64 @@ from jax import lax
 
 from lamina.layers.convolutional import _arguments as args
 
+_PORTABLE = contextvars.ContextVar("lamina_portable_pooling", default=False)
+
+
+@contextlib.contextmanager
+def portable_pooling():
+    """Within this context, windowed pooling is traced as strided slices (for exporters
+    whose target runtimes lack N-D pooling); outside it, as ``lax.reduce_window``."""
+    token = _PORTABLE.set(True)
+    try:
+        yield
+    finally:
+        _PORTABLE.reset(token)
+
 
 def pool(inputs, mode, pool_size, strides, padding, data_format):
     """``mode`` ``"max"`` or ``"average"`` pooling over the spatial axes of ``inputs``."""
     if mode == "max" and tuple(strides) == tuple(pool_size):
         return max_pool_by_reshape(inputs, pool_size, padding, data_format)
+    if _PORTABLE.get():
+        return pool_by_slices(inputs, mode, pool_size, strides, padding, data_format)
     return pool_by_window(inputs, mode, pool_size, strides, padding, data_format)
+
+
+def pool_by_slices(inputs, mode, pool_size, strides, padding, data_format):
+    """``pool_by_window``'s values from one strided slice of the padded input per window
+    position (no ``reduce_window``); forward use only (export), its gradient is not tuned."""
+    axes = args.spatial_axes(len(pool_size), data_format)
+    pads, counts_shape = [(0, 0)] * inputs.ndim, [1] * inputs.ndim
+    for axis, p, s in zip(axes, pool_size, strides):
+        size = inputs.shape[axis]
+        if padding == "same":
+            total = max((-(-size // s) - 1) * s + p - size, 0)
+            pads[axis] = (total // 2, total - total // 2)  # XLA's "same": the odd element after
+        counts_shape[axis] = size
+    fill = _lowest(inputs.dtype) if mode == "max" else 0
+    x = jnp.pad(inputs, pads, constant_values=fill) if any(p != (0, 0) for p in pads) else inputs
+    windows = _strided_windows(x, axes, pool_size, strides)
+    if mode == "max":
+        return functools.reduce(jnp.maximum, windows)
+    summed = functools.reduce(jnp.add, windows)
+    if padding == "valid":
+        return summed / math.prod(pool_size)
+    # The in-bounds count of each window, computed here (a constant, not part of the graph).
+    ones = np.pad(np.ones(counts_shape, np.float32), pads)
+    counts = functools.reduce(np.add, _strided_windows(ones, axes, pool_size, strides))
+    return summed / jnp.asarray(counts, inputs.dtype)
+
+
+def _strided_windows(x, axes, pool_size, strides):
+    """One strided slice of ``x`` per position in the window, each shaped like the output."""
+    outputs = {axis: (x.shape[axis] - p) // s + 1 for axis, p, s in zip(axes, pool_size, strides)}
+    slices = []
+    for position in itertools.product(*(range(p) for p in pool_size)):
+        index = [slice(None)] * x.ndim
+        for axis, offset, s in zip(axes, position, strides):
+            index[axis] = slice(offset, offset + (outputs[axis] - 1) * s + 1, s)
+        slices.append(x[tuple(index)])
+    return slices
 
 
 def _lowest(dtype):
@@ -98,7 +158,8 @@ _MAX_WINDOW_POSITIONS = 64  # one slice per position: beyond this, a plain max
 def _max_over_windows(x, window_axes):
     """``jnp.max(x, window_axes)``, differentiated as ``select_and_scatter`` does (the first
     maximum of each window takes the gradient) and remembering only the winners."""
-    return _max_and_winner(x, window_axes)[0]
+    # Without differentiation no winners are needed (and exporters trace only this).
+    return functools.reduce(jnp.maximum, _window_positions(x, window_axes))
 
 
 def _window_positions(x, window_axes):
