@@ -137,6 +137,16 @@ class Model(Trainer, Layer):
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:
+        """Export the inference pass (``training=False``, current weights, free batch axis)
+        for serving without lamina: ``"tf_saved_model"`` (default, as Keras; a folder for
+        ``tf.saved_model.load``, endpoint ``serve``), ``"onnx"`` (for onnxruntime) or
+        ``"stablehlo"`` (``lm.export.load_stablehlo``). Keras's arguments; see
+        ``lm.export.export_model``."""
+        from lamina.export import export_model
+
+        export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None) -> None:
         """Print the layers with output shapes and parameter counts, and the totals.

@@ -1,0 +1,160 @@
+"""``format="onnx"``: jax2onnx with a symbolic batch axis, checked in onnxruntime.
+
+jax2onnx converts the jaxpr primitive by primitive; a primitive it has no rule for (or a
+rule that refuses the primitive's parameters) fails the export with the layer that emitted
+it named. A file jax2onnx writes but onnxruntime cannot run (an operator or attribute the
+runtime lacks) is caught too: when onnxruntime is installed, the new file is run on a small
+batch and compared with the model before it replaces anything at ``path``.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+
+import numpy as np
+
+from lamina.export import attribution
+from lamina.export._extras import require
+from lamina.export.stablehlo import symbolic_specs
+from lamina.layers.pooling.pool_ops import portable_pooling
+from lamina.saving.atomic import atomic_write
+
+_FEATURE = 'model.export(format="onnx")'
+_CHECK_BATCH = 2
+_CHECK_TOLERANCE = 1e-4  # catches a wrong graph, not float rounding (the tests hold 1e-5)
+
+
+def export_onnx(model, inference, path, opset_version=None) -> None:
+    """Convert ``inference`` (see ``lamina.export.signature``) and write ``path`` atomically."""
+    require("onnx", "onnx", _FEATURE)
+    jax2onnx = require("jax2onnx", "onnx", _FEATURE)
+    specs = symbolic_specs(inference.specs)
+    output_names = _output_names(model)
+    kwargs = {"opset": opset_version} if opset_version is not None else {}
+    try:
+        with portable_pooling():
+            proto = jax2onnx.to_onnx(inference.fn, inputs=specs, model_name=model.name,
+                                     input_names=[s.name for s in inference.specs],
+                                     output_names=output_names, **kwargs)
+    except Exception as error:
+        raise _conversion_error(model, inference, specs, error) from error
+    _check_in_onnxruntime(model, inference, proto)
+    onnx = require("onnx", "onnx", _FEATURE)
+    with atomic_write(path) as tmp:
+        onnx.save_model(proto, tmp)
+
+
+def _output_names(model):
+    try:
+        names = model.output_names
+    except (AttributeError, ValueError):
+        return None
+    return names if names and len(set(names)) == len(names) else None
+
+
+def _conversion_error(model, inference, specs, error) -> Exception:
+    """A ``NotImplementedError`` naming the layer(s) and the primitive jax2onnx refused."""
+    primitive = _failed_primitive(error)
+    if primitive is None:
+        return RuntimeError(f"Cannot export model '{model.name}' to ONNX: jax2onnx failed with "
+                            f"{type(error).__name__}: {error}")
+    culprits = _layers_using(model, inference, specs, {primitive})
+    return NotImplementedError(
+        f"Cannot export model '{model.name}' to ONNX: jax2onnx cannot convert the JAX primitive "
+        f"'{primitive}' used by {culprits} ({type(error).__name__}: {error}). Export it with "
+        "format='stablehlo' or 'tf_saved_model', or write that layer's call with other operations."
+    )
+
+
+def _failed_primitive(error):
+    match = re.search(r"primitive '([\w.-]+)'", str(error))
+    if match:
+        return match.group(1)
+    # A rule that refused its equation: the innermost frame that holds the equation.
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        eqn = frame.f_locals.get("eqn")
+        primitive = getattr(eqn, "primitive", None)
+        if primitive is not None:
+            return primitive.name
+    return None
+
+
+def _layers_using(model, inference, specs, primitives) -> str:
+    try:
+        with portable_pooling():
+            owners = attribution.primitive_owners(inference.fn, specs, model)
+    except Exception:  # the diagnosis must not hide the original error
+        return "an unidentified layer"
+    users = [attribution.describe(layer) for layer, name in owners if name in primitives]
+    # The innermost layer is the one to name; its containers (the model) come first in trace order.
+    return ", ".join(dict.fromkeys(users)) or "an unidentified layer"
+
+
+def _check_in_onnxruntime(model, inference, proto) -> None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return  # nothing to check with; the conversion itself succeeded
+    batch = [_sample(spec) for spec in inference.specs]
+    try:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4  # the refusal is raised below; no log lines on stderr
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        got = session.run(None, {arg.name: x for arg, x in zip(session.get_inputs(), batch)})
+    except Exception as error:
+        raise _runtime_error(model, inference, proto, error) from error
+    import jax
+
+    expected = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(inference.fn(*batch))]
+    for k, (a, b) in enumerate(zip(got, expected)):
+        if a.shape != b.shape or not np.allclose(a, b, rtol=_CHECK_TOLERANCE, atol=_CHECK_TOLERANCE, equal_nan=True):
+            raise RuntimeError(
+                f"Cannot export model '{model.name}' to ONNX: the converted file's output {k} differs from "
+                f"the model's on a test batch (shapes {a.shape} and {b.shape}, largest difference "
+                f"{_largest_difference(a, b)}); jax2onnx converted some operation wrongly, so no file was written."
+            )
+
+
+def _sample(spec) -> np.ndarray:
+    shape = tuple(_CHECK_BATCH if d is None else d for d in spec.shape)
+    if np.issubdtype(spec.dtype, np.floating):
+        return np.random.default_rng(0).normal(size=shape).astype(spec.dtype)
+    return np.zeros(shape, spec.dtype)  # index 0 is valid for any Embedding or lookup
+
+
+def _largest_difference(a, b):
+    if a.shape != b.shape:
+        return "n/a"
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def _runtime_error(model, inference, proto, error) -> Exception:
+    """onnxruntime refused the file: name the ONNX node, and the layers whose primitives
+    jax2onnx turns into that operator."""
+    message = str(error)
+    node = re.search(r"node\. Name:'([^']+)'", message) or re.search(r"Node \(([^)]+)\)", message)
+    op_type = None
+    if node:
+        op_type = next((n.op_type for n in proto.graph.node if n.name == node.group(1)), None)
+    culprits = "an unidentified layer"
+    if op_type is not None:
+        primitives = _primitives_lowered_to(op_type)
+        if primitives:
+            culprits = _layers_using(model, inference, symbolic_specs(inference.specs), primitives)
+    what = f"ONNX operator {op_type} (made from {culprits})" if op_type else "the converted graph"
+    return NotImplementedError(
+        f"Cannot export model '{model.name}' to ONNX: onnxruntime cannot run {what}: {message.strip().rstrip('.')}. "
+        "No file was written; export with format='stablehlo' or 'tf_saved_model' instead."
+    )
+
+
+def _primitives_lowered_to(op_type: str) -> set:
+    from jax2onnx.plugins.plugin_system import PLUGIN_REGISTRY
+
+    found = set()
+    for name, plugin in PLUGIN_REGISTRY.items():
+        components = (getattr(plugin, "metadata", None) or {}).get("onnx") or []
+        if any(isinstance(c, dict) and c.get("component") == op_type for c in components):
+            found.add(name)
+    return found
