@@ -21,6 +21,8 @@ from typing import Any
 
 import jax
 
+from lamina.core.loss_store import LossStore
+
 
 class _ThreadState(threading.local):
     scope: StateScope | None = None
@@ -141,7 +143,7 @@ class StateScope:
 
     __slots__ = (
         "parent", "values", "keep_alive", "strict", "writable", "record",
-        "touched", "written", "losses", "layer_losses", "_previous",
+        "touched", "written", "losses", "_previous",
     )
 
     def __init__(
@@ -164,8 +166,7 @@ class StateScope:
         self.record = record
         self.touched: dict[int, Any] = {}
         self.written: dict[int, Any] = {}
-        self.losses: list = []
-        self.layer_losses: dict[int, list] = {}
+        self.losses = LossStore()  # what add_loss receives while this scope is active
 
     def __enter__(self):
         self._previous = _thread.scope
@@ -249,7 +250,7 @@ def functionalize(fn: Callable, variables: Sequence, *, strict: bool = False,
                 f"The function assigned variables that were not given to functionalize(): "
                 f"{names}. Their new values would be lost; include them in `variables`."
             )
-        return outputs, [scope.values[id(v)] for v in variables], list(scope.losses)
+        return outputs, [scope.values[id(v)] for v in variables], scope.losses.in_order()
 
     return pure
 

@@ -396,29 +396,17 @@ def value_and_grad(fn: Callable, variables: Sequence, has_aux: bool = False) -> 
                 result = fn(*args, **kwargs)
                 value, aux = materialize(result if has_aux else (result, None))
             new_values = [scope.values[key] for key in scope.written]
-            loss_values = {key: [v for _, v in entries] for key, (_, entries) in scope.layer_losses.items()}
-            return value, (aux, new_values, loss_values, list(scope.losses))
+            return value, (aux, new_values, scope.losses.values())
 
-        (value, (aux, new_values, loss_values, losses)), grads = jax.value_and_grad(inner, has_aux=True)(
+        (value, (aux, new_values, loss_values)), grads = jax.value_and_grad(inner, has_aux=True)(
             [v.value for v in variables]
         )
         scope = traced["scope"]
         for var, new in zip(scope.written.values(), new_values):
             var.assign(new)
-        _forward_losses(scope, loss_values, losses)
+        # The losses added inside are visible to the caller's ``losses``, as concrete values.
+        scope.losses.with_values(loss_values).merge_into(
+            state._thread.scope.losses if state._thread.scope is not None else None)
         return ((value, aux) if has_aux else value), list(grads)
 
     return compute
-
-
-def _forward_losses(inner_scope, layer_losses, losses) -> None:
-    """Make the losses added inside the gradient function visible to the caller's ``losses``."""
-    outer = state._thread.scope
-    for key, (layer, entries) in inner_scope.layer_losses.items():
-        tagged = [(tag, value) for (tag, _), value in zip(entries, layer_losses[key])]
-        if outer is not None:
-            outer.layer_losses[key] = (layer, tagged)
-        else:
-            layer._lm_losses = tagged
-    if outer is not None:
-        outer.losses.extend(losses)

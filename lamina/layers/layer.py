@@ -17,8 +17,9 @@ How it works, in the order a newcomer asks:
   mask there unless one is given. ``compute_mask``'s result (one mask, or one per output of
   a tuple/list output; ``None`` for none) is recorded on each output that has no mask yet.
   Unlike Keras, ``mask`` is also filled when ``call`` gets other tensors (``initial_state``).
-- *Losses*: ``add_loss`` stores values tagged with the outermost call they belong to (in the
-  active state scope when compiled), so ``losses`` returns only the last call's.
+- *Losses*: ``add_loss`` stores values tagged with the outermost call they belong to in a
+  ``LossStore`` (lamina/core/loss_store.py): the active state scope's, or the layer's own
+  outside any scope, so ``losses`` returns only the last call's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from jax._src import array as _jax_array_impl
 
 from lamina.core import state
 from lamina.core.abstract import abstract_eval
+from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
 from lamina.core.variable import Variable
@@ -82,7 +84,7 @@ class Layer:
         layer.__dict__.update(
             _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
             _lm_autocast_dtype=jnp.dtype("float32"),
-            _lm_parent=None, _lm_segment=None, _lm_losses=[], _lm_last_call_id=-1,
+            _lm_parent=None, _lm_segment=None, _lm_losses=None, _lm_last_call_id=-1,
             _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
             _lm_inbound_nodes=[],
             built=False, input_spec=None, activity_regularizer=None, supports_masking=False,
@@ -516,22 +518,14 @@ class Layer:
     def add_loss(self, value) -> None:
         """Add a scalar loss term during ``call``; ``fit`` adds ``losses`` to the training loss."""
         scope = state._thread.scope
-        if scope is not None:
-            entry = scope.layer_losses.setdefault(id(self), (self, []))
-            store = entry[1]
-            scope.losses.append(value)
-        else:
-            if isinstance(value, jax.core.Tracer):
-                raise ValueError(
-                    f"Layer '{self.path}' received a traced value in add_loss() outside lamina's "
-                    "compiled functions (it would leak out of jax.jit/jax.grad). Compile with "
-                    "lm.jit or use lm.value_and_grad / stateless_call."
-                )
-            store = self._lm_losses
-        tag = self._lm_last_call_id
-        if store and store[0][0] != tag:
-            store.clear()  # values from an older call are no longer this layer's losses
-        store.append((tag, value))
+        if scope is None and isinstance(value, jax.core.Tracer):
+            raise ValueError(
+                f"Layer '{self.path}' received a traced value in add_loss() outside lamina's "
+                "compiled functions (it would leak out of jax.jit/jax.grad). Compile with "
+                "lm.jit or use lm.value_and_grad / stateless_call."
+            )
+        store = scope.losses if scope is not None else own_loss_store(self)
+        store.add(self, self._lm_last_call_id, value)
 
     @property
     def losses(self) -> list:
@@ -541,11 +535,9 @@ class Layer:
         tag = self._lm_last_call_id
         out = []
         for layer in self._flatten_layers():
-            if scope is not None:
-                store = scope.layer_losses.get(id(layer), (None, ()))[1]
-            else:
-                store = layer._lm_losses
-            out += [value for t, value in store if t == tag]
+            store = scope.losses if scope is not None else layer.__dict__.get("_lm_losses")
+            if store is not None:
+                out += store.of(layer, tag)
         for v in self.trainable_weights:
             if v.regularizer is not None:
                 out.append(v.regularizer(v.value))
