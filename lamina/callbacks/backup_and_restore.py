@@ -9,6 +9,9 @@ A backup is one folder ``<backup_dir>/ckpt-*`` named by ``<backup_dir>/latest.js
   order of the current pass and the batches taken from it), and the global random states
   (NumPy's, which draws the shuffles, Python's, and lamina's seed stream).
 
+With several processes, ``weights.safetensors`` is a sharded checkpoint folder (each
+process writes its own shards: ``lamina/saving/sharded.py``) and process 0 writes the rest.
+
 A backup is written into a new folder first and only then named in ``latest.json`` (an
 atomic rename), so a process killed at any moment leaves the previous backup or the new one,
 whole. Restored, ``fit`` continues at the saved epoch *and step* with the saved order of the
@@ -24,12 +27,14 @@ import random as _py_random
 import shutil
 import tempfile
 
+import jax
 import numpy as np
 import safetensors.numpy
 
 from lamina.callbacks._logs import to_python_logs
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.model_checkpoint import BatchCounter, keep_block_execution, validate_save_freq
+from lamina.saving import sharded as _sharded_io
 from lamina.saving.atomic import atomic_write
 
 _FORMAT = "lamina-backup"
@@ -113,8 +118,11 @@ class BackupAndRestore(Callback):
             self._save()
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.backup_dir):
-            shutil.rmtree(self.backup_dir)
+        if self.delete_checkpoint:
+            processes = jax.process_count()
+            _sharded_io._barrier("lamina_backup_end", processes)  # nobody reads it any more
+            if jax.process_index() == 0 and os.path.exists(self.backup_dir):
+                shutil.rmtree(self.backup_dir)
 
     # -- saving -------------------------------------------------------------------------------
     def _progress(self):
@@ -127,9 +135,28 @@ class BackupAndRestore(Callback):
         """Writes a new backup folder, points ``latest.json`` at it, then removes the old."""
         progress = self._progress()
         state, arrays = _training_state(self.model, progress)
+        processes = jax.process_count()
+        if processes > 1:
+            self._save_from_processes(state, arrays, processes)
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         folder = tempfile.mkdtemp(prefix="ckpt-", dir=self.backup_dir)
         self.model.save_weights(os.path.join(folder, _WEIGHTS))
+        self._commit(folder, state, arrays)
+
+    def _save_from_processes(self, state, arrays, processes):
+        """Several processes: one folder name for all, each writes its shards of the weights
+        (a sharded checkpoint folder), process 0 the rest and the pointer."""
+        folder = os.path.join(self.backup_dir, f"ckpt-{_sharded_io._agreed_save_id(processes)}")
+        if jax.process_index() == 0:
+            os.makedirs(folder)
+        _sharded_io._barrier("lamina_backup_folder", processes)
+        self.model.save_weights(os.path.join(folder, _WEIGHTS))  # ends with all processes done
+        if jax.process_index() == 0:
+            self._commit(folder, state, arrays)
+        _sharded_io._barrier("lamina_backup_done", processes)
+
+    def _commit(self, folder, state, arrays):
         with atomic_write(os.path.join(folder, _STATE_ARRAYS)) as tmp:
             safetensors.numpy.save_file(arrays, tmp)
         with atomic_write(os.path.join(folder, _STATE_JSON)) as tmp, open(tmp, "w") as f:

@@ -10,6 +10,7 @@ import numpy as np
 from lamina.callbacks._logs import to_python_logs
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.monitor import MonitorCallback
+from lamina.saving.sharded import wants_folder
 
 
 def validate_save_freq(save_freq, owner: str):
@@ -167,7 +168,7 @@ class ModelCheckpoint(MonitorCallback):
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, filepath):
             return
-        if os.path.isdir(filepath):
+        if os.path.isdir(filepath) and not wants_folder(None):  # several processes save a folder
             raise IsADirectoryError("Please specify a non-directory filepath for ModelCheckpoint. "
                                     f"Filepath used is an existing directory: {filepath}")
         folder = os.path.dirname(filepath)

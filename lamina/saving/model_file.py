@@ -18,17 +18,23 @@ import jax
 
 from lamina.core.variable import initializers_skipped
 from lamina.saving import assets as assets_lib
+from lamina.saving import sharded as sharded_io
 from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import CustomObjectScope, get_registered_name
 from lamina.saving.safe_mode import safe_mode_scope
 from lamina.saving.serialization import deserialize_object, serialize
+from lamina.saving.shard_index import ShardedCheckpoint, is_sharded_checkpoint
 from lamina.version import __version__
 
 
-def save_model(model, path, overwrite: bool = True) -> None:
-    """Write ``model`` (architecture, weights, optimizer state, compile arguments) to ``path``."""
+def save_model(model, path, overwrite: bool = True, sharded: bool | None = None) -> None:
+    """Write ``model`` (architecture, weights, optimizer state, compile arguments) to ``path``.
+
+    With several processes (or ``sharded=True``) ``path`` becomes a folder: each process's
+    shards and an index holding the config (``lamina/saving/sharded.py``); ``load_model``
+    reads both forms."""
     import os
 
     path = str(path)
@@ -42,6 +48,12 @@ def save_model(model, path, overwrite: bool = True) -> None:
     }
     config = model_config(model)
     variables, structure = weights_io.saved_variables(model)
+    if sharded_io.wants_folder(sharded):
+        if assets_lib.layers_with(model, "save_assets"):
+            raise ValueError(f"Model '{model.name}' has layers with assets (save_assets), which sharded "
+                             "checkpoints do not hold yet: save it from one process (a single .lamina file).")
+        sharded_io.write_checkpoint(path, variables, structure, extra={"metadata": metadata, "config": config})
+        return
     with assets_lib.saved_assets(model) as (asset_keys, asset_files):
         if asset_keys:  # a file without assets keeps the original format, entry included
             metadata[assets_lib.ASSETS_METADATA] = asset_keys
@@ -90,8 +102,11 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         >>> bool(np.allclose(copy(x), model(x)))
         True
     """
-    with ModelArchive(path) as archive:
+    opened = ShardedCheckpoint(path) if is_sharded_checkpoint(path) else ModelArchive(path)
+    with opened as archive:
         config = archive.config
+        if not isinstance(config, dict):
+            raise FileFormatError(f"{archive.source} holds no model config (weights only? use load_weights).")
         if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
             raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
         _check_layer_count(config, archive.source)

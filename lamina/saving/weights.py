@@ -32,6 +32,8 @@ import numpy as np
 import safetensors.numpy
 
 from lamina.layers.layer import _state_role
+from lamina.saving import shard_index
+from lamina.saving import sharded as sharded_io
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import WeightMismatchError
 from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, checksum_metadata
@@ -169,6 +171,7 @@ def targets_for_loading(model, view) -> tuple[dict, dict]:
     if optimizer is None or not file_has_optimizer:
         optimizer = None
     elif not optimizer.built:
+        sharded_io.place_placeholders(model.trainable_weights)  # so that the slots are laid out alike
         optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
     return keyed_variables(model, optimizer)
 
@@ -198,8 +201,13 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
     if problems:
         _report(problems, view, skip_mismatch, where)
     view.verify(key for _, key in plan)  # every tensor, before the first variable changes
+    shardings = sharded_io.target_shardings(targets)
     for variable, key in plan:
-        variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+        sharding = shardings.get(id(variable))
+        if sharding is None:
+            variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+        else:  # each device reads its own region (sharded.py)
+            variable.assign(sharded_io.read_sharded(view, key, variable.shape, sharding))
         # The copy runs asynchronously: wait for it, so that the file's pages can be let go of
         # now (and the memory map closed at the end) instead of staying resident.
         variable.value.block_until_ready()
@@ -240,11 +248,17 @@ def _report(problems: list, view, skip_mismatch: bool, where: str) -> None:
                   stacklevel=4)
 
 
-def save_weights(model, path) -> None:
-    """``model.save_weights(path)``: every variable and the optimizer state, one safetensors file."""
+def save_weights(model, path, sharded: bool | None = None) -> None:
+    """``model.save_weights(path)``: every variable and the optimizer state, one safetensors file.
+
+    With several processes (or ``sharded=True``) ``path`` becomes a folder of shard files and
+    an index instead (``lamina/saving/sharded.py``)."""
     path = str(path)
     if not path.endswith(".safetensors"):
         raise ValueError(f"save_weights writes safetensors files: the path must end in '.safetensors', got {path!r}.")
+    if sharded_io.wants_folder(sharded):
+        sharded_io.save_weights_sharded(model, path)
+        return
     variables, structure = saved_variables(model)
     with atomic_write(path) as tmp:
         write_safetensors(tmp, variables, structure)
@@ -261,6 +275,10 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
     device raises ``FileFormatError`` at once instead of blocking.
     """
     path = str(path)
+    if shard_index.is_sharded_checkpoint(path):  # written by several processes (sharded.py)
+        with shard_index.ShardedCheckpoint(path) as checkpoint:
+            _load_view(model, checkpoint.weights, skip_mismatch)
+        return
     if path.endswith(".lamina"):
         from lamina.saving.archive import ModelArchive
 
