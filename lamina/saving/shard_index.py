@@ -88,7 +88,7 @@ class ShardedCheckpoint:
     Example:
         >>> import os, tempfile, numpy as np, lamina as lm
         >>> from lamina.saving.sharded import save_weights_sharded
-        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2, name="dense")])
         >>> folder = os.path.join(tempfile.mkdtemp(), "w.safetensors")
         >>> save_weights_sharded(model, folder)
         >>> with ShardedCheckpoint(folder) as checkpoint:
