@@ -316,10 +316,11 @@ def _coverage_problem(shape: tuple, boxes: list) -> str | None:
     if cells > MAX_GRID_CELLS:
         return f"has slices cut into {cells} pieces (more than {MAX_GRID_CELLS}: not a sharding lamina writes)"
     count = np.zeros(tuple(len(e) - 1 for e in edges), np.int32)
+    position = [{edge: i for i, edge in enumerate(e)} for e in edges]
     for start, stop in boxes:
         if any(a == b for a, b in zip(start, stop)):
             continue  # an empty slice holds nothing
-        count[tuple(slice(e.index(a), e.index(b)) for e, a, b in zip(edges, start, stop))] += 1
+        count[tuple(slice(p[a], p[b]) for p, a, b in zip(position, start, stop))] += 1
     if (count > 1).any():
         cell = np.argwhere(count > 1)[0]
         return f"has overlapping slices (element {[int(edges[d][i]) for d, i in enumerate(cell)]} is stored twice)"
