@@ -123,6 +123,7 @@ class BackupAndRestore(Callback):
             _sharded_io._barrier("lamina_backup_end", processes)  # nobody reads it any more
             if jax.process_index() == 0 and os.path.exists(self.backup_dir):
                 shutil.rmtree(self.backup_dir)
+            _sharded_io._barrier("lamina_backup_deleted", processes)  # gone for every process
 
     # -- saving -------------------------------------------------------------------------------
     def _progress(self):

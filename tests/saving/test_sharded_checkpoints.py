@@ -321,6 +321,8 @@ def test_a_checkpoint_written_by_two_processes_loads_in_one(tmp_path):
     assert outputs[0]["kernel_devices"] == 8 and outputs[0]["kernel_local_shards"] == 4
     shards = [n for n in outputs[0]["files"] if n.startswith("shard-")]
     assert len(shards) == 2 and "index.json" in outputs[0]["files"]  # one file per process
+    assert [o["reloaded_equal"] for o in outputs] == [True, True]  # read back by both processes
+    assert outputs[0]["reloaded_kernel_devices"] == 8
     model = script.make_model(lm)  # one process, one device
     model.load_weights(path)
     variables = [*model.weights, *model.optimizer.variables]

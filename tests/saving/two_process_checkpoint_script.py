@@ -32,6 +32,7 @@ def main(process_id: int, port: str, path: str) -> None:
 
     lm.distribution.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
     import jax
+    import numpy as np
 
     with lm.distribution.FSDP(axis="batch", min_size=256).scope():
         model = make_model(lm)
@@ -42,9 +43,19 @@ def main(process_id: int, port: str, path: str) -> None:
     kernel = model.get_layer("dense_a").kernel.value
     model.save_weights(path)
     files = sorted(os.listdir(path))
+    # Loaded back by both processes into a fresh model: each reads only its own devices' parts.
+    with lm.distribution.FSDP(axis="batch", min_size=256).scope():
+        fresh = make_model(lm)
+    fresh.load_weights(path)
+    reloaded = [*fresh.weights, *fresh.optimizer.variables]
+    equal = all(np.array_equal(np.asarray(shard.data), value[shard.index])
+                for variable, value in zip(reloaded, known_values(reloaded))
+                for shard in variable.value.addressable_shards)
     print(json.dumps({"processes": jax.process_count(), "devices": len(jax.devices()),
                       "kernel_devices": len(kernel.sharding.device_set),
-                      "kernel_local_shards": len(kernel.addressable_shards), "files": files}))
+                      "kernel_local_shards": len(kernel.addressable_shards), "files": files,
+                      "reloaded_equal": equal,
+                      "reloaded_kernel_devices": len(fresh.get_layer("dense_a").kernel.value.sharding.device_set)}))
 
 
 if __name__ == "__main__":
