@@ -53,19 +53,29 @@ def owner(name_stack, layers):
     return layers[int(found[-1])] if found else None
 
 
-def primitive_owners(fn, args, model) -> list:
+def primitive_owners(fn, args, model, params=None) -> list:
     """``(layer, primitive name)`` for every equation of ``fn(*args)`` (nested jaxprs
-    included), in trace order, deduplicated; ``layer`` is None outside any layer."""
+    included), in trace order, deduplicated; ``layer`` is None outside any layer. With
+    ``params``, only equations whose ``simple_params`` include them."""
     with tagged_layers(model) as layers:
-        closed = jax.make_jaxpr(fn)(*args)
+        # A new function object: JAX caches traces by function, and an untagged trace of
+        # ``fn`` may be cached already.
+        closed = jax.make_jaxpr(lambda *a: fn(*a))(*args)
     seen, out = set(), []
     for stack, eqn in _equations(closed.jaxpr, ""):
+        if params and any(simple_params(eqn).get(k, v) != v for k, v in params.items()):
+            continue
         layer = owner(stack, layers)
         key = (id(layer), eqn.primitive.name)
         if key not in seen:
             seen.add(key)
             out.append((layer, eqn.primitive.name))
     return out
+
+
+def simple_params(eqn) -> dict:
+    """The equation's parameters that are plain flags, numbers or text (``reverse=True``)."""
+    return {k: v for k, v in eqn.params.items() if isinstance(v, bool | int | float | str)}
 
 
 def _equations(jaxpr, prefix):

@@ -9,6 +9,8 @@ batch and compared with the model before it replaces anything at ``path``.
 
 from __future__ import annotations
 
+import contextlib
+import pathlib
 import re
 import traceback
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from lamina.export import attribution
 from lamina.export._extras import require
+from lamina.export.onnx_rewrite import needs_rewrite, rewritten
 from lamina.export.stablehlo import symbolic_specs
 from lamina.layers.pooling.pool_ops import portable_pooling
 from lamina.saving.atomic import atomic_write
@@ -33,8 +36,9 @@ def export_onnx(model, inference, path, opset_version=None) -> None:
     output_names = _output_names(model)
     kwargs = {"opset": opset_version} if opset_version is not None else {}
     try:
-        with portable_pooling():
-            proto = jax2onnx.to_onnx(inference.fn, inputs=specs, model_name=model.name,
+        with portable_pooling(), _jax_plugins_only():
+            fn = rewritten(inference.fn) if needs_rewrite(inference.fn, specs) else inference.fn
+            proto = jax2onnx.to_onnx(fn, inputs=specs, model_name=model.name,
                                      input_names=[s.name for s in inference.specs],
                                      output_names=output_names, **kwargs)
     except Exception as error:
@@ -43,6 +47,32 @@ def export_onnx(model, inference, path, opset_version=None) -> None:
     onnx = require("onnx", "onnx", _FEATURE)
     with atomic_write(path) as tmp:
         onnx.save_model(proto, tmp)
+
+
+@contextlib.contextmanager
+def _jax_plugins_only():
+    """Load only jax2onnx's rules for JAX primitives, all lamina emits. On first use jax2onnx
+    imports every plugin, its Flax, Equinox and example models' included, which build and
+    compile models while importing (8 s of CPU here, 30 s without JAX's compilation cache).
+    The registry is marked complete only during this conversion, so a later jax2onnx call
+    of the program's own still loads the rest. Relies on jax2onnx 0.17's plugin_system
+    internals; without them (another version) jax2onnx loads everything, as usual."""
+    try:
+        from jax2onnx.plugins import plugin_system as plugins
+    except ImportError:
+        yield
+        return
+    root = pathlib.Path(plugins.__file__).parent / "jax"
+    if plugins.__dict__.get("_already_imported_plugins", True) or not hasattr(plugins, "_import_tree") \
+            or not root.is_dir():
+        yield
+        return
+    plugins._import_tree(root, "jax2onnx.plugins.jax")
+    plugins._already_imported_plugins = True
+    try:
+        yield
+    finally:
+        plugins._already_imported_plugins = False
 
 
 def _output_names(model):
@@ -55,11 +85,11 @@ def _output_names(model):
 
 def _conversion_error(model, inference, specs, error) -> Exception:
     """A ``NotImplementedError`` naming the layer(s) and the primitive jax2onnx refused."""
-    primitive = _failed_primitive(error)
+    primitive, params = _failed_equation(error)
     if primitive is None:
         return RuntimeError(f"Cannot export model '{model.name}' to ONNX: jax2onnx failed with "
                             f"{type(error).__name__}: {error}")
-    culprits = _layers_using(model, inference, specs, {primitive})
+    culprits = _layers_using(model, inference, specs, {primitive}, params)
     return NotImplementedError(
         f"Cannot export model '{model.name}' to ONNX: jax2onnx cannot convert the JAX primitive "
         f"'{primitive}' used by {culprits} ({type(error).__name__}: {error}). Export it with "
@@ -67,27 +97,25 @@ def _conversion_error(model, inference, specs, error) -> Exception:
     )
 
 
-def _failed_primitive(error):
-    match = re.search(r"primitive '([\w.-]+)'", str(error))
-    if match:
-        return match.group(1)
+def _failed_equation(error):
+    """The primitive jax2onnx refused and the simple parameters of the refused equation (to
+    tell which layer emitted it when several layers use the primitive), or ``(None, {})``."""
     # A rule that refused its equation: the innermost frame that holds the equation.
     for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
         eqn = frame.f_locals.get("eqn")
-        primitive = getattr(eqn, "primitive", None)
-        if primitive is not None:
-            return primitive.name
-    return None
+        if getattr(eqn, "primitive", None) is not None:
+            return eqn.primitive.name, attribution.simple_params(eqn)
+    match = re.search(r"primitive '([\w.-]+)'", str(error))
+    return (match.group(1), {}) if match else (None, {})
 
 
-def _layers_using(model, inference, specs, primitives) -> str:
+def _layers_using(model, inference, specs, primitives, params=None) -> str:
     try:
         with portable_pooling():
-            owners = attribution.primitive_owners(inference.fn, specs, model)
+            owners = attribution.primitive_owners(inference.fn, specs, model, params)
     except Exception:  # the diagnosis must not hide the original error
         return "an unidentified layer"
     users = [attribution.describe(layer) for layer, name in owners if name in primitives]
-    # The innermost layer is the one to name; its containers (the model) come first in trace order.
     return ", ".join(dict.fromkeys(users)) or "an unidentified layer"
 
 
@@ -106,7 +134,8 @@ def _check_in_onnxruntime(model, inference, proto) -> None:
         raise _runtime_error(model, inference, proto, error) from error
     import jax
 
-    expected = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(inference.fn(*batch))]
+    # Compiled: run eagerly, each operation of the model would compile on its own.
+    expected = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(jax.jit(inference.fn)(*batch))]
     for k, (a, b) in enumerate(zip(got, expected)):
         if a.shape != b.shape or not np.allclose(a, b, rtol=_CHECK_TOLERANCE, atol=_CHECK_TOLERANCE, equal_nan=True):
             raise RuntimeError(
