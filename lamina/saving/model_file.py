@@ -38,8 +38,12 @@ def save_model(model, path, overwrite: bool = True, sharded: bool | None = None)
     import os
 
     path = str(path)
+    if path.endswith(".keras"):  # Keras 3's format (lamina/saving/keras_files)
+        from lamina.saving.keras_files import save_keras_model
+
+        return save_keras_model(model, path, overwrite=overwrite)
     if not path.endswith(".lamina"):
-        raise ValueError(f"Model files end in '.lamina'; got {path!r} (use save_weights for weights only).")
+        raise ValueError(f"Model files end in '.lamina' (or '.keras'); got {path!r} (use save_weights for weights only).")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path!r} exists and overwrite=False.")
     metadata = {
@@ -102,6 +106,10 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         >>> bool(np.allclose(copy(x), model(x)))
         True
     """
+    if str(path).endswith(".keras"):  # Keras 3's format (lamina/saving/keras_files)
+        from lamina.saving.keras_files import load_keras_model
+
+        return load_keras_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     opened = ShardedCheckpoint(path) if is_sharded_checkpoint(path) else ModelArchive(path)
     with opened as archive:
         config = archive.config

@@ -254,8 +254,13 @@ def save_weights(model, path, sharded: bool | None = None) -> None:
     With several processes (or ``sharded=True``) ``path`` becomes a folder of shard files and
     an index instead (``lamina/saving/sharded.py``)."""
     path = str(path)
+    if path.endswith(".weights.h5"):  # Keras 3's layout (lamina/saving/keras_files)
+        from lamina.saving.keras_files import save_keras_weights
+
+        return save_keras_weights(model, path)
     if not path.endswith(".safetensors"):
-        raise ValueError(f"save_weights writes safetensors files: the path must end in '.safetensors', got {path!r}.")
+        raise ValueError("save_weights writes safetensors files (or Keras's '.weights.h5'): the path must end in "
+                         f"'.safetensors', got {path!r}.")
     if sharded_io.wants_folder(sharded):
         sharded_io.save_weights_sharded(model, path)
         return
@@ -275,6 +280,10 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
     device raises ``FileFormatError`` at once instead of blocking.
     """
     path = str(path)
+    if path.endswith(".h5"):  # Keras 3's weights layout (lamina/saving/keras_files)
+        from lamina.saving.keras_files import load_keras_weights
+
+        return load_keras_weights(model, path, skip_mismatch=skip_mismatch)
     if shard_index.is_sharded_checkpoint(path):  # written by several processes (sharded.py)
         with shard_index.ShardedCheckpoint(path) as checkpoint:
             _load_view(model, checkpoint.weights, skip_mismatch)

@@ -1,0 +1,141 @@
+"""The ``.keras`` zip: ``metadata.json``, ``config.json`` and ``model.weights.h5``.
+
+Reading checks the zip's directory before ``zipfile`` parses it, refuses unknown, duplicate,
+encrypted or oddly compressed members, reads the JSON members with a byte cap whatever their
+declared size, and copies the weights member (declared size checked against
+``MAX_WEIGHTS_BYTES`` first, the copy stopped at the declared size, its CRC-32 checked by
+``zipfile``) to a private temporary file that h5py then opens; nothing else is extracted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+import zlib
+
+from lamina.saving.archive import MAX_JSON_BYTES as _LAMINA_JSON_BYTES
+from lamina.saving.archive import _end_of_central_directory
+from lamina.saving.atomic import atomic_write
+from lamina.saving.errors import FileFormatError
+from lamina.saving.safetensors_reader import no_duplicate_keys, open_regular_file
+
+METADATA, CONFIG, WEIGHTS = "metadata.json", "config.json", "model.weights.h5"
+MEMBERS = (METADATA, CONFIG, WEIGHTS)
+MAX_JSON_BYTES = {METADATA: _LAMINA_JSON_BYTES["metadata.json"], CONFIG: _LAMINA_JSON_BYTES["config.json"]}
+MAX_WEIGHTS_BYTES = 256 * 1024 ** 3
+_MAX_DIRECTORY_BYTES = 64 * 1024
+_CHUNK = 16 * 1024 * 1024
+
+
+class KerasArchive:
+    """``with KerasArchive(path) as archive:`` ``archive.config``, ``archive.metadata`` and
+    ``archive.weights_path`` (a temporary copy of ``model.weights.h5``, removed on exit)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.source = f"Keras model file {self.path!r}"
+
+    def __enter__(self):
+        self._folder = None
+        with open_regular_file(self.path, self.source) as file:
+            if not zipfile.is_zipfile(file):
+                raise FileFormatError(f"{self.source} is not a .keras file: it is not a zip archive "
+                                      "(or it is truncated: a zip's directory is at its end).")
+            try:
+                self._check_directory(file)
+                with zipfile.ZipFile(file) as archive:
+                    infos = self._check_members(archive.infolist())
+                    self.metadata = self._read_json(archive, infos[METADATA])
+                    self.config = self._read_json(archive, infos[CONFIG])
+                    self._folder = tempfile.mkdtemp(prefix="lamina-keras-")
+                    self.weights_path = os.path.join(self._folder, WEIGHTS)
+                    self._copy_weights(archive, infos[WEIGHTS])
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as error:
+                self.__exit__()
+                raise FileFormatError(f"{self.source} is damaged: {error}") from None
+            except BaseException:
+                self.__exit__()
+                raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def _check_directory(self, file) -> None:
+        end_record = _end_of_central_directory(file)
+        if end_record is not None and (end_record[4] > 16 or end_record[5] > _MAX_DIRECTORY_BYTES):
+            raise FileFormatError(f"{self.source} is not a Keras model file: its zip directory declares "
+                                  f"{end_record[4]} members in {end_record[5]} bytes (a .keras file has 3).")
+
+    def _check_members(self, infos) -> dict:
+        names = [info.filename for info in infos]
+        unexpected = sorted({n for n in names if n not in MEMBERS})
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        missing = [n for n in MEMBERS if n not in names]
+        if unexpected or duplicates or missing:
+            parts = [f"{what} {items!r}" for what, items in (("unexpected members", unexpected[:10]),
+                     ("duplicate members", duplicates), ("missing members", missing)) if items]
+            hint = " (assets are not supported)" if any(n.startswith("assets/") for n in unexpected) else ""
+            raise FileFormatError(f"{self.source} is not a Keras model file lamina reads: {'; '.join(parts)}{hint}.")
+        for info in infos:
+            if info.flag_bits & 0x1:
+                raise FileFormatError(f"{self.source}: member {info.filename!r} is encrypted.")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise FileFormatError(f"{self.source}: member {info.filename!r} uses compression method "
+                                      f"{info.compress_type}, which Keras does not write.")
+        return {info.filename: info for info in infos}
+
+    def _read_json(self, archive, info) -> dict:
+        limit = MAX_JSON_BYTES[info.filename]
+        if info.file_size > limit:
+            raise FileFormatError(f"{self.source}: {info.filename} declares {info.file_size} bytes (the limit is {limit}).")
+        with archive.open(info) as member:
+            raw = member.read(limit + 1)  # the cap holds even if the declared size lies
+        if len(raw) > limit:
+            raise FileFormatError(f"{self.source}: {info.filename} expands past {limit} bytes.")
+        try:
+            value = json.loads(raw, object_pairs_hook=no_duplicate_keys)
+        except (ValueError, RecursionError) as error:
+            raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
+        if not isinstance(value, dict):
+            raise FileFormatError(f"{self.source}: {info.filename} must hold a JSON object.")
+        return value
+
+    def _copy_weights(self, archive, info) -> None:
+        if info.file_size > MAX_WEIGHTS_BYTES:
+            raise FileFormatError(f"{self.source}: {WEIGHTS} declares {info.file_size} bytes (the limit is "
+                                  f"lamina.saving.keras_files.archive.MAX_WEIGHTS_BYTES = {MAX_WEIGHTS_BYTES}).")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        written = 0
+        with archive.open(info) as member, os.fdopen(os.open(self.weights_path, flags, 0o600), "wb") as out:
+            while chunk := member.read(min(_CHUNK, info.file_size - written + 1)):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise FileFormatError(f"{self.source}: {WEIGHTS} expands past its declared {info.file_size} bytes.")
+                out.write(chunk)
+        if written != info.file_size:
+            raise FileFormatError(f"{self.source} is truncated: {WEIGHTS} ends after {written} of its "
+                                  f"{info.file_size} bytes.")
+
+
+def write_keras_archive(path, metadata: dict, config: dict, write_weights) -> None:
+    """Write a ``.keras`` file atomically; ``write_weights(tmp_path)`` writes the h5 file."""
+    with atomic_write(path) as tmp_archive:
+        fd, tmp_weights = tempfile.mkstemp(suffix=".h5.tmp", dir=os.path.dirname(tmp_archive))
+        os.close(fd)
+        try:
+            write_weights(tmp_weights)
+            # Stored, as Keras writes its files.
+            with zipfile.ZipFile(tmp_archive, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                archive.writestr(METADATA, json.dumps(metadata))
+                archive.writestr(CONFIG, json.dumps(config))
+                archive.write(tmp_weights, WEIGHTS)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_weights)

@@ -1,0 +1,91 @@
+"""Where each of a lamina model's weights sits in a Keras 3 weights file: the one mapping.
+
+Keras saves every object's own variables as ``<path>/vars/<i>`` (trainable ones first, then
+the others, each in creation order) and reaches sublayers by attribute name (``lstm/cell``,
+``bidirectional/forward_layer``), the layers of a Sequential or Functional model under
+``layers/<class name in snake case, numbered per class>`` (``layers/dense``,
+``layers/dense_1``: not the layers' own names), in ``model.layers`` order. lamina's layers
+keep the same attributes, except where this module's ``_SEGMENTS`` renames one (Keras saves
+``MultiHeadAttention``'s ``_query_dense`` under its public alias ``query_dense``).
+"""
+
+from __future__ import annotations
+
+import re
+
+# lamina's attribute name -> Keras's path segment, per built-in class where they differ.
+_SEGMENTS = {
+    "MultiHeadAttention": {"_query_dense": "query_dense", "_key_dense": "key_dense",
+                           "_value_dense": "value_dense", "_output_dense": "output_dense"},
+}
+
+
+def snake_case(name: str) -> str:
+    """Keras's snake case of a class name (``Conv2D`` -> ``conv2d``, ``LSTM`` -> ``lstm``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def _numbered(name: str, used: dict) -> str:
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def keras_layout(model) -> tuple[list, dict]:
+    """``([(dataset key, variable)], {group path: object name})`` for ``model``: the
+    datasets a Keras weights file holds for it, in Keras's order, and every object group."""
+    pairs, groups, seen = [], {}, set()
+    _visit(model, "", pairs, groups, seen)
+    return pairs, groups
+
+
+def _visit(layer, path, pairs, groups, seen) -> None:
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    groups[path] = layer.name
+    layer._lm_adopt_children()  # gives a sublayer appended to a list its segment
+    own, children, _ = layer._lm_children()
+    own = [v for v in own if v.trainable] + [v for v in own if not v.trainable]
+    prefix = f"{path}/vars/" if path else "vars/"
+    pairs.extend((f"{prefix}{index}", variable) for index, variable in enumerate(own))
+    for segment, child in _child_paths(layer, children):
+        _visit(child, f"{path}/{segment}" if path else segment, pairs, groups, seen)
+
+
+def _child_paths(layer, children) -> list:
+    from lamina.models.functional import Functional
+    from lamina.models.model import Model
+    from lamina.models.sequential import Sequential
+
+    if isinstance(layer, (Sequential, Functional)):
+        return _in_container("layers", layer.layers)
+    renames = _SEGMENTS.get(type(layer).__name__, {}) if type(layer).__module__.startswith("lamina.") else {}
+    found, containers = [], {}
+    for child in children:
+        segment = child._lm_segment or snake_case(type(child).__name__)
+        if "/" in segment:  # held in a list or dict: Keras numbers them per class in the container
+            container = segment.split("/", 1)[0]
+            used = containers.setdefault(container, {})
+            segment = f"{container}/{_numbered(snake_case(type(child).__name__), used)}"
+        found.append((renames.get(segment, segment), child))
+    if isinstance(layer, Model):
+        # A subclassed Keras model also has a ``layers`` attribute (its direct sublayers), and
+        # Keras walks attributes sorted, public before private, keeping each layer's first path.
+        found = sorted(found + _in_container("layers", children), key=lambda item: _name_key(item[0]))
+    return found
+
+
+def _in_container(container: str, layers) -> list:
+    used: dict = {}
+    return [(f"{container}/{_numbered(snake_case(type(child).__name__), used)}", child) for child in layers]
+
+
+def _name_key(segment: str) -> str:
+    attribute = segment.split("/", 1)[0]
+    return "~" + attribute if attribute.startswith("_") else attribute

@@ -1,0 +1,151 @@
+"""``lm.load_model("m.keras")``, ``model.save("m.keras")`` and the ``.weights.h5`` files.
+
+Loading builds the whole model and reads every tensor it needs into temporaries, checking
+each key and shape (all problems reported in one error), before any variable is assigned;
+on any error nothing is returned. Saving writes to a temporary file renamed over the target.
+The optimizer's state is neither read nor written: a loaded model compiled from the file's
+``compile_config`` starts with a fresh optimizer (Keras warns that it skips the optimizer's
+variables when it loads a file lamina wrote).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import warnings
+
+import numpy as np
+
+from lamina.saving.atomic import atomic_write
+from lamina.saving.errors import FileFormatError, WeightMismatchError
+from lamina.saving.keras_files.archive import WEIGHTS, KerasArchive, write_keras_archive
+from lamina.saving.keras_files.config_out import compile_entry, model_entry
+from lamina.saving.keras_files.h5 import H5Weights, write_weights
+from lamina.saving.keras_files.layout import keras_layout
+from lamina.version import __version__
+
+_BUILD_SLACK_BYTES = 16 * 1024 * 1024
+_SHOWN_PROBLEMS = 25
+
+
+def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """The lamina model a Keras 3 ``.keras`` file describes, with its weights."""
+    from lamina.core.variable import initializers_skipped
+    from lamina.models.model import Model
+    from lamina.saving.keras_files.models_in import build_model
+    from lamina.saving.model_file import _build, _check_layer_count
+    from lamina.saving.object_registry import CustomObjectScope
+    from lamina.saving.safe_mode import safe_mode_scope
+
+    with KerasArchive(path) as archive:
+        config = archive.config
+        _check_layer_count(config, archive.source)
+        with H5Weights(archive.weights_path, f"{archive.source} ({WEIGHTS})") as weights:
+            budget = sum(math.prod(shape) * dtype.itemsize for shape, dtype in weights.shapes.values())
+            with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
+                with initializers_skipped(budget + _BUILD_SLACK_BYTES):
+                    model = build_model(config, custom_objects, f"{archive.source}'s model")
+                    if not isinstance(model, Model):
+                        raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
+                    _build(model, config.get("build_config"), archive.source)
+            values = _read_checked(model, weights, f"model '{model.name}'")
+        for variable, value in values:
+            variable.assign(value)
+    if compile and config.get("compile_config"):
+        _compile(model, config["compile_config"], custom_objects, archive.source)
+    return model
+
+
+def _compile(model, compile_config, custom_objects, source) -> None:
+    from lamina.saving.keras_files.config_in import translate
+
+    keys = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "jit_compile")
+    try:
+        args = {key: value for key, value in translate(compile_config, "compile_config", custom_objects).items()
+                if key in keys and value is not None}
+        model.compile_from_config(args, custom_objects=custom_objects)
+    except (ValueError, TypeError, KeyError) as error:
+        warnings.warn(f"{source}: the model is returned uncompiled: its compile arguments could not be "
+                      f"rebuilt in lamina ({error}). Call model.compile(...) yourself.", stacklevel=3)
+
+
+def _read_checked(model, weights, where, skip_mismatch: bool = False) -> list:
+    """``[(variable, array)]`` for every weight of ``model``, read from ``weights`` after all
+    keys and shapes were checked; mismatches raise one ``WeightMismatchError``."""
+    pairs, groups = keras_layout(model)
+    problems, plan = [], []
+    wanted = set()
+    for key, variable in pairs:
+        wanted.add(key)
+        group = key.rsplit("/vars/", 1)[0] if "/vars/" in key else ""
+        layer = f"layer '{groups.get(group, model.name)}' ('{group or '/'}')"
+        found = weights.shapes.get(key)
+        if found is None:
+            problems.append(f"{layer}: variable '{variable.path}' (shape {tuple(variable.shape)}) is missing "
+                            f"in the file (no dataset '{key}')")
+        elif found[0] != tuple(variable.shape):
+            problems.append(f"{layer}: variable '{variable.path}' has shape {tuple(variable.shape)} in the "
+                            f"model, the file's '{key}' has {found[0]}")
+        else:
+            plan.append((variable, key))
+    for key, (shape, _) in weights.shapes.items():
+        if key not in wanted and not key.startswith("optimizer/"):
+            problems.append(f"unexpected in file: '{key}' (shape {shape}): the model has no such weight")
+    if problems:
+        shown = problems[:_SHOWN_PROBLEMS] + ([f"... and {len(problems) - _SHOWN_PROBLEMS} more"]
+                                             if len(problems) > _SHOWN_PROBLEMS else [])
+        report = "\n  ".join(shown)
+        if not skip_mismatch:
+            raise WeightMismatchError(f"{weights.source} does not fit {where}: {len(problems)} mismatch(es); "
+                                      f"nothing was loaded.\n  {report}", problems)
+        warnings.warn(f"Skipped {len(problems)} mismatch(es) loading {weights.source} into {where}:\n  {report}",
+                      stacklevel=4)
+    return [(variable, weights.read(key).astype(np.dtype(variable.dtype), copy=False)) for variable, key in plan]
+
+
+def save_keras_model(model, path, overwrite: bool = True) -> None:
+    """Write ``model`` as a Keras 3 ``.keras`` file (config, weights; no optimizer state)."""
+    import os
+
+    path = str(path)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False.")
+    config = model_entry(model)
+    try:
+        config["compile_config"] = compile_entry(model)
+    except (TypeError, ValueError) as error:
+        warnings.warn(f"Model '{model.name}' is saved without its compile() arguments ({error}).", stacklevel=3)
+        config["compile_config"] = None
+    metadata = {"keras_version": "3.0.0", "saved_by": f"lamina {__version__}",
+                "date_saved": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d@%H:%M:%S")}
+    write_keras_archive(path, metadata, config, lambda tmp: _write_h5(model, tmp))
+
+
+def _write_h5(model, file) -> None:
+    pairs, names = keras_layout(model)
+    groups = {path: [] for path in names}
+    for key, variable in pairs:
+        group = key.rsplit("/vars/", 1)[0] if "/vars/" in key else ""
+        groups[group].append(np.asarray(variable.value))
+    write_weights(file, groups, names)
+
+
+def save_keras_weights(model, path) -> None:
+    """``model.save_weights("x.weights.h5")``: Keras's weights layout (no optimizer state)."""
+    with atomic_write(str(path)) as tmp:
+        _write_h5(model, tmp)
+
+
+def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
+    """``model.load_weights("x.weights.h5")`` from a file Keras 3 (or lamina) wrote; every key
+    and shape is checked before anything changes."""
+    from lamina.saving.safetensors_reader import open_regular_file
+
+    path = str(path)
+    if not model.built and not model.weights:
+        raise ValueError(f"Model '{model.name}' has no weights yet: build it first, then load weights into it.")
+    with open_regular_file(path, f"weights file {path!r}") as file, \
+            H5Weights(file, f"weights file {path!r}") as weights:
+        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch)
+    for variable, value in values:
+        variable.assign(value)
