@@ -29,6 +29,7 @@ MODULES = [
     ("data", "lamina.data", "lm.data", "Datasets, data adapters and the device copy of in-memory data."),
     ("utils", "lamina.utils", "lm.utils", "Utilities: labels, sequences, plots, progress bars, registry shortcuts."),
     ("saving", "lamina.saving", "lm.saving", "Saving, loading and the class registry."),
+    ("export", "lamina.export", "lm.export", "`model.export`: StableHLO, ONNX and TF SavedModel for serving."),
     ("random", "lamina.random", "lm.random", "The global seed stream and seed generators."),
     ("initializers", "lamina.initializers", "lm.initializers", "Weight initializers."),
     ("activations", "lamina.activations", "lm.activations", "Activation functions."),

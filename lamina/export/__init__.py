@@ -15,7 +15,7 @@ from lamina.export.stablehlo import StableHLOFunction, load_stablehlo
 
 FORMATS = ("tf_saved_model", "onnx", "stablehlo")
 
-__all__ = ["FORMATS", "ArgSpec", "StableHLOFunction", "export_model", "inference_function", "load_stablehlo"]
+__all__ = ["ArgSpec", "StableHLOFunction", "export_model", "inference_function", "load_stablehlo"]
 
 
 def export_model(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:
