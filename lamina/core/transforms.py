@@ -29,10 +29,13 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 from jax._src import array as _jax_array_impl
+from jax.sharding import NamedSharding, PartitionSpec
 
 from lamina.core import state
 from lamina.core.state import StateScope, UndeclaredVariableError, _thread, functionalize, materialize
 from lamina.core.variable import Deferred, Variable, fresh_copy
+from lamina.distribution import current as current_distribution
+from lamina.distribution import placement
 
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 # The concrete array class, named without creating an array: making one at import would
@@ -131,7 +134,7 @@ class _Compiled:
     """
 
     __slots__ = ("written", "read_only", "version", "consulted", "values", "read_values", "exported",
-                 "epoch", "unshare", "signature", "jitted", "__weakref__")
+                 "epoch", "unshare", "signature", "jitted", "shardings", "__weakref__")
 
     def __init__(self, fn, written, read_only, version, consulted=()):
         self.written = list(written)
@@ -160,7 +163,17 @@ class _Compiled:
                 owner.add_consulted(consulted)
             return outputs, new_values[:n]
 
-        self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,), compiler_options=_compiler_options())
+        # Under a distribution the state goes in and comes out with its layouts: a donated
+        # buffer is reused in place and nothing is resharded between steps. Arguments (the
+        # batch) keep the sharding they come with. On one device nothing is pinned.
+        self.shardings = state_shardings(self.written + self.read_only)
+        if self.shardings is None:
+            self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,),
+                                  compiler_options=_compiler_options())
+        else:
+            ws, rs = self.shardings[:n], self.shardings[n:]
+            self.jitted = jax.jit(step, static_argnums=(3,), donate_argnums=(0,), in_shardings=(ws, rs, None),
+                                  out_shardings=(None, ws), compiler_options=_compiler_options())
 
     def add_consulted(self, consulted: dict) -> None:
         """Also depend on the objects in ``consulted`` (``id -> object``), at their stamps now."""
@@ -187,12 +200,33 @@ class _Compiled:
                     continue
             else:
                 values.append(raw)
-            values[-1] = fresh_copy(values[-1])  # may be held elsewhere: never donate it
+            values[-1] = self._copy(values[-1], len(values) - 1)  # may be held elsewhere: never donate it
         self.values = values
         self.exported = set()
         self.read_values = [v._stored_value() for v in self.read_only]
+        if self.shardings is not None:
+            self._place_read_only()
         for index, variable in enumerate(self.written):
             variable._value = Deferred(self, index)
+
+    def _copy(self, value, index: int):
+        """A copy of written value ``index`` to donate, with its layout under a distribution
+        (state created before the distribution, or reset eagerly, joins the mesh here)."""
+        if self.shardings is None:
+            return fresh_copy(value)
+        return jax.device_put(value, self.shardings[index], may_alias=False)
+
+    def _place_read_only(self) -> None:
+        """Read-only state not laid out as compiled (made before the distribution) is moved
+        once, and the variable keeps the moved array, so calls do not reshard it again."""
+        n = len(self.written)
+        for i, variable in enumerate(self.read_only):
+            target = self.shardings[n + i]
+            value = self.read_values[i]
+            if getattr(value, "sharding", None) != target:
+                value = self.read_values[i] = jax.device_put(value, target)
+                if type(variable._value) is not Deferred:  # another function's output stays its own
+                    variable._value = value
 
     def prepare(self, dynamic) -> None:
         """Before a call that cannot use ``values`` as they are (see the class docstring)."""
@@ -200,10 +234,41 @@ class _Compiled:
             self.refresh()
         if self.exported:
             for index in self.exported:
-                self.values[index] = fresh_copy(self.values[index])
+                self.values[index] = self._copy(self.values[index], index)
             self.exported = set()
         if self.unshare:
             _unshare(self.values, self.read_values, dynamic)
+
+
+def state_shardings(variables: list) -> list | None:
+    """The sharding each variable goes in and out of a compiled function with, or ``None`` on
+    one device (no distribution active and no variable split or copied over several devices).
+
+    The mesh is the active distribution's, else the one the variables' arrays are laid out
+    over. A variable already on that mesh keeps its layout; another takes the one the
+    distribution would have created it with (replicated without a distribution).
+    """
+    distribution = current_distribution.distribution()
+    arrays = [placement.peek(v) for v in variables]
+    mesh = distribution.device_mesh.jax_mesh if distribution is not None else None
+    if mesh is None:
+        for array in arrays:
+            sharding = getattr(array, "sharding", None)
+            if isinstance(sharding, NamedSharding) and len(sharding.device_set) > 1:
+                mesh = sharding.mesh
+                break
+    if mesh is None:
+        return None
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shardings = []
+    for variable, array in zip(variables, arrays):
+        if placement.on_mesh(array, mesh):
+            shardings.append(array.sharding)
+        elif distribution is not None:
+            shardings.append(placement.fallback_sharding(variable, distribution))
+        else:
+            shardings.append(replicated)
+    return shardings
 
 
 def _buffers(value) -> list:

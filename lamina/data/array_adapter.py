@@ -13,6 +13,8 @@ import numpy as np
 from lamina.data import device_copy
 from lamina.data.base import _RAN_OUT, DataAdapter, _block_now
 from lamina.data.standardize import _arg_labels, _prepare_arrays
+from lamina.distribution import current as current_distribution
+from lamina.distribution import data as distribution_data
 
 
 class ArrayDataAdapter(DataAdapter):
@@ -73,6 +75,8 @@ class ArrayDataAdapter(DataAdapter):
             raise ValueError(f"The data passed as `{name}` is empty (0 samples); expected at least one.")
         if batch_size is None:  # Keras: derived from steps_per_epoch, else 32
             batch_size = math.ceil(n / steps_per_epoch) if steps_per_epoch else 32
+        # With several processes batch_size is global: this process reads its share of it.
+        batch_size = distribution_data.local_batch_size(batch_size)
         leaves, self._treedef = jax.tree_util.tree_flatten(data)
         self._host_leaves = leaves
         self._sources = [origins.get(id(leaf), leaf) for leaf in leaves]
@@ -88,6 +92,9 @@ class ArrayDataAdapter(DataAdapter):
         self._pos = 0  # batches of the current pass already yielded
         self._order = None  # NumPy permutation of the current pass; None: no pass running
         self._device_order = None  # the same on the device, sent when a device gather needs it
+        distribution_data.check_same_in_every_process(
+            f"The number of batches of `{name}` (samples, batch size, steps)",
+            (n, batch_size, self._steps_per_epoch))
 
     @property
     def has_partial_batch(self) -> bool:
@@ -100,7 +107,10 @@ class ArrayDataAdapter(DataAdapter):
 
     def _placement(self) -> list:
         if self._placed is None:
-            self._placed = device_copy.place(self._sources, self._host_leaves, copy_missing=not self.from_host)
+            # Under a distribution NumPy data are streamed, each batch sent split over the
+            # devices (a device copy would be whole on one device and gathered there).
+            copy = not self.from_host and current_distribution.distribution() is None
+            self._placed = device_copy.place(self._sources, self._host_leaves, copy_missing=copy)
             if all(isinstance(leaf, jax.Array) for leaf in self._placed):
                 # The device copy replaces the host data (no second copy of converted arrays).
                 self._host_leaves = self._sources = None
@@ -146,12 +156,15 @@ class ArrayDataAdapter(DataAdapter):
             if self._device_order is None:
                 self._device_order = device_copy.put([self._order])[0]
             gathered = device_copy._gather([placed[i] for i in on_device], self._device_order, start, shape)
+            if current_distribution.distribution() is not None:  # gathered on one device: split it
+                gathered = distribution_data.distribute(gathered, stacked=len(shape) > 1)
             for i, leaf in zip(on_device, gathered):
                 out[i] = leaf
         on_host = [i for i, leaf in enumerate(placed) if not isinstance(leaf, jax.Array)]
         if on_host:
             order = self._order if self._shuffle else None  # unshuffled: slices, no copies
-            rows = device_copy.put([device_copy.host_rows(placed[i], order, start, shape) for i in on_host])
+            rows = device_copy.put([device_copy.host_rows(placed[i], order, start, shape) for i in on_host],
+                                   stacked=len(shape) > 1)
             for i, leaf in zip(on_host, rows):
                 out[i] = leaf
         return jax.tree_util.tree_unflatten(self._treedef, out)

@@ -18,10 +18,13 @@ from lamina.data.base import _RAN_OUT, DataAdapter, _block_now
 from lamina.data.dataset import PyDataset
 from lamina.data.loading import load_batches
 from lamina.data.standardize import _prepare_batch
+from lamina.distribution.data import distribute
 
 
-def _to_device(leaves, treedef):
-    return jax.tree_util.tree_unflatten(treedef, jax.device_put(leaves))
+def _to_device(leaves, treedef, stacked=False):
+    # Under a distribution each batch is split over the devices (lamina/distribution/data.py);
+    # with several processes, each process's generator yields that process's rows.
+    return jax.tree_util.tree_unflatten(treedef, distribute(leaves, stacked))
 
 
 def _emit(batches, block):
@@ -38,7 +41,7 @@ def _emit(batches, block):
                 jnp.stack(col) if any(isinstance(a, jax.Array) for a in col) else np.stack(col)
                 for col in columns
             ]
-            yield block, _to_device(stacked, treedef)
+            yield block, _to_device(stacked, treedef, stacked=True)
             return
     for leaves, treedef in batches:
         yield 1, _to_device(leaves, treedef)

@@ -44,6 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 import xxhash
 
+from lamina.distribution.data import distribute
+
 __all__ = ["clear_device_cache", "device_budget", "set_device_budget"]
 
 BUDGET_ENV = "LAMINA_DATA_DEVICE_BUDGET"
@@ -257,9 +259,14 @@ def clear_device_cache() -> None:
     _CACHE.clear()
 
 
-def put(leaves: list) -> list:
-    """The one place in-memory data go to the device (whole arrays or streamed items)."""
-    return jax.device_put(leaves)
+def put(leaves: list, stacked: bool | None = None) -> list:
+    """The one place in-memory data go to the device (whole arrays or streamed items).
+
+    A batch (``stacked`` given: whether it is a ``(steps, batch, ...)`` block) is split over
+    the devices under a distribution (``lamina/distribution/data.py``)."""
+    if stacked is None:
+        return jax.device_put(leaves)
+    return distribute(leaves, stacked)
 
 
 def place(sources: list, leaves: list, *, copy_missing: bool = True) -> list:

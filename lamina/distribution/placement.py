@@ -144,3 +144,80 @@ def zeros_like(array):
     if sharding is None:
         return jax.numpy.zeros(shape, dtype)
     return compiled_initializer(lambda: jax.numpy.zeros(shape, dtype), sharding)()
+
+
+def peek(variable):
+    """A variable's current array, read only for its layout: unlike ``variable.value`` it does
+    not mark an array a compiled function holds as handed out (which costs a copy)."""
+    raw = variable._value
+    holder = getattr(raw, "holder", None)
+    return raw if holder is None else holder.values[raw.index]
+
+
+def on_mesh(array, mesh) -> bool:
+    """Whether ``array`` is laid out over ``mesh`` (a ``NamedSharding`` on it): its layout is
+    then the one it was created with, and it is kept."""
+    sharding = getattr(array, "sharding", None)
+    return isinstance(sharding, NamedSharding) and sharding.mesh == mesh
+
+
+def fallback_sharding(variable, distribution) -> NamedSharding:
+    """Where a variable whose array is not on the distribution's mesh (created before it, or
+    reassigned from a one-device array) belongs: the rule it would have been created by."""
+    if variable.trainable:
+        return distribution.get_variable_layout((variable.path, tuple(variable.shape)))
+    return distribution.replicated()
+
+
+def move(variables, targets) -> None:
+    """Give each variable the sharding in ``targets`` (same order) where its array has another:
+    state made before ``set_distribution`` joins the mesh. Raises naming the variable when its
+    array cannot take that layout."""
+    for variable, target in zip(variables, targets):
+        if getattr(peek(variable), "sharding", None) == target:
+            continue
+        value = variable.value
+        try:
+            moved = jax.device_put(value, target, may_alias=False)
+        except Exception as error:  # noqa: BLE001 - re-raised with the variable named
+            raise ValueError(
+                f"Variable '{variable.path}' (shape {tuple(variable.shape)}) was created before the "
+                f"distribution and cannot be moved to its layout {target.spec} on "
+                f"{dict(target.mesh.shape)}: {error}. Create it under the distribution "
+                "(set_distribution before building the model) or give it a layout that fits."
+            ) from error
+        variable.assign(moved)
+
+
+def model_state_targets(model, distribution) -> tuple[list, list]:
+    """``(variables, shardings)``: a model's state and where each belongs under ``distribution``.
+
+    Arrays already on the distribution's mesh keep their sharding. Other weights take the
+    distribution's layout for their path; an optimizer slot takes its weight's (its path ends
+    with the weight's path and it has its shape), other optimizer state and the metrics are
+    replicated.
+    """
+    mesh = distribution.device_mesh.jax_mesh
+    variables, targets = [], []
+    seen = set()
+
+    def add(variable, target):
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            value = peek(variable)
+            variables.append(variable)
+            targets.append(value.sharding if on_mesh(value, mesh) else target)
+
+    weights = list(model.weights)
+    for w in weights:
+        add(w, distribution.get_variable_layout(w))
+    by_path = {(w.path, tuple(w.shape)): targets[i] for i, w in enumerate(variables)}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        for v in optimizer.variables:
+            target = next((t for (path, shape), t in by_path.items()
+                           if tuple(v.shape) == shape and v.path.endswith("/" + path)), None)
+            add(v, target or distribution.replicated())
+    for v in getattr(model, "metrics_variables", []):
+        add(v, distribution.replicated())
+    return variables, targets

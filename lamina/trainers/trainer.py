@@ -34,6 +34,9 @@ from lamina.core.state import functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.data.checks import batch_size_or_default
+from lamina.distribution import current as current_distribution
+from lamina.distribution import placement
+from lamina.distribution.data import local_rows
 from lamina.metrics.base import state_values
 from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
@@ -436,6 +439,10 @@ class Trainer:
         full = steps - (1 if adapter.has_partial_batch else 0)
         if mode != "train":  # fit's validation: forward steps, always cheap to scan
             return divisor_block(full, max(1, full // CALLS_PER_EPOCH))
+        if jax.process_count() > 1:
+            # Timings differ between processes, and every process must run the same program
+            # (a different choice would leave one waiting for the other): one step per call.
+            return 1
         choices = self.__dict__.setdefault("_lm_auto_blocks", {})
         key = (mode, adapter.batch_size, full)
         if key not in choices:
@@ -501,6 +508,7 @@ class Trainer:
                                           name="validation_data")
         callbacks = self._lm_callbacks(callbacks, verbose, adapter, epochs=epochs, history=True)
         block = self._lm_block_size(adapter, callbacks, "train")
+        self._lm_distribute_state()
         self.stop_training = False
         # Where fit is (epoch, step, data position): read and set by BackupAndRestore.
         progress = self.__dict__["_lm_fit_progress"] = FitProgress(adapter, initial_epoch)
@@ -589,6 +597,7 @@ class Trainer:
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         callbacks = self._lm_callbacks(callbacks, verbose, adapter)
+        self._lm_distribute_state()
         # Unlike predict, the last, partial batch keeps its size (one more program per
         # distinct size): padded rows with zero weight would still count in the batch-size
         # weighting of the loss trackers, in a loss's mean over the batch, in add_loss terms
@@ -609,6 +618,7 @@ class Trainer:
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.pad_partial_batch = True
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
+        self._lm_distribute_state()
         callbacks.on_predict_begin()
         chunks, step, rows = [], 0, 0
         # One predict sees one state of the model: another thread's fit steps wait (the
@@ -629,7 +639,11 @@ class Trainer:
             raise ValueError("predict: the data produced no batch (is it empty?).")
         # Outputs stay on the device until here: one transfer at the end, not one per batch,
         # and (steps, batch, ...) blocks are flattened on the host, where it costs nothing.
-        host = jax.device_get([outputs for _, outputs in chunks])
+        if jax.process_count() > 1:  # each process gets back the rows it passed
+            host = [jax.tree_util.tree_map(lambda a, s=stacked: local_rows(a, s), outputs) for stacked, outputs in chunks]
+            rows = sum(_batch_rows(part, 2 if stacked else 1) for (stacked, _), part in zip(chunks, host))
+        else:
+            host = jax.device_get([outputs for _, outputs in chunks])
         parts = [jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), part) if stacked else part
                  for (stacked, _), part in zip(chunks, host)]
         real = _real_rows(adapter, rows)
@@ -702,7 +716,18 @@ class Trainer:
                                    class_weight=class_weight, for_training=kind == "train",
                                    require_y=kind != "predict" and self.compiled_loss is not None)
         _, data = next(iter(adapter.epoch(0, block=1)))
+        self._lm_distribute_state()
         return self._lm_step_function(kind, stacked=False)(data)
+
+    def _lm_distribute_state(self) -> None:
+        """Under a distribution, move the state made before it (a model built, an optimizer
+        or metrics used on one device) to its layouts before a loop's first step; a variable
+        that cannot take its layout raises, naming it. Nothing to do without one."""
+        distribution = current_distribution.distribution()
+        if distribution is None:
+            return
+        variables, targets = placement.model_state_targets(self, distribution)
+        placement.move(variables, targets)
 
 
 _DATA_LOADING_ARGS = ("workers", "use_multiprocessing", "max_queue_size")
