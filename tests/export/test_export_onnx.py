@@ -15,57 +15,65 @@ pytest.importorskip("jax2onnx")
 L = lm.layers
 
 
+# Zero initial values (each test sets random weights with NumPy afterwards): drawing them with
+# the layers' initializers compiles a JAX program per shape (orthogonal ones a QR), most of
+# this file's time otherwise.
+K = {"kernel_initializer": "zeros"}
+R = {**K, "recurrent_initializer": "zeros"}
+
+
 def _sequential(shape, *layers, dtype="float32"):
     return lm.Sequential([lm.Input(shape, dtype=dtype), *layers])
 
 
 def _two_inputs(merge):
     a, b = lm.Input((4,), name="a"), lm.Input((4,), name="b")
-    return lm.Model([a, b], merge([L.Dense(4)(a), L.Dense(4)(b)]))
+    return lm.Model([a, b], merge([L.Dense(4, **K)(a), L.Dense(4, **K)(b)]))
 
 
 def _transformer_block():
     tokens = lm.Input((6,), dtype="int32")
-    x = L.Embedding(20, 8)(tokens)
-    x = L.LayerNormalization()(L.Add()([x, L.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)]))
-    x = L.LayerNormalization()(L.Add()([x, L.Dense(8)(L.Dropout(0.1)(L.Dense(16, activation="relu")(x)))]))
-    return lm.Model(tokens, L.Dense(3, activation="softmax")(L.GlobalAveragePooling1D()(x)))
+    x = L.Embedding(20, 8, embeddings_initializer="zeros")(tokens)
+    x = L.LayerNormalization()(L.Add()([x, L.MultiHeadAttention(num_heads=2, key_dim=4, **K)(x, x)]))
+    x = L.LayerNormalization()(L.Add()([x, L.Dense(8, **K)(L.Dropout(0.1)(L.Dense(16, activation="relu", **K)(x)))]))
+    return lm.Model(tokens, L.Dense(3, activation="softmax", **K)(L.GlobalAveragePooling1D()(x)))
 
 
 # One model per family; the ones of examples/ (Dense, Dropout, Conv2D, MaxPooling2D, Flatten,
 # Embedding, MultiHeadAttention, LayerNormalization, Add, GlobalAveragePooling1D) first.
 MODELS = {
     "dense_dropout_activations": lambda: _sequential(
-        (6,), L.Dense(8, activation="relu"), L.Dropout(0.5), L.Dense(8, activation="gelu"),
-        L.Activation("tanh"), L.Dense(4, activation="sigmoid"), L.Dense(3, activation="softmax")),
+        (6,), L.Dense(8, activation="relu", **K), L.Dropout(0.5), L.Dense(8, activation="gelu", **K),
+        L.Activation("tanh"), L.Dense(4, activation="sigmoid", **K), L.Dense(3, activation="softmax", **K)),
     "convnet_of_examples": lambda: _sequential(
-        (10, 10, 1), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(), L.Dropout(0.5),
-        L.Dense(3, activation="softmax")),
+        (10, 10, 1), L.Conv2D(4, 3, activation="relu", **K), L.MaxPooling2D(2), L.Flatten(), L.Dropout(0.5),
+        L.Dense(3, activation="softmax", **K)),
     "transformer_of_examples": _transformer_block,
     "pooling_2d": lambda: _sequential(
         (9, 9, 2), L.MaxPooling2D(3, strides=2, padding="same"), L.AveragePooling2D(2, strides=1),
         L.MaxPooling2D(2, padding="same"), L.AveragePooling2D(2, padding="same"), L.GlobalMaxPooling2D()),
     "global_average_2d": lambda: _sequential((5, 5, 3), L.GlobalAveragePooling2D()),
     "conv_1d_pooling_1d": lambda: _sequential(
-        (12, 3), L.Conv1D(4, 3, padding="same", activation="relu"), L.MaxPooling1D(2),
+        (12, 3), L.Conv1D(4, 3, padding="same", activation="relu", **K), L.MaxPooling1D(2),
         L.AveragePooling1D(3, strides=1, padding="same"), L.MaxPooling1D(3, strides=2), L.GlobalMaxPooling1D()),
     "conv_variants": lambda: _sequential(
-        (8, 8, 3), L.ZeroPadding2D(1), L.DepthwiseConv2D(3), L.SeparableConv2D(4, 3, padding="same"),
-        L.Conv2DTranspose(3, 3, strides=2), L.Cropping2D(2), L.UpSampling2D(2), L.Conv2D(2, 3, strides=2),
+        (8, 8, 3), L.ZeroPadding2D(1), L.DepthwiseConv2D(3, depthwise_initializer="zeros"),
+        L.SeparableConv2D(4, 3, padding="same", depthwise_initializer="zeros", pointwise_initializer="zeros"),
+        L.Conv2DTranspose(3, 3, strides=2, **K), L.Cropping2D(2), L.UpSampling2D(2), L.Conv2D(2, 3, strides=2, **K),
         L.Flatten()),
     "conv_3d": lambda: _sequential(
-        (6, 6, 6, 2), L.Conv3D(3, 3, strides=(2, 1, 1), padding="same"), L.Conv3D(2, 2), L.Flatten()),
+        (6, 6, 6, 2), L.Conv3D(3, 3, strides=(2, 1, 1), padding="same", **K), L.Conv3D(2, 2, **K), L.Flatten()),
     "normalization": lambda: _sequential(
-        (8,), L.Rescaling(0.5, offset=1.0), L.BatchNormalization(), L.LayerNormalization(), L.Dense(8),
+        (8,), L.Rescaling(0.5, offset=1.0), L.BatchNormalization(), L.LayerNormalization(), L.Dense(8, **K),
         L.Reshape((2, 4)), L.GroupNormalization(groups=2), L.UnitNormalization(), L.Flatten()),
     "embedding_masked_lstm": lambda: _sequential(
-        (7,), L.Embedding(10, 4, mask_zero=True), L.LSTM(5), dtype="int32"),
+        (7,), L.Embedding(10, 4, mask_zero=True, embeddings_initializer="zeros"), L.LSTM(5, **R), dtype="int32"),
     "recurrent": lambda: _sequential(
-        (5, 3), L.MaxPooling1D(2, strides=1, padding="same"), L.SimpleRNN(4, return_sequences=True), L.GRU(4, return_sequences=True),
-        L.Bidirectional(L.LSTM(3, return_sequences=True)), L.TimeDistributed(L.Dense(2)), L.LSTM(3)),
+        (5, 3), L.MaxPooling1D(2, strides=1, padding="same"), L.SimpleRNN(4, return_sequences=True, **R), L.GRU(4, return_sequences=True, **R),
+        L.Bidirectional(L.LSTM(3, return_sequences=True, **R)), L.TimeDistributed(L.Dense(2, **K)), L.LSTM(3, **R)),
     "reshaping": lambda: _sequential(
         (4, 6), L.Permute((2, 1)), L.Reshape((3, 8)), L.Flatten(), L.RepeatVector(2),
-        L.EinsumDense("abc,cd->abd", output_shape=(None, 5)), L.Identity(), L.Flatten()),
+        L.EinsumDense("abc,cd->abd", output_shape=(None, 5), **K), L.Identity(), L.Flatten()),
     "merging_add_concatenate": lambda: _two_inputs(lambda xs: L.Concatenate()([L.Add()(xs), L.Subtract()(xs)])),
     "merging_multiply_average_dot": lambda: _two_inputs(
         lambda xs: L.Concatenate()([L.Multiply()(xs), L.Average()(xs), L.Dot(axes=1)(xs)])),
@@ -133,7 +141,7 @@ class RawMaxPool(lm.Layer):
                                               r"'net/raw_pool' \(RawMaxPool\)\).*Unsupported pooling size"),
 ])
 def test_unsupported_layer_fails_naming_layer_and_operation(layer, shape, message, tmp_path):
-    model = lm.Sequential([lm.Input(shape), L.Dense(shape[-1]), layer, L.Flatten(), L.Dense(2)], name="net")
+    model = lm.Sequential([lm.Input(shape), L.Dense(shape[-1], **K), layer, L.Flatten(), L.Dense(2, **K)], name="net")
     (tmp_path / "model.onnx").write_bytes(b"previous")
     with pytest.raises(NotImplementedError, match=message):
         model.export(tmp_path / "model.onnx", format="onnx")
@@ -142,6 +150,6 @@ def test_unsupported_layer_fails_naming_layer_and_operation(layer, shape, messag
 
 def test_without_jax2onnx_the_error_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "jax2onnx", None)
-    model = _sequential((3,), L.Dense(2))
+    model = _sequential((3,), L.Dense(2, **K))
     with pytest.raises(ImportError, match=r'pip install "lamina\[onnx\]"'):
         model.export(tmp_path / "m.onnx", format="onnx")

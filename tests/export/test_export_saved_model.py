@@ -17,10 +17,16 @@ def exported(tmp_path_factory):
     tf = pytest.importorskip("tensorflow")
     lm.random.set_seed(5)
     image, sequence = lm.Input((8, 8, 1), name="image"), lm.Input((4, 3), name="sequence")
-    x = L.MaxPooling2D(2)(L.BatchNormalization()(L.Conv2D(3, 3, activation="relu")(image)))
-    joined = L.Concatenate()([L.Flatten()(x), L.LSTM(4)(sequence)])
-    model = lm.Model([image, sequence], L.Dense(2, activation="softmax")(L.Dropout(0.3)(joined)))
-    model.layers[2].moving_mean.assign(np.full((3,), 0.3, "float32"))  # statistics that matter
+    # Zero initial values, then random ones from NumPy: the layers' initializers would compile
+    # a JAX program per weight shape (a QR for the LSTM's orthogonal one).
+    zeros = {"kernel_initializer": "zeros"}
+    x = L.MaxPooling2D(2)(L.BatchNormalization()(L.Conv2D(3, 3, activation="relu", **zeros)(image)))
+    joined = L.Concatenate()([L.Flatten()(x), L.LSTM(4, recurrent_initializer="zeros", **zeros)(sequence)])
+    model = lm.Model([image, sequence], L.Dense(2, activation="softmax", **zeros)(L.Dropout(0.3)(joined)))
+    rng = np.random.default_rng(1)
+    for v in model.weights:  # batch statistics included: inference uses them
+        values = rng.uniform(0.5, 1.5, v.shape) if "variance" in v.path else rng.normal(scale=0.3, size=v.shape)
+        v.assign(values.astype("float32"))
     path = tmp_path_factory.mktemp("saved") / "model"
     model.export(path, verbose=False)  # the default format, as in Keras
     return model, tf.saved_model.load(str(path)), path
