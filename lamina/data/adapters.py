@@ -14,7 +14,10 @@ so that ``fit``'s ``steps_per_execution="auto"`` can change it in the middle of 
 Modules: ``standardize.py`` checks and standardizes user data, ``array_adapter.py`` batches
 in-memory arrays, ``device_copy.py`` decides where they live (the device-copy cache and the
 device budget), ``batchwise_adapters.py`` takes generators, iterables and Datasets, and this
-module picks the adapter.
+module picks the adapter. Objects of other libraries (tf.data, PyTorch, Grain) are recognized
+in ``ecosystem.py`` and adapted by ``source_adapters.py`` (rules in ``tf_adapter.py``,
+``torch_adapter.py``, ``grain_adapter.py``); pandas objects are arrays
+(``pandas_conversion.py``).
 
 In-memory arrays (``ArrayDataAdapter``) are placed when the first batch is drawn
 (``lamina/data/device_copy.py``): JAX arrays as they are; NumPy arrays copied to the device
@@ -62,6 +65,7 @@ from lamina.data.base import _RAN_OUT, DataAdapter, _block_now
 from lamina.data.batchwise_adapters import DatasetAdapter, IterableDataAdapter, _IterNext
 from lamina.data.dataset import Dataset
 from lamina.data.device_copy import _gather, host_rows
+from lamina.data.ecosystem import ecosystem_adapter, source_kind
 from lamina.data.standardize import (
     _arg_labels,
     _check_class_weight,
@@ -109,7 +113,8 @@ def get_data_adapter(
     Args:
         x: NumPy/JAX arrays (or dicts, lists, tuples of them), an ``lm.data.Dataset``, or a
             generator / iterable of ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``
-            batches. An existing ``DataAdapter`` is returned as is.
+            batches, or a tf.data / PyTorch / Grain dataset or loader (``ecosystem.py``);
+            pandas objects count as arrays. An existing ``DataAdapter`` is returned as is.
         y, sample_weight: arrays (structures) alongside array ``x`` only. ``sample_weight`` is
             one array per output of ``y``, or one ``(num_samples,)`` array for all outputs.
         batch_size: samples per batch for arrays (None: ``ceil(n / steps_per_epoch)`` or 32);
@@ -155,13 +160,19 @@ def get_data_adapter(
             require_y=require_y,
             name=name,
         )
-    kind = "an lm.data.Dataset" if isinstance(x, Dataset) else "a generator or iterable"
+    kind = "an lm.data.Dataset" if isinstance(x, Dataset) else source_kind(x) or "a generator or iterable"
     for given, label, what in ((y, y_label, "targets"), (sample_weight, sw_label, "weights")):
         if given is not None:
             raise ValueError(
                 f"`{label}` must not be given when `{x_label}` is {kind}: its batches carry "
                 f"the {what}, as `(x, y)` or `(x, y, sample_weight)`."
             )
+    external = ecosystem_adapter(  # tf.data, PyTorch, Grain (lamina/data/ecosystem.py)
+        x, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
+        class_weight=class_weight, require_y=require_y, name=x_label,
+    )
+    if external is not None:
+        return external
     if isinstance(x, Dataset):
         return DatasetAdapter(
             x,

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.data.pandas_conversion import is_pandas, pandas_to_numpy
+
 # 64-bit types become their 32-bit kin: JAX runs with x64 disabled, and silent truncation
 # warnings on every batch help nobody.
 _NARROW = {
@@ -111,6 +113,8 @@ def _standardize_leaf(leaf, label: str, *, weight: bool = False, origins: dict |
             f"`{label}` must be a NumPy or JAX array (or a dict/list/tuple of them); got "
             f"{_describe(leaf)}{hint}."
         )
+    if is_pandas(leaf):  # by column: a mixed frame must not become an object array
+        leaf = pandas_to_numpy(leaf, label)
     if not isinstance(leaf, jax.Array):
         try:
             leaf = np.asarray(leaf)
