@@ -30,7 +30,7 @@ _CHECK_TOLERANCE = 1e-4  # catches a wrong graph, not float rounding (the tests 
 
 def export_onnx(model, inference, path, opset_version=None) -> None:
     """Convert ``inference`` (see ``lamina.export.signature``) and write ``path`` atomically."""
-    require("onnx", "onnx", _FEATURE)
+    onnx = require("onnx", "onnx", _FEATURE)
     jax2onnx = require("jax2onnx", "onnx", _FEATURE)
     specs = symbolic_specs(inference.specs)
     output_names = _output_names(model)
@@ -44,14 +44,13 @@ def export_onnx(model, inference, path, opset_version=None) -> None:
     except Exception as error:
         raise _conversion_error(model, inference, specs, error) from error
     _check_in_onnxruntime(model, inference, proto)
-    onnx = require("onnx", "onnx", _FEATURE)
     with atomic_write(path) as tmp:
         onnx.save_model(proto, tmp)
 
 
 @contextlib.contextmanager
 def _jax_plugins_only():
-    """Load only jax2onnx's rules for JAX primitives, all lamina emits. On first use jax2onnx
+    """Load only jax2onnx's rules for JAX primitives (all a lamina model emits). On first use jax2onnx
     imports every plugin, its Flax, Equinox and example models' included, which build and
     compile models while importing (8 s of CPU here, 30 s without JAX's compilation cache).
     The registry is marked complete only during this conversion, so a later jax2onnx call

@@ -142,7 +142,9 @@ def _input_names(signature, count: int) -> list:
     names = [getattr(leaf, "name", None) for leaf in leaves]
     if count == 1:
         return [names[0] if isinstance(names[0], str) and names[0] else "inputs"]
-    return [n if isinstance(n, str) and n else f"inputs_{i}" for i, n in enumerate(names)]
+    names = [n if isinstance(n, str) and n else f"inputs_{i}" for i, n in enumerate(names)]
+    # Runtimes feed inputs by name: a repeated one gets its position appended.
+    return [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
 
 
 def _arg_spec(leaf, name: str, model, given: bool) -> ArgSpec:

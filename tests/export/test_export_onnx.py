@@ -22,8 +22,8 @@ K = {"kernel_initializer": "zeros"}
 R = {**K, "recurrent_initializer": "zeros"}
 
 
-def _sequential(shape, *layers, dtype="float32"):
-    return lm.Sequential([lm.Input(shape, dtype=dtype), *layers])
+def _sequential(shape, *layers, dtype="float32", name=None):
+    return lm.Sequential([lm.Input(shape, dtype=dtype), *layers], name=name)
 
 
 def _two_inputs(merge):
@@ -153,3 +153,18 @@ def test_without_jax2onnx_the_error_names_the_extra(monkeypatch, tmp_path):
     model = _sequential((3,), L.Dense(2, **K))
     with pytest.raises(ImportError, match=r'pip install "lamina\[onnx\]"'):
         model.export(tmp_path / "m.onnx", format="onnx")
+
+
+def test_a_file_that_computes_something_else_is_never_written(monkeypatch, tmp_path):
+    import jax2onnx
+
+    convert = jax2onnx.to_onnx
+
+    def off_by_one(fn, *args, **kwargs):  # a converter bug, simulated
+        return convert(lambda *x: fn(*x) + 1.0, *args, **kwargs)
+
+    monkeypatch.setattr(jax2onnx, "to_onnx", off_by_one)
+    model = _sequential((3,), L.Dense(2, **K), name="shifted")
+    with pytest.raises(RuntimeError, match="'shifted'.*output 0 differs.*largest difference 1.0.*no file was written"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
