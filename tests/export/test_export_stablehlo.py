@@ -130,3 +130,11 @@ def test_loading_a_foreign_file_names_it(tmp_path):
 def test_unknown_option_is_refused(net, tmp_path):
     with pytest.raises(TypeError, match="opset_version"):
         net.export(tmp_path / "m.stablehlo", format="stablehlo", opset_version=17)
+
+
+def test_exported_for_several_platforms_runs_here(net, tmp_path):
+    net.export(tmp_path / "m.stablehlo", format="stablehlo", platforms=("cpu", "cuda"), verbose=False)
+    served = lm.export.load_stablehlo(tmp_path / "m.stablehlo")
+    assert served.exported.platforms == ("cpu", "cuda")
+    x = np.ones((3, 5), "float32")
+    np.testing.assert_allclose(served(x), net.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
