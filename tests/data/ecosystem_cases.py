@@ -33,6 +33,7 @@ CASES = {
         data="xy", fit=dict(epochs=3, steps_per_epoch=4, class_weight={0: 0.5, 1: 3.0})
     ),
     "shuffled": dict(data="xyw", fit=dict(epochs=2, shuffle=True)),  # sources of samples only
+    "shuffled_batches": dict(data="xy", fit=dict(epochs=2, shuffle="batch")),
 }
 BATCH_SOURCE_CASES = ["weighted_spe4", "weighted_spe1", "dict_inputs", "steps_class_weight"]
 SAMPLE_SOURCE_CASES = BATCH_SOURCE_CASES + ["shuffled"]

@@ -6,6 +6,7 @@ import pytest
 
 from tests.data.ecosystem_cases import (
     BATCH,
+    N,
     X,
     Y,
     assert_same,
@@ -55,13 +56,15 @@ def test_dataloader_numbers_equal_arrays(case):
     assert_same(run(case, loader_source), case)
 
 
-def test_iter_datasets_batched_or_not_and_the_steps_they_report():
+def test_iter_datasets_and_loaders_batched_or_not_and_the_steps_they_report():
     from lamina.data import get_data_adapter
 
     source = grain.MapDataset.source(_samples(X, Y, None))
     model = make_model(False)
     want = model.evaluate(X, Y, batch_size=BATCH, verbose=0)
-    for data in (source.to_iter_dataset().batch(BATCH), source.to_iter_dataset()):
+    sampler = grain.samplers.IndexSampler(N, shuffle=False, num_epochs=1)
+    unbatched_loader = grain.DataLoader(data_source=_samples(X, Y, None), sampler=sampler)
+    for data in (source.to_iter_dataset().batch(BATCH), source.to_iter_dataset(), unbatched_loader):
         np.testing.assert_allclose(model.evaluate(data, batch_size=BATCH, verbose=0), want, rtol=1e-6)
     assert get_data_adapter(source.batch(BATCH)).steps_per_epoch == 6
     assert get_data_adapter(source.to_iter_dataset()).steps_per_epoch is None

@@ -48,7 +48,7 @@ def test_dataloader_numbers_equal_arrays(case):
     assert_same(run(case, loader_source), case)
 
 
-@pytest.mark.parametrize("case", ["weighted_spe1", "steps_class_weight", "shuffled"])
+@pytest.mark.parametrize("case", ["weighted_spe1", "steps_class_weight", "shuffled", "shuffled_batches"])
 def test_map_style_dataset_is_batched_and_shuffled_as_arrays(case):
     assert_same(run(case, dataset_source), case)
 
