@@ -328,3 +328,21 @@ def test_a_checkpoint_written_by_two_processes_loads_in_one(tmp_path):
     variables = [*model.weights, *model.optimizer.variables]
     for variable, expected in zip(variables, script.known_values(variables)):
         np.testing.assert_array_equal(np.asarray(variable.value), expected, err_msg=variable.path)
+
+
+# -- fit under a distribution (in the 8-device subprocess) ------------------------------------
+def test_model_checkpoint_saves_an_fsdp_model_during_fit(found):
+    assert found["fit_kernel_devices"] == 8
+    assert found["model_checkpoint_equal"]  # the file, loaded on one device, holds the weights
+
+
+def test_five_fitted_steps_after_a_restore_on_four_devices_match_the_uninterrupted_run(found):
+    assert found["fit_restored_kernel_devices"] == 4
+    np.testing.assert_allclose(found["fit_more_restored"], found["fit_more_source"], rtol=1e-6, atol=1e-6)
+    assert found["fit_more_max_diff"] <= 1e-6
+
+
+def test_backup_and_restore_with_data_parallel_resumes_bit_identical(found):
+    assert found["backup_interrupted"] and found["backup_trained"]
+    assert found["backup_kernel_devices"] == 8  # restored onto the data-parallel layout
+    assert found["backup_equal"]  # weights, Dropout's seeds and Adam's state, bit for bit
