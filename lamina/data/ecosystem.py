@@ -35,8 +35,8 @@ def _builders():
     return (
         (tf_adapter.is_tf_dataset, tf_adapter.KIND, tf_adapter.tf_dataset_adapter),
         (torch_adapter.is_torch_dataloader, torch_adapter.LOADER_KIND, torch_adapter.dataloader_adapter),
-        (torch_adapter.is_torch_dataset, torch_adapter.DATASET_KIND, torch_adapter.dataset_adapter),
-        (grain_adapter.is_grain, grain_adapter.KIND, grain_adapter.grain_adapter),
+        (torch_adapter.is_torch_dataset, torch_adapter.dataset_kind, torch_adapter.dataset_adapter),
+        (grain_adapter.is_grain, grain_adapter.grain_kind, grain_adapter.grain_adapter),
     )
 
 

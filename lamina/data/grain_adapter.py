@@ -45,7 +45,8 @@ def is_grain(obj) -> bool:
     return defined_in(obj, "grain", _NAMES)
 
 
-def KIND(source) -> str:  # noqa: N802 - a kind like the constants, computed per object
+def grain_kind(source) -> str:
+    """How messages call a Grain object: ``"a grain.MapDataset"``, ``"a grain.DataLoader"``..."""
     name = next(cls.__name__ for cls in type(source).__mro__ if cls.__name__ in _NAMES)
     return f"a grain.{name}"
 

@@ -26,7 +26,8 @@ def is_pandas(obj) -> bool:
     if "pandas" not in sys.modules:
         return False
     pd = sys.modules["pandas"]
-    return isinstance(obj, (pd.DataFrame, pd.Series))
+    kinds = tuple(getattr(pd, name, None) for name in ("DataFrame", "Series"))
+    return None not in kinds and isinstance(obj, kinds)
 
 
 def _column_array(series, where: str) -> np.ndarray:

@@ -31,7 +31,8 @@ from lamina.data.source_adapters import (
 LOADER_KIND = "a torch DataLoader"
 
 
-def DATASET_KIND(dataset) -> str:  # noqa: N802 - a kind like the constants, computed per object
+def dataset_kind(dataset) -> str:
+    """How messages call a torch dataset: ``"a torch Dataset"`` or ``"a torch IterableDataset"``."""
     return f"a torch {'IterableDataset' if _is_iterable(dataset) else 'Dataset'}"
 
 
