@@ -38,9 +38,16 @@ def export_onnx(model, inference, path, opset_version=None) -> None:
     try:
         with portable_pooling(), _jax_plugins_only():
             fn = rewritten(inference.fn) if needs_rewrite(inference.fn, specs) else inference.fn
-            proto = jax2onnx.to_onnx(fn, inputs=specs, model_name=model.name,
-                                     input_names=[s.name for s in inference.specs],
-                                     output_names=output_names, **kwargs)
+            names = {"input_names": [s.name for s in inference.specs], "output_names": output_names}
+            try:
+                proto = jax2onnx.to_onnx(fn, inputs=specs, model_name=model.name, **names, **kwargs)
+            except ValueError as error:
+                if "Conflicting custom names" not in str(error):
+                    raise
+                # An output that is an input (a model of layers that are identities at
+                # inference, such as RandomFlip) keeps the input's name.
+                proto = jax2onnx.to_onnx(fn, inputs=specs, model_name=model.name,
+                                         input_names=names["input_names"], **kwargs)
     except Exception as error:
         raise _conversion_error(model, inference, specs, error) from error
     _check_in_onnxruntime(model, inference, proto)
@@ -86,8 +93,13 @@ def _conversion_error(model, inference, specs, error) -> Exception:
     """A ``NotImplementedError`` naming the layer(s) and the primitive jax2onnx refused."""
     primitive, params = _failed_equation(error)
     if primitive is None:
-        return RuntimeError(f"Cannot export model '{model.name}' to ONNX: jax2onnx failed with "
-                            f"{type(error).__name__}: {error}")
+        # jax2onnx replaces some jax.numpy / jax.image functions while it traces; one of those
+        # refused its arguments inside a layer's call.
+        return NotImplementedError(
+            f"Cannot export model '{model.name}' to ONNX: jax2onnx failed while tracing "
+            f"{attribution.describe(_innermost_layer(error)) if _innermost_layer(error) else 'the model'} "
+            f"({type(error).__name__}: {str(error).splitlines()[0]}). Export it with format='stablehlo' or "
+            "'tf_saved_model', or pass an input_signature with a fixed batch size if the layer needs one.")
     culprits = _layers_using(model, inference, specs, {primitive}, params)
     return NotImplementedError(
         f"Cannot export model '{model.name}' to ONNX: jax2onnx cannot convert the JAX primitive "
@@ -106,6 +118,17 @@ def _failed_equation(error):
             return eqn.primitive.name, attribution.simple_params(eqn)
     match = re.search(r"primitive '([\w.-]+)'", str(error))
     return (match.group(1), {}) if match else (None, {})
+
+
+def _innermost_layer(error):
+    """The layer whose ``call`` was running where ``error`` was raised, or None."""
+    from lamina.layers.layer import Layer
+
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Layer):
+            return candidate
+    return None
 
 
 def _layers_using(model, inference, specs, primitives, params=None) -> str:

@@ -3,9 +3,10 @@
 - ``scan(reverse=True)`` (RNNs with ``go_backwards``, the backward half of
   ``Bidirectional``): jax2onnx has no reverse scan. A reverse scan equals a forward scan over
   the time-reversed sequences whose stacked outputs are reversed back.
-- ``conv_general_dilated`` with three spatial axes (``Conv3D``): jax2onnx converts only 1-D
-  and 2-D convolutions. A 3-D convolution is the sum, over the kernel's depth, of 2-D
-  convolutions of strided depth slices of the input (depth folded into the batch).
+- ``conv_general_dilated`` with three spatial axes (``Conv3D``, ``Conv3DTranspose``):
+  jax2onnx converts only 1-D and 2-D convolutions. A 3-D convolution is the sum, over the
+  kernel's depth, of 2-D convolutions of strided depth slices of the input (depth folded into
+  the batch); a transposed one first spreads the input's depth planes with zeros.
 
 ``rewritten(fn)`` re-evaluates ``fn``'s jaxpr, equation by equation, replacing those (also
 inside nested ``jit`` calls, which are inlined); everything else is bound unchanged.
@@ -44,8 +45,7 @@ def _rewritable(eqn) -> bool:
         return bool(eqn.params.get("reverse"))
     if name == "conv_general_dilated":
         params = eqn.params
-        return (len(params["dimension_numbers"].lhs_spec) == 5 and set(params["lhs_dilation"]) == {1}
-                and params["batch_group_count"] == 1)
+        return len(params["dimension_numbers"].lhs_spec) == 5 and params["batch_group_count"] == 1
     return False
 
 
@@ -99,6 +99,10 @@ def _conv3d_as_2d(eqn, values):
     x = lax.transpose(values[0], (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))
     kernel = lax.transpose(values[1], (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))
     (low, high), stride, dilation = params["padding"][0], params["window_strides"][0], params["rhs_dilation"][0]
+    spread = params["lhs_dilation"][0]
+    if spread > 1:  # a transposed convolution: zeros between the input's depth planes
+        planes = jnp.stack([x, *[jnp.zeros_like(x)] * (spread - 1)], axis=2)
+        x = planes.reshape((-1, x.shape[1] * spread, *x.shape[2:]))[:, :(x.shape[1] - 1) * spread + 1]
     # jnp.pad, not lax.pad: jax2onnx converts the former with a symbolic batch axis only.
     x = x[:, max(-low, 0):x.shape[1] - max(-high, 0)]
     x = jnp.pad(x, [(0, 0), (max(low, 0), max(high, 0)), (0, 0), (0, 0), (0, 0)])
@@ -110,7 +114,8 @@ def _conv3d_as_2d(eqn, values):
         planes = planes.reshape((-1, *planes.shape[2:]))  # depth folded into the batch
         y = lax.conv_general_dilated(
             planes, kernel[k], params["window_strides"][1:], params["padding"][1:],
-            rhs_dilation=params["rhs_dilation"][1:], dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            lhs_dilation=params["lhs_dilation"][1:], rhs_dilation=params["rhs_dilation"][1:],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=params["feature_group_count"], precision=params["precision"],
             preferred_element_type=params["preferred_element_type"])
         y = y.reshape((x.shape[0], depth, *y.shape[1:]))

@@ -61,22 +61,35 @@ MODELS = {
         L.SeparableConv2D(4, 3, padding="same", depthwise_initializer="zeros", pointwise_initializer="zeros"),
         L.Conv2DTranspose(3, 3, strides=2, **K), L.Cropping2D(2), L.UpSampling2D(2), L.Conv2D(2, 3, strides=2, **K),
         L.Flatten()),
+    "conv_1d_variants": lambda: _sequential(
+        (8, 3), L.ZeroPadding1D(1), L.Conv1DTranspose(3, 3, strides=2, **K),
+        L.DepthwiseConv1D(3, depthwise_initializer="zeros"),
+        L.SeparableConv1D(2, 3, depthwise_initializer="zeros", pointwise_initializer="zeros"),
+        L.Cropping1D(1), L.UpSampling1D(2), L.Flatten()),
     "conv_3d": lambda: _sequential(
-        (6, 6, 6, 2), L.Conv3D(3, 3, strides=(2, 1, 1), padding="same", **K), L.Conv3D(2, 2, **K), L.Flatten()),
+        (6, 6, 6, 2), L.Conv3D(3, 3, strides=(2, 1, 1), padding="same", **K), L.Conv3DTranspose(2, 2, strides=2, **K),
+        L.Conv3D(2, 2, **K), L.Flatten()),
+    "pooling_3d": lambda: _sequential(
+        (6, 6, 6, 2), L.ZeroPadding3D(1), L.Cropping3D(1), L.MaxPooling3D(2), L.UpSampling3D(2),
+        L.AveragePooling3D(2, strides=1, padding="same"), L.MaxPooling3D(2, strides=1), L.GlobalMaxPooling3D()),
+    "image_preprocessing": lambda: _sequential(
+        (8, 8, 3), L.Normalization(mean=0.5, variance=2.0), L.RandomFlip(), L.RandomRotation(0.1), L.RandomZoom(0.1),
+        L.RandomTranslation(0.1, 0.1), L.RandomContrast(0.2), L.CenterCrop(6, 6), L.GlobalAveragePooling2D()),
     "normalization": lambda: _sequential(
         (8,), L.Rescaling(0.5, offset=1.0), L.BatchNormalization(), L.LayerNormalization(), L.Dense(8, **K),
         L.Reshape((2, 4)), L.GroupNormalization(groups=2), L.UnitNormalization(), L.Flatten()),
     "embedding_masked_lstm": lambda: _sequential(
         (7,), L.Embedding(10, 4, mask_zero=True, embeddings_initializer="zeros"), L.LSTM(5, **R), dtype="int32"),
     "recurrent": lambda: _sequential(
-        (5, 3), L.MaxPooling1D(2, strides=1, padding="same"), L.SimpleRNN(4, return_sequences=True, **R), L.GRU(4, return_sequences=True, **R),
+        (5, 3), L.MaxPooling1D(2, strides=1, padding="same"), L.Masking(0.0), L.SimpleRNN(4, return_sequences=True, **R), L.GRU(4, return_sequences=True, **R),
         L.Bidirectional(L.LSTM(3, return_sequences=True, **R)), L.TimeDistributed(L.Dense(2, **K)), L.LSTM(3, **R)),
     "reshaping": lambda: _sequential(
         (4, 6), L.Permute((2, 1)), L.Reshape((3, 8)), L.Flatten(), L.RepeatVector(2),
         L.EinsumDense("abc,cd->abd", output_shape=(None, 5), **K), L.Identity(), L.Flatten()),
     "merging_add_concatenate": lambda: _two_inputs(lambda xs: L.Concatenate()([L.Add()(xs), L.Subtract()(xs)])),
     "merging_multiply_average_dot": lambda: _two_inputs(
-        lambda xs: L.Concatenate()([L.Multiply()(xs), L.Average()(xs), L.Dot(axes=1)(xs)])),
+        lambda xs: L.Concatenate()([L.Multiply()(xs), L.Average()(xs), L.Dot(axes=1)(xs), L.Maximum()(xs),
+                                    L.Minimum()(xs)])),
 }
 
 
@@ -168,3 +181,16 @@ def test_a_file_that_computes_something_else_is_never_written(monkeypatch, tmp_p
     with pytest.raises(RuntimeError, match="'shifted'.*output 0 differs.*largest difference 1.0.*no file was written"):
         model.export(tmp_path / "m.onnx", format="onnx")
     assert not os.listdir(tmp_path)
+
+
+def test_resizing_needs_a_fixed_batch_size(tmp_path):
+    # jax2onnx converts jax.image.resize only for fully known shapes.
+    model = _sequential((8, 8, 3), L.Resizing(4, 5), L.Flatten(), name="resize")
+    with pytest.raises(NotImplementedError, match=r"layer 'resize/resizing' \(Resizing\).*fixed batch size"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    model.export(tmp_path / "m.onnx", format="onnx", verbose=False,
+                 input_signature=jax.ShapeDtypeStruct((2, 8, 8, 3), np.float32))
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
