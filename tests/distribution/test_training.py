@@ -63,6 +63,7 @@ def test_uneven_last_batch_fits_evaluates_and_predicts_every_row_in_order(found)
     assert uneven["fit_logs"] <= 1e-6 and uneven["fit_weights"] <= 1e-6
     assert uneven["evaluate"] <= 1e-6
     assert uneven["evaluate_generator"] <= 1e-6
+    assert uneven["dataset_weights"] <= 1e-6  # an lm.data.Dataset, steps_per_execution=4
     assert uneven["predict_rows"] == 1001
     assert uneven["predict"] <= 1e-6  # compared row by row: none dropped, duplicated or moved
 

@@ -48,6 +48,19 @@ class StepLogs(lm.callbacks.Callback):
     on_train_batch_end._lm_runs_per_block = True
 
 
+class Batches(lm.data.Dataset):
+    """Arrays served as an ``lm.data.Dataset`` of batches of 64."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return -(-len(self.x) // 64)
+
+    def __getitem__(self, i):
+        return self.x[64 * i:64 * (i + 1)], self.y[64 * i:64 * (i + 1)]
+
+
 def mlp(batchnorm=True):
     layers = [lm.Input((16,)), lm.layers.Dense(32, activation="relu", name="dense_1")]
     if batchnorm:
@@ -74,7 +87,7 @@ def trained(distribution, x, y, spe=1, batchnorm=True, build_first=False):
         model(x[:2])
         set_distribution(distribution)
     logs = StepLogs()
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[logs])
+    model.fit(x, y, batch_size=None if y is None else 64, epochs=1, shuffle=False, verbose=0, callbacks=[logs])
     return model, logs.steps
 
 
@@ -143,7 +156,11 @@ def uneven(found):
     gen_eval = eight.evaluate(((XU[i:i + 64], YU[i:i + 64]) for i in range(0, 1001, 64)), verbose=0,
                               return_dict=True)
     set_distribution(None)
+    # An lm.data.Dataset in blocks of 4 steps (stacked, each step split), its last batch of 41.
+    dataset, _ = trained(DataParallel(), Batches(XU, YU), None, spe=4)
+    set_distribution(None)
     found["uneven"] = {
+        "dataset_weights": diff(weights(one), weights(dataset)),
         "steps": [len(one_steps), len(eight_steps)],
         "fit_logs": step_diff(one_steps, eight_steps),
         "fit_weights": diff(weights(one), weights(eight)),
