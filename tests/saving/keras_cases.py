@@ -153,3 +153,42 @@ def build_lamina(case: str):
 
 def as_list(outputs) -> list:
     return [np.asarray(o) for o in outputs] if isinstance(outputs, (list, tuple)) else [np.asarray(outputs)]
+
+
+def register_keras_subclassed(keras):
+    """``kt>TwoDense`` in Keras: a subclassed model (no graph), sublayers in attributes."""
+    if keras.saving.get_registered_object("kt>TwoDense") is not None:
+        return keras.saving.get_registered_object("kt>TwoDense")
+
+    @keras.saving.register_keras_serializable(package="kt")
+    class TwoDense(keras.Model):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.first = keras.layers.Dense(units, activation="relu")
+            self.second = keras.layers.Dense(1)  # Keras saves it under "layers/dense_1": "layers" < "second"
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return TwoDense
+
+
+@lm.saving.register_serializable(package="kt")
+class TwoDense(lm.Model):
+    """The lamina twin of Keras's ``kt>TwoDense``."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.first = lm.layers.Dense(units, activation="relu")
+        self.second = lm.layers.Dense(1)
+
+    def call(self, x):
+        return self.second(self.first(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

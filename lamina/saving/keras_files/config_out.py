@@ -135,10 +135,12 @@ def _sequential_config(model) -> dict:
 def _functional_config(model) -> dict:
     from lamina.core.symbolic import SymbolicTensor
     from lamina.layers.core.input_layer import InputLayer
+    from lamina.models.functional import Functional
 
     node_index, per_layer = {}, {}
     for node in model._lm_nodes:
-        node_index[id(node)] = per_layer.get(id(node.layer), 0)
+        # Keras counts a nested Functional model's own graph as its node 0.
+        node_index[id(node)] = per_layer.get(id(node.layer), int(isinstance(node.layer, Functional)))
         per_layer[id(node.layer)] = node_index[id(node)] + 1
 
     def encode(value):

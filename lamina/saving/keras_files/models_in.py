@@ -104,7 +104,8 @@ def _functional(config, custom_objects, cls=None):
                     break
                 args, kwargs = decoded
                 result = layer(*args, **kwargs)
-                outputs_of[(layer.name, done[layer.name])] = _flat(result)
+                # Keras counts a nested Functional model's own graph as its node 0.
+                outputs_of[(layer.name, done[layer.name] + isinstance(layer, Functional))] = _flat(result)
                 done[layer.name] += 1
                 progress = True
     stuck = [layer.name for layer, nodes in pending if not isinstance(layer, InputLayer) and done[layer.name] < len(nodes)]
