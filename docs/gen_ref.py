@@ -36,6 +36,7 @@ MODULES = [
     ("regularizers", "lamina.regularizers", "lm.regularizers", "Weight regularizers."),
     ("constraints", "lamina.constraints", "lm.constraints", "Weight constraints."),
     ("distribution", "lamina.distribution", "lm.distribution", "Device meshes, layouts and distributions."),
+    ("mixed_precision", "lamina.mixed_precision", "lm.mixed_precision", "Dtype policies for mixed precision."),
 ]
 
 _FAMILY_TITLES = {"Rnn": "Recurrent"}

@@ -19,6 +19,7 @@ from lamina import (
     layers,
     losses,
     metrics,
+    mixed_precision,
     optimizers,
     random,
     regularizers,
@@ -34,6 +35,7 @@ from lamina.initializers import Initializer
 from lamina.layers import Input, InputSpec, Layer
 from lamina.losses import Loss
 from lamina.metrics import Metric
+from lamina.mixed_precision import DTypePolicy
 from lamina.models import Model, Sequential
 from lamina.optimizers import Optimizer
 from lamina.regularizers import Regularizer
@@ -47,6 +49,7 @@ KerasTensor = SymbolicTensor  # Keras's name for what lm.Input returns
 _compilation_cache.configure()
 
 __all__ = [
+    "DTypePolicy",
     "Initializer",
     "Input",
     "InputSpec",
@@ -75,6 +78,7 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "mixed_precision",
     "optimizers",
     "random",
     "regularizers",

@@ -173,7 +173,7 @@ def softmax(x, axis=-1):
         >>> softmax([0.0, 0.0]).tolist()
         [0.5, 0.5]
     """
-    return jax.nn.softmax(jnp.asarray(x), axis=axis)
+    return _in_float32(jax.nn.softmax, x, axis)
 
 
 def log_softmax(x, axis=-1):
@@ -183,7 +183,16 @@ def log_softmax(x, axis=-1):
         >>> round(float(log_softmax([0.0, 0.0])[0]), 4)
         -0.6931
     """
-    return jax.nn.log_softmax(jnp.asarray(x), axis=axis)
+    return _in_float32(jax.nn.log_softmax, x, axis)
+
+
+def _in_float32(fn, x, axis):
+    """``fn(x, axis)`` computed in float32 for half-precision ``x`` (a bfloat16 sum of
+    exponentials is off by up to 1%), answered in ``x``'s dtype, as mixed precision wants."""
+    x = jnp.asarray(x)
+    if x.dtype in (jnp.bfloat16, jnp.float16):
+        return fn(x.astype(jnp.float32), axis=axis).astype(x.dtype)
+    return fn(x, axis=axis)
 
 
 def exponential(x):

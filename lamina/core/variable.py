@@ -18,6 +18,17 @@ from lamina.distribution import placement
 
 _serials = itertools.count()
 _init_mode = threading.local()
+_FLOATS = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
+
+
+class _Autocast(threading.local):
+    """The dtype float variables are read in right now: a mixed-precision layer's compute
+    dtype while its ``call`` runs (``Layer.__call__`` sets it), else ``None``."""
+
+    dtype = None
+
+
+autocast_state = _Autocast()
 
 
 @contextlib.contextmanager
@@ -82,12 +93,12 @@ class Variable:
 
     __slots__ = (
         "_value", "_shape", "_dtype", "_trainable", "_name", "_name_given", "_owner", "_serial",
-        "regularizer", "constraint", "_lm_structure_stamp", "__weakref__",
+        "regularizer", "constraint", "_lm_structure_stamp", "_autocast", "__weakref__",
     )
     __array_priority__ = 100  # NumPy defers ``ndarray + Variable`` to our __radd__.
 
     def __init__(self, initial_value, *, trainable=True, dtype=None, name=None, shape=None,
-                 regularizer=None, constraint=None, layout=None):
+                 regularizer=None, constraint=None, layout=None, autocast=True):
         with jax.ensure_compile_time_eval():
             value = _initial_array(initial_value, shape, dtype, name, layout, trainable)
         self._value = value
@@ -100,15 +111,27 @@ class Variable:
         self._serial = next(_serials)
         self.regularizer = regularizer
         self.constraint = constraint
+        # Keras's autocast: read in a mixed-precision layer's compute dtype inside its call
+        # (a float32 kernel enters the matmul as bfloat16; its gradient comes back float32).
+        self._autocast = bool(autocast)
 
     # -- reading ------------------------------------------------------------------------
     @property
     def value(self) -> jax.Array:
-        """The current value: the active state scope's if there is one, else the stored array."""
+        """The current value: the active state scope's if there is one, else the stored array.
+        Inside the ``call`` of a layer with a mixed-precision policy, a float variable reads
+        cast to the layer's compute dtype (unless created with ``autocast=False``)."""
         scope = state._thread.scope
-        if scope is None:
-            return self._stored_value()
-        return scope.read(self)
+        value = self._stored_value() if scope is None else scope.read(self)
+        cast = autocast_state.dtype
+        if cast is not None and cast is not self._dtype and self._autocast and self._dtype in _FLOATS:
+            return value.astype(cast)
+        return value
+
+    def _uncast_value(self):
+        """The current value in the variable's own dtype (what updates start from)."""
+        scope = state._thread.scope
+        return self._stored_value() if scope is None else scope.read(self)
 
     def _stored_value(self):
         """The stored array, for a reader that may keep it: a compiled function holding it
@@ -122,7 +145,7 @@ class Variable:
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the current value (safe to keep across compiled steps)."""
-        return np.array(self.value)
+        return np.array(self._uncast_value())
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.value, dtype=dtype)
@@ -156,11 +179,11 @@ class Variable:
 
     def assign_add(self, delta):
         """Add ``delta``; as in Keras it may broadcast to the variable's shape, never widen it."""
-        return self.assign(self.value + self._delta(delta, "assign_add"))
+        return self.assign(self._uncast_value() + self._delta(delta, "assign_add"))
 
     def assign_sub(self, delta):
         """Subtract ``delta``; as in Keras it may broadcast to the variable's shape, never widen it."""
-        return self.assign(self.value - self._delta(delta, "assign_sub"))
+        return self.assign(self._uncast_value() - self._delta(delta, "assign_sub"))
 
     def _delta(self, delta, method):
         delta = _unwrap(delta)
@@ -185,6 +208,11 @@ class Variable:
 
     @property
     def dtype(self):
+        """The stored dtype; inside a mixed-precision layer's ``call``, the dtype ``value``
+        reads in (as Keras: code that makes arrays "like the kernel" gets the compute dtype)."""
+        cast = autocast_state.dtype
+        if cast is not None and self._autocast and self._dtype in _FLOATS:
+            return cast
         return self._dtype
 
     @property

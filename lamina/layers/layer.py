@@ -38,11 +38,12 @@ from lamina.core.abstract import abstract_eval
 from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
-from lamina.core.variable import Variable
+from lamina.core.variable import Variable, autocast_state
 from lamina.distribution import placement
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
+from lamina.mixed_precision import policy as policies
 
 # The concrete array class, named without creating an array: making one at import would
 # start JAX's backend, after which jax.distributed.initialize() refuses to run.
@@ -83,7 +84,7 @@ class Layer:
         # that a subclass may assign attributes before (or without) calling super().__init__().
         layer.__dict__.update(
             _lm_name=None, _lm_trainable=True, _lm_dtype=jnp.dtype("float32"), _lm_added=[],
-            _lm_autocast_dtype=jnp.dtype("float32"),
+            _lm_autocast_dtype=jnp.dtype("float32"), _lm_policy=None, _lm_variable_cast=None,
             _lm_parent=None, _lm_segment=None, _lm_losses=None, _lm_last_call_id=-1,
             _lm_build_shape=None, _lm_init_args=_bind_init_args(cls, args, kwargs),
             _lm_inbound_nodes=[],
@@ -106,11 +107,8 @@ class Layer:
         self._lm_name = name or self._lm_name
         if self._lm_name is None:
             self._lm_name = unique_name(to_snake_case(type(self).__name__))
-        self._lm_dtype = jnp.dtype(dtype or "float32")
         self._lm_trainable = bool(trainable)
-        # Keras's autocast: floating inputs are cast to the layer's dtype, unless a layer (an
-        # Embedding reading ids) says otherwise.
-        self._lm_autocast_dtype = self._lm_dtype if kwargs.get("autocast", True) else None
+        self._lm_set_policy(dtype, kwargs.get("autocast", True))
         if activity_regularizer is not None:
             from lamina import regularizers
 
@@ -134,21 +132,51 @@ class Layer:
         parent = self._lm_parent() if self._lm_parent is not None else None
         return f"{parent.path}/{self._lm_segment}" if parent is not None else self.name
 
+    def _lm_set_policy(self, dtype, autocast=True) -> None:
+        """Take the dtype policy ``dtype`` (a policy, its name, a dtype, a config dict; ``None``:
+        the global policy). Floating inputs are cast to its compute dtype (Keras's autocast,
+        unless ``autocast=False``), and under a mixed policy float weights read in the compute
+        dtype inside ``call`` (unless created with ``autocast=False``, as normalization
+        statistics are)."""
+        try:
+            policy = policies.get(dtype)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"Layer '{self.name}' ({type(self).__name__}): {error}") from None
+        self._lm_policy = policy
+        self._lm_dtype = jnp.dtype(policy.variable_dtype)
+        compute = jnp.dtype(policy.compute_dtype)
+        self._lm_autocast_dtype = compute if autocast else None
+        self._lm_variable_cast = compute if policy.is_mixed else None
+
+    @property
+    def dtype_policy(self) -> policies.DTypePolicy:
+        """The layer's ``lm.mixed_precision.DTypePolicy`` (``dtype=``, else the global policy
+        when the layer was constructed).
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.Dense(2, dtype="mixed_bfloat16")
+            >>> layer.dtype_policy, layer.dtype, layer.variable_dtype, layer.compute_dtype
+            (<DTypePolicy "mixed_bfloat16">, 'float32', 'float32', 'bfloat16')
+        """
+        policy = self._lm_policy
+        return policy if policy is not None else policies.DTypePolicy(self._lm_dtype.name)
+
     @property
     def dtype(self) -> str:
-        """The dtype of the layer's weights and computation (``"float32"`` by default)."""
+        """The dtype of the layer's weights (the policy's variable dtype, as in Keras)."""
         return self._lm_dtype.name
 
     @property
     def variable_dtype(self) -> str:
-        """The dtype weights are created in; the same as ``dtype`` until mixed-precision
-        policies arrive (issue 11)."""
-        return self.dtype
+        """The dtype weights are created in (float32 under the mixed policies)."""
+        return self._lm_dtype.name
 
     @property
     def compute_dtype(self) -> str:
-        """The dtype inputs are cast to before ``call``; the same as ``dtype`` for now."""
-        return self.dtype
+        """The dtype inputs are cast to, and ``call`` computes and answers in (bfloat16 under
+        ``"mixed_bfloat16"``)."""
+        return self.dtype_policy.compute_dtype
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
@@ -334,12 +362,13 @@ class Layer:
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
-                   name=None, regularizer=None, constraint=None) -> Variable:
+                   name=None, regularizer=None, constraint=None, autocast=True) -> Variable:
         """Create a variable owned by this layer and track it.
 
         ``initializer`` is an initializer object or name (``"zeros"``, ``"random_normal"``...);
         ``regularizer`` adds a penalty to ``losses``; ``constraint`` is applied after each
-        optimizer update.
+        optimizer update. ``dtype`` defaults to the layer's variable dtype; ``autocast=False``
+        keeps a float weight in its own dtype inside ``call`` under a mixed policy.
         """
         from lamina import constraints, regularizers
 
@@ -350,7 +379,7 @@ class Layer:
         variable = Variable(
             initializer, shape=shape, dtype=dtype or self._lm_dtype,
             trainable=trainable, name=name, regularizer=regularizers.get(regularizer),
-            constraint=constraints.get(constraint), layout=layout,
+            constraint=constraints.get(constraint), layout=layout, autocast=autocast,
         )
         variable._attach(self, name)  # unnamed: named after the attribute it is stored in
         self._lm_added = self._lm_added + [variable]
@@ -438,6 +467,9 @@ class Layer:
         previous = ctx.training
         ctx.training = training
         ctx.depth += 1
+        outer_cast = autocast_state.dtype
+        if outer_cast is not self._lm_variable_cast:
+            autocast_state.dtype = self._lm_variable_cast  # see _lm_set_policy
         try:
             outputs = self.call(*args, **kwargs)
         except Exception as error:
@@ -446,6 +478,7 @@ class Layer:
         finally:
             ctx.depth -= 1
             ctx.training = previous
+            autocast_state.dtype = outer_cast
         if info.computes_mask or mask is not None and self.supports_masking:
             output_mask = self.compute_mask(first, mask)
             if output_mask is not None:
@@ -489,7 +522,7 @@ class Layer:
         self.build_from_shape(input_shape)
 
         def traced_shape(fill):
-            spec = jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in input_shape), self._lm_dtype)
+            spec = jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in input_shape), self.compute_dtype)
             out = abstract_eval(lambda x: self.call(x), spec)  # writes made by call() are dropped
             return jax.tree_util.tree_map(lambda s: s.shape, out)
 
@@ -581,7 +614,7 @@ class Layer:
     # -- configuration ----------------------------------------------------------------------
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this layer (JSON-ready)."""
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": policies.serialize(self.dtype_policy)}
         if type(self).get_config is Layer.get_config:
             # A subclass without its own get_config: reuse the arguments its __init__ got,
             # as Keras does, when they are plain JSON values.

@@ -2,8 +2,9 @@
 
 ``Optimizer`` is the base class and wraps any optax ``GradientTransformation``; ``SGD``,
 ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad`` and ``Lion`` have Keras 3's names, arguments
-and numbers; ``schedules`` holds the learning-rate schedules. ``get("adam")`` resolves a
-name, a config dict, a class or an instance.
+and numbers; ``LossScaleOptimizer`` wraps one with dynamic loss scaling (mixed float16);
+``schedules`` holds the learning-rate schedules. ``get("adam")`` resolves a name, a config
+dict, a class or an instance.
 """
 
 from lamina.optimizers import schedules
@@ -11,12 +12,13 @@ from lamina.optimizers.adagrad import Adagrad
 from lamina.optimizers.adam import Adam, AdamW
 from lamina.optimizers.base import Optimizer
 from lamina.optimizers.lion import Lion
+from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
 from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import deserialize_object, serialize_object
 
-_CLASSES = (Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Lion)
+_CLASSES = (Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Lion, LossScaleOptimizer)
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad, "lion": Lion,
@@ -67,5 +69,5 @@ def get(identifier) -> Optimizer:
     return deserialize(identifier)
 
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Lion", "Optimizer", "RMSprop", "SGD", "deserialize", "get",
+__all__ = ["Adagrad", "Adam", "AdamW", "Lion", "LossScaleOptimizer", "Optimizer", "RMSprop", "SGD", "deserialize", "get",
            "schedules", "serialize"]

@@ -74,6 +74,9 @@ class Trainer:
             jit_compile=jit_compile, run_eagerly=run_eagerly,
         )
         self.optimizer = optimizers_module.get(optimizer)
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(self.optimizer, optimizers_module.LossScaleOptimizer):
+            # As Keras: float16 gradients underflow without loss scaling.
+            self.optimizer = optimizers_module.LossScaleOptimizer(self.optimizer)
         self.loss = loss
         # Dict arguments are matched to outputs by these names (a Functional model's output
         # layers, as in Keras); a subclassed model has none and is matched by position.

@@ -72,8 +72,11 @@ def _attention_equations(rank, attention_axes):
 
 def _masked_softmax(scores, mask, axes, scores_rank):
     """Keras's ``Softmax(axis=attention axes)`` with a mask: masked scores are set to a large
-    negative number before, and to zero after, the softmax."""
+    negative number before, and to zero after, the softmax. Computed in float32 (a bfloat16
+    normalizing sum is off by up to 1%), answered in the scores' dtype."""
     norm_axes = tuple(range(scores_rank - len(axes), scores_rank))
+    given_dtype = scores.dtype
+    scores = scores.astype(jnp.result_type(given_dtype, jnp.float32))
     if mask is not None:
         while mask.ndim < scores.ndim:
             mask = jnp.expand_dims(mask, -len(axes) * 2 - 1)  # before the attention axes: heads
@@ -85,7 +88,7 @@ def _masked_softmax(scores, mask, axes, scores_rank):
         probs = jax.nn.softmax(scores, axis=norm_axes[0])
     if mask is not None:
         probs = jnp.where(mask, probs, jnp.zeros((), probs.dtype))
-    return probs
+    return probs.astype(given_dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("axes", "scale", "fused", "is_causal", "rate"))
@@ -201,7 +204,7 @@ class MultiHeadAttention(Layer):
         self._gate_dense = None
         self._value_dense = None
         self._output_dense = None
-        self._dropout_layer = Dropout(self._dropout, seed=seed, dtype=self.dtype)
+        self._dropout_layer = Dropout(self._dropout, seed=seed, dtype=self.dtype_policy)
 
     # -- read-only arguments ------------------------------------------------------------------
     num_heads = property(lambda self: self._num_heads)
@@ -224,7 +227,7 @@ class MultiHeadAttention(Layer):
             kernel_initializer=self._kernel_initializer, bias_initializer=self._bias_initializer,
             kernel_regularizer=self._kernel_regularizer, bias_regularizer=self._bias_regularizer,
             activity_regularizer=self._activity_regularizer, kernel_constraint=self._kernel_constraint,
-            bias_constraint=self._bias_constraint, dtype=self.dtype,
+            bias_constraint=self._bias_constraint, dtype=self.dtype_policy,
         )
 
     def build(self, query_shape, value_shape=None, key_shape=None):
@@ -315,11 +318,15 @@ class MultiHeadAttention(Layer):
         As Keras: without dropout, scores, extra attention axes (or a value_dim other than
         key_dim) it is ``jax.nn.dot_product_attention`` (a query row whose every key is masked
         then averages all values); otherwise an explicit masked softmax (such a row gives
-        zeros). The math is compiled once per configuration and shape (see ``_attend``).
+        zeros). Unlike Keras, a layer with dropout also takes the fused path at inference
+        when there is no mask (no row can be fully masked, so the numbers are Keras's), so
+        cuDNN attention serves ``predict`` and ``evaluate`` on GPUs. The math is compiled
+        once per configuration and shape (see ``_attend``).
         """
         axes = self._normalized_axes(query.ndim)
+        dropout_active = self._dropout > 0 and (training or attention_mask is not None)
         # (Keras also takes the fused path when value_dim != key_dim, where it fails.)
-        fused = not (self._dropout > 0 or return_attention_scores or query.ndim != 4
+        fused = not (dropout_active or return_attention_scores or query.ndim != 4
                      or key.shape != value.shape)
         dropout_key = None
         if not fused and self._dropout > 0 and training:

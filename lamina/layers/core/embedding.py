@@ -64,7 +64,7 @@ class Embedding(Layer):
     def call(self, inputs):
         if inputs.dtype not in (jnp.int32, jnp.int64):
             inputs = inputs.astype(jnp.int32)
-        return jnp.take(self.embeddings.value, inputs, axis=0).astype(self.dtype)
+        return jnp.take(self.embeddings.value, inputs, axis=0).astype(self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

@@ -97,14 +97,17 @@ class BatchNormalization(Layer):
         shape = (input_shape[self.axis],)
         if self.scale:
             self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer, name="gamma",
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint,
+                                         autocast=False)
         if self.center:
             self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer, name="beta",
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint,
+                                        autocast=False)
         self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
-                                           name="moving_mean", trainable=False)
+                                           name="moving_mean", trainable=False, autocast=False)
         self.moving_variance = self.add_weight(shape=shape, initializer=self.moving_variance_initializer,
-                                               name="moving_variance", trainable=False)
+                                               name="moving_variance", trainable=False,
+                                               autocast=False)
         if self.renorm:
             variance_init = self.moving_variance_initializer
 
@@ -112,11 +115,11 @@ class BatchNormalization(Layer):
                 return jnp.sqrt(variance_init(shape, dtype=dtype))
 
             self.moving_stddev = self.add_weight(shape=shape, initializer=moving_stddev_initializer,
-                                                 name="moving_stddev", trainable=False)
+                                                 name="moving_stddev", trainable=False, autocast=False)
             self.renorm_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
-                                               name="renorm_mean", trainable=False)
+                                               name="renorm_mean", trainable=False, autocast=False)
             self.renorm_stddev = self.add_weight(shape=shape, initializer=moving_stddev_initializer,
-                                                 name="renorm_stddev", trainable=False)
+                                                 name="renorm_stddev", trainable=False, autocast=False)
         self.input_spec = InputSpec(ndim=ndim, axes={self.axis: input_shape[self.axis]})
         self._reduction_axes = [a for a in range(ndim) if a != self.axis % ndim]
 
@@ -146,7 +149,7 @@ class BatchNormalization(Layer):
             mean, variance = moving_mean, moving_variance
 
         outputs = _batch_normalization(inputs, mean, variance, self.axis, beta, gamma, self.epsilon)
-        return outputs.astype(self.dtype)
+        return outputs.astype(self.compute_dtype)
 
     def _moments(self, inputs, mask):
         axes = self._reduction_axes

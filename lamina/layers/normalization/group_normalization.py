@@ -75,10 +75,12 @@ class GroupNormalization(Layer):
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: dim})
         if self.scale:
             self.gamma = self.add_weight(shape=(dim,), initializer=self.gamma_initializer, name="gamma",
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint,
+                                         autocast=False)
         if self.center:
             self.beta = self.add_weight(shape=(dim,), initializer=self.beta_initializer, name="beta",
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint,
+                                        autocast=False)
 
     def _grouped(self, shape):
         """``shape`` with the channel axis split into ``(groups, channels // groups)``."""
@@ -106,7 +108,7 @@ class GroupNormalization(Layer):
         if self.center:
             res = res + jnp.reshape(self.beta.value, broadcast_shape).astype(x.dtype)
         outputs = (x * inv + res).astype(inputs_dtype)
-        return jnp.reshape(outputs, inputs.shape).astype(self.dtype)
+        return jnp.reshape(outputs, inputs.shape).astype(self.compute_dtype)
 
     def _broadcast_shape(self, input_shape):
         shape = [1] * len(input_shape)

@@ -75,10 +75,12 @@ class LayerNormalization(Layer):
         shape = tuple(input_shape[a] for a in self._axes)
         if self.scale or self.rms_scaling:
             self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer, name="gamma",
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint,
+                                         autocast=False)
         if self.center and not self.rms_scaling:
             self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer, name="beta",
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint,
+                                        autocast=False)
 
     def call(self, inputs):
         original_dtype = inputs.dtype
@@ -109,7 +111,7 @@ class LayerNormalization(Layer):
             if beta is not None:
                 res = res + beta
             outputs = x * inv + res
-        return outputs.astype(original_dtype).astype(self.dtype)
+        return outputs.astype(original_dtype).astype(self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         _check_axes(self, self._axes, input_shape)

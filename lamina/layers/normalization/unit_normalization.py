@@ -32,9 +32,11 @@ class UnitNormalization(Layer):
     def call(self, inputs):
         x = inputs if inputs.ndim else jnp.expand_dims(inputs, 0)
         axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
-        square_sum = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+        # The norm in float32 at least: a bfloat16 sum of squares loses the small entries.
+        wide = x.astype(jnp.result_type(x.dtype, jnp.float32))
+        square_sum = jnp.sum(jnp.square(wide), axis=axis, keepdims=True)
         # Keras's form: x * rsqrt(sum(x^2)), the inverse norm capped at 1 / epsilon.
-        return x * jnp.minimum(jax.lax.rsqrt(square_sum), 1.0 / _EPSILON)
+        return (wide * jnp.minimum(jax.lax.rsqrt(square_sum), 1.0 / _EPSILON)).astype(x.dtype)
 
     def compute_output_shape(self, input_shape):
         _check_axes(self, self.axis if isinstance(self.axis, list) else [self.axis], input_shape)
