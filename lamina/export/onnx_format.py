@@ -184,7 +184,9 @@ def _runtime_error(model, inference, proto, error) -> Exception:
     """onnxruntime refused the file: name the ONNX node, and the layers whose primitives
     jax2onnx turns into that operator."""
     message = str(error)
-    node = re.search(r"node\. Name:'([^']+)'", message) or re.search(r"Node \(([^)]+)\)", message)
+    # onnxruntime names the node in one of these forms; a fused node is "<node>/<fusion>".
+    node = (re.search(r"node\. Name:'([^'/]+)", message) or re.search(r"node with name '([^'/]+)", message)
+            or re.search(r"Node \(([^)/]+)\)", message))
     op_type = None
     if node:
         op_type = next((n.op_type for n in proto.graph.node if n.name == node.group(1)), None)
@@ -206,6 +208,7 @@ def _primitives_lowered_to(op_type: str) -> set:
     found = set()
     for name, plugin in PLUGIN_REGISTRY.items():
         components = (getattr(plugin, "metadata", None) or {}).get("onnx") or []
-        if any(isinstance(c, dict) and c.get("component") == op_type for c in components):
+        # A component may name alternatives: "MatMul/Gemm".
+        if any(isinstance(c, dict) and op_type in str(c.get("component", "")).split("/") for c in components):
             found.add(name)
     return found
