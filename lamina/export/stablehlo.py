@@ -55,6 +55,13 @@ class StableHLOFunction:
         return [tuple(d if isinstance(d, int) else None for d in aval.shape) for aval in self.exported.in_avals]
 
     def __call__(self, *inputs):
+        """The outputs for ``inputs``: one array per model input, in order, or the structure
+        the model takes (a list, or a dict, whose values go in key order)."""
+        if len(inputs) == 1 and len(self.exported.in_avals) > 1 and isinstance(inputs[0], dict | list | tuple):
+            inputs = jax.tree_util.tree_leaves(inputs[0])
+        if len(inputs) != len(self.exported.in_avals):
+            raise TypeError(f"This exported model takes {len(self.exported.in_avals)} input arrays of shapes "
+                            f"{self.input_shapes}, got {len(inputs)}.")
         return self._call(*inputs)
 
 
