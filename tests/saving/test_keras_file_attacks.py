@@ -234,3 +234,31 @@ def test_without_h5py_the_error_names_the_extra(good_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match=r"lamina\[keras-files\]"):
         lm.load_model(good_file)
+
+
+def test_optimizer_state_of_another_optimizer_is_skipped_with_a_warning(tmp_path):
+    model = small_model()
+    model.compile("adam", "mse")
+    model.train_on_batch(np.ones((2, 3), "float32"), np.zeros((2, 2), "float32"))
+    model.save(tmp_path / "adam.keras")
+    assert any(name.startswith("optimizer/vars/") for name in _datasets(members_of(tmp_path / "adam.keras")))
+
+    def edit(config):
+        config["compile_config"]["optimizer"] = {"module": "keras.optimizers", "class_name": "SGD",
+                                                 "config": {"learning_rate": 0.1, "momentum": 0.9},
+                                                 "registered_name": None}
+
+    path = craft(tmp_path / "adam.keras", tmp_path / "sgd.keras", edit_config=edit)
+    with pytest.warns(UserWarning, match="optimizer state is not loaded"):
+        loaded = lm.load_model(path)
+    assert type(loaded.optimizer).__name__ == "SGD" and int(loaded.optimizer.iterations.numpy()) == 0
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def _datasets(members) -> list:
+    import io
+
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as h5:
+        found = []
+        h5.visititems(lambda key, item: found.append(key) if isinstance(item, h5py.Dataset) else None)
+    return found

@@ -3,9 +3,9 @@
 Loading builds the whole model and reads every tensor it needs into temporaries, checking
 each key and shape (all problems reported in one error), before any variable is assigned;
 on any error nothing is returned. Saving writes to a temporary file renamed over the target.
-The optimizer's state is neither read nor written: a loaded model compiled from the file's
-``compile_config`` starts with a fresh optimizer (Keras warns that it skips the optimizer's
-variables when it loads a file lamina wrote).
+The optimizer's state is read and written for the optimizers whose state means the same in
+both libraries (``optimizer_state.py``); for others a loaded model starts with a fresh
+optimizer, with a warning.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lamina.saving.keras_files.archive import WEIGHTS, KerasArchive, write_keras
 from lamina.saving.keras_files.config_out import compile_entry, model_entry
 from lamina.saving.keras_files.h5 import H5Weights, write_weights
 from lamina.saving.keras_files.layout import keras_layout
+from lamina.saving.keras_files.optimizer_state import PREFIX, keras_optimizer_pairs
 from lamina.version import __version__
 
 _BUILD_SLACK_BYTES = 16 * 1024 * 1024
@@ -49,11 +50,46 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
                     _build(model, config.get("build_config"), archive.source)
             values = _read_checked(model, weights, f"model '{model.name}'")
+            if compile and config.get("compile_config"):
+                _compile(model, config["compile_config"], custom_objects, archive.source)
+                values += _read_optimizer_state(model, weights)
         for variable, value in values:
             variable.assign(value)
-    if compile and config.get("compile_config"):
-        _compile(model, config["compile_config"], custom_objects, archive.source)
     return model
+
+
+def _read_optimizer_state(model, weights) -> list:
+    """``[(variable, array)]`` for the optimizer state in the file (``[]`` when the model has no
+    optimizer or the file none; a warning when it cannot be mapped, as Keras warns)."""
+    keys = {key for key in weights.shapes if key.startswith(PREFIX)}
+    optimizer = getattr(model, "optimizer", None)
+    if not keys or optimizer is None:
+        return []
+    counters_only = keys == {f"{PREFIX}0", f"{PREFIX}1"}  # saved before its first step: no slots yet
+    if not optimizer.built and not counters_only:
+        optimizer.build(model.trainable_weights)  # zero slots, replaced below
+    mapped = keras_optimizer_pairs(model)
+    if mapped is None:
+        problem = ("lamina maps the state of Adam, AdamW, plain RMSprop and plain SGD only, not this "
+                   f"{type(optimizer).__name__}")
+    elif counters_only:
+        mapped = (mapped[0][:2], mapped[1])
+        problem = None
+    elif keys != {key for key, _ in mapped[0]}:
+        problem = f"the file has {len(keys)} optimizer variables, '{optimizer.name}' has {len(mapped[0])}"
+    else:
+        problem = None
+    if problem is None:
+        wrong = [key for key, variable in mapped[0] if weights.shapes[key][0] != tuple(variable.shape)]
+        problem = f"shapes differ ({', '.join(wrong[:5])})" if wrong else None
+    if problem:
+        warnings.warn(f"{weights.source}: the optimizer state is not loaded: {problem}. Training starts "
+                      "with a fresh optimizer.", stacklevel=4)
+        return []
+    pairs, counters = mapped
+    values = [(variable, weights.read(key).astype(np.dtype(variable.dtype))) for key, variable in pairs]
+    steps = values[0][1]
+    return values + [(counter, steps.astype(np.dtype(counter.dtype))) for counter in counters]
 
 
 def _compile(model, compile_config, custom_objects, source) -> None:
@@ -104,7 +140,7 @@ def _read_checked(model, weights, where, skip_mismatch: bool = False) -> list:
 
 
 def save_keras_model(model, path, overwrite: bool = True) -> None:
-    """Write ``model`` as a Keras 3 ``.keras`` file (config, weights; no optimizer state)."""
+    """Write ``model`` as a Keras 3 ``.keras`` file (config, weights, optimizer state where mapped)."""
     import os
 
     path = str(path)
@@ -123,6 +159,10 @@ def save_keras_model(model, path, overwrite: bool = True) -> None:
 
 def _write_h5(model, file) -> None:
     pairs, names = keras_layout(model)
+    mapped = keras_optimizer_pairs(model)
+    if mapped is not None:
+        pairs = pairs + mapped[0]
+        names = {**names, "optimizer": model.optimizer.name}
     groups = {path: [] for path in names}
     for key, variable in pairs:
         group = key.rsplit("/vars/", 1)[0] if "/vars/" in key else ""
@@ -131,7 +171,7 @@ def _write_h5(model, file) -> None:
 
 
 def save_keras_weights(model, path) -> None:
-    """``model.save_weights("x.weights.h5")``: Keras's weights layout (no optimizer state)."""
+    """``model.save_weights("x.weights.h5")``: Keras's weights layout (optimizer state where mapped)."""
     with atomic_write(str(path)) as tmp:
         _write_h5(model, tmp)
 
@@ -147,5 +187,6 @@ def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
     with open_regular_file(path, f"weights file {path!r}") as file, \
             H5Weights(file, f"weights file {path!r}") as weights:
         values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch)
+        values += _read_optimizer_state(model, weights)
     for variable, value in values:
         variable.assign(value)

@@ -1,0 +1,50 @@
+"""Optimizer state in a Keras 3 weights file (``optimizer/vars/<i>``), for the optimizers whose
+slots mean the same in both libraries.
+
+Keras lists ``iterations``, ``learning_rate``, then, for each trainable variable in
+``model.trainable_variables`` order, its slots: Adam and AdamW ``momentum`` then ``velocity``
+(lamina's ``mu`` and ``nu``: the same moving averages), RMSprop without momentum or centering
+``velocity`` (``nu``), SGD without momentum nothing more. Other optimizers (and those with EMA or gradient accumulation, which
+add variables) are not mapped: their state is left out when saving and skipped, with a
+warning, when loading, as Keras does when the optimizers differ.
+"""
+
+from __future__ import annotations
+
+_SLOTS = {"Adam": ("mu", "nu"), "AdamW": ("mu", "nu"), "RMSprop": ("nu",), "SGD": ()}
+PREFIX = "optimizer/vars/"
+
+
+def keras_optimizer_pairs(model):
+    """``([(dataset key, variable)], counters)`` for ``model``'s optimizer in Keras's
+    order, or ``None`` when it is not one this module maps; ``counters`` are lamina's extra
+    step counters (optax's ``count``), which follow ``iterations``."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    fields = _SLOTS.get(type(optimizer).__name__)
+    if fields is None or getattr(optimizer, "use_ema", False) \
+            or getattr(optimizer, "gradient_accumulation_steps", None):
+        return None
+    if type(optimizer).__name__ == "RMSprop" and (optimizer.momentum or optimizer.centered):
+        return None
+    if type(optimizer).__name__ == "SGD" and optimizer.momentum:
+        return None  # Keras keeps -lr * velocity, optax the raw trace: not the same numbers
+    scalars, slots = {}, {}
+    for field, variable, weight in optimizer.state_items():
+        if weight is None:
+            scalars.setdefault(field, variable)
+        else:
+            slots[(field, id(weight))] = variable
+    if "iterations" not in scalars or "learning_rate" not in scalars or set(scalars) - {"iterations", "learning_rate",
+                                                                                       "count"}:
+        return None
+    ordered = [scalars["iterations"], scalars["learning_rate"]]
+    # Before its first step an optimizer has no slots yet: Keras then saves the two counters only.
+    for weight in model.trainable_weights if optimizer.built else ():
+        for field in fields:
+            if (field, id(weight)) not in slots:
+                return None
+            ordered.append(slots[(field, id(weight))])
+    counters = [scalars["count"]] if "count" in scalars else []
+    return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(ordered)], counters
