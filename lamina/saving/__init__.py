@@ -6,6 +6,8 @@
   variables keyed by path (``weights.py``).
 - ``@register_serializable`` and ``custom_objects``: the only way a name in a file becomes a
   class (``object_registry.py``, ``serialization.py``).
+- Keras 3 files: ``lm.load_model("m.keras")``, ``model.save("m.keras")`` and ``.weights.h5``
+  weights (``keras_files/``; needs h5py: ``pip install "lamina[keras-files]"``).
 
 Keras's names work too: ``register_keras_serializable``, ``custom_object_scope``,
 ``get_custom_objects``, ``get_registered_object``, ``serialize_keras_object`` and

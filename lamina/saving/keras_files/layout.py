@@ -21,7 +21,12 @@ _SEGMENTS = {
 
 
 def snake_case(name: str) -> str:
-    """Keras's snake case of a class name (``Conv2D`` -> ``conv2d``, ``LSTM`` -> ``lstm``)."""
+    """Keras's snake case of a class name, which names a layer's group in a weights file.
+
+    Example:
+        >>> snake_case("Conv2D"), snake_case("MultiHeadAttention"), snake_case("LSTM")
+        ('conv2d', 'multi_head_attention', 'lstm')
+    """
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
@@ -38,7 +43,15 @@ def _numbered(name: str, used: dict) -> str:
 
 def keras_layout(model) -> tuple[list, dict]:
     """``([(dataset key, variable)], {group path: object name})`` for ``model``: the
-    datasets a Keras weights file holds for it, in Keras's order, and every object group."""
+    datasets a Keras weights file holds for it, in Keras's order, and every object group.
+
+    Example:
+        >>> import lamina as lm
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2, name="hidden"),
+        ...                        lm.layers.Dense(1, name="out")])
+        >>> [(key, v.name) for key, v in keras_layout(model)[0]]
+        [('layers/dense/vars/0', 'kernel'), ('layers/dense/vars/1', 'bias'), ('layers/dense_1/vars/0', 'kernel'), ('layers/dense_1/vars/1', 'bias')]
+    """
     pairs, groups, seen = [], {}, set()
     _visit(model, "", pairs, groups, seen)
     return pairs, groups

@@ -30,7 +30,19 @@ _SHOWN_PROBLEMS = 25
 
 
 def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode: bool = True):
-    """The lamina model a Keras 3 ``.keras`` file describes, with its weights."""
+    """The lamina model a Keras 3 ``.keras`` file describes, with its weights (what
+    ``lm.load_model("m.keras")`` calls).
+
+    Example:
+        >>> import os, tempfile, numpy as np, lamina as lm
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        >>> model.save(path)  # a file Keras 3 loads too
+        >>> copy = lm.load_model(path)
+        >>> x = np.ones((1, 3), "float32")
+        >>> bool(np.allclose(copy(x), model(x)))
+        True
+    """
     from lamina.core.variable import initializers_skipped
     from lamina.models.model import Model
     from lamina.saving.keras_files.models_in import build_model
@@ -171,7 +183,18 @@ def _write_h5(model, file) -> None:
 
 
 def save_keras_weights(model, path) -> None:
-    """``model.save_weights("x.weights.h5")``: Keras's weights layout (optimizer state where mapped)."""
+    """``model.save_weights("x.weights.h5")``: Keras's weights layout (optimizer state where mapped).
+
+    Example:
+        >>> import os, tempfile, numpy as np, lamina as lm
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.weights.h5")
+        >>> model.save_weights(path)
+        >>> twin = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> twin.load_weights(path)
+        >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), model.get_weights()))
+        True
+    """
     with atomic_write(str(path)) as tmp:
         _write_h5(model, tmp)
 
