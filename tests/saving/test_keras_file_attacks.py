@@ -262,3 +262,14 @@ def _datasets(members) -> list:
         found = []
         h5.visititems(lambda key, item: found.append(key) if isinstance(item, h5py.Dataset) else None)
     return found
+
+
+@pytest.mark.parametrize("edit", [
+    lambda config: config["config"]["layers"][1].update(config="not an object"),
+    lambda config: config["config"]["layers"][1]["config"].update(units="many"),
+    lambda config: config["config"].update(layers={"a": 1}),
+    lambda config: config.update(config=[]),
+])
+def test_a_malformed_config_raises_a_file_error(good_file, tmp_path, edit):
+    with pytest.raises(FileFormatError, match=r"bad\.keras"):
+        lm.load_model(craft(good_file, tmp_path / "bad.keras", edit_config=edit))

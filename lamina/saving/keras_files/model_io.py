@@ -46,7 +46,7 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
     from lamina.core.variable import initializers_skipped
     from lamina.models.model import Model
     from lamina.saving.keras_files.models_in import build_model
-    from lamina.saving.model_file import _build, _check_layer_count
+    from lamina.saving.model_file import _as_file_error, _build, _check_layer_count
     from lamina.saving.object_registry import CustomObjectScope
     from lamina.saving.safe_mode import safe_mode_scope
 
@@ -56,8 +56,11 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
         with H5Weights(archive.weights_path, f"{archive.source} ({WEIGHTS})") as weights:
             budget = sum(math.prod(shape) * dtype.itemsize for shape, dtype in weights.shapes.values())
             with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
-                with initializers_skipped(budget + _BUILD_SLACK_BYTES):
-                    model = build_model(config, custom_objects, f"{archive.source}'s model")
+                with initializers_skipped(budget + _BUILD_SLACK_BYTES), _as_file_error(archive.source, "model config"):
+                    try:
+                        model = build_model(config, custom_objects, "the model")
+                    except ValueError as error:  # say which file, whatever part of lamina refused it
+                        raise FileFormatError(f"{archive.source}: {error}") from error
                     if not isinstance(model, Model):
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
                     _build(model, config.get("build_config"), archive.source)

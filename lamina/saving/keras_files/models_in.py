@@ -47,8 +47,8 @@ def make_layer(spec: dict, custom_objects, where: str):
         layer = build_model(spec, custom_objects, described)
     else:
         cls = resolve_class(spec["class_name"], spec.get("registered_name"), custom_objects, described)
-        if spec["class_name"] == "InputLayer" and (config.get("sparse") or config.get("ragged")):
-            raise FileFormatError(f"{described}: sparse and ragged inputs are not supported by lamina.")
+        if spec["class_name"] == "InputLayer" and any(config.get(key) for key in ("sparse", "ragged", "optional")):
+            raise FileFormatError(f"{described}: sparse, ragged and optional inputs are not supported by lamina.")
         lamina_config = translate({"class_name": spec["class_name"], "config": config,
                                    "registered_name": spec.get("registered_name")}, described, custom_objects)["config"]
         try:
