@@ -16,6 +16,12 @@ Contenders, all on the same mesh, data and initial weights:
   ``P("batch")``), one ``jax.jit`` step with parameters, optimizer state and the loss sum
   donated, ``optax.adam(1e-3, eps=1e-7)`` (Keras's defaults).                 target >= 0.95x
 
+Both contenders wait for each compiled call before dispatching the next (one call in flight):
+with 8 simulated devices on a 2-core machine, XLA:CPU hangs at a step's gradient all-reduce
+when many steps are queued ("Expected 8 threads to join the rendezvous, but only 7 of them
+arrived"), the hand-written loop as well as lamina's. Dispatch no longer overlaps compute, so
+the ratio compares the cost of a call.
+
 Method: the machine is noisy, so contenders are interleaved: after one warm-up epoch each
 (compilation included), every repeat runs one epoch of each, the order rotating. An epoch ends
 when its loss is a Python float. The table gives each contender's median epoch time and, as
@@ -37,11 +43,11 @@ import sys
 import time
 from pathlib import Path
 
-# Before JAX starts. XLA:CPU aborts a process whose device threads wait 40 s at a collective,
-# which a loaded 2-core machine can cause with 8 simulated devices: allow more time.
-os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 "
-                           "--xla_cpu_collective_call_terminate_timeout_seconds=600 "
-                           "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120")
+# Before JAX starts. XLA:CPU's intra-op thread pool is off: with it a device's matmul could
+# wait for pool threads that the other simulated devices hold while they wait for it at the
+# gradient all-reduce (a hang seen twice on 2 cores). Both contenders run with it off.
+os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
+                           "--xla_cpu_collective_call_terminate_timeout_seconds=120")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
@@ -77,12 +83,22 @@ def lamina_model(spe):
     return model
 
 
+class OneCallInFlight(lm.callbacks.Callback):
+    """Waits for each compiled call's logs (once per call: blocks of steps stay blocks)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        jax.block_until_ready(logs)
+
+    on_train_batch_end._lm_runs_per_block = True
+
+
 class Lamina:
     def __init__(self, x, y, spe):
         self.model, self.x, self.y = lamina_model(spe), x, y
 
     def epoch(self) -> float:
-        history = self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+        history = self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0,
+                                 callbacks=[OneCallInFlight()])
         return float(history.history["loss"][-1])
 
 
@@ -126,6 +142,7 @@ class Hand:
             x = jax.device_put(self.x[rows], self.data_x)
             y = jax.device_put(self.y[rows], self.data_y)
             self.params, self.opt_state, loss_sum = self.step(self.params, self.opt_state, loss_sum, x, y)
+            loss_sum.block_until_ready()  # one step in flight (see the module docstring)
         return float(loss_sum) / steps
 
 

@@ -18,7 +18,7 @@ import os
 
 DEVICES = 8
 _FLAG = f"--xla_force_host_platform_device_count={DEVICES}"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts, or it has no effect
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 import jax  # noqa: E402

@@ -86,8 +86,25 @@ def distribute(leaves: list, stacked: bool = False) -> list:
     if distribution is None:
         return jax.device_put(leaves)
     if jax.process_count() == 1:
-        return [jax.device_put(leaf, batch_sharding(distribution, np.shape(leaf), stacked)) for leaf in leaves]
-    return [_from_processes(distribution, leaf, stacked) for leaf in leaves]
+        arrays = [jax.device_put(leaf, batch_sharding(distribution, np.shape(leaf), stacked)) for leaf in leaves]
+    else:
+        arrays = [_from_processes(distribution, leaf, stacked) for leaf in leaves]
+    return arrays
+
+
+def one_call_in_flight() -> bool:
+    """Whether a loop should wait for each compiled call before the next: under a distribution
+    over several CPU devices (simulated ones, ``--xla_force_host_platform_device_count``).
+
+    Why: with many multi-device steps queued, XLA:CPU can hang at a step's first collective
+    ("Expected 8 threads to join the rendezvous, but only 7 of them arrived"); seen with 8
+    simulated devices on 2 cores, for a hand-written ``jax.jit`` loop as well, and never with
+    one call in flight. Accelerators keep asynchronous dispatch.
+    """
+    distribution = current.distribution()
+    if distribution is None or distribution.device_mesh.devices.size < 2:
+        return False
+    return next(iter(distribution.device_mesh.devices.flat)).platform == "cpu"
 
 
 def _from_processes(distribution, leaf, stacked: bool):

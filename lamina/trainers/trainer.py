@@ -36,7 +36,7 @@ from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_va
 from lamina.data.checks import batch_size_or_default
 from lamina.distribution import current as current_distribution
 from lamina.distribution import placement
-from lamina.distribution.data import local_rows
+from lamina.distribution.data import local_rows, one_call_in_flight
 from lamina.metrics.base import state_values
 from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
@@ -460,6 +460,7 @@ class Trainer:
         start = progress.step if progress is not None else 0
         logs, step = (progress.logs if start else {}), start
         observe = getattr(block, "observe", None)  # an "auto" block size measures the calls
+        wait = one_call_in_flight()
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
             if progress is not None and progress.pending_metrics is not None:
                 self._lm_restore_metrics(progress, data, stacked=steps > 1)
@@ -469,6 +470,8 @@ class Trainer:
             logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
             if steps > 1:
                 logs, block_logs = logs
+            if wait:
+                jax.block_until_ready(logs)
             if observe is not None:
                 observe(steps, logs)
             step += steps
@@ -626,10 +629,13 @@ class Trainer:
         chunks, step, rows = [], 0, 0
         # One predict sees one state of the model: another thread's fit steps wait (the
         # steps are only dispatched here; the device runs them after the lock is released).
+        wait = one_call_in_flight()
         with self._lm_state_lock():
             for steps_run, data in adapter.epoch(0, block=block):
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
+                if wait:
+                    jax.block_until_ready(outputs)
                 chunks.append((steps_run > 1, outputs))
                 step += steps_run
                 rows += _batch_rows(data, steps_run)

@@ -49,6 +49,8 @@ def test_compiled_step_takes_the_batch_split_and_keeps_state_layouts(found):
     assert dp["block_spec"] == [None, "batch", None] and dp["block_shards"] == [[4, 8, 16]]
     assert dp["state_on_mesh"]  # weights, optimizer slots and metric state all on the 8 devices
     assert dp["state_shardings_kept"]  # state comes out of a step with the layout it went in with
+    donated, given = dp["donated"]  # the state arrays a step was given (not read since) are reused
+    assert given > 10 and donated == given
 
 
 def test_state_made_before_the_distribution_is_moved_when_fit_starts(found):

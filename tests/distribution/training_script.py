@@ -9,11 +9,11 @@ import json
 import os
 import sys
 
-# 8 simulated devices; on a loaded 2-core machine a device thread may reach a collective late,
-# which XLA:CPU treats as stuck after 40 s and aborts the process: allow it more time.
-os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 "
-                           "--xla_cpu_collective_call_terminate_timeout_seconds=600 "
-                           "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120")
+# 8 simulated devices. XLA:CPU's intra-op thread pool is off: with it, a device's matmul could
+# wait for pool threads that the other devices hold while they wait for it at a collective
+# (seen as a hang, "only 7 of 8 arrived"). A collective stuck anyway aborts after 120 s.
+os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
+                           "--xla_cpu_collective_call_terminate_timeout_seconds=120")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
@@ -137,6 +137,14 @@ def data_parallel_against_one_device(found):
         out[f"spe_{spe}"] = {"steps": [len(one_steps), len(eight_steps)],
                              "logs": step_diff(one_steps, eight_steps),
                              "weights": diff(weights(one), weights(eight))}
+        if spe == 1:  # one more step: the sharded state it was given is donated (deleted)
+            step = compiled_step(eight)
+            held = step._compiled
+            step(data)  # the arrays read above (weights, slots) are copied before being donated
+            exported, given = set(held.exported), list(held.values)
+            step(data)
+            donated = [a.is_deleted() for i, a in enumerate(given) if i not in exported]
+            out["donated"] = [sum(donated), len(donated)]
     # State made on one device before set_distribution is moved when fit starts.
     moved, moved_steps = trained(DataParallel(), X, Y, build_first=True)
     set_distribution(None)

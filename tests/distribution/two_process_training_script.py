@@ -8,7 +8,10 @@ import sys
 
 MODE = sys.argv[1]  # "0" / "1": a process of the pair; "reference": one process, 8 devices
 os.environ["JAX_PLATFORMS"] = "cpu"
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={8 if MODE == 'reference' else 4}"
+# Intra-op threads off: see training_script.py (a device waiting for pool threads that the
+# others hold at a collective).
+os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={8 if MODE == 'reference' else 4} "
+                           "--xla_cpu_multi_thread_eigen=false")
 
 import numpy as np  # noqa: E402
 
