@@ -424,54 +424,53 @@ class Layer:
         raise NotImplementedError(f"Layer {type(self).__name__} must implement call().")
 
     def __call__(self, *args, **kwargs):
+        """Run ``call`` as Keras does, in named steps: cast the first input to the compute dtype,
+        build on the first call and check ``input_spec``, resolve ``training`` and the masks,
+        run ``call`` inside the call context, then record output masks and activity losses."""
         if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
             return symbolic_call(self, args, kwargs)  # building a Functional graph
         state.note_consulted(self)
         raw_args = args  # masks are looked up on the arrays as given (a cast makes a new array)
-        if args:
-            raw_first = args[0]
-            first = _convert_input(raw_first, self._lm_autocast_dtype, self)
-            args = (first, *args[1:])
-        elif "inputs" in kwargs:
-            raw_first = kwargs["inputs"]
-            first = kwargs["inputs"] = _convert_input(raw_first, self._lm_autocast_dtype, self)
-        else:
-            raise TypeError(f"Layer '{self.path}' was called without inputs.")
+        raw_first, first, args = self._lm_cast_inputs(args, kwargs)
         if not self.built:
             self._lm_build_from(first)
         if self.input_spec is not None:
             _check_input_spec(self, first)
-
-        ctx = context
         info = _call_info(type(self))
-        if info.accepts_training and len(args) > info.training_position:
-            training = args[info.training_position]  # given positionally: explicit
-        else:
-            # A call() without a `training` parameter still accepts it from the caller (as in
-            # Keras): it then only sets the context for the layers inside.
-            training = kwargs.get("training") if info.accepts_training else kwargs.pop("training", None)
-            if training is None:
-                training = ctx.training if ctx.training is not None else info.training_default
-            if info.accepts_training:
-                kwargs["training"] = bool(training) if training is None else training
-        mask = kwargs.get("mask") if info.accepts_mask else kwargs.pop("mask", None)
-        if mask is None:
-            mask = _input_mask(raw_first)
-            if mask is not None and info.accepts_mask:
-                kwargs["mask"] = mask
-        if info.named_masks:
-            _fill_named_masks(info.named_masks, raw_args, kwargs)
+        training = _resolve_training(info, args, kwargs)
+        mask = _resolve_masks(info, raw_first, raw_args, kwargs)
+        outputs = self._lm_run_call(training, first, args, kwargs)
+        self._lm_after_call(info, first, mask, outputs)
+        return outputs
+
+    def _lm_cast_inputs(self, args, kwargs):
+        """The first input (positional, or ``inputs=``) cast to the compute dtype, as Keras's
+        autocast does: ``(as given, as cast, args with it)``."""
+        if args:
+            raw_first = args[0]
+            first = _convert_input(raw_first, self._lm_autocast_dtype, self)
+            return raw_first, first, (first, *args[1:])
+        if "inputs" in kwargs:
+            raw_first = kwargs["inputs"]
+            first = kwargs["inputs"] = _convert_input(raw_first, self._lm_autocast_dtype, self)
+            return raw_first, first, args
+        raise TypeError(f"Layer '{self.path}' was called without inputs.")
+
+    def _lm_run_call(self, training, first, args, kwargs):
+        """``self.call`` inside the call context: the outermost call's id (which tags
+        ``add_loss`` values), ``training`` for the layers inside, variables read in the compute
+        dtype under a mixed policy; an error gets a note naming this layer."""
+        ctx = context
         if ctx.depth == 0:
             ctx.call_id += 1
         self.__dict__["_lm_last_call_id"] = ctx.call_id
-        previous = ctx.training
+        previous, outer_cast = ctx.training, autocast_state.dtype
         ctx.training = training
         ctx.depth += 1
-        outer_cast = autocast_state.dtype
         if outer_cast is not self._lm_variable_cast:
             autocast_state.dtype = self._lm_variable_cast  # see _lm_set_policy
         try:
-            outputs = self.call(*args, **kwargs)
+            return self.call(*args, **kwargs)
         except Exception as error:
             _name_layer_in_error(error, self, first)
             raise
@@ -479,6 +478,9 @@ class Layer:
             ctx.depth -= 1
             ctx.training = previous
             autocast_state.dtype = outer_cast
+
+    def _lm_after_call(self, info, first, mask, outputs) -> None:
+        """The output masks (``compute_mask``) and the activity regularizer's losses."""
         if info.computes_mask or mask is not None and self.supports_masking:
             output_mask = self.compute_mask(first, mask)
             if output_mask is not None:
@@ -489,7 +491,6 @@ class Layer:
                 if output.ndim > 0:  # per sample, as Keras 3 does
                     penalty = penalty / output.shape[0]
                 self.add_loss(penalty)
-        return outputs
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the output: by default the input's when ``supports_masking``, else none."""
@@ -748,6 +749,8 @@ def _convert_input(x, dtype, layer=None):
     """Arrays in, with floating inputs cast to ``dtype`` (Keras's autocast; None: no cast).
     Input that a float layer cannot compute with (strings, objects, complex) is refused here,
     naming ``layer``: JAX's own errors name neither the layer nor the input."""
+    if type(x) is _ARRAY_IMPL and x.dtype == dtype:
+        return x  # the common case, on every call: a float array already in the compute dtype
     if isinstance(x, jax.Array):
         if dtype is not None and x.dtype != dtype and x.dtype in _FLOAT_DTYPES:
             return x.astype(dtype)
@@ -796,13 +799,40 @@ def _check_input_dtype(given, dtype, layer) -> None:
         )
 
 
+def _resolve_training(info, args, kwargs):
+    """The call's ``training``: given (positionally or by name) > the enclosing call's > the
+    ``call`` signature's default. A ``call`` without a ``training`` parameter still accepts it
+    from the caller (as in Keras): it then only sets the context for the layers inside."""
+    if info.accepts_training and len(args) > info.training_position:
+        return args[info.training_position]  # given positionally: explicit
+    training = kwargs.get("training") if info.accepts_training else kwargs.pop("training", None)
+    if training is None:
+        training = context.training if context.training is not None else info.training_default
+    if info.accepts_training:
+        kwargs["training"] = bool(training) if training is None else training
+    return training
+
+
+def _resolve_masks(info, raw_first, raw_args, kwargs):
+    """The input's mask (given as ``mask=``, else recorded on the input), passed to a ``call``
+    that takes ``mask``, and Keras's ``<name>_mask`` arguments filled; returns the mask."""
+    mask = kwargs.get("mask") if info.accepts_mask else kwargs.pop("mask", None)
+    if mask is None:
+        mask = _input_mask(raw_first)
+        if mask is not None and info.accepts_mask:
+            kwargs["mask"] = mask
+    if info.named_masks:
+        _fill_named_masks(info.named_masks, raw_args, kwargs)
+    return mask
+
+
 def _input_mask(x):
     """The mask recorded for input ``x``; for a list (tuple) of inputs, the list (tuple) of their
     masks when any has one (Keras's ``tree.map_structure(get_keras_mask, x)``); else ``None``."""
     if isinstance(x, (list, tuple)):
         masks = [get_mask(item) if isinstance(item, jax.Array) else None for item in x]
         return type(x)(masks) if any(m is not None for m in masks) else None
-    return get_mask(x) if isinstance(x, jax.Array) else None
+    return get_mask(x) if type(x) is _ARRAY_IMPL or isinstance(x, jax.Array) else None
 
 
 def _fill_named_masks(named_masks, args, kwargs) -> None:
