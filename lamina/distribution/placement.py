@@ -112,7 +112,7 @@ def init_state_like(init, params: dict):
         owner = next((getattr(e, "key", None) for e in path if getattr(e, "key", None) in params), None)
         param = params.get(owner) if owner is not None else None
         like = (param is not None and tuple(param.shape) == tuple(leaf.shape)
-                and isinstance(param.sharding, NamedSharding) and param.sharding.mesh == mesh)
+                and isinstance(getattr(param, "sharding", None), NamedSharding) and param.sharding.mesh == mesh)
         shardings.append(param.sharding if like else replicated)
     return jax.jit(init, out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))(params)
 
