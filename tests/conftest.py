@@ -4,11 +4,20 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The suite never writes into the user's cache folder (tests of the cache set their own).
-os.environ.setdefault("LAMINA_COMPILATION_CACHE", "0")
-
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+# One persistent compilation cache for the whole run, made by the process that starts first
+# (the pytest-xdist controller, whose environment its workers inherit) and removed by it at
+# the end: the same programs (an initializer of a given shape, a metric reset, the same
+# model's step in several tests, Keras's reference programs) then compile once per run instead
+# of once per test and worker, about a quarter of the suite's CPU time. Never the user's own
+# cache folder; tests of the cache set their own. LAMINA_COMPILATION_CACHE=0 turns it off.
+_RUN_CACHE = None
+if "LAMINA_COMPILATION_CACHE" not in os.environ:
+    _RUN_CACHE = os.environ["LAMINA_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="lamina-tests-jax-cache-")
 
 import pytest  # noqa: E402
 
@@ -22,3 +31,9 @@ def keras():
     import keras as keras_module  # a dev extra: missing means the environment is broken
 
     return keras_module
+
+
+def pytest_sessionfinish(session):
+    """The run's compilation cache goes when the run ends (by the process that made it)."""
+    if _RUN_CACHE is not None:
+        shutil.rmtree(_RUN_CACHE, ignore_errors=True)

@@ -6,18 +6,23 @@ import json
 import os
 import sys
 
-MODE = sys.argv[1]  # "0" / "1": a process of the pair; "reference": one process, 8 devices
-os.environ["JAX_PLATFORMS"] = "cpu"
-# Intra-op threads off: see training_script.py (a device waiting for pool threads that the
-# others hold at a collective).
-os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={8 if MODE == 'reference' else 4} "
-                           "--xla_cpu_multi_thread_eigen=false")
-
-import numpy as np  # noqa: E402
-
-import lamina as lm  # noqa: E402
+import numpy as np
 
 BATCH = 64
+# "0" / "1": a process of the pair; "reference": one process, 8 devices. Set when run as a
+# script (pytest also imports this file, to collect doctests: nothing may run then).
+MODE = None
+
+
+def configure(mode: str) -> None:
+    """The devices, before JAX starts (lamina is imported after this)."""
+    global MODE
+    MODE = mode
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    # Intra-op threads off: see training_script.py (a device waiting for pool threads that the
+    # others hold at a collective).
+    os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={8 if MODE == 'reference' else 4} "
+                               "--xla_cpu_multi_thread_eigen=false")
 
 
 def data():
@@ -34,6 +39,8 @@ def halves(a, process, processes=2):
 
 def main():
     import jax
+
+    import lamina as lm
 
     if MODE != "reference":
         lm.distribution.initialize(f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(MODE))
@@ -77,4 +84,5 @@ def main():
 
 
 if __name__ == "__main__":
+    configure(sys.argv[1])
     main()
