@@ -6,26 +6,18 @@ Every check runs in one subprocess (training_script.py): the device count must b
 JAX starts, and one process doing them all costs one start-up.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
+from script_runner import run_json_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
 def found(tmp_path_factory):
-    root = os.path.dirname(os.path.dirname(HERE))  # this checkout's lamina, not an installed one
-    cache = str(tmp_path_factory.mktemp("compilation_cache"))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAMINA_COMPILATION_CACHE": cache,
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "training_script.py")], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json_script(os.path.join(HERE, "training_script.py"), timeout=300,
+                           cache_dir=str(tmp_path_factory.mktemp("compilation_cache")))
 
 
 def test_runs_on_eight_devices(found):

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import safetensors.numpy
+from script_runner import run_json_script
 
 import lamina as lm
 from lamina.saving import FileFormatError, sharded
@@ -24,14 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.fixture(scope="module")
 def found(tmp_path_factory):
-    root = os.path.dirname(os.path.dirname(HERE))  # this checkout's lamina, not an installed one
-    cache = str(tmp_path_factory.mktemp("compilation_cache"))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAMINA_COMPILATION_CACHE": cache,
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "sharded_checkpoint_script.py")], env=env,
-                            capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json_script(os.path.join(HERE, "sharded_checkpoint_script.py"), timeout=240,
+                           cache_dir=str(tmp_path_factory.mktemp("compilation_cache")))
 
 
 # -- 8 devices: save under FSDP, restore on 4, on 1 and tensor parallel ------------------------
