@@ -250,13 +250,7 @@ def state_shardings(variables: list) -> list | None:
     """
     distribution = current_distribution.distribution()
     arrays = [placement.peek(v) for v in variables]
-    mesh = distribution.device_mesh.jax_mesh if distribution is not None else None
-    if mesh is None:
-        for array in arrays:
-            sharding = getattr(array, "sharding", None)
-            if isinstance(sharding, NamedSharding) and len(sharding.device_set) > 1:
-                mesh = sharding.mesh
-                break
+    mesh = placement.common_mesh(arrays)
     if mesh is None:
         return None
     replicated = NamedSharding(mesh, PartitionSpec())

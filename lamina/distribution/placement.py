@@ -101,7 +101,7 @@ def init_state_like(init, params: dict):
     the parameter's sharding; the rest (counters) are replicated on the parameters' mesh.
     Without a distribution and with every parameter on one device, this is ``init(params)``.
     """
-    mesh = _common_mesh(params)
+    mesh = common_mesh(params.values())
     if mesh is None:
         return init(params)
     shapes = jax.eval_shape(init, params)
@@ -117,13 +117,13 @@ def init_state_like(init, params: dict):
     return jax.jit(init, out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))(params)
 
 
-def _common_mesh(params: dict):
-    """The mesh the optimizer state goes on: the active distribution's, else the one the
-    parameters are sharded over (None when they are each on a single device)."""
+def common_mesh(arrays):
+    """The mesh state goes on: the active distribution's, else the one any of ``arrays`` is
+    sharded over (None when they are each on a single device)."""
     d = current.distribution()
     if d is not None:
         return d.device_mesh.jax_mesh
-    for p in params.values():
+    for p in arrays:
         sharding = getattr(p, "sharding", None)
         if isinstance(sharding, NamedSharding) and len(sharding.device_set) > 1:
             return sharding.mesh
