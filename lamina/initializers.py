@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.core.variable import register_initializer_resolver
 from lamina.random import draw_seed
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import Configurable, object_family
@@ -391,6 +392,7 @@ for _cls in _CLASSES:
 
 serialize, deserialize, get = object_family("initializer", _ALIASES, base=Initializer,
                                           module="lamina.initializers")
+register_initializer_resolver(get)  # Variable("zeros", shape=...) resolves names through us
 
 
 # Keras's snake-case aliases of the classes (``lm.initializers.glorot_uniform(seed=1)``), and

@@ -21,6 +21,32 @@ _init_mode = threading.local()
 _FLOATS = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 
 
+def _initializer_not_registered(identifier):
+    raise RuntimeError(
+        f"lm.Variable cannot resolve the initializer {identifier!r}: lamina.initializers, which "
+        "registers the initializer names, is not imported yet (`import lamina` imports it).")
+
+
+# Turns an initializer name or object into a callable; lamina.initializers installs its ``get``
+# here. It sits above this module (its seeds come from lamina.random, whose SeedGenerator holds
+# a Variable), so the dependency goes one way: initializers -> variable, never back.
+_resolve_initializer = _initializer_not_registered
+
+
+def register_initializer_resolver(resolve) -> None:
+    """Set how ``Variable("zeros", shape=...)`` resolves its initializer; lamina.initializers
+    calls this once with its ``get``.
+
+    Example:
+        >>> import lamina as lm
+        >>> from lamina.core import variable
+        >>> variable._resolve_initializer is lm.initializers.get
+        True
+    """
+    global _resolve_initializer
+    _resolve_initializer = resolve
+
+
 class _Autocast(threading.local):
     """The dtype float variables are read in right now: a mixed-precision layer's compute
     dtype while its ``call`` runs (``Layer.__call__`` sets it), else ``None``."""
@@ -374,8 +400,6 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
     if isinstance(initial_value, Variable):
         initial_value = initial_value.value
     if isinstance(initial_value, str) or (callable(initial_value) and not hasattr(initial_value, "shape")):
-        from lamina import initializers
-
         if shape is None:
             raise ValueError(
                 f"Variable {name or ''!r}: an initializer ({initial_value!r}) needs shape=."
@@ -383,7 +407,7 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
         budget = getattr(_init_mode, "budget", None)
         if budget is not None:
             return _zeros_within_budget(budget, tuple(shape), dtype or "float32", name)
-        init = initializers.get(initial_value)
+        init = _resolve_initializer(initial_value)
         sharding = placement.variable_sharding(layout, name or "variable", shape, trainable)
         if sharding is not None:  # each device computes only its shard (placement.initialize)
             return placement.initialize(lambda: jnp.asarray(init(tuple(shape), dtype=dtype or "float32")),

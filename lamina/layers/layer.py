@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import array as _jax_array_impl
 
+from lamina import constraints, regularizers
 from lamina.core import state
 from lamina.core.abstract import abstract_eval
 from lamina.core.loss_store import own_store as own_loss_store
@@ -44,6 +45,8 @@ from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 from lamina.mixed_precision import policy as policies
+from lamina.saving.object_registry import register_family
+from lamina.saving.serialization import passes_config_to_constructor
 
 # The concrete array class, named without creating an array: making one at import would
 # start JAX's backend, after which jax.distributed.initialize() refuses to run.
@@ -110,8 +113,6 @@ class Layer:
         self._lm_trainable = bool(trainable)
         self._lm_set_policy(dtype, kwargs.get("autocast", True))
         if activity_regularizer is not None:
-            from lamina import regularizers
-
             self.activity_regularizer = regularizers.get(activity_regularizer)
         if "input_shape" in kwargs or "input_dim" in kwargs:
             shape = kwargs.get("input_shape") or (kwargs["input_dim"],)
@@ -370,8 +371,6 @@ class Layer:
         optimizer update. ``dtype`` defaults to the layer's variable dtype; ``autocast=False``
         keeps a float weight in its own dtype inside ``call`` under a mixed policy.
         """
-        from lamina import constraints, regularizers
-
         # Placed by the path it has now: an unnamed weight is "<layer path>/variable" until an
         # attribute names it, and a layer built before it joins a model lacks the model's prefix.
         shape = tuple(shape or ())
@@ -630,6 +629,7 @@ class Layer:
         return config
 
     @classmethod
+    @passes_config_to_constructor
     def from_config(cls, config: dict):
         """Rebuild a layer from ``get_config()`` output."""
         config = dict(config)
@@ -642,6 +642,9 @@ class Layer:
         if "trainable" in base:
             layer.trainable = base["trainable"]
         return layer
+
+
+register_family("lamina.layers", "layer", None, Layer)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def register_family(module: str, kind: str, aliases: dict | None = None, base=No
 
     ``kind`` is the family's word in messages (``"loss"``), ``aliases`` its own name table
     (searched before the global registry; ``None``: the global registry only) and ``base``
-    its base class, or a function of no arguments returning it (checked after loading).
+    its base class (a loaded class must subclass it). Each family's own module calls this, so
+    that the registry never imports the families.
     """
     _FAMILIES[module] = (kind, aliases if aliases is not None else {}, base)
 

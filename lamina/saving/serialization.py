@@ -266,7 +266,6 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
             "(a function is saved as {'class_name': 'function', 'config': <its name>})."
         )
     if base is not None:
-        base = base if isinstance(base, type) else base()
         if not issubclass(cls, base):
             raise ValueError(
                 f"{name!r} is {cls.__name__}, which is not in the {kind} family (a subclass of "
@@ -288,7 +287,7 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
 def _from_config(cls, config, custom_objects):
     from_config = getattr(cls, "from_config", None)
     if not cls.__module__.startswith("lamina.") and (
-            from_config is None or getattr(from_config, "__func__", None) in _default_from_configs()):
+            from_config is None or getattr(from_config, "_lm_passes_config_to_constructor", False)):
         # The default from_config hands the config to the constructor: the objects that
         # get_config() returned (a sublayer, an initializer...) must be objects again. A class
         # with its own from_config gets the config as saved and revives what it needs itself
@@ -305,10 +304,22 @@ def _from_config(cls, config, custom_objects):
     return from_config(config)
 
 
-def _default_from_configs() -> tuple:
-    from lamina.layers.layer import Layer  # lamina's own module, imported when first needed
+def passes_config_to_constructor(from_config):
+    """Mark a base class's ``from_config`` as the default one, which hands the config to the
+    constructor: a user's class inheriting it gets the nested objects of its config (a
+    sublayer, an initializer...) rebuilt first, as Keras does.
 
-    return (Layer.from_config.__func__, Configurable.from_config.__func__)
+    Example:
+        >>> class Base:
+        ...     def __init__(self, **config): self.config = config
+        ...     @classmethod
+        ...     @passes_config_to_constructor
+        ...     def from_config(cls, config): return cls(**config)
+        >>> Base.from_config._lm_passes_config_to_constructor
+        True
+    """
+    from_config._lm_passes_config_to_constructor = True
+    return from_config
 
 
 def _is_serialized_object(value) -> bool:
@@ -405,6 +416,7 @@ class Configurable:
         return {}
 
     @classmethod
+    @passes_config_to_constructor
     def from_config(cls, config: dict):
         return cls(**config)
 
@@ -443,11 +455,3 @@ def object_family(kind: str, aliases: dict, base: type | None = None, default=No
     get.__doc__ = f"Resolve a {kind} from None, an object, a name or a config dict."
     return serialize, deserialize, get
 
-
-def _layer_base():
-    from lamina.layers.layer import Layer  # lamina's own module, imported when first needed
-
-    return Layer
-
-
-register_family("lamina.layers", "layer", None, _layer_base)
