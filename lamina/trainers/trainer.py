@@ -54,12 +54,14 @@ class Trainer:
     # -- configuration ----------------------------------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, steps_per_execution="auto", jit_compile=True,
-                run_eagerly=False):
+                run_eagerly=False, auto_scale_loss=True):
         """Configure training: optimizer, loss (per output), metrics, execution.
 
         ``metrics`` ignore sample weights; ``weighted_metrics`` use them (Keras's split).
         ``steps_per_execution="auto"`` runs several steps per compiled call when that measures
         faster on the first steps, unless a callback needs every batch (see ``_lm_block_size``).
+        ``auto_scale_loss`` (Keras 3's argument): under a ``"mixed_float16"`` policy the
+        optimizer is wrapped in ``lm.optimizers.LossScaleOptimizer`` unless this is ``False``.
         """
         if not (steps_per_execution == "auto" or isinstance(steps_per_execution, int) and steps_per_execution >= 1):
             raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, got {steps_per_execution!r}.")
@@ -71,10 +73,11 @@ class Trainer:
         self._lm_compile_args = dict(
             optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
             weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile, run_eagerly=run_eagerly,
+            jit_compile=jit_compile, run_eagerly=run_eagerly, auto_scale_loss=bool(auto_scale_loss),
         )
         self.optimizer = optimizers_module.get(optimizer)
-        if self.dtype_policy.name == "mixed_float16" and not isinstance(self.optimizer, optimizers_module.LossScaleOptimizer):
+        if (auto_scale_loss and self.dtype_policy.name == "mixed_float16"
+                and not isinstance(self.optimizer, optimizers_module.LossScaleOptimizer)):
             # As Keras: float16 gradients underflow without loss scaling.
             self.optimizer = optimizers_module.LossScaleOptimizer(self.optimizer)
         self.loss = loss
