@@ -5,8 +5,8 @@ variables created while one is active are created split that way (``placement.py
 docs/distribution.md for what works today and what is coming.
 """
 
-from lamina.distribution.current import distribution, set_distribution
-from lamina.distribution.distributions import FSDP, DataParallel, Distribution, ModelParallel
+from lamina.distribution.current import distribution
+from lamina.distribution.distributions import FSDP, DataParallel, Distribution, ModelParallel, set_distribution
 from lamina.distribution.explain import Explanation, explain
 from lamina.distribution.initialize import initialize
 from lamina.distribution.layout import LayoutMap, TensorLayout

@@ -1,4 +1,8 @@
-"""Which distribution is active: the innermost ``scope()`` of this thread, else the global one."""
+"""Which distribution is active: the innermost ``scope()`` of this thread, else the global one.
+
+The bottom of lamina.distribution: it stores whatever it is given, and ``distributions.py``
+(``set_distribution``, ``Distribution.scope``) checks what goes in.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,8 @@ _global = None
 _scopes = threading.local()
 
 
-def set_distribution(value) -> None:
-    """Make ``value`` (a distribution, or ``None`` for none) the global distribution.
-
-    Variables created afterwards are placed by it; ``with d.scope():`` overrides it inside.
-
-    Example:
-        >>> import lamina as lm
-        >>> lm.distribution.set_distribution(lm.distribution.DataParallel())
-        >>> type(lm.distribution.distribution()).__name__
-        'DataParallel'
-        >>> lm.distribution.set_distribution(None)
-        >>> lm.distribution.distribution() is None
-        True
-    """
-    from lamina.distribution.distributions import Distribution
-
-    if value is not None and not isinstance(value, Distribution):
-        raise TypeError(
-            "set_distribution takes a DataParallel, ModelParallel or FSDP (or None); "
-            f"got {value!r}."
-        )
+def set_global(value) -> None:
+    """Make ``value`` the global distribution (``set_distribution`` checks it first)."""
     global _global
     _global = value
 

@@ -18,6 +18,28 @@ from lamina.distribution.layout import LayoutMap
 from lamina.distribution.mesh import DeviceMesh
 
 
+def set_distribution(value) -> None:
+    """Make ``value`` (a distribution, or ``None`` for none) the global distribution.
+
+    Variables created afterwards are placed by it; ``with d.scope():`` overrides it inside.
+
+    Example:
+        >>> import lamina as lm
+        >>> lm.distribution.set_distribution(lm.distribution.DataParallel())
+        >>> type(lm.distribution.distribution()).__name__
+        'DataParallel'
+        >>> lm.distribution.set_distribution(None)
+        >>> lm.distribution.distribution() is None
+        True
+    """
+    if value is not None and not isinstance(value, Distribution):
+        raise TypeError(
+            "set_distribution takes a DataParallel, ModelParallel or FSDP (or None); "
+            f"got {value!r}."
+        )
+    current.set_global(value)
+
+
 class Distribution:
     """Base class: a device mesh and the name of its batch axis. Its own rule replicates every
     variable; subclasses override ``_variable_sharding(path, shape)``.

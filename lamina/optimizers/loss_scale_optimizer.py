@@ -21,7 +21,9 @@ import optax
 
 from lamina.core import state
 from lamina.core.variable import Variable
+from lamina.optimizers import lookup
 from lamina.optimizers.base import Optimizer
+from lamina.saving.serialization import serialize_object
 
 _UNSUPPORTED = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema", "ema_momentum",
                 "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps")
@@ -209,20 +211,16 @@ class LossScaleOptimizer(Optimizer):
     # -- configuration ------------------------------------------------------------------------------
     def get_config(self) -> dict:
         """Keras's form: the inner optimizer serialized, the scale arguments, the name."""
-        from lamina.saving.serialization import serialize_object
-
         return {"name": self.name, "inner_optimizer": serialize_object(self.inner_optimizer),
                 "initial_scale": self.initial_scale, "dynamic_growth_steps": self.dynamic_growth_steps}
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         """A ``LossScaleOptimizer`` from ``get_config()`` output (the inner optimizer rebuilt)."""
-        from lamina import optimizers
-
         config = dict(config)
         if "inner_optimizer" not in config:
             raise ValueError(f"A LossScaleOptimizer config needs 'inner_optimizer'; received keys {sorted(config)}.")
-        inner = optimizers.deserialize(config.pop("inner_optimizer"), custom_objects)
+        inner = lookup.deserialize(config.pop("inner_optimizer"), custom_objects)
         return cls(inner, **config)
 
 
