@@ -4,32 +4,21 @@
 ``Dataset`` or ``IterableDataset``, and Grain's ``MapDataset``, ``IterDataset`` and
 ``DataLoader`` as they are (pandas objects are arrays: ``lamina/data/pandas_conversion.py``).
 No library is imported to find out: an object belongs to a library when one of its classes
-is defined in that library's modules, which are then already imported. The semantics of each
-source are in its module (``tf_adapter.py``, ``torch_adapter.py``, ``grain_adapter.py``).
+is defined in that library's modules, which are then already imported (``class_origin.py``).
+The semantics of each source are in its module (``tf_adapter.py``, ``torch_adapter.py``,
+``grain_adapter.py``).
 """
 
 from __future__ import annotations
 
 import sys
 
-
-def defined_in(obj, package: str, names: tuple[str, ...]) -> bool:
-    """True when a class of ``obj``'s type (its MRO) named one of ``names`` comes from
-    ``package`` (e.g. ``"torch"``), which must already be imported.
-
-    Example:
-        >>> defined_in([1], "torch", ("DataLoader",))
-        False
-    """
-    if package not in sys.modules:
-        return False
-    return any(
-        cls.__name__ in names and (cls.__module__ or "").split(".")[0] == package
-        for cls in type(obj).__mro__
-    )
+from lamina.data.dataset import Dataset
 
 
 def _builders():
+    # Needed only once tensorflow, torch or grain is imported (``_find`` checks first): the
+    # adapters and the source adapters under them stay out of ``import lamina``.
     from lamina.data import grain_adapter, tf_adapter, torch_adapter
 
     return (
@@ -41,8 +30,6 @@ def _builders():
 
 
 def _find(x):
-    from lamina.data.dataset import Dataset
-
     if isinstance(x, Dataset):  # lamina's own, even if it also subclasses a torch Dataset
         return None, None
     if not any(package in sys.modules for package in ("tensorflow", "torch", "grain")):

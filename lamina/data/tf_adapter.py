@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import jax
 
-from lamina.data.ecosystem import defined_in
+from lamina.data.class_origin import defined_in
 from lamina.data.source_adapters import BatchSourceAdapter, ConvertedIterable
 
 KIND = "a tf.data.Dataset"

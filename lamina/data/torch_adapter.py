@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from lamina.data.ecosystem import defined_in
+from lamina.data.class_origin import defined_in
 from lamina.data.source_adapters import (
     BatchedIterable,
     BatchSourceAdapter,
