@@ -84,6 +84,10 @@ def write_checkpoint(path, variables: dict, structure: dict | None = None, extra
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Cannot save to {path!r}: folder {folder!r} does not exist.")
+    if processes > 1:  # process 0's index must describe every process's shards
+        from lamina.distribution.consistency import check_checkpoint
+
+        check_checkpoint(variables)
     if me == 0:
         os.makedirs(path, exist_ok=True)
     save_id = _agreed_save_id(processes)

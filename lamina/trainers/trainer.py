@@ -34,8 +34,8 @@ from lamina.core.state import functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.data.checks import batch_size_or_default
+from lamina.distribution import consistency, placement
 from lamina.distribution import current as current_distribution
-from lamina.distribution import placement
 from lamina.distribution.data import local_rows, one_call_in_flight
 from lamina.metrics.base import state_values
 from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
@@ -464,11 +464,14 @@ class Trainer:
         logs, step = (progress.logs if start else {}), start
         observe = getattr(block, "observe", None)  # an "auto" block size measures the calls
         wait = one_call_in_flight()
+        first_check = consistency.first_step_check(self)
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
             if progress is not None and progress.pending_metrics is not None:
                 self._lm_restore_metrics(progress, data, stacked=steps > 1)
             if progress is not None:
                 progress.call_steps = steps
+            if first_check is not None:  # several processes, a model its first batch builds
+                first_check, _ = None, first_check(data, steps > 1)
             on_begin(step)
             logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
             if steps > 1:
@@ -505,6 +508,11 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split(x, y, sample_weight, validation_split)
         batch_size = batch_size_or_default(batch_size, method="fit")
+        # Several processes: all must run this same program, or they would wait forever.
+        consistency.check_loop(self, "fit", dict(
+            batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+            validation=validation_data is not None, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq))
         adapter = self._lm_adapter(x, y, sample_weight, batch_size=batch_size, steps=steps_per_epoch,
                                    shuffle=shuffle, class_weight=class_weight, training=True)
         validation = None
@@ -601,6 +609,7 @@ class Trainer:
         """Loss and metrics over the data: a list ``[loss, *metrics]`` (or a dict)."""
         _check_loop_kwargs("evaluate", kwargs)
         self._lm_require_compiled("evaluate")
+        consistency.check_loop(self, "evaluate", {"batch_size": batch_size, "steps": steps})
         adapter = self._lm_adapter(x, y, sample_weight, batch_size=batch_size_or_default(batch_size, method="evaluate"),
                                    steps=steps)
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
@@ -617,6 +626,7 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for every sample of ``x``, as NumPy arrays (same structure)."""
         _check_loop_kwargs("predict", kwargs)
+        consistency.check_loop(self, "predict", {"batch_size": batch_size, "steps": steps})
         adapter = self._lm_adapter(x, batch_size=batch_size_or_default(batch_size, method="predict"), steps=steps,
                                    labels=False)
         callbacks = self._lm_callbacks(callbacks, verbose, adapter)
@@ -633,8 +643,11 @@ class Trainer:
         # One predict sees one state of the model: another thread's fit steps wait (the
         # steps are only dispatched here; the device runs them after the lock is released).
         wait = one_call_in_flight()
+        first_check = consistency.first_step_check(self)
         with self._lm_state_lock():
             for steps_run, data in adapter.epoch(0, block=block):
+                if first_check is not None:  # several processes, a model its first batch builds
+                    first_check, _ = None, first_check(data, steps_run > 1)
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
                 if wait:

@@ -1,0 +1,285 @@
+"""Every process of a multi-process run must run the same program: the same model, compiled the
+same way, called with the same loop arguments; only the rows of data differ.
+
+Processes that do not would wait for each other forever at the first collective of a step (a
+wider layer, another optimizer, one epoch more) or fail deep inside XLA. So, with several
+processes under a distribution, ``fit`` / ``evaluate`` / ``predict`` first compare a small
+description of the program (the model's variables with shapes, dtypes and layouts, the
+compile arguments, the loop's arguments, the distribution) across processes, and a sharded
+checkpoint save compares the tensors it is about to write. One ``process_allgather`` of a
+16-byte digest when they agree; when they do not, every process gathers every description and
+raises the same ``ValueError`` naming what differs. In one process nothing runs.
+
+Differences that change nothing in the program are ignored: generated names (``dense_3``
+for ``dense``, an optimizer's ``adam_1``), the data, ``shuffle``, callbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import jax
+import numpy as np
+
+from lamina.distribution import current
+
+_MAX_LISTED = 6  # differences named in the message; the rest are counted
+_ADVICE = ("Every process must build the same model, compile it with the same arguments and call "
+           "fit/evaluate/predict with the same arguments under the same distribution; only the rows "
+           "of data each one passes differ.")
+
+
+def active() -> bool:
+    """Whether programs are compared: several processes and an active distribution (without
+    one, each process trains on its own devices and nothing waits for another).
+
+    Example:
+        >>> from lamina.distribution import consistency
+        >>> consistency.active()   # one process
+        False
+    """
+    return jax.process_count() > 1 and current.distribution() is not None
+
+
+def check_loop(model, loop: str, settings: dict) -> None:
+    """At the start of ``model.<loop>(...)``: raise in every process unless all run the same
+    program. ``settings`` are the loop's arguments that decide how many steps run and which.
+
+    A model not built yet (its first batch builds it) has its variables compared just before
+    its first step, through ``first_step_check``.
+
+    Example:
+        >>> import lamina as lm
+        >>> from lamina.distribution.consistency import check_loop
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> check_loop(model, "fit", {"epochs": 1})   # one process: nothing to compare
+    """
+    model.__dict__.pop("_lm_program_check", None)
+    if not active():
+        return
+    facts = [("loop", loop, None)]
+    facts += [(f"setting:{loop}:{name}", _plain(value), None) for name, value in settings.items()]
+    facts += _compile_facts(model)
+    facts += _distribution_facts()
+    facts += _variable_facts(model)
+    check_same_in_every_process(f"{loop}()", facts)
+    if not model.built:
+        model.__dict__["_lm_program_check"] = loop
+
+
+def first_step_check(model):
+    """The check a loop runs once, before its first step, when ``check_loop`` left one (the
+    model was not built): ``check(data, stacked)`` builds the model from the batch's shapes
+    and compares its variables. ``None`` when there is nothing left to check."""
+    loop = model.__dict__.pop("_lm_program_check", None)
+    if loop is None:
+        return None
+
+    def check(data, stacked: bool) -> None:
+        model._lm_build_from_batch(data, stacked)
+        check_same_in_every_process(f"{loop}()", _variable_facts(model))
+
+    return check
+
+
+def check_checkpoint(variables: dict) -> None:
+    """Before a sharded checkpoint is written: every process saves the same tensors (the index
+    process 0 writes describes its own list, and every shard file must fit it)."""
+    if jax.process_count() == 1:
+        return
+    described = [[list(variable.shape), str(variable.dtype), None] for variable in variables.values()]
+    check_same_in_every_process("saving a sharded checkpoint", [("tensors", described, list(variables))],
+                                "Every process must save the same model (each writes its own shards of it).")
+
+
+def check_same_in_every_process(what: str, facts: list, advice: str = _ADVICE) -> None:
+    """Raise the same ``ValueError`` in every process unless every process passed equal
+    ``facts`` (``[(key, value, shown)]``: ``value`` is compared, ``shown`` only named in the
+    message, which lists each difference and then gives ``advice``).
+
+    Every process must call it at the same point: it is itself a collective.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    compared = json.dumps([[key, value] for key, value, _ in facts], sort_keys=True, default=_describe_object)
+    digest = np.frombuffer(hashlib.blake2b(compared.encode(), digest_size=16).digest(), dtype=np.int32)
+    every = np.asarray(multihost_utils.process_allgather(digest))
+    if (every == every[0]).all():
+        return
+    # They differ: gather every description (padded to the longest) to say what differs.
+    mine = np.frombuffer(json.dumps([what, facts], default=_describe_object).encode(), dtype=np.uint8)
+    lengths = np.asarray(multihost_utils.process_allgather(np.int64(mine.size))).reshape(-1)
+    padded = np.zeros(int(lengths.max()), dtype=np.uint8)
+    padded[:mine.size] = mine
+    gathered = np.asarray(multihost_utils.process_allgather(padded))
+    described = [json.loads(bytes(row[:n]).decode()) for row, n in zip(gathered, lengths)]
+    # Process 0's words for what runs, so that every process raises the very same message.
+    raise ValueError(_message(described[0][0], [facts for _, facts in described], advice))
+
+
+# -- what is compared ---------------------------------------------------------------------------
+def _variable_facts(model) -> list:
+    from lamina.distribution.placement import sharding_of
+
+    described, paths = [], []
+    for variable in model.variables:
+        sharding = sharding_of(variable.value)
+        if sharding is None:
+            layout = "on one device"
+        elif any(axis is not None for axis in sharding.spec):
+            layout = f"split {tuple(sharding.spec)}"
+        else:
+            layout = "replicated"
+        described.append([list(variable.shape), str(variable.dtype), layout])
+        paths.append(_relative_path(variable.path))
+    # Compared by position (paths hold generated names); the paths name the differences.
+    return [("built", bool(model.built), None), ("variables", described, paths)]
+
+
+def _compile_facts(model) -> list:
+    facts = [("dtype_policy", model.dtype_policy.name, None)]
+    if not model.__dict__.get("_lm_compiled"):
+        return facts + [("compiled", False, None)]
+    # The arguments compile() received, the optimizer as the one it made (wrapped or not).
+    config = dict(model._lm_compile_args, optimizer=model.optimizer)
+    return facts + [(f"compile:{key}", _without_names(_plain(value)), None) for key, value in config.items()]
+
+
+def _distribution_facts() -> list:
+    d = current.distribution()
+    mesh = d.device_mesh
+    shape = ", ".join(f"'{name}': {size}" for name, size in zip(mesh.axis_names, mesh.shape))
+    return [("distribution", f"{type(d).__name__} over a mesh {{{shape}}}, batch axis '{d.batch_dim_name}'", None)]
+
+
+def _relative_path(path: str) -> str:
+    """A variable path without the root model's name (``sequential_2/dense/kernel`` ->
+    ``dense/kernel``): generated root names may differ between processes."""
+    return path.split("/", 1)[1] if "/" in path else path
+
+
+def _plain(value):
+    """``value`` as JSON data (objects by their type name)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=_describe_object))
+
+
+def _describe_object(value):
+    """JSON for an object: its class and config (an optimizer, a loss, a schedule), a
+    function's name, else its type's name."""
+    get_config = getattr(value, "get_config", None)
+    if callable(get_config) and not isinstance(value, type):
+        return {"class_name": type(value).__name__, "config": get_config()}
+    if callable(value) and hasattr(value, "__name__"):
+        return f"<function {value.__name__}>"
+    return f"<{type(value).__name__}>"
+
+
+def _without_names(value):
+    """A serialized config without its ``name`` entries (generated: ``adam_1``, ``mean_2``)."""
+    if isinstance(value, dict):
+        return {k: _without_names(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, list):
+        return [_without_names(v) for v in value]
+    return value
+
+
+# -- the message -------------------------------------------------------------------------------
+def _message(what: str, described: list, advice: str) -> str:
+    reference = {key: (value, shown) for key, value, shown in described[0]}
+    lines = []
+    for process, facts in enumerate(described[1:], start=1):
+        theirs = {key: (value, shown) for key, value, shown in facts}
+        other_loop = reference.get("loop") != theirs.get("loop")
+        for key in list(reference) + [k for k in theirs if k not in reference]:
+            if other_loop and key.startswith("setting:"):
+                continue  # another loop: its arguments are not comparable
+            if reference.get(key, (None,))[0] != theirs.get(key, (None,))[0]:
+                lines += _difference(process, key, reference.get(key), theirs.get(key))
+    listed = "; ".join(lines[:_MAX_LISTED])
+    more = f"; and {len(lines) - _MAX_LISTED} more differences" if len(lines) > _MAX_LISTED else ""
+    return (f"{what} would run a different program in each process of this run (they would wait for "
+            f"each other forever at a collective, or fail inside XLA): {listed}{more}. {advice}")
+
+
+def _difference(process: int, key: str, ours, theirs) -> list:
+    """The sentences naming how ``process``'s fact ``key`` differs from process 0's."""
+    kind, _, name = key.partition(":")
+    p = f"process {process}"
+    if ours is None or theirs is None:
+        present, value = ("process 0", ours[0]) if theirs is None else (p, theirs[0])
+        return [f"only {present} has {key} = {value!r}"]
+    (value0, shown0), (value1, shown1) = ours, theirs
+    if kind in ("variables", "tensors"):
+        return _entries_difference(p, kind, value0, shown0, value1, shown1)
+    if kind == "loop":
+        return [f"{p} runs {value1}() where process 0 runs {value0}()"]
+    if kind == "setting":
+        loop, _, arg = name.partition(":")
+        return [f"{p} calls {loop}({arg}={value1!r}) where process 0 calls {loop}({arg}={value0!r})"]
+    if kind == "compile":
+        return [f"{p} compiled the model with {name}={_config(value1, value0)} where process 0 used "
+                f"{_config(value0, value1)}"]
+    if kind == "built":
+        state = {True: "is built", False: "is not built yet"}
+        return [f"{p}'s model {state[value1]} where process 0's {state[value0]}"]
+    if kind == "dtype_policy":
+        return [f"{p}'s model has dtype policy '{value1}' where process 0's has '{value0}'"]
+    if kind == "distribution":
+        return [f"{p} runs under {value1} where process 0 runs under {value0}"]
+    return [f"{p} has {key} = {value1!r} where process 0 has {value0!r}"]
+
+
+_ENTRY_WORDS = {  # (count, only this process, only process 0, both with different values)
+    "variables": ("{p}'s model has {n1} variables where process 0's has {n0}",
+                  "{p}'s model has variable '{path}' ({e1}) which process 0's lacks",
+                  "{p}'s model lacks variable '{path}' ({e0}) which process 0's has",
+                  "{p}'s model has variable '{path}' of {e1} where process 0's has {e0}"),
+    "tensors": ("{p} saves {n1} tensors where process 0 saves {n0}",
+                "{p} saves tensor '{path}' ({e1}) which process 0 does not",
+                "{p} does not save tensor '{path}' ({e0}) which process 0 saves",
+                "{p} saves tensor '{path}' of {e1} where process 0 saves {e0}"),
+}
+
+
+def _entries_difference(p: str, kind: str, values0, paths0, values1, paths1) -> list:
+    """Variables (of the model) or tensors (of a checkpoint): by position when both list the
+    same paths, else by path (what one process has and the other lacks)."""
+    count, only_here, only_there, both = _ENTRY_WORDS[kind]
+    lines = [count.format(p=p, n0=len(values0), n1=len(values1))] if len(values0) != len(values1) else []
+    if paths0 == paths1:
+        pairs = list(zip(paths0, values0, values1))
+    else:
+        by0, by1 = dict(zip(paths0, values0)), dict(zip(paths1, values1))
+        pairs = [(path, by0[path], by1[path]) for path in paths0 if path in by1]
+        lines += [only_here.format(p=p, path=path, e1=_entry(by1[path])) for path in paths1 if path not in by0]
+        lines += [only_there.format(p=p, path=path, e0=_entry(by0[path])) for path in paths0 if path not in by1]
+    lines += [both.format(p=p, path=path, e1=_entry(v1, v0), e0=_entry(v0, v1, shape_word=False))
+              for path, v0, v1 in pairs if v0 != v1]
+    return lines
+
+
+def _entry(value, other=None, shape_word=True) -> str:
+    """``shape (8, 16)``, with the dtype and layout only where they differ from ``other``."""
+    shape, dtype, layout = value
+    text = f"shape {tuple(shape)}" if shape_word else f"{tuple(shape)}"
+    if other is None or dtype != other[1]:
+        text += f" {dtype}"
+    if layout is not None and (other is None or layout != other[2]):
+        text += f" {layout}"
+    return text
+
+
+def _config(value, other) -> str:
+    """A compile argument, shortened to what differs from ``other`` when both are configs of
+    the same class (``Adam(learning_rate=0.01)``)."""
+    if isinstance(value, dict) and "class_name" in value:
+        name = value["class_name"]
+        mine = value.get("config") if isinstance(value.get("config"), dict) else {}
+        if isinstance(other, dict) and other.get("class_name") == name and isinstance(other.get("config"), dict):
+            changed = {k: v for k, v in mine.items() if other["config"].get(k) != v}
+            return f"{name}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+        return name
+    return repr(value)
