@@ -31,6 +31,7 @@ import jax
 import numpy as np
 import safetensors.numpy
 
+from lamina import random as lamina_random
 from lamina.callbacks._logs import to_python_logs
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.model_checkpoint import BatchCounter, keep_block_execution, validate_save_freq
@@ -261,8 +262,6 @@ def _contiguous(array) -> np.ndarray:
 
 
 def _lamina_stream():
-    from lamina import random as lamina_random
-
     stream = getattr(lamina_random, "_stream", None)
     return stream if hasattr(stream, "seed") and hasattr(stream, "counter") else None
 

@@ -80,6 +80,10 @@ class Layer:
     # that holds them (the same in every process); Sequential and Functional say "name", by
     # layer name, which may be auto-generated from a process-wide counter.
     _lm_child_keys = "attribute"
+    # What kind of model the layer is, for the code below lamina.models that tells models
+    # apart without importing them (saving, Keras files): None for a layer that is not a
+    # model; Model says "subclassed", Sequential "sequential", Functional "functional".
+    _lm_model_kind = None
 
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)

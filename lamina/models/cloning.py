@@ -5,6 +5,12 @@ from __future__ import annotations
 import jax
 
 from lamina.core.symbolic import SymbolicTensor, is_symbolic
+from lamina.layers.core.input_layer import Input, InputLayer
+from lamina.models.functional import Functional
+from lamina.models.model import _revivable_as_functional
+from lamina.models.sequential import Sequential
+from lamina.saving.object_registry import get_registered_name
+from lamina.saving.serialization import deserialize_object, serialize_object
 
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False,
@@ -31,8 +37,6 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         >>> bool(np.allclose(clone(np.ones((1, 3))), model(np.ones((1, 3)))))
         True
     """
-    from lamina.models.functional import Functional
-    from lamina.models.sequential import Sequential
 
     cache = kwargs.pop("cache", None)
     if kwargs:
@@ -60,8 +64,6 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             f"clone_model(): call_function is only supported for Functional models; model '{model.name}' "
             f"is a {type(model).__name__}."
         )
-    from lamina.saving.object_registry import get_registered_name
-    from lamina.saving.serialization import deserialize_object, serialize_object
 
     return deserialize_object(serialize_object(model), kind="model", aliases={},
                               custom_objects={get_registered_name(type(model)): type(model)})
@@ -70,9 +72,6 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
 def _clone_layer_function(clone_function, call_function, recursive, cache):
     """``clone_function`` made to clone each layer once, and nested models with clone_model
     when ``recursive``."""
-    from lamina.models.functional import Functional
-    from lamina.models.sequential import Sequential
-
     clone_function = clone_function or (lambda layer: type(layer).from_config(layer.get_config()))
     cache = {} if cache is None else cache
 
@@ -91,9 +90,6 @@ def _clone_layer_function(clone_function, call_function, recursive, cache):
 
 
 def _clone_sequential(model, clone_layer, input_tensors):
-    from lamina.layers.core.input_layer import Input, InputLayer
-    from lamina.models.sequential import Sequential
-
     layers = [clone_layer(layer) for layer in model.layers]
     if input_tensors is not None:
         tensors = list(input_tensors) if isinstance(input_tensors, (list, tuple)) else [input_tensors]
@@ -113,10 +109,6 @@ def _clone_sequential(model, clone_layer, input_tensors):
 
 
 def _clone_functional(model, clone_layer, input_tensors, call_function):
-    from lamina.layers.core.input_layer import Input, InputLayer
-    from lamina.models.functional import Functional
-    from lamina.models.model import _revivable_as_functional
-
     if input_tensors is None:
         input_tensors = jax.tree_util.tree_map(
             lambda t: Input(batch_shape=t.shape, dtype=t.dtype.name, name=t.name), model.input, is_leaf=is_symbolic)

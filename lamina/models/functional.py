@@ -16,7 +16,7 @@ from lamina.layers.core.input_layer import InputLayer
 from lamina.layers.layer import _adopt
 from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
-from lamina.saving.object_registry import register_builtin
+from lamina.saving.object_registry import get_registered_name, register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 
@@ -29,6 +29,7 @@ class Functional(Model):
     """What ``lm.Model(inputs, outputs)`` builds; see the module docstring."""
 
     _lm_child_keys = "name"  # the graph's layers are adopted under their names
+    _lm_model_kind = "functional"
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -249,14 +250,19 @@ def functional_subclass(cls) -> type:
     # function can be collected with its functional twin.
     subclass = cls.__dict__.get("_lm_functional_class")
     if subclass is None:
-        from lamina.saving.object_registry import get_registered_name
-
         namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
                      "__doc__": cls.__doc__, "_lm_registered_name": get_registered_name(cls),
                      "_lm_functional_of": cls}
         subclass = type(cls.__name__, (cls, Functional), namespace)
         type.__setattr__(cls, "_lm_functional_class", subclass)
     return subclass
+
+
+# model.py cannot import this module (it subclasses Model): Model(inputs, outputs) reaches the
+# Functional API through the class set here, and the two helpers it needs.
+Functional._lm_subclass_for = staticmethod(functional_subclass)
+Functional._lm_is_config = staticmethod(is_functional_config)
+Model._lm_functional = Functional
 
 
 def _check_unique_names(model_name, layers) -> None:

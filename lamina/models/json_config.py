@@ -1,15 +1,11 @@
-"""``model.to_json()`` / ``lm.models.model_from_json``: a model's architecture as JSON text."""
+"""``lm.models.model_from_json``: a model from the JSON text of ``model.to_json()``."""
 
 from __future__ import annotations
 
 import json
 
-
-def model_to_json(model, **kwargs) -> str:
-    """The JSON text of ``model``'s class and config (no weights); ``kwargs`` go to ``json.dumps``."""
-    from lamina.saving.serialization import serialize
-
-    return json.dumps(serialize(model), **kwargs)
+from lamina.models.model import Model
+from lamina.saving.serialization import deserialize_object
 
 
 def model_from_json(json_string, custom_objects=None):
@@ -25,9 +21,6 @@ def model_from_json(json_string, custom_objects=None):
         >>> type(copy).__name__, copy.output_shape, len(copy.weights)
         ('Sequential', (None, 1), 4)
     """
-    from lamina.models.model import Model
-    from lamina.saving.serialization import deserialize_object
-
     try:
         config = json.loads(json_string)
     except (TypeError, json.JSONDecodeError) as error:

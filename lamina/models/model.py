@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+
 import jax
 
 from lamina.core.abstract import abstract_eval
+from lamina.core.symbolic import contains_symbolic
+from lamina.export import export_model
 from lamina.layers.layer import Layer
+from lamina.saving.model_file import save_model
+from lamina.saving.serialization import revive_nested, serialize
+from lamina.saving.weights import load_weights, save_weights
 from lamina.trainers.trainer import Trainer
 
 
@@ -28,28 +36,31 @@ class Model(Trainer, Layer):
         2
     """
 
-    def __new__(cls, *args, **kwargs):
-        from lamina.models.functional import Functional, functional_subclass
+    _lm_model_kind = "subclassed"  # Sequential and Functional say theirs (Layer._lm_model_kind)
+    # The Functional API's class, a subclass defined in lamina.models.functional, which sets
+    # this when imported (lamina.models imports it): Model(inputs, outputs) builds one.
+    _lm_functional = None
 
+    def __new__(cls, *args, **kwargs):
+        functional = Model._lm_functional
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             # lm.Model(inputs, outputs): the Functional API. Python then runs
             # Functional.__init__ on the object, since it is a Model.
-            return Layer.__new__(Functional, *args, **kwargs)
-        if not issubclass(cls, Functional) and _functional_arguments(args, kwargs):
+            return Layer.__new__(functional, *args, **kwargs)
+        if not issubclass(cls, functional) and _functional_arguments(args, kwargs):
             # CustomModel(inputs, outputs) with CustomModel(lm.Model): an instance of a class
             # deriving from both CustomModel (its overrides first) and Functional (the graph).
-            return Layer.__new__(functional_subclass(cls), *args, **kwargs)
+            return Layer.__new__(functional._lm_subclass_for(cls), *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, **kwargs):
         if _functional_arguments(args, kwargs):
             # A subclass whose __init__ makes a graph and calls
             # super().__init__(inputs=..., outputs=...): it becomes Functional here.
-            from lamina.models.functional import Functional, functional_subclass
-
-            if not isinstance(self, Functional):
-                self.__class__ = functional_subclass(type(self))
-            Functional.__init__(self, *args, **kwargs)
+            functional = Model._lm_functional
+            if not isinstance(self, functional):
+                self.__class__ = functional._lm_subclass_for(type(self))
+            functional.__init__(self, *args, **kwargs)
             return
         Layer.__init__(self, *args, **kwargs)
 
@@ -67,12 +78,9 @@ class Model(Trainer, Layer):
             >>> type(copy).__name__, copy.get_layer("out") is model.get_layer("out"), copy.output_shape
             ('Functional', False, (None, 2))
         """
-        from lamina.models.functional import Functional, is_functional_config
-
-        if is_functional_config(config) and _revivable_as_functional(cls):
-            return Functional.from_config.__func__(cls, config, custom_objects=custom_objects)
-        from lamina.saving.serialization import revive_nested
-
+        functional = Model._lm_functional
+        if functional._lm_is_config(config) and _revivable_as_functional(cls):
+            return functional.from_config.__func__(cls, config, custom_objects=custom_objects)
         return super().from_config(revive_nested(config, custom_objects))
 
     @property
@@ -111,30 +119,22 @@ class Model(Trainer, Layer):
             >>> config["class_name"], [layer["name"] for layer in config["config"]["layers"]]
             ('Sequential', ['out'])
         """
-        from lamina.models.json_config import model_to_json
-
-        return model_to_json(self, **kwargs)
+        return json.dumps(serialize(self), **kwargs)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, filepath, overwrite: bool = True) -> None:
         """Write the whole model (config, weights, optimizer state, compile arguments) to one
         ``.lamina`` file, atomically; ``lm.load_model(filepath)`` reads it back."""
-        from lamina.saving.model_file import save_model
-
         save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath) -> None:
         """Write every variable (and the optimizer state) by path to a ``.safetensors`` file."""
-        from lamina.saving.weights import save_weights
-
         save_weights(self, filepath)
 
     def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
         """Load a ``.safetensors`` (from ``save_weights``) or ``.lamina`` file into this built
         model. Every key, shape and dtype is checked first; all mismatches are reported in one
         ``ValueError`` and nothing changes, unless ``skip_mismatch=True``."""
-        from lamina.saving.weights import load_weights
-
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:
@@ -143,8 +143,6 @@ class Model(Trainer, Layer):
         ``tf.saved_model.load``, endpoint ``serve``), ``"onnx"`` (for onnxruntime) or
         ``"stablehlo"`` (``lm.export.load_stablehlo``). Keras's arguments; see
         ``lm.export.export_model``."""
-        from lamina.export import export_model
-
         export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
@@ -155,7 +153,7 @@ class Model(Trainer, Layer):
         of nested models under them. Parameter totals count ``trainable_weights`` and
         ``non_trainable_weights`` (as Keras does).
         """
-        from lamina.models.summary import summary_lines
+        from lamina.models.summary import summary_lines  # loads rich: only summary() needs it
 
         for line in summary_lines(self, line_length=line_length, expand_nested=expand_nested,
                                   show_trainable=show_trainable):
@@ -184,8 +182,6 @@ def _functional_arguments(args, kwargs) -> bool:
     """Whether a Model subclass is being built as ``Cls(inputs, outputs)`` (Keras's rule,
     plus: the inputs must be symbolic, so a subclass's own two-argument ``__init__`` is
     never mistaken for it)."""
-    from lamina.core.symbolic import contains_symbolic
-
     if len(args) >= 2:
         inputs = args[0]
     elif len(args) == 1 and "outputs" in kwargs:
@@ -200,12 +196,8 @@ def _functional_arguments(args, kwargs) -> bool:
 def _revivable_as_functional(cls) -> bool:
     """As Keras: a class whose ``__init__`` is lamina's, takes ``(*args, **kwargs)``, or starts
     with ``inputs, outputs`` can be rebuilt from a Functional config."""
-    import inspect
-
-    from lamina.models.functional import Functional
-
     init = cls.__init__
-    if init in (Model.__init__, Functional.__init__, Layer.__init__):
+    if init in (Model.__init__, Model._lm_functional.__init__, Layer.__init__):
         return True
     params = list(inspect.signature(init).parameters.values())[1:]
     kinds = {p.kind for p in params}

@@ -37,6 +37,7 @@ class Sequential(Model):
     """
 
     _lm_child_keys = "name"  # add() adopts each layer under its name: 'sequential/dense/kernel'
+    _lm_model_kind = "sequential"
 
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)

@@ -57,11 +57,7 @@ def _connected_to(layer) -> str:
 
 
 def summary_lines(model, *, line_length=None, expand_nested=False, show_trainable=False) -> list[str]:
-    from lamina.models.functional import Functional
-    from lamina.models.model import Model
-    from lamina.models.sequential import Sequential
-
-    functional = isinstance(model, Functional)
+    functional = model._lm_model_kind == "functional"
     table = Table(title=f'Model: "{model.name}"', title_justify="left", show_lines=False)
     table.add_column("Layer (type)", no_wrap=True)
     table.add_column("Output Shape")
@@ -70,7 +66,7 @@ def summary_lines(model, *, line_length=None, expand_nested=False, show_trainabl
         table.add_column("Connected to")
     if show_trainable:
         table.add_column("Trainable")
-    known = _sequential_shapes(model) if isinstance(model, Sequential) else {}
+    known = _sequential_shapes(model) if model._lm_model_kind == "sequential" else {}
 
     def add_rows(layers, depth):
         for layer in layers:
@@ -82,7 +78,7 @@ def summary_lines(model, *, line_length=None, expand_nested=False, show_trainabl
             if show_trainable:
                 row.append("Y" if layer.trainable else "N")
             table.add_row(*row)
-            if expand_nested and isinstance(layer, Model):
+            if expand_nested and layer._lm_model_kind is not None:
                 add_rows(layer.layers, depth + 1)
 
     add_rows(model.layers, 0)

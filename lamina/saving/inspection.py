@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from lamina.saving import assets as assets_lib
 from lamina.saving.archive import ModelArchive
 from lamina.saving.safetensors_reader import MappedSafetensorsFile
-from lamina.saving.weights import OPTIMIZER_PREFIX, STRUCTURE_METADATA
+from lamina.saving.variable_keys import OPTIMIZER_PREFIX, STRUCTURE_METADATA
 
 _STATE_NAME = re.compile(r"(seed_generator_state|rnn_state_\d+)(_\d+)?")
 _MAX_TEXT = 160  # characters of one value from the file shown before it is cut

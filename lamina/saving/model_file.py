@@ -9,9 +9,9 @@ compiling, the optimizer state.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import inspect
+import os
 import warnings
 
 import jax
@@ -23,8 +23,10 @@ from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import CustomObjectScope, get_registered_name
+from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, rebuild
+from lamina.saving.rebuilding import MAX_LAYERS as MAX_LAYERS  # re-exported: the bound a file may declare
 from lamina.saving.safe_mode import safe_mode_scope
-from lamina.saving.serialization import deserialize_object, serialize
+from lamina.saving.serialization import serialize
 from lamina.saving.shard_index import ShardedCheckpoint, is_sharded_checkpoint
 from lamina.version import __version__
 
@@ -35,8 +37,6 @@ def save_model(model, path, overwrite: bool = True, sharded: bool | None = None)
     With several processes (or ``sharded=True``) ``path`` becomes a folder: each process's
     shards and an index holding the config (``lamina/saving/sharded.py``); ``load_model``
     reads both forms."""
-    import os
-
     path = str(path)
     if path.endswith(".keras"):  # Keras 3's format (lamina/saving/keras_files)
         from lamina.saving.keras_files import save_keras_model
@@ -117,17 +117,17 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
             raise FileFormatError(f"{archive.source} holds no model config (weights only? use load_weights).")
         if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
             raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
-        _check_layer_count(config, archive.source)
+        check_layer_count(config, archive.source)
         # The weights are about to be overwritten from the file: skip the (slow) initializers,
         # and let the config create no more weight bytes than the file holds (plus slack for a
         # near-miss, which the mismatch report then describes).
-        budget = sum(e.end - e.start for e in archive.weights.entries.values()) + _BUILD_SLACK_BYTES
+        budget = sum(e.end - e.start for e in archive.weights.entries.values()) + BUILD_SLACK_BYTES
         with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
             with initializers_skipped(budget):  # only the weights: metrics start at zero for real
-                model = _rebuild(config, custom_objects, archive.source)
-                _build(model, config.get("build_config"), archive.source)
+                model = rebuild(config, custom_objects, archive.source)
+                build(model, config.get("build_config"), archive.source)
             if compile and config.get("compile_config"):
-                with _as_file_error(archive.source, "compile arguments"):
+                with as_file_error(archive.source, "compile arguments"):
                     _compile_from_config(model, config["compile_config"], custom_objects)
         if model.built or archive.weights.entries or model.weights:  # else saved before building
             targets, structure = weights_io.targets_for_loading(model, archive.weights)
@@ -135,31 +135,6 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
                                         where=f"the model its config describes ('{model.name}')")
         assets_lib.load_assets(model, archive)
     return model
-
-
-_BUILD_SLACK_BYTES = 16 * 1024 * 1024
-# The most layers a file may declare, all "layers" lists of its config together: far above
-# real models, and refused before any layer is made (a compressed config.json of a few KB can
-# list hundreds of thousands).
-MAX_LAYERS = 100_000
-
-
-def _check_layer_count(config: dict, source: str) -> None:
-    """Refuse a config whose ``"layers"`` lists (Sequential's, Functional's, nested models')
-    hold more than ``MAX_LAYERS`` entries in all."""
-    count, stack = 0, [config]
-    while stack:  # iterative: a config may nest deeply
-        value = stack.pop()
-        if isinstance(value, dict):
-            layers = value.get("layers")
-            if isinstance(layers, list):
-                count += len(layers)
-                if count > MAX_LAYERS:
-                    raise FileFormatError(f"{source}: config.json declares more than {MAX_LAYERS} layers "
-                                          f"(lamina.saving.model_file.MAX_LAYERS); it is not loaded.")
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
 
 
 def _compile_from_config(model, compile_config, custom_objects) -> None:
@@ -173,53 +148,3 @@ def _compile_from_config(model, compile_config, custom_objects) -> None:
         model.compile_from_config(compile_config, custom_objects=custom_objects)
     else:
         model.compile_from_config(compile_config)
-
-
-def _rebuild(config, custom_objects, source):
-    """The model ``config.json`` describes (not yet built)."""
-    from lamina.models.model import Model
-
-    with _as_file_error(source, "model config"):
-        model = deserialize_object({"class_name": config["class_name"], "config": config["config"]},
-                                   kind="model", aliases={}, custom_objects=custom_objects)
-    if not isinstance(model, Model):
-        raise FileFormatError(f"{source}: config.json names {config['class_name']!r}, which is a "
-                              f"{type(model).__name__}, not a model.")
-    return model
-
-
-@contextlib.contextmanager
-def _as_file_error(source, what):
-    """Turn a non-``ValueError`` from rebuilding (a config that reached a constructor with
-    wrong arguments, or nests absurdly deep) into a ``FileFormatError`` naming the file.
-    ``ValueError`` s pass unchanged: they already say what is wrong (unknown class, safe mode)."""
-    try:
-        yield
-    except ValueError:
-        raise
-    except (TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
-        raise FileFormatError(f"{source}: the {what} in config.json could not be rebuilt "
-                              f"({type(error).__name__}: {error}).") from error
-
-
-def _build(model, build_config, source) -> None:
-    if model.built:
-        return
-    shape = (build_config or {}).get("input_shape")
-    if shape is None:
-        return  # a model that was saved unbuilt has no weights to load either
-    try:
-        model.build_from_shape(_from_json(shape))
-    except Exception as error:  # a config that does not fit the saved shape
-        raise FileFormatError(f"{source}: could not build model '{model.name}' from input shape {shape}: {error}") from error
-
-
-def _from_json(shape):
-    """A shape (or list/dict of shapes) as JSON gives it back: lists become tuples."""
-    if isinstance(shape, list) and all(d is None or isinstance(d, int) for d in shape):
-        return tuple(shape)
-    if isinstance(shape, list):
-        return [_from_json(s) for s in shape]
-    if isinstance(shape, dict):
-        return {k: _from_json(v) for k, v in shape.items()}
-    raise ValueError(f"not a shape: {shape!r}")

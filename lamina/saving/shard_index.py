@@ -43,6 +43,7 @@ from lamina.saving.safetensors_reader import (
     no_duplicate_keys,
     open_regular_file,
 )
+from lamina.saving.variable_keys import STRUCTURE_METADATA
 
 INDEX = "index.json"
 FORMAT_NAME = "lamina.sharded"
@@ -249,8 +250,6 @@ class ShardedView:
         # As a weights file keeps it (weights.file_structure checks it).
         self.metadata = {}
         if structure is not None:
-            from lamina.saving.weights import STRUCTURE_METADATA
-
             self.metadata[STRUCTURE_METADATA] = json.dumps(structure)
 
     def verify(self, keys) -> None:

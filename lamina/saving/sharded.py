@@ -33,9 +33,11 @@ import jax
 import numpy as np
 import safetensors.numpy
 
+from lamina.distribution import current, placement
 from lamina.saving import shard_index
 from lamina.saving.atomic import _fsync_folder, atomic_write
 from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, checksum_metadata
+from lamina.saving.variable_keys import OPTIMIZER_PREFIX, saved_variables
 from lamina.version import __version__
 
 SLICES_METADATA = "lamina_slices"  # a shard file's {tensor name: {"key", "start", "stop"}}
@@ -64,8 +66,6 @@ def save_weights_sharded(model, path, include_optimizer: bool = True) -> None:
         ['index.json', 'shard']
         >>> model.load_weights(path)
     """
-    from lamina.saving.weights import saved_variables
-
     variables, structure = saved_variables(model, include_optimizer)
     write_checkpoint(path, variables, structure)
 
@@ -184,8 +184,6 @@ def target_shardings(targets: dict) -> dict:
     """``{id(variable): sharding}`` for the targets a load must place over several devices
     (absent: assigned as on one device). An optimizer slot (``optimizer/<field>/<weight key>``)
     of its weight's shape takes the weight's sharding."""
-    from lamina.saving.weights import OPTIMIZER_PREFIX
-
     found = {}
     for key, variable in targets.items():
         if not key.startswith(OPTIMIZER_PREFIX):
@@ -210,8 +208,6 @@ def _own_target(variable):
     if isinstance(value, jax.Array):
         sharding = value.sharding
         return sharding if len(sharding.device_set) > 1 else None
-    from lamina.distribution import current
-
     d = current.distribution()  # a placeholder (lm.load_model): where add_weight would put it
     if d is None:
         return None
@@ -222,8 +218,6 @@ def place_placeholders(variables) -> None:
     """Under a distribution, give the weights that ``lm.load_model`` made as host placeholders
     (their initializers skipped) zeros with their layout, so that optimizer slots built from
     them take that layout too. The file's values replace the zeros after every check."""
-    from lamina.distribution import current, placement
-
     if current.distribution() is None:
         return
     for variable in variables:

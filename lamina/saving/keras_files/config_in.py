@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 
+from lamina.layers.layer import Layer
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import _FAMILIES, _REGISTRY, lookup_custom
 
@@ -121,8 +122,6 @@ def drop_neutral_options(cls, config: dict, where: str) -> dict:
 
 def _accepted_keys(cls):
     """The constructor's keyword names, or ``None`` when it takes any keyword."""
-    from lamina.layers.layer import Layer
-
     try:
         parameters = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):

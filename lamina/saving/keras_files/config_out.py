@@ -10,7 +10,12 @@ Functional models list ``inbound_nodes`` with ``__keras_tensor__`` references
 
 from __future__ import annotations
 
+from lamina.core.symbolic import SymbolicTensor
+from lamina.layers.core.input_layer import InputLayer
+from lamina.layers.core.lambda_layer import Lambda
 from lamina.saving.object_registry import _REGISTRY, get_registered_name
+from lamina.saving.rebuilding import is_model
+from lamina.saving.serialization import serialize
 
 _KERAS_MODULES = (  # lamina module prefix -> Keras module label (longest first)
     ("lamina.optimizers.schedules", "keras.optimizers.schedules"),
@@ -72,14 +77,11 @@ def to_keras(value):
 
 def model_entry(model) -> dict:
     """``config.json``'s top-level object for ``model`` (without ``compile_config``)."""
-    from lamina.models.functional import Functional
-    from lamina.models.sequential import Sequential
-
-    if isinstance(model, Sequential):
+    if model._lm_model_kind == "sequential":
         entry = {"module": "keras", "class_name": "Sequential", "config": _sequential_config(model),
                  "registered_name": None}
         shape = entry["config"].get("build_input_shape")
-    elif isinstance(model, Functional):
+    elif model._lm_model_kind == "functional":
         cls = getattr(type(model), "_lm_functional_of", None)
         entry = _envelope(cls, _functional_config(model)) if cls is not None else {
             "module": "keras.src.models.functional", "class_name": "Functional",
@@ -93,13 +95,10 @@ def model_entry(model) -> dict:
 
 
 def layer_entry(layer) -> dict:
-    from lamina.layers.core.lambda_layer import Lambda
-    from lamina.models.model import Model
-
     if isinstance(layer, Lambda):
         raise ValueError(f"Layer '{layer.name}' is a Lambda layer: a .keras file would need its Python "
                          "bytecode, which lamina never writes. Save as .lamina, or replace it with a registered layer.")
-    if isinstance(layer, Model):
+    if is_model(layer):
         entry = model_entry(layer)
         entry.pop("build_config")
     else:
@@ -133,14 +132,10 @@ def _sequential_config(model) -> dict:
 
 
 def _functional_config(model) -> dict:
-    from lamina.core.symbolic import SymbolicTensor
-    from lamina.layers.core.input_layer import InputLayer
-    from lamina.models.functional import Functional
-
     node_index, per_layer = {}, {}
     for node in model._lm_nodes:
         # Keras counts a nested Functional model's own graph as its node 0.
-        node_index[id(node)] = per_layer.get(id(node.layer), int(isinstance(node.layer, Functional)))
+        node_index[id(node)] = per_layer.get(id(node.layer), int(node.layer._lm_model_kind == "functional"))
         per_layer[id(node.layer)] = node_index[id(node)] + 1
 
     def encode(value):
@@ -184,8 +179,6 @@ def compile_entry(model):
     config = model.get_compile_config()
     if not config:
         return None
-    from lamina.saving.serialization import serialize
-
     result = {key: to_keras(serialize(config[key])) if key == "optimizer" else to_keras(config.get(key))
               for key in _COMPILE_KEYS if key in config}
     if not isinstance(result.get("steps_per_execution"), int):

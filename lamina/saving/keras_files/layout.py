@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from lamina.saving.rebuilding import is_model
+
 # lamina's attribute name -> Keras's path segment, per built-in class where they differ.
 _SEGMENTS = {
     "MultiHeadAttention": {"_query_dense": "query_dense", "_key_dense": "key_dense",
@@ -72,11 +74,7 @@ def _visit(layer, path, pairs, groups, seen) -> None:
 
 
 def _child_paths(layer, children) -> list:
-    from lamina.models.functional import Functional
-    from lamina.models.model import Model
-    from lamina.models.sequential import Sequential
-
-    if isinstance(layer, (Sequential, Functional)):
+    if layer._lm_model_kind in ("sequential", "functional"):
         return _in_container("layers", layer.layers)
     renames = _SEGMENTS.get(type(layer).__name__, {}) if type(layer).__module__.startswith("lamina.") else {}
     found, containers = [], {}
@@ -87,7 +85,7 @@ def _child_paths(layer, children) -> list:
             used = containers.setdefault(container, {})
             segment = f"{container}/{_numbered(snake_case(type(child).__name__), used)}"
         found.append((renames.get(segment, segment), child))
-    if isinstance(layer, Model):
+    if is_model(layer):
         # A subclassed Keras model also has a ``layers`` attribute (its direct sublayers), and
         # Keras walks attributes sorted, public before private, keeping each layer's first path.
         found = sorted(found + _in_container("layers", children), key=lambda item: _name_key(item[0]))

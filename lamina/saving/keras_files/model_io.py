@@ -16,16 +16,22 @@ import warnings
 
 import numpy as np
 
+from lamina.core.variable import initializers_skipped
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import FileFormatError, WeightMismatchError
 from lamina.saving.keras_files.archive import WEIGHTS, KerasArchive, write_keras_archive
+from lamina.saving.keras_files.config_in import translate
 from lamina.saving.keras_files.config_out import compile_entry, model_entry
 from lamina.saving.keras_files.h5 import H5Weights, write_weights
 from lamina.saving.keras_files.layout import keras_layout
+from lamina.saving.keras_files.models_in import build_model
 from lamina.saving.keras_files.optimizer_state import PREFIX, keras_optimizer_pairs
+from lamina.saving.object_registry import CustomObjectScope
+from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, is_model
+from lamina.saving.safe_mode import safe_mode_scope
+from lamina.saving.safetensors_reader import open_regular_file
 from lamina.version import __version__
 
-_BUILD_SLACK_BYTES = 16 * 1024 * 1024
 _SHOWN_PROBLEMS = 25
 
 
@@ -43,27 +49,20 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
         >>> bool(np.allclose(copy(x), model(x)))
         True
     """
-    from lamina.core.variable import initializers_skipped
-    from lamina.models.model import Model
-    from lamina.saving.keras_files.models_in import build_model
-    from lamina.saving.model_file import _as_file_error, _build, _check_layer_count
-    from lamina.saving.object_registry import CustomObjectScope
-    from lamina.saving.safe_mode import safe_mode_scope
-
     with KerasArchive(path) as archive:
         config = archive.config
-        _check_layer_count(config, archive.source)
+        check_layer_count(config, archive.source)
         with H5Weights(archive.weights_path, f"{archive.source} ({WEIGHTS})") as weights:
             budget = sum(math.prod(shape) * dtype.itemsize for shape, dtype in weights.shapes.values())
             with CustomObjectScope(custom_objects), safe_mode_scope(safe_mode):
-                with initializers_skipped(budget + _BUILD_SLACK_BYTES), _as_file_error(archive.source, "model config"):
+                with initializers_skipped(budget + BUILD_SLACK_BYTES), as_file_error(archive.source, "model config"):
                     try:
                         model = build_model(config, custom_objects, "the model")
                     except ValueError as error:  # say which file, whatever part of lamina refused it
                         raise FileFormatError(f"{archive.source}: {error}") from error
-                    if not isinstance(model, Model):
+                    if not is_model(model):
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
-                    _build(model, config.get("build_config"), archive.source)
+                    build(model, config.get("build_config"), archive.source)
             values = _read_checked(model, weights, f"model '{model.name}'")
             if compile and config.get("compile_config"):
                 _compile(model, config["compile_config"], custom_objects, archive.source)
@@ -108,8 +107,6 @@ def _read_optimizer_state(model, weights) -> list:
 
 
 def _compile(model, compile_config, custom_objects, source) -> None:
-    from lamina.saving.keras_files.config_in import translate
-
     keys = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "jit_compile")
     try:
         args = {key: value for key, value in translate(compile_config, "compile_config", custom_objects).items()
@@ -205,8 +202,6 @@ def save_keras_weights(model, path) -> None:
 def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
     """``model.load_weights("x.weights.h5")`` from a file Keras 3 (or lamina) wrote; every key
     and shape is checked before anything changes."""
-    from lamina.saving.safetensors_reader import open_regular_file
-
     path = str(path)
     if not model.built and not model.weights:
         raise ValueError(f"Model '{model.name}' has no weights yet: build it first, then load weights into it.")

@@ -4,8 +4,14 @@ models registered under Keras's ``registered_name``."""
 
 from __future__ import annotations
 
+import jax
+
+from lamina.core.symbolic import is_symbolic
+from lamina.layers.core.input_layer import InputLayer
 from lamina.saving.errors import FileFormatError
 from lamina.saving.keras_files.config_in import resolve_class, translate
+from lamina.saving.object_registry import _REGISTRY
+from lamina.saving.rebuilding import is_model
 from lamina.saving.serialization import _from_config
 
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -14,8 +20,6 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 def build_model(entry: dict, custom_objects, where: str = "the model"):
     """The lamina model a top-level (or nested) Keras model entry describes, unbuilt weights
     made from the graph (Functional), the input layer (Sequential) or ``build_config``."""
-    from lamina.models.model import Model
-
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) \
             or not isinstance(entry.get("config"), dict):
         raise FileFormatError(f"{where}: a Keras model entry needs 'class_name' and a 'config' object.")
@@ -27,12 +31,17 @@ def build_model(entry: dict, custom_objects, where: str = "the model"):
     if _is_functional_config(config):
         cls = None
         if custom or class_name not in _MODEL_CLASSES:
-            cls = resolve_class(class_name, registered, custom_objects, f"model {config.get('name')!r}")
+            cls = _model_class_named(class_name, registered, custom_objects, config, where)
         return _functional(config, custom_objects, cls)
-    cls = resolve_class(class_name, registered, custom_objects, f"model {config.get('name')!r}")
-    if not (isinstance(cls, type) and issubclass(cls, Model)):
-        raise FileFormatError(f"{where}: config.json names {class_name!r}, which is not a model class in lamina.")
+    cls = _model_class_named(class_name, registered, custom_objects, config, where)
     return _from_config(cls, translate(config, f"model {config.get('name')!r}", custom_objects), custom_objects)
+
+
+def _model_class_named(class_name, registered, custom_objects, config, where) -> type:
+    cls = resolve_class(class_name, registered, custom_objects, f"model {config.get('name')!r}")
+    if not (isinstance(cls, type) and is_model(cls)):
+        raise FileFormatError(f"{where}: config.json names {class_name!r}, which is not a model class in lamina.")
+    return cls
 
 
 def make_layer(spec: dict, custom_objects, where: str):
@@ -64,12 +73,15 @@ def _is_functional_config(config) -> bool:
     return isinstance(config, dict) and "layers" in config and "input_layers" in config and "output_layers" in config
 
 
-def _sequential(config, custom_objects):
-    from lamina.models.sequential import Sequential
+def _model_class(name: str) -> type:
+    # lamina.models registers its classes on import; saving never imports lamina.models.
+    return _REGISTRY[name]
 
+
+def _sequential(config, custom_objects):
     where = f"Sequential {config.get('name')!r}"
     layers = [make_layer(spec, custom_objects, where) for spec in _list(config.get("layers"), "layers", where)]
-    model = Sequential(layers, name=config.get("name"), trainable=config.get("trainable", True))
+    model = _model_class("Sequential")(layers, name=config.get("name"), trainable=config.get("trainable", True))
     shape = config.get("build_input_shape")
     if not model.built and shape is not None:
         model.build(_shape(shape, where))
@@ -77,9 +89,6 @@ def _sequential(config, custom_objects):
 
 
 def _functional(config, custom_objects, cls=None):
-    from lamina.layers.core.input_layer import InputLayer
-    from lamina.models.functional import Functional, functional_subclass
-
     where = f"model {config.get('name')!r}"
     specs = _list(config.get("layers"), "layers", where)
     layers, pending = {}, []
@@ -105,7 +114,8 @@ def _functional(config, custom_objects, cls=None):
                 args, kwargs = decoded
                 result = layer(*args, **kwargs)
                 # Keras counts a nested Functional model's own graph as its node 0.
-                outputs_of[(layer.name, done[layer.name] + isinstance(layer, Functional))] = _flat(result)
+                nested_graph = layer._lm_model_kind == "functional"
+                outputs_of[(layer.name, done[layer.name] + nested_graph)] = _flat(result)
                 done[layer.name] += 1
                 progress = True
     stuck = [layer.name for layer, nodes in pending if not isinstance(layer, InputLayer) and done[layer.name] < len(nodes)]
@@ -113,7 +123,9 @@ def _functional(config, custom_objects, cls=None):
         raise FileFormatError(f"{where}: the calls of layers {stuck} read tensors that no layer makes.")
     inputs = _endpoints(config["input_layers"], outputs_of, where)
     outputs = _endpoints(config["output_layers"], outputs_of, where)
-    target = Functional if cls is None else functional_subclass(cls)
+    # A registered Model subclass called with (inputs, outputs) becomes its Functional twin
+    # (Model.__new__), as in Keras.
+    target = _model_class("Functional") if cls is None else cls
     return target(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))
 
 
@@ -178,10 +190,6 @@ def _endpoints(spec, outputs_of, where):
 
 
 def _flat(result) -> list:
-    import jax
-
-    from lamina.core.symbolic import is_symbolic
-
     return jax.tree_util.tree_leaves(result, is_leaf=is_symbolic)
 
 

@@ -1,0 +1,111 @@
+"""Which key each variable of a model (and of its optimizer) is saved under.
+
+Keys are paths below the model (``dense/kernel``), the optimizer's state follows under
+``optimizer/``; each key also has a *structural* key, independent of generated layer names
+(``weights.py`` explains both). The weights file, the ``.lamina`` file and the sharded
+checkpoint all name their tensors this way.
+"""
+
+from __future__ import annotations
+
+from lamina.core.naming import to_snake_case
+from lamina.layers.layer import _state_role
+
+OPTIMIZER_PREFIX = "optimizer/"
+STRUCTURE_METADATA = "lamina_structure"  # safetensors metadata: JSON {key: structural key}
+
+
+def model_variables(model) -> dict:
+    """``{key: Variable}`` for the model's weights and layer-held state (seeds, RNN states)."""
+    return _unique_keys((key, v) for key, _, v in _walk_model(model))
+
+
+def _walk_model(model) -> list:
+    """``[(key, structural_key, variable)]`` in ``model.variables`` order (so metric and
+    optimizer state left out); a shared layer is reached once, under its first path."""
+    prefix = model.path + "/"
+    found, seen_layers, seen_variables = [], set(), set()
+
+    def visit(layer, structural_prefix):
+        if id(layer) in seen_layers:
+            return
+        seen_layers.add(id(layer))
+        layer._lm_adopt_children()  # keys are paths: a layer appended to a list gets its own
+        own, children, holders = layer._lm_children()
+        held = [v for h in holders if _state_role(h) == "layer" for v in h._lm_state_variables()]
+        for v in own + held:
+            if id(v) not in seen_variables:
+                seen_variables.add(id(v))
+                path = v.path
+                key = path[len(prefix):] if path.startswith(prefix) else path
+                found.append((key, structural_prefix + v.name, v))
+        for child, segment in zip(children, _structural_segments(layer, children)):
+            visit(child, f"{structural_prefix}{segment}/")
+
+    visit(model, "")
+    return found
+
+
+def _structural_segments(parent, children) -> list:
+    """Each child's structural key segment: its attribute path where ``parent`` holds it in an
+    attribute (reproducible), else its class and rank among its siblings of that class."""
+    known_by_name = parent._lm_child_keys == "name"
+    counts, segments = {}, []
+    for child in children:
+        adopted_here = child._lm_parent is not None and child._lm_parent() is parent
+        if adopted_here and not known_by_name and child._lm_segment:
+            segments.append(child._lm_segment)
+            continue
+        base = to_snake_case(type(child).__name__)
+        rank = counts[base] = counts.get(base, -1) + 1
+        segments.append(base if rank == 0 else f"{base}_{rank}")
+    return segments
+
+
+def keyed_variables(model, optimizer=None) -> tuple[dict, dict]:
+    """``({key: Variable}, {key: structural_key})`` for the model's variables, then (when
+    ``optimizer`` is given) its state, whose structural keys name the structural weight keys."""
+    walked = _walk_model(model)
+    variables = _unique_keys((key, v) for key, _, v in walked)
+    structural = _unique_keys((skey, v) for _, skey, v in walked)
+    structure = dict(zip(variables, structural))  # both in walk order
+    if optimizer is not None:
+        by_key = optimizer_variables(optimizer, {id(v): k for k, v in variables.items()})
+        by_structure = optimizer_variables(optimizer, {id(v): k for k, v in structural.items()})
+        variables.update(by_key)
+        structure.update(zip(by_key, by_structure))
+    return variables, structure
+
+
+def optimizer_variables(optimizer, weight_keys: dict) -> dict:
+    """``{key: Variable}`` for an optimizer's state (``optimizer/<field>[/<weight key>]``);
+    ``weight_keys`` maps ``id(weight)`` to key."""
+    if optimizer is None:
+        return {}
+    found = []
+    for field, variable, weight in optimizer.state_items():
+        tail = [] if weight is None else [weight_keys.get(id(weight), weight.path)]
+        found.append(("/".join([OPTIMIZER_PREFIX + field, *tail]), variable))
+    return _unique_keys(found)
+
+
+def saved_variables(model, include_optimizer: bool = True) -> tuple[dict, dict]:
+    """Everything a file holds for ``model`` (its variables, then its optimizer's state), and
+    their structural keys: ``({key: Variable}, {key: structural_key})``."""
+    optimizer = getattr(model, "optimizer", None) if include_optimizer else None
+    if optimizer is not None and not optimizer.built:
+        optimizer = None  # nothing to save before the first step
+    return keyed_variables(model, optimizer)
+
+
+def _unique_keys(pairs) -> dict:
+    # Two variables with one path (a layer that names two weights alike) get "_1", "_2"...
+    # in creation order, so a model and its rebuilt copy agree on the keys.
+    result = {}
+    for key, variable in pairs:
+        candidate, count = key, 0
+        while candidate in result:
+            count += 1
+            candidate = f"{key}_{count}"
+        result[candidate] = variable
+    return result
