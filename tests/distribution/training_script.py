@@ -5,6 +5,7 @@ The one-device runs happen in this process too: without a distribution everythin
 the default device, exactly as in a single-device run.
 """
 
+import gc
 import json
 import os
 import sys
@@ -202,20 +203,58 @@ def tensor_parallel(found):
     }
 
 
-def fsdp_memory(found):
+def device0_bytes() -> int:
+    """Bytes of every live array held on device 0 (CPU devices have no memory_stats)."""
+    device0 = jax.devices()[0]
+    return sum(s.data.nbytes for a in jax.live_arrays() for s in a.addressable_shards if s.device == device0)
+
+
+class BuildMemory:
+    """The most device 0 holds while variables are created under a distribution (over what
+    it held before). Each sharded initializer is lowered and compiled ahead of time: what is
+    live on device 0 after lowering (a value computed while tracing stays alive as a constant
+    of the lowered program) plus the program's temporaries and its output on that device."""
+
+    def __enter__(self):
+        from lamina.distribution import placement
+
+        self.placement, self.made = placement, placement.compiled_initializer
+        self.peak, self.initializers = 0, 0
+        gc.collect()
+        base = device0_bytes()
+
+        def watched(make, sharding):
+            lowered = self.made(make, sharding).lower()
+            compiled = lowered.compile()
+            memory = compiled.memory_analysis()
+            held = device0_bytes() - base
+            self.peak = max(self.peak, held + memory.temp_size_in_bytes + memory.output_size_in_bytes)
+            self.initializers += 1
+            return compiled
+
+        placement.compiled_initializer = watched
+        return self
+
+    def __exit__(self, *exc):
+        self.placement.compiled_initializer = self.made
+
+
+def fsdp_memory(found, size=1024):
     lm.utils.set_random_seed(0)
     set_distribution(lm.distribution.FSDP(axis="batch", min_size=2**16))
-    size = 1024
-    model = lm.Sequential([lm.Input((size,))] + [lm.layers.Dense(size, name=f"d{i}") for i in range(8)])
+    with BuildMemory() as building:
+        model = lm.Sequential([lm.Input((size,))] + [lm.layers.Dense(size, name=f"d{i}") for i in range(8)])
+    device0 = jax.devices()[0]
+    weights0 = sum(s.data.nbytes for w in model.weights for s in w.value.addressable_shards if s.device == device0)
     model.compile(lm.optimizers.Adam(1e-3), "mse", steps_per_execution=1)
     x = np.ones((16, size), "float32")
     model.fit(x, x, batch_size=16, epochs=1, verbose=0)
     set_distribution(None)
-    device0 = jax.devices()[0]
     state = [v.value for v in model.weights + model.optimizer.variables]
     total = sum(a.nbytes for a in state)
     on0 = sum(s.data.nbytes for a in state for s in a.addressable_shards if s.device == device0)
-    found["fsdp_memory"] = {"total": int(total), "device0": int(on0), "size": size}
+    found["fsdp_memory"] = {"total": int(total), "device0": int(on0), "size": size, "weights_device0": int(weights0),
+                            "build_peak": int(building.peak), "initializers": building.initializers}
 
 
 def unmovable_state(found):
