@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import jax
 import numpy as np
@@ -171,7 +172,10 @@ def _describe_object(value):
     function's name, else its type's name."""
     get_config = getattr(value, "get_config", None)
     if callable(get_config) and not isinstance(value, type):
-        return {"class_name": type(value).__name__, "config": get_config()}
+        try:
+            return {"class_name": type(value).__name__, "config": get_config()}
+        except (NotImplementedError, TypeError, ValueError, AttributeError):
+            pass  # a user object whose config cannot be made: compared by its type below
     if callable(value) and hasattr(value, "__name__"):
         return f"<function {value.__name__}>"
     return f"<{type(value).__name__}>"
@@ -252,13 +256,22 @@ def _entries_difference(p: str, kind: str, values0, paths0, values1, paths1) -> 
     if paths0 == paths1:
         pairs = list(zip(paths0, values0, values1))
     else:
-        by0, by1 = dict(zip(paths0, values0)), dict(zip(paths1, values1))
-        pairs = [(path, by0[path], by1[path]) for path in paths0 if path in by1]
-        lines += [only_here.format(p=p, path=path, e1=_entry(by1[path])) for path in paths1 if path not in by0]
-        lines += [only_there.format(p=p, path=path, e0=_entry(by0[path])) for path in paths0 if path not in by1]
+        # Matched by path, with generated suffixes dropped (``hidden_1`` is ``hidden``) when
+        # that keeps every path distinct; each process's own path is the one named.
+        key0, key1 = _match_keys(paths0), _match_keys(paths1)
+        by0, by1 = dict(zip(key0, zip(paths0, values0))), dict(zip(key1, zip(paths1, values1)))
+        pairs = [(by1[k][0], by0[k][1], by1[k][1]) for k in key0 if k in by1]
+        lines += [only_here.format(p=p, path=by1[k][0], e1=_entry(by1[k][1])) for k in key1 if k not in by0]
+        lines += [only_there.format(p=p, path=by0[k][0], e0=_entry(by0[k][1])) for k in key0 if k not in by1]
     lines += [both.format(p=p, path=path, e1=_entry(v1, v0), e0=_entry(v0, v1, shape_word=False))
               for path, v0, v1 in pairs if v0 != v1]
     return lines
+
+
+def _match_keys(paths: list) -> list:
+    """``paths`` without generated ``_<n>`` suffixes, unless that makes two of them equal."""
+    generic = ["/".join(re.sub(r"_\d+$", "", part) for part in path.split("/")) for path in paths]
+    return generic if len(set(generic)) == len(generic) else list(paths)
 
 
 def _entry(value, other=None, shape_word=True) -> str:
