@@ -1,4 +1,10 @@
-"""Models (``lm.Model``, ``lm.Sequential``) and the model functions of ``keras.models``."""
+"""Models (``lm.Model``, ``lm.Sequential``) and the model functions of ``keras.models``.
+
+Imports go one way: ``model.py`` (``Model``) imports neither its subclasses nor the modules
+that use it; ``functional.py`` sets ``Model._lm_functional`` when imported, which is how
+``lm.Model(inputs, outputs)`` builds a Functional. ``lamina.saving`` never imports this package:
+it tells models apart by ``_lm_model_kind`` and finds their classes in the registry.
+"""
 
 from lamina.models.cloning import clone_model
 from lamina.models.functional import Functional

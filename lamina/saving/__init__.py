@@ -8,6 +8,10 @@
   class (``object_registry.py``, ``serialization.py``).
 - Keras 3 files: ``lm.load_model("m.keras")``, ``model.save("m.keras")`` and ``.weights.h5``
   weights (``keras_files/``; needs h5py: ``pip install "lamina[keras-files]"``).
+- The key of each saved variable (``variable_keys.py``) and the steps every loader takes with
+  a model's config (``rebuilding.py``). Nothing here imports ``lamina.models``, the trainers
+  or the callbacks (they call saving): a model says what it is (``_lm_model_kind``), and
+  ``Sequential`` / ``Functional`` are found in the registry.
 
 Keras's names work too: ``register_keras_serializable``, ``custom_object_scope``,
 ``get_custom_objects``, ``get_registered_object``, ``serialize_keras_object`` and

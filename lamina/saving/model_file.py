@@ -39,7 +39,7 @@ def save_model(model, path, overwrite: bool = True, sharded: bool | None = None)
     reads both forms."""
     path = str(path)
     if path.endswith(".keras"):  # Keras 3's format (lamina/saving/keras_files)
-        from lamina.saving.keras_files import save_keras_model
+        from lamina.saving.keras_files import save_keras_model  # loaded for Keras paths only
 
         return save_keras_model(model, path, overwrite=overwrite)
     if not path.endswith(".lamina"):
@@ -107,6 +107,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         True
     """
     if str(path).endswith(".keras"):  # Keras 3's format (lamina/saving/keras_files)
+        # Loaded for Keras paths only: nine modules that `import lamina` need not load.
         from lamina.saving.keras_files import load_keras_model
 
         return load_keras_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)

@@ -170,7 +170,7 @@ def save_weights(model, path, sharded: bool | None = None) -> None:
     an index instead (``lamina/saving/sharded.py``)."""
     path = str(path)
     if path.endswith(".weights.h5"):  # Keras 3's layout (lamina/saving/keras_files)
-        from lamina.saving.keras_files import save_keras_weights
+        from lamina.saving.keras_files import save_keras_weights  # loaded for Keras paths only
 
         return save_keras_weights(model, path)
     if not path.endswith(".safetensors"):
@@ -196,7 +196,7 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
     """
     path = str(path)
     if path.endswith(".h5"):  # Keras 3's weights layout (lamina/saving/keras_files)
-        from lamina.saving.keras_files import load_keras_weights
+        from lamina.saving.keras_files import load_keras_weights  # loaded for Keras paths only
 
         return load_keras_weights(model, path, skip_mismatch=skip_mismatch)
     if shard_index.is_sharded_checkpoint(path):  # written by several processes (sharded.py)
