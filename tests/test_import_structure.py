@@ -9,6 +9,10 @@ packages (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` first)
 edge: a package's ``__init__`` re-exporting its children would otherwise make every child
 that imports a sibling part of a cycle.
 
+On top of that, the layering: the low level (variables, random, initializers, regularizers,
+constraints, serialization, the registry) never reaches ``lamina.layers`` or ``lamina.models``,
+and ``lamina.saving`` never reaches the models, trainers or callbacks, which call it.
+
 Run as a script (``python tests/test_import_structure.py``) to print the cycles, or with
 ``--edges MODULE`` to list what one module imports.
 """
@@ -155,6 +159,52 @@ def test_lamina_has_no_import_cycle():
         components, edges)
 
 
+# Which packages a module may not reach, even through others: the low level sits below the
+# layers, and saving below the models, trainers and callbacks that call it.
+_LOW_LEVEL = ("lamina.core.variable", "lamina.random", "lamina.initializers", "lamina.regularizers",
+              "lamina.constraints", "lamina.saving.serialization", "lamina.saving.object_registry")
+_FORBIDDEN = {
+    **{module: ("lamina.layers", "lamina.models") for module in _LOW_LEVEL},
+    "lamina.saving": ("lamina.models", "lamina.trainers", "lamina.callbacks"),
+}
+
+
+def _within(module: str, packages) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+def forbidden_paths(edges: list[Edge], rules: dict) -> list[str]:
+    """Each import chain from a module under a rule's key to a package it may not reach."""
+    successors = {}
+    for edge in edges:
+        successors.setdefault(edge.source, []).append(edge)
+    found = []
+    for source in sorted(successors):
+        banned = [b for key, packages in rules.items() if _within(source, (key,)) for b in packages]
+        if not banned:
+            continue
+        via, stack = {source: None}, [source]
+        while stack:  # depth-first, remembering the edge that reached each module
+            for edge in successors.get(stack.pop(), []):
+                if edge.target not in via:
+                    via[edge.target] = edge
+                    stack.append(edge.target)
+        for target, edge in via.items():
+            # Only where a chain first enters a banned package: what that module imports is noise.
+            if edge is not None and _within(target, banned) and not _within(edge.source, banned):
+                chain = []
+                while edge is not None:
+                    chain.append(str(edge))
+                    edge = via[edge.source]
+                found.append(f"{source} reaches {target}:\n    " + "\n    ".join(reversed(chain)))
+    return found
+
+
+def test_the_low_level_and_saving_import_only_downward():
+    found = forbidden_paths(import_edges(), _FORBIDDEN)
+    assert not found, "A module imports a package above it:\n" + "\n".join(found)
+
+
 def test_the_graph_reader_sees_nested_relative_and_from_imports(tmp_path):
     # The reader itself: a cycle closed only by an import inside a function, written as a
     # relative import of a name (not a module), must be found, with its file and line.
@@ -172,6 +222,13 @@ def test_the_graph_reader_sees_nested_relative_and_from_imports(tmp_path):
     assert components == [["pkg.a", "pkg.sub.b"]]
     report = cycle_report(components, edges)
     assert "pkg.sub.b -> pkg.a" in report and "sub/b.py:2 (not at module level)" in report
+    # The layering rule follows chains of imports, and names each link.
+    (package / "d.py").write_text("import pkg.c\n")
+    found = forbidden_paths(import_edges(tmp_path, "pkg"), {"pkg.d": ("pkg.sub",)})
+    assert found == ["pkg.d reaches pkg.sub:\n    pkg.d -> pkg.c   pkg/d.py:1\n"
+                     "    pkg.c -> pkg.sub   pkg/c.py:1"]
+    # pkg.c imports the package pkg.sub, whose __init__ imports nothing: pkg.a is out of reach.
+    assert forbidden_paths(edges, {"pkg.c": ("pkg.a",)}) == []
 
 
 if __name__ == "__main__":
