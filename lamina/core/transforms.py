@@ -23,10 +23,12 @@ their stamps and no re-trace.
 from __future__ import annotations
 
 import functools
+import re
 import weakref
 from collections.abc import Callable, Sequence
 
 import jax
+import jaxlib
 import numpy as np
 from jax._src import array as _jax_array_impl
 from jax.sharding import NamedSharding, PartitionSpec
@@ -106,17 +108,21 @@ def _compiler_options() -> dict | None:
     MNIST convnet (46 and 39 MB by fault count) showed no reliable change in time. Not every
     program gets smaller (a small MLP step in the tests needs 3.1 instead of 2.4 MB), and
     hosts with many cores may gain more from concurrency: measured on 2 cores only. Only
-    the schedule changes: donation, numerics and GPU/TPU compilation are untouched. Read
-    once, from the default backend.
+    the schedule changes: donation, numerics and GPU/TPU compilation are untouched.
+
+    The option exists from jaxlib 0.9.1 on; older versions refuse it at compile time, so they
+    keep the default schedule. Decided from the version, not by compiling a probe program
+    (a probe cost every fresh process a 20 ms compilation before its first step).
     """
-    if jax.default_backend() != "cpu":
+    if jax.default_backend() != "cpu" or _jaxlib_version() < (0, 9, 1):
         return None
-    options = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
-    try:  # an XLA without this option refuses it at compile time: then keep the default
-        jax.jit(lambda x: x + 1, compiler_options=options).lower(1.0).compile()
-    except Exception:  # noqa: BLE001 - any refusal means "not supported here"
-        return None
-    return options
+    return {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def _jaxlib_version() -> tuple:
+    """jaxlib's version as a tuple of its leading numbers (``"0.10.2"`` -> ``(0, 10, 2)``)."""
+    numbers = re.findall(r"\d+", jaxlib.__version__)[:3]
+    return tuple(int(n) for n in numbers)
 
 
 class _Compiled:

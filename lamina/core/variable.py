@@ -429,7 +429,10 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
     if isinstance(value, jax.Array):
         value = fresh_copy(value if value.dtype == dtype else value.astype(dtype))
     else:
-        value = jnp.array(value, dtype=dtype, copy=True)  # from the host: a transfer, no program
+        # From the host: a copy and a transfer (jnp.array would compile a conversion program
+        # per shape and dtype); evaluated even when a trace is building the variable.
+        with jax.ensure_compile_time_eval():
+            value = jax.device_put(np.array(value, dtype=dtype, copy=True))
     if shape is not None and tuple(shape) != value.shape:
         raise ValueError(f"Variable {name or ''!r}: initial value has shape {value.shape}, but shape={tuple(shape)}.")
     return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax._src import config as jax_config  # the contextual switch has no public name
+from jax.extend import core as jax_core
 from jax.sharding import NamedSharding
 
 from lamina.distribution import current
@@ -103,7 +104,8 @@ def init_state_like(init, params: dict):
     """
     mesh = common_mesh(params.values())
     if mesh is None:
-        return init(params)
+        constant = constant_state(init, params)
+        return init(params) if constant is None else constant
     shapes = jax.eval_shape(init, params)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
     replicated = NamedSharding(mesh, jax.sharding.PartitionSpec())
@@ -115,6 +117,41 @@ def init_state_like(init, params: dict):
                 and isinstance(getattr(param, "sharding", None), NamedSharding) and param.sharding.mesh == mesh)
         shardings.append(param.sharding if like else replicated)
     return jax.jit(init, out_shardings=jax.tree_util.tree_unflatten(treedef, shardings))(params)
+
+
+def constant_state(init, params: dict):
+    """``init(params)`` made on the host when every leaf is a constant fill (zeros, an initial
+    accumulator value, a step counter), else ``None``.
+
+    Why: optax's ``init`` run eagerly compiles one XLA program per distinct slot shape (a
+    ``broadcast_in_dim`` each: about 20 ms apiece on a CPU, paid by every fresh process before
+    its first step); filling NumPy arrays and handing them to the device compiles nothing. A
+    state that depends on the parameters' values, or holds a weakly typed leaf (whose type
+    NumPy cannot carry), is left to ``init``.
+    """
+    # Traced even inside ``jax.ensure_compile_time_eval`` (optimizers build under it), which
+    # would otherwise evaluate, and compile, the fills it is meant to find.
+    with jax_config.eager_constant_folding(False):
+        closed, shapes = jax.make_jaxpr(init, return_shape=True)(params)
+    fills = {}
+    for eqn in closed.jaxpr.eqns:
+        operand = eqn.invars[0] if eqn.invars else None
+        if (eqn.primitive.name == "broadcast_in_dim" and isinstance(operand, jax_core.Literal)
+                and eqn.params.get("sharding") is None):
+            fills[eqn.outvars[0]] = operand.val
+    leaves = []
+    for var in closed.jaxpr.outvars:
+        aval = var.aval
+        if getattr(aval, "weak_type", False):
+            return None
+        if isinstance(var, jax_core.Literal):
+            value = var.val
+        elif var in fills:
+            value = fills[var]
+        else:
+            return None
+        leaves.append(np.full(aval.shape, np.asarray(value), dtype=aval.dtype))
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), leaves)
 
 
 def common_mesh(arrays):

@@ -315,7 +315,9 @@ class Optimizer:
         keys = _param_keys(len(variables))
         with jax.ensure_compile_time_eval():
             params = {k: _concrete_value(v) for k, v in zip(keys, variables)}
-            lr = jnp.ones((), jnp.float32) if self._learning_rate is not None else None
+            # Only the state's structure depends on the rate: a host scalar, so that building
+            # optax's learning-rate step compiles no program for it.
+            lr = np.ones((), np.float32) if self._learning_rate is not None else None
             # Placed like the weights: a slot never sits whole on one device (placement.py).
             opt_state = placement.init_state_like(self.make_update_transform(lr).init, params)
             leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
@@ -324,7 +326,9 @@ class Optimizer:
         slots = []
         for name, (_, leaf) in zip(names, leaves_with_paths):
             with jax.ensure_compile_time_eval():
-                leaf = jnp.asarray(leaf)
+                # A fill made on the host goes to the device as it is (jnp.asarray would
+                # compile a copy program per shape).
+                leaf = jax.device_put(leaf) if isinstance(leaf, np.ndarray) else jnp.asarray(leaf)
             slots.append(Variable(leaf, trainable=False, name=name, layout=placement.sharding_of(leaf)))
         self._built_variables = variables
         self._index = {id(v): i for i, v in enumerate(variables)}
