@@ -1,7 +1,8 @@
 """How batches reach the devices under a distribution, and how a process's rows join a global
 batch.
 
-Without a distribution, ``distribute`` is ``jax.device_put`` (one device, as before). Under one,
+Without a distribution, ``distribute`` is ``jax.device_put`` (one device, as before; on the CPU
+backend NumPy batches are left to the compiled step's own transfer). Under one,
 each leaf of a batch is split on its batch dimension over the distribution's batch axis
 (``Distribution.get_data_layout``): the first dimension, or the second for a stacked
 ``(steps, batch, ...)`` block of ``steps_per_execution``, whose step axis is not split.
@@ -18,6 +19,8 @@ first). A partial batch is gathered from every process and replicated.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import numpy as np
@@ -84,12 +87,25 @@ def distribute(leaves: list, stacked: bool = False) -> list:
     """
     distribution = current.distribution()
     if distribution is None:
+        if _device_is_host():
+            # A transfer to the CPU backend is a copy in host memory either way: the compiled
+            # step takes NumPy batches as they are (jax.jit's own transfer, in C++), which
+            # saves a separate device_put per batch (about 3% of predict's time for an MLP at
+            # batch 1024). Accelerators keep device_put: a batch sent ahead of its step
+            # overlaps the transfer with the step before it.
+            return list(leaves)
         return jax.device_put(leaves)
     if jax.process_count() == 1:
         arrays = [jax.device_put(leaf, batch_sharding(distribution, np.shape(leaf), stacked)) for leaf in leaves]
     else:
         arrays = [_from_processes(distribution, leaf, stacked) for leaf in leaves]
     return arrays
+
+
+@functools.cache
+def _device_is_host() -> bool:
+    """Whether the default backend computes in host memory (the CPU backend)."""
+    return jax.default_backend() == "cpu"
 
 
 def one_call_in_flight() -> bool:

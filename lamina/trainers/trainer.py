@@ -407,7 +407,12 @@ class Trainer:
                 outputs = flatten_logs(outputs)
                 return jax.tree_util.tree_map(lambda a: a[-1], outputs), outputs
 
-            functions[key] = _serialized(jit(run) if self.jit_compile else run, self._lm_state_lock())
+            if self.jit_compile:
+                function = jit(run)
+            else:  # eager steps get device arrays, as Keras's do (batches may come as NumPy)
+                def function(data, run=run):
+                    return run(jax.device_put(data))
+            functions[key] = _serialized(function, self._lm_state_lock())
         return functions[key]
 
     def _lm_state_lock(self):

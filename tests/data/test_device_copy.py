@@ -11,6 +11,7 @@ import pytest
 
 import lamina as lm
 from lamina.data import device_copy, get_data_adapter
+from lamina.distribution import data as distribution_data
 
 N, FEATURES = 40, 5
 
@@ -219,12 +220,25 @@ def test_new_data_over_the_budget_first_drop_the_copies_of_other_data(monkeypatc
     assert len(device_copy._CACHE) == 2  # the new data's copies
 
 
-def test_streaming_sends_the_next_item_before_the_current_one_is_used(puts):
+def test_streaming_sends_the_next_item_before_the_current_one_is_used(puts, monkeypatch):
+    # On an accelerator each streamed batch is sent ahead of its step (the transfer overlaps
+    # the step before it); the CPU backend is told to behave as one.
+    monkeypatch.setattr(distribution_data, "_device_is_host", lambda: False)
     x, y = data()
     lm.data.set_device_budget(0.0)
     items = get_data_adapter(x, y, batch_size=8, shuffle=True).epoch(0, block=1)
     next(items)
     assert sum(1 for shape, _ in puts if shape == (8, FEATURES)) == 2  # this item and the next
+
+
+def test_on_the_cpu_backend_streamed_batches_go_to_the_step_as_numpy(puts):
+    # A transfer to the CPU backend is a host copy either way: the compiled step's own
+    # transfer takes the NumPy batch, and no separate device_put runs per batch.
+    x, y = data()
+    lm.data.set_device_budget(0.0)
+    _, (xb, yb, _) = next(get_data_adapter(x, y, batch_size=8, shuffle=True).epoch(0, block=1))
+    assert isinstance(xb, np.ndarray) and xb.shape == (8, FEATURES) and xb.dtype == np.float32
+    assert not [shape for shape, _ in puts if shape == (8, FEATURES)]
 
 
 # -- streaming gives exactly what the device gives ----------------------------------------------
