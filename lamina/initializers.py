@@ -23,18 +23,24 @@ from jax._src import config as jax_config  # the contextual switches have no pub
 from jax._src import core as jax_core
 
 from lamina.core.variable import register_initializer_resolver
+from lamina.distribution import placement
 from lamina.random import draw_seed
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import Configurable, object_family
 
 
 def _concrete(call):
-    """Normalize ``shape``/``dtype`` and compute eagerly even inside a ``jax.jit`` trace."""
+    """Normalize ``shape``/``dtype`` and compute eagerly even inside a ``jax.jit`` trace;
+    staged instead into the sharded program ``placement.initialize`` compiles for a variable
+    under a distribution (each device then computes only its own shard)."""
 
     @functools.wraps(call)
     def wrapper(self, shape, dtype="float32"):
         shape = tuple(int(d) for d in shape)
         dtype = jnp.dtype("float32" if dtype is None else dtype)
+        if placement.staging():
+            with jax_config.eager_constant_folding(False):
+                return jnp.asarray(call(self, shape, dtype), dtype=dtype)
         with jax.ensure_compile_time_eval():
             value = call(self, shape, dtype)
             if isinstance(value, np.ndarray):
@@ -44,6 +50,14 @@ def _concrete(call):
             return jnp.asarray(value, dtype=dtype)
 
     return wrapper
+
+
+def _fill(shape, value, dtype):
+    """``shape`` filled with ``value``: made on the host (no compiled program), or staged when
+    a sharded initializer program is being traced (no whole array as its constant)."""
+    if placement.staging():
+        return jnp.full(shape, value, dtype)
+    return np.full(shape, np.asarray(value), dtype)
 
 
 def _check_seed(seed):
@@ -102,7 +116,7 @@ class Zeros(Initializer):
 
     @_concrete
     def __call__(self, shape, dtype="float32"):
-        return np.zeros(shape, dtype)
+        return _fill(shape, 0, dtype)
 
 
 class Ones(Initializer):
@@ -115,7 +129,7 @@ class Ones(Initializer):
 
     @_concrete
     def __call__(self, shape, dtype="float32"):
-        return np.ones(shape, dtype)
+        return _fill(shape, 1, dtype)
 
 
 class Constant(Initializer):
@@ -131,7 +145,7 @@ class Constant(Initializer):
 
     @_concrete
     def __call__(self, shape, dtype="float32"):
-        return np.full(shape, np.asarray(self.value), dtype)
+        return _fill(shape, self.value, dtype)
 
     def get_config(self):
         value = self.value.tolist() if hasattr(self.value, "tolist") else self.value
@@ -257,13 +271,15 @@ class VarianceScaling(Initializer):
     @_concrete
     def __call__(self, shape, dtype="float32"):
         if 0 in shape:  # nothing to draw, and JAX would divide by a zero fan
-            return np.zeros(shape, dtype)
-        key = _key(self.seed)
+            return _fill(shape, 0, dtype)
+        draw = functools.partial(_variance_scaling_draw, _key(self.seed), shape, dtype, self.scale,
+                                 self.mode, self._JAX_DISTRIBUTION[self.distribution])
+        if placement.staging():
+            return draw()
         # Run now even inside a trace (an initializer returns a concrete array), as one compiled
         # program: with constant folding on, JAX would also compile its pieces one by one.
         with jax_core.eval_context(), jax_config.eager_constant_folding(False):
-            return _variance_scaling_draw(key, shape, dtype, self.scale, self.mode,
-                                          self._JAX_DISTRIBUTION[self.distribution])
+            return draw()
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,

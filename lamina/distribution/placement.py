@@ -9,10 +9,13 @@ numbers are the same as on one device).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import jax
 import numpy as np
 from jax._src import config as jax_config  # the contextual switch has no public name
-from jax.extend import core as jax_core
+from jax._src import core as jax_core  # eval_context: no public name
 from jax.sharding import NamedSharding
 
 from lamina.distribution import current
@@ -68,6 +71,25 @@ def compiled_initializer(make, sharding: NamedSharding):
     return jax.jit(make, out_shardings=sharding)
 
 
+_staging = threading.local()
+
+
+def staging() -> bool:
+    """Whether an initializer is being traced into the sharded program ``initialize`` compiles:
+    lamina's initializers then stage their computation (each device computes its own shard)
+    instead of computing the whole array at once, as they do everywhere else."""
+    return getattr(_staging, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def _staged():
+    _staging.depth = getattr(_staging, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _staging.depth -= 1
+
+
 def initialize(make, sharding: NamedSharding, name: str):
     """Run ``make`` compiled with ``sharding`` as its output sharding.
 
@@ -78,7 +100,8 @@ def initialize(make, sharding: NamedSharding, name: str):
     try:
         # Kept out of the persistent compilation cache: an unseeded initializer's seed is a
         # constant of its program, so every variable of every run would add one more file.
-        with jax_config.persistent_cache_min_compile_time_secs(float("inf")):
+        # Run now even when a trace is building the variable (its value must be concrete).
+        with jax_config.persistent_cache_min_compile_time_secs(float("inf")), _staged(), jax_core.eval_context():
             return compiled_initializer(make, sharding)()
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
             jax.errors.TracerIntegerConversionError, jax.errors.TracerBoolConversionError):

@@ -83,9 +83,14 @@ def test_fsdp_state_on_device_0_is_an_eighth(found):
 def test_fsdp_building_never_holds_more_than_twice_device_0s_share(found):
     memory = found["fsdp_memory"]
     assert memory["initializers"] == 16  # every kernel and bias was made by a sharded initializer
-    # What device 0 held at most while the model was built (live arrays, constants of each
-    # initializer's program, its temporaries and output) against its share of the state.
-    assert 0 < memory["build_peak"] <= 2 * memory["device0"]
+    # What device 0 held at most while the model was built (live buffers, constants of each
+    # initializer's program, its temporaries and output) against its share of the weights
+    # (1.37x measured; the whole state, with Adam's slots, is 3x that share).
+    assert 0 < memory["build_peak"] <= 2 * memory["weights_device0"]
+    # No split variable is ever whole on device 0: each initializer computes its own shard
+    # (0.50 of a kernel measured: the shard and the random bits' temporaries; 1.125 when the
+    # initializer computed the whole kernel while its sharded program was traced).
+    assert memory["worst_initializer_fraction"] < 1.0
 
 
 def test_same_seed_gives_bit_equal_initial_weights_on_1_4_and_8_devices(found):

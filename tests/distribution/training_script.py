@@ -7,6 +7,7 @@ the default device, exactly as in a single-device run.
 
 import gc
 import json
+import math
 import os
 import sys
 
@@ -204,9 +205,16 @@ def tensor_parallel(found):
 
 
 def device0_bytes() -> int:
-    """Bytes of every live array held on device 0 (CPU devices have no memory_stats)."""
+    """Bytes of every live buffer on device 0 (CPU devices have no memory_stats). Each buffer
+    counts once: a global array's shard, once looked at, is also listed by ``jax.live_arrays``
+    as a one-device array of its own."""
     device0 = jax.devices()[0]
-    return sum(s.data.nbytes for a in jax.live_arrays() for s in a.addressable_shards if s.device == device0)
+    buffers = {}
+    for a in jax.live_arrays():
+        for s in a.addressable_shards:
+            if s.device == device0:
+                buffers[s.data.unsafe_buffer_pointer()] = s.data.nbytes
+    return sum(buffers.values())
 
 
 class BuildMemory:
@@ -219,16 +227,24 @@ class BuildMemory:
         from lamina.distribution import placement
 
         self.placement, self.made = placement, placement.compiled_initializer
-        self.peak, self.initializers = 0, 0
+        self.peak, self.initializers, self.worst = 0, 0, 0.0
         gc.collect()
         base = device0_bytes()
 
         def watched(make, sharding):
+            before = device0_bytes()
             lowered = self.made(make, sharding).lower()
             compiled = lowered.compile()
             memory = compiled.memory_analysis()
             held = device0_bytes() - base
-            self.peak = max(self.peak, held + memory.temp_size_in_bytes + memory.output_size_in_bytes)
+            made_now = memory.temp_size_in_bytes + memory.output_size_in_bytes
+            self.peak = max(self.peak, held + made_now)
+            # What this one initializer puts on device 0 against its whole variable: a value
+            # computed whole while tracing (a constant of the program) makes it 1 or more.
+            shape = lowered.out_info.shape
+            if tuple(sharding.shard_shape(shape)) != tuple(shape):  # a split variable
+                whole = math.prod(shape) * lowered.out_info.dtype.itemsize
+                self.worst = max(self.worst, (device0_bytes() - before + made_now) / whole)
             self.initializers += 1
             return compiled
 
@@ -254,7 +270,8 @@ def fsdp_memory(found, size=1024):
     total = sum(a.nbytes for a in state)
     on0 = sum(s.data.nbytes for a in state for s in a.addressable_shards if s.device == device0)
     found["fsdp_memory"] = {"total": int(total), "device0": int(on0), "size": size, "weights_device0": int(weights0),
-                            "build_peak": int(building.peak), "initializers": building.initializers}
+                            "build_peak": int(building.peak), "initializers": building.initializers,
+                            "worst_initializer_fraction": building.worst}
 
 
 def unmovable_state(found):
