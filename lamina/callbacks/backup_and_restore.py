@@ -35,6 +35,7 @@ from lamina import random as lamina_random
 from lamina.callbacks._logs import to_python_logs
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.model_checkpoint import BatchCounter, keep_block_execution, validate_save_freq
+from lamina.distribution.consistency import same_outcome
 from lamina.saving import sharded as _sharded_io
 from lamina.saving.atomic import atomic_write
 
@@ -106,9 +107,12 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         if self._counter is not None:
             self._counter = BatchCounter(self.save_freq)
-        folder = self._latest()
-        if folder is not None:
-            self._restore(folder)
+        # Several processes decide together whether to restore, and from which backup: one
+        # restoring (or failing to read its backup) alone would leave the others waiting.
+        found = same_outcome(f"BackupAndRestore({self.backup_dir!r}) restoring", self._read_latest,
+                             describe=lambda found: {"the latest backup": found and os.path.basename(found[0])})
+        if found is not None:
+            self._restore(*found)
 
     def on_train_batch_end(self, batch, logs=None):
         if self._counter is not None and self._counter.due(batch):
@@ -187,17 +191,26 @@ class BackupAndRestore(Callback):
                              f"({pointer.get('format')!r} version {pointer.get('format_version')!r}).")
         return os.path.join(self.backup_dir, pointer["checkpoint"])
 
-    def _restore(self, folder):
+    def _read_latest(self):
+        """``(folder, state, arrays)`` of the latest backup, read and checked (nothing changed
+        yet), or None."""
+        folder = self._latest()
+        if folder is None:
+            return None
         model = self.model
         if not model.built:
             raise ValueError(
                 "To use the BackupAndRestore callback, your model must be built before you call "
                 f"`fit()`. Model {model.name} is unbuilt. You can build it beforehand by starting "
                 "it with an lm.Input, calling model.build(input_shape), or calling it on a batch.")
-        progress = self._progress()
         with open(os.path.join(folder, _STATE_JSON)) as f:
             state = json.load(f)
         arrays = safetensors.numpy.load_file(os.path.join(folder, _STATE_ARRAYS))
+        return folder, state, arrays
+
+    def _restore(self, folder, state, arrays):
+        model = self.model
+        progress = self._progress()
         model.load_weights(os.path.join(folder, _WEIGHTS))
         _restore_training_state(model, progress, state, arrays)
 

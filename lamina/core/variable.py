@@ -424,7 +424,7 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
         dtype = jax.dtypes.canonicalize_dtype(value.dtype)
     sharding = placement.variable_sharding(layout, name or "variable", value.shape, trainable)
     if sharding is not None and (shape is None or tuple(shape) == value.shape):
-        return placement.place(value.astype(dtype), sharding)  # a new buffer, shard by shard
+        return placement.place(value.astype(dtype), sharding, name)  # a new buffer, shard by shard
     # Copy: two variables must never share one buffer, or donating one deletes the other.
     if isinstance(value, jax.Array):
         value = fresh_copy(value if value.dtype == dtype else value.astype(dtype))

@@ -59,14 +59,55 @@ def check_loop(model, loop: str, settings: dict) -> None:
     model.__dict__.pop("_lm_program_check", None)
     if not active():
         return
+    check_same_in_every_process(f"{loop}()", _program_facts(model, loop, settings))
+    if not model.built:
+        model.__dict__["_lm_program_check"] = loop
+
+
+def check_batch(model, kind: str, data) -> None:
+    """At ``model.<kind>_on_batch(...)`` (``kind``: train, test or predict): raise in every
+    process unless all run the same program on batches of the same shapes, as ``check_loop``.
+
+    Compared at the first call, then again only when something the comparison covers may have
+    changed since the last one: the structure of any layer or optimizer in this process (lamina's
+    structure version), the compile arguments, the distribution, the kind of call or the
+    batch's shapes; a loop of ``train_on_batch`` calls on equal batches compares once or twice
+    (the first step builds the optimizer), then never. A model not built yet is built from
+    ``data`` first, so that its variables are compared.
+
+    Example:
+        >>> import numpy as np, lamina as lm
+        >>> from lamina.distribution.consistency import check_batch
+        >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
+        >>> check_batch(model, "predict", (np.ones((4, 3), "float32"),))   # one process: nothing
+    """
+    if not active():
+        return
+    from lamina.core import state
+
+    batch = [f"{tuple(np.shape(leaf))} {getattr(leaf, 'dtype', type(leaf).__name__)}"
+             for leaf in jax.tree_util.tree_leaves(data)]
+
+    def seen():
+        # Objects by identity (kept alive below, so that an id is never reused for another).
+        return (kind, state.structure_version(), id(model.__dict__.get("_lm_compile_args")),
+                id(current.distribution()), batch)
+
+    if model.__dict__.get("_lm_batch_check", (None,))[0] == seen():
+        return
+    if not model.built:
+        model._lm_build_from_batch(data, False)
+    loop = f"{kind}_on_batch"
+    check_same_in_every_process(f"{loop}()", _program_facts(model, loop, {"batch": batch}))
+    model.__dict__["_lm_batch_check"] = (seen(), model.__dict__.get("_lm_compile_args"), current.distribution())
+
+
+def _program_facts(model, loop: str, settings: dict) -> list:
     facts = [("loop", loop, None)]
     facts += [(f"setting:{loop}:{name}", _plain(value), None) for name, value in settings.items()]
     facts += _compile_facts(model)
     facts += _distribution_facts()
-    facts += _variable_facts(model)
-    check_same_in_every_process(f"{loop}()", facts)
-    if not model.built:
-        model.__dict__["_lm_program_check"] = loop
+    return facts + _variable_facts(model)
 
 
 def first_step_check(model):
@@ -103,31 +144,124 @@ def check_same_in_every_process(what: str, facts: list, advice: str = _ADVICE) -
     """
     if jax.process_count() == 1:
         return
-    from jax.experimental import multihost_utils
-
     compared = json.dumps([[key, value] for key, value, _ in facts], sort_keys=True, default=_describe_object)
-    digest = np.frombuffer(hashlib.blake2b(compared.encode(), digest_size=16).digest(), dtype=np.int32)
-    every = np.asarray(multihost_utils.process_allgather(digest))
-    if (every == every[0]).all():
+    described = gathered_unless_equal(compared, json.dumps([what, facts], default=_describe_object))
+    if described is None:
         return
-    # They differ: gather every description (padded to the longest) to say what differs.
-    mine = np.frombuffer(json.dumps([what, facts], default=_describe_object).encode(), dtype=np.uint8)
-    lengths = np.asarray(multihost_utils.process_allgather(np.int64(mine.size))).reshape(-1)
-    padded = np.zeros(int(lengths.max()), dtype=np.uint8)
-    padded[:mine.size] = mine
-    gathered = np.asarray(multihost_utils.process_allgather(padded))
-    described = [json.loads(bytes(row[:n]).decode()) for row, n in zip(gathered, lengths)]
     # Process 0's words for what runs, so that every process raises the very same message.
     raise ValueError(_message(described[0][0], [facts for _, facts in described], advice))
 
 
+def gathered_unless_equal(compared: str, full: str) -> list | None:
+    """``None`` when ``compared`` is equal in every process (one ``process_allgather`` of its
+    16-byte digest); else every process's ``full`` (JSON text), parsed, in process order."""
+    from jax.experimental import multihost_utils
+
+    digest = np.frombuffer(hashlib.blake2b(compared.encode(), digest_size=16).digest(), dtype=np.int32)
+    every = np.asarray(multihost_utils.process_allgather(digest))
+    if (every == every[0]).all():
+        return None
+    # They differ: gather every description (padded to the longest) to say what differs.
+    mine = np.frombuffer(full.encode(), dtype=np.uint8)
+    lengths = np.asarray(multihost_utils.process_allgather(np.int64(mine.size))).reshape(-1)
+    padded = np.zeros(int(lengths.max()), dtype=np.uint8)
+    padded[:mine.size] = mine
+    gathered = np.asarray(multihost_utils.process_allgather(padded))
+    return [json.loads(bytes(row[:n]).decode()) for row, n in zip(gathered, lengths)]
+
+
+# -- the outcome of local work (loading a checkpoint) ---------------------------------------------
+def same_outcome(what: str, run, describe=None):
+    """``run()`` in every process of a run under a distribution, then one comparison of how it
+    went: its result when it went alike everywhere; else the same error in every process.
+
+    ``run`` does local work only (opening a file, checking it against the model): no collective
+    and no change to any variable. A process whose ``run`` raised would otherwise leave the
+    others waiting forever at their next collective (a transfer to the mesh, a step); so all
+    of them raise its error (its class, its message naming the process), chained to the local
+    cause where there is one. ``describe(result)`` (``{what: JSON data}``) is compared too: a
+    result that differs between processes (another file, other tensors skipped) raises a
+    ``ValueError`` naming the difference. In one process, or without a distribution, this is
+    ``run()``.
+
+    Example:
+        >>> from lamina.distribution.consistency import same_outcome
+        >>> same_outcome("opening the file", lambda: 42)   # one process: run() itself
+        42
+    """
+    if not active():
+        return run()
+    failure, result = None, None
+    try:
+        result = run()
+        mine = {"ok": True, "described": _plain(describe(result)) if describe is not None else None}
+    except Exception as error:  # noqa: BLE001 - every process must hear of it, whatever it is
+        failure = error
+        kind = type(error)
+        mine = {"ok": False, "class": f"{kind.__module__}:{kind.__qualname__}", "message": str(error),
+                "problems": _plain(getattr(error, "problems", None))}
+    outcomes = gathered_unless_equal(json.dumps(mine, sort_keys=True), json.dumps({**mine, "what": what}))
+    if outcomes is None:  # the same everywhere: this process's own result, or its own error
+        if failure is not None:
+            raise failure
+        return result
+    # Process 0's words for what ran (paths may differ), so that every message is the same.
+    raise _shared_error(outcomes[0]["what"], outcomes) from failure
+
+
+def _shared_error(what: str, outcomes: list) -> Exception:
+    """The error every process raises when the outcomes of ``same_outcome`` differ."""
+    failed = [p for p, outcome in enumerate(outcomes) if not outcome["ok"]]
+    tail = ("Every process raises this error, so that none waits for the others; nothing was changed "
+            "in any process.")
+    if not failed:
+        lines = [f"process {p} has {key} {_short(value)} where process 0 has {_short(outcomes[0]['described'].get(key))}"
+                 for p, outcome in enumerate(outcomes[1:], start=1)
+                 for key, value in outcome["described"].items() if value != outcomes[0]["described"].get(key)]
+        return ValueError(f"{what} would differ between the processes of this run: {'; '.join(lines[:_MAX_LISTED])}. "
+                          f"Every process must load the same file into the same model. {tail}")
+    first = outcomes[failed[0]]
+    others = f" (and in process {', '.join(map(str, failed[1:]))})" if len(failed) > 1 else ""
+    fine = [p for p in range(len(outcomes)) if p not in failed]
+    went_on = f"; it went through in process {', '.join(map(str, fine))}" if fine else ""
+    message = f"{what} failed in process {failed[0]}{others}{went_on}: {first['message']} {tail}"
+    kind = _error_class(first["class"])
+    try:
+        return kind(message, first["problems"]) if first["problems"] is not None else kind(message)
+    except TypeError:  # a class made with other arguments: its words, as a RuntimeError
+        return RuntimeError(f"{first['class'].split(':')[-1]}: {message}")
+
+
+def _error_class(name: str) -> type:
+    """The exception class ``module:qualname`` names, if it is a builtin or lamina's own
+    (nothing else is imported on another process's word), else ``RuntimeError``."""
+    import importlib
+
+    module, _, qualname = name.partition(":")
+    if module == "builtins" or module.split(".")[0] == "lamina":
+        try:
+            found = importlib.import_module(module)
+            for part in qualname.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError):
+            found = None
+        if isinstance(found, type) and issubclass(found, Exception):
+            return found
+    return RuntimeError
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 # -- what is compared ---------------------------------------------------------------------------
 def _variable_facts(model) -> list:
-    from lamina.distribution.placement import sharding_of
-
     described, paths = [], []
     for variable in model.variables:
-        sharding = sharding_of(variable.value)
+        # (placement.sharding_of, inline: placement imports this module to name a variable)
+        sharding = getattr(variable.value, "sharding", None)
+        sharding = sharding if isinstance(sharding, jax.sharding.NamedSharding) else None
         if sharding is None:
             layout = "on one device"
         elif any(axis is not None for axis in sharding.spec):
@@ -222,6 +356,9 @@ def _difference(process: int, key: str, ours, theirs) -> list:
         return [f"{p} runs {value1}() where process 0 runs {value0}()"]
     if kind == "setting":
         loop, _, arg = name.partition(":")
+        if arg == "batch":  # the *_on_batch calls: the shapes of the batch's arrays
+            return [f"{p} passes {loop}() a batch of {', '.join(value1)} where process 0 passes "
+                    f"{', '.join(value0)}"]
         return [f"{p} calls {loop}({arg}={value1!r}) where process 0 calls {loop}({arg}={value0!r})"]
     if kind == "compile":
         return [f"{p} compiled the model with {name}={_config(value1, value0)} where process 0 used "

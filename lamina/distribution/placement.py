@@ -108,14 +108,42 @@ def initialize(make, sharding: NamedSharding, name: str):
         return place(make(), sharding)
 
 
-def place(value, sharding: NamedSharding):
+def place(value, sharding: NamedSharding, name: str | None = None):
     """A new array with ``value``'s numbers and ``sharding``, never sharing ``value``'s buffers.
 
-    A NumPy value goes to each device shard by shard, so no device receives all of it.
+    A NumPy value goes to each device shard by shard, so no device receives all of it. On a
+    mesh of several processes JAX first checks that every process passes the same value (all
+    of them run that check together); a value that differs raises a ``ValueError`` naming the
+    variable ``name`` and each process's value, in every process.
     """
     if not isinstance(value, jax.Array):
         value = np.asarray(value)
-    return jax.device_put(value, sharding, may_alias=False)
+    try:
+        return jax.device_put(value, sharding, may_alias=False)
+    except AssertionError as error:
+        if "not the same on each process" not in str(error):
+            raise
+        # Every process failed that same collective check, so all can gather the values.
+        raise ValueError(_differs_between_processes(value, name)) from error
+
+
+def _differs_between_processes(value, name) -> str:
+    """The message for a variable created from a different value in each process: the same in
+    every process (process 0's name for the variable, every process's value when small)."""
+    import json
+
+    from lamina.distribution.consistency import gathered_unless_equal
+
+    value = np.asarray(value)
+    small = value.size <= 8  # a learning rate, a counter: small enough to show
+    mine = {"name": name or "variable", "value": value.tolist() if small else None}
+    every = gathered_unless_equal(value.tobytes().hex() if small else "", json.dumps(mine)) or [mine]
+    shown = ", ".join(f"process {p} has {np.array2string(np.asarray(e['value'], value.dtype), precision=6)}"
+                      for p, e in enumerate(every) if e["value"] is not None)
+    return (f"Variable '{every[0]['name']}' (shape {value.shape}, {value.dtype}) differs between processes"
+            f"{': ' + shown if shown else ''}. A variable on a mesh spanning several processes must be created from the same value "
+            "in every process (the same optimizer arguments, such as learning_rate; the same initial "
+            "values); only the rows of data may differ.")
 
 
 def init_state_like(init, params: dict):

@@ -9,6 +9,7 @@ compiling, the optimizer state.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import inspect
 import os
@@ -17,6 +18,7 @@ import warnings
 import jax
 
 from lamina.core.variable import initializers_skipped
+from lamina.distribution.consistency import same_outcome
 from lamina.saving import assets as assets_lib
 from lamina.saving import sharded as sharded_io
 from lamina.saving import weights as weights_io
@@ -111,14 +113,13 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         from lamina.saving.keras_files import load_keras_model
 
         return load_keras_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
-    opened = ShardedCheckpoint(path) if is_sharded_checkpoint(path) else ModelArchive(path)
-    with opened as archive:
+    with contextlib.ExitStack() as opened:
+        # Several processes open and check the file together: one that cannot (or opens
+        # another file) raises in all of them, instead of leaving the others waiting at the
+        # first transfer to the mesh while the model is rebuilt.
+        archive = same_outcome(f"lm.load_model({str(path)!r})", lambda: _open_model_file(opened, path),
+                               describe=lambda archive: weights_io.file_summary(archive.weights, archive.config))
         config = archive.config
-        if not isinstance(config, dict):
-            raise FileFormatError(f"{archive.source} holds no model config (weights only? use load_weights).")
-        if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
-            raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
-        check_layer_count(config, archive.source)
         # The weights are about to be overwritten from the file: skip the (slow) initializers,
         # and let the config create no more weight bytes than the file holds (plus slack for a
         # near-miss, which the mismatch report then describes).
@@ -136,6 +137,19 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
                                         where=f"the model its config describes ('{model.name}')")
         assets_lib.load_assets(model, archive)
     return model
+
+
+def _open_model_file(opened: contextlib.ExitStack, path):
+    """The opened model file (or sharded checkpoint folder) at ``path``, its config checked;
+    kept open until ``opened`` closes."""
+    archive = opened.enter_context(ShardedCheckpoint(path) if is_sharded_checkpoint(path) else ModelArchive(path))
+    config = archive.config
+    if not isinstance(config, dict):
+        raise FileFormatError(f"{archive.source} holds no model config (weights only? use load_weights).")
+    if not isinstance(config.get("config"), dict) or not isinstance(config.get("class_name"), str):
+        raise FileFormatError(f"{archive.source}: config.json must name a 'class_name' and hold a 'config' object.")
+    check_layer_count(config, archive.source)
+    return archive
 
 
 def _compile_from_config(model, compile_config, custom_objects) -> None:

@@ -25,12 +25,15 @@ beyond the weights themselves).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import warnings
 
 import numpy as np
 import safetensors.numpy
 
+from lamina.distribution import consistency
 from lamina.saving import shard_index
 from lamina.saving import sharded as sharded_io
 from lamina.saving.archive import ModelArchive
@@ -76,11 +79,7 @@ def targets_for_loading(model, view) -> tuple[dict, dict]:
     """The variables a file is checked against, and their structural keys (as
     ``keyed_variables``): the model's, plus the optimizer's when the file has optimizer state
     and the model has an optimizer (built here if needed)."""
-    if not model.built and not model.weights:
-        raise ValueError(
-            f"Model '{model.name}' has no weights yet: build it first (call it on a batch, or "
-            "model.build(input_shape)), then load weights into it."
-        )
+    _require_weights(model)
     optimizer = getattr(model, "optimizer", None)
     file_has_optimizer = any(k.startswith(OPTIMIZER_PREFIX) for k in view.entries)
     if optimizer is None or not file_has_optimizer:
@@ -89,6 +88,32 @@ def targets_for_loading(model, view) -> tuple[dict, dict]:
         sharded_io.place_placeholders(model.trainable_weights)  # so that the slots are laid out alike
         optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
     return keyed_variables(model, optimizer)
+
+
+def _require_weights(model) -> None:
+    if not model.built and not model.weights:
+        raise ValueError(
+            f"Model '{model.name}' has no weights yet: build it first (call it on a batch, or "
+            "model.build(input_shape)), then load weights into it."
+        )
+
+
+def check_model_first(model, view, *, skip_mismatch: bool, where: str) -> None:
+    """Under a distribution in several processes: check the model's own variables against the
+    file in every process together (``consistency.same_outcome``), before ``targets_for_loading``
+    builds the optimizer, which places its state on the mesh in all processes together; a
+    model that does not fit in one of them then raises in all of them first. Elsewhere only
+    the check that the model has weights."""
+
+    def check() -> None:
+        _require_weights(model)
+        if consistency.active() and not skip_mismatch:
+            targets, structure = keyed_variables(model, None)
+            problems, _ = _plan(targets, view, structure)
+            if problems:
+                _report(problems, view, False, where)
+
+    consistency.same_outcome(f"loading {view.source}", check)
 
 
 def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip_mismatch: bool = False,
@@ -103,19 +128,19 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
     the targets, the file's metadata for the file), those are matched too, and whichever
     matching has fewer problems is used.
     """
-    problems, plan = _match(targets, view.entries)
-    file_keys = file_structure(view)
-    if problems and structure and file_keys:
-        by_structure = {structure[key]: variable for key, variable in targets.items()}
-        entries = {file_keys[key]: entry for key, entry in view.entries.items()}
-        structural_problems, structural_plan = _match(by_structure, entries)
-        if len(structural_problems) < len(problems):
-            from_structure = {skey: key for key, skey in file_keys.items()}
-            problems = structural_problems
-            plan = [(variable, from_structure[skey]) for variable, skey in structural_plan]
-    if problems:
-        _report(problems, view, skip_mismatch, where)
-    view.verify(key for _, key in plan)  # every tensor, before the first variable changes
+
+    def check() -> tuple[list, list]:
+        problems, plan = _plan(targets, view, structure)
+        if problems and not skip_mismatch:
+            _report(problems, view, False, where)
+        view.verify(key for _, key in plan)  # every tensor, before the first variable changes
+        return problems, plan
+
+    # Several processes: each checks, then all load or all raise (no variable changed anywhere).
+    problems, plan = consistency.same_outcome(f"loading {view.source}", check,
+                                              describe=lambda checked: {"the tensors skipped": checked[0]})
+    if problems:  # skip_mismatch: the rest loads
+        _report(problems, view, True, where)
     shardings = sharded_io.target_shardings(targets)
     for variable, key in plan:
         sharding = shardings.get(id(variable))
@@ -127,6 +152,22 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
         # now (and the memory map closed at the end) instead of staying resident.
         variable.value.block_until_ready()
         view.done_with(key)
+
+
+def _plan(targets: dict, view, structure: dict | None = None) -> tuple[list, list]:
+    """``(problems, [(variable, file_key)])``: ``targets`` matched to the file's tensors by key,
+    or by structural key when that leaves fewer problems."""
+    problems, plan = _match(targets, view.entries)
+    file_keys = file_structure(view)
+    if problems and structure and file_keys:
+        by_structure = {structure[key]: variable for key, variable in targets.items()}
+        entries = {file_keys[key]: entry for key, entry in view.entries.items()}
+        structural_problems, structural_plan = _match(by_structure, entries)
+        if len(structural_problems) < len(problems):
+            from_structure = {skey: key for key, skey in file_keys.items()}
+            problems = structural_problems
+            plan = [(variable, from_structure[skey]) for variable, skey in structural_plan]
+    return problems, plan
 
 
 def _match(targets: dict, entries: dict) -> tuple[list, list]:
@@ -199,22 +240,37 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
         from lamina.saving.keras_files import load_keras_weights  # loaded for Keras paths only
 
         return load_keras_weights(model, path, skip_mismatch=skip_mismatch)
-    if shard_index.is_sharded_checkpoint(path):  # written by several processes (sharded.py)
-        with shard_index.ShardedCheckpoint(path) as checkpoint:
-            _load_view(model, checkpoint.weights, skip_mismatch)
-        return
-    if path.endswith(".lamina"):
-        with ModelArchive(path) as archive:
-            _load_view(model, archive.weights, skip_mismatch)
-        return
-    with MappedSafetensorsFile(path) as view:
+    with contextlib.ExitStack() as opened:
+        # Several processes open the file together: one that cannot (or opens another file)
+        # raises in all of them, instead of leaving the others waiting at a collective.
+        view = consistency.same_outcome(f"model.load_weights({path!r})", lambda: _open_weights(opened, path),
+                                        describe=file_summary)
         _load_view(model, view, skip_mismatch)
 
 
+def _open_weights(opened: contextlib.ExitStack, path: str):
+    """The tensors of the file or folder at ``path``, kept open until ``opened`` closes."""
+    if shard_index.is_sharded_checkpoint(path):  # written by several processes (sharded.py)
+        return opened.enter_context(shard_index.ShardedCheckpoint(path)).weights
+    if path.endswith(".lamina"):
+        return opened.enter_context(ModelArchive(path)).weights
+    return opened.enter_context(MappedSafetensorsFile(path))
+
+
+def file_summary(view, config=None) -> dict:
+    """What several processes loading one file compare (``consistency.same_outcome``): its
+    tensors' keys, shapes and dtypes, their checksums where the file records them, and
+    ``config`` (a model file's), as a short digest."""
+    described = [[key, list(entry.shape), np.dtype(entry.dtype).name] for key, entry in sorted(view.entries.items())]
+    text = json.dumps([described, view.metadata.get(CHECKSUM_METADATA), config], sort_keys=True, default=str)
+    return {"a file of": f"{len(described)} tensors (digest {hashlib.blake2b(text.encode(), digest_size=6).hexdigest()})"}
+
+
 def _load_view(model, view, skip_mismatch: bool) -> None:
+    where = f"model '{model.name}'"
+    check_model_first(model, view, skip_mismatch=skip_mismatch, where=where)
     targets, structure = targets_for_loading(model, view)
-    check_and_assign(targets, view, structure=structure, skip_mismatch=skip_mismatch,
-                     where=f"model '{model.name}'")
+    check_and_assign(targets, view, structure=structure, skip_mismatch=skip_mismatch, where=where)
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

@@ -712,7 +712,10 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Outputs for exactly this batch, as NumPy."""
-        return jax.device_get(self._lm_one_batch("predict", x))
+        outputs = self._lm_one_batch("predict", x)
+        if jax.process_count() > 1:  # each process gets back the rows it passed (as predict)
+            return jax.tree_util.tree_map(local_rows, outputs)
+        return jax.device_get(outputs)
 
     # -- the setup the loops share --------------------------------------------------------------
     def _lm_adapter(self, x, y=None, sample_weight=None, *, batch_size, steps=None, shuffle=False,
@@ -746,6 +749,7 @@ class Trainer:
                                    class_weight=class_weight, for_training=kind == "train",
                                    require_y=kind != "predict" and self.compiled_loss is not None)
         _, data = next(iter(adapter.epoch(0, block=1)))
+        consistency.check_batch(self, kind, data)  # several processes: all must run this same program
         self._lm_distribute_state()
         return self._lm_step_function(kind, stacked=False)(data)
 

@@ -56,3 +56,37 @@ def test_many_differences_are_counted_after_six():
     theirs = [(f"setting:fit:a{i}", -i - 1, None) for i in range(9)]
     message = consistency._message("fit()", [ours, theirs], "")
     assert message.count("process 1 calls fit(") == 6 and "and 3 more differences" in message
+
+
+def test_on_batch_calls_name_the_batch_shapes_that_differ():
+    ours = [("loop", "train_on_batch", None), ("setting:train_on_batch:batch", ["(16, 8) float32", "(16,) int64"], None)]
+    theirs = [("loop", "train_on_batch", None), ("setting:train_on_batch:batch", ["(16, 6) float32", "(16,) int64"], None)]
+    message = consistency._message("train_on_batch()", [ours, theirs], "")
+    assert ("process 1 passes train_on_batch() a batch of (16, 6) float32, (16,) int64 where process 0 passes "
+            "(16, 8) float32, (16,) int64") in message
+
+
+def test_a_failure_in_one_process_becomes_the_same_error_of_the_same_class_everywhere():
+    from lamina.saving.errors import WeightMismatchError
+
+    ok = {"ok": True, "described": None}
+    failed = {"ok": False, "class": "lamina.saving.errors:WeightMismatchError", "message": "w does not fit.",
+              "problems": ["'d/kernel': the model has shape (2, 2), the file (3, 2)"]}
+    error = consistency._shared_error("loading w", [ok, failed, failed])
+    assert type(error) is WeightMismatchError and error.problems == failed["problems"]
+    assert str(error).startswith("loading w failed in process 1 (and in process 2); it went through in process 0: "
+                                 "w does not fit. Every process raises this error")
+    # A class named by another process is only looked up among builtins and lamina's own.
+    foreign = dict(failed, **{"class": "os:PathLike", "problems": None})
+    assert type(consistency._shared_error("loading w", [foreign, ok])) is RuntimeError
+    missing = dict(failed, **{"class": "builtins:FileNotFoundError", "problems": None})
+    assert type(consistency._shared_error("loading w", [ok, missing])) is FileNotFoundError
+
+
+def test_results_that_differ_are_named():
+    outcomes = [{"ok": True, "described": {"the latest backup": "ckpt-1"}},
+                {"ok": True, "described": {"the latest backup": None}}]
+    error = consistency._shared_error("restoring", outcomes)
+    assert type(error) is ValueError
+    assert "restoring would differ between the processes of this run: process 1 has the latest backup None where " \
+           "process 0 has 'ckpt-1'" in str(error)

@@ -1,5 +1,7 @@
 """Two processes (jax.distributed on localhost, 4 CPU devices each) that run different programs
-get a clear error in both, naming what differs, before any step runs; never a hang.
+get a clear error in both, naming what differs, before any step runs; never a hang. Loading a
+checkpoint (load_weights, lm.load_model, BackupAndRestore) fails in both or in neither, and the
+*_on_batch calls compare their program too.
 
 One pair of processes tries every difference in turn (two_process_mismatch_script.py): a
 refusal happens in both before any collective, so they stay in step for the next attempt.
@@ -71,12 +73,14 @@ def test_another_optimizer_or_learning_rate_is_named(found):
             "Adam(beta_1=0.9)") in _refused(found, "beta_1")
 
 
-def test_another_learning_rate_fails_in_both_when_the_optimizer_is_made(found):
+def test_another_learning_rate_names_the_variable_and_each_value_when_the_optimizer_is_made(found):
     # JAX itself compares a host value placed on a multi-process mesh (the learning-rate
-    # variable), before compile: an AssertionError in both, not a hang.
+    # variable) before compile; lamina names the variable and each process's value.
     first, second = (run["learning_rate"] for run in found)
-    assert first.startswith("AssertionError: ") and second.startswith("AssertionError: ")
-    assert "is not the same on each process" in first and "is not the same on each process" in second
+    assert first == second, (first, second)
+    assert first.startswith("ValueError: Variable 'adam")
+    assert ("/learning_rate' (shape (), float32) differs between processes: process 0 has 0.01, "
+            "process 1 has 0.001") in first
 
 
 def test_other_loop_arguments_are_named(found):
@@ -103,3 +107,58 @@ def test_both_stay_in_step_and_train_the_same_program_afterwards(found):
     first, second = found
     assert len(first["matching_fit_loss"]) == 2
     assert first["matching_fit_loss"] == second["matching_fit_loss"]
+
+
+def test_on_batch_calls_name_the_difference(found):
+    assert ("train_on_batch() would run a different program" in _refused(found, "train_on_batch_width")
+            and "process 1's model has variable 'hidden/kernel' of shape (8, 8) where process 0's has (8, 16)"
+            in _refused(found, "train_on_batch_width"))
+    assert "process 1 runs test_on_batch() where process 0 runs train_on_batch()" in _refused(found, "on_batch_kind")
+    assert "'out/kernel' of shape (8, 4) where process 0's has (16, 4)" in _refused(found, "predict_on_batch_width")
+
+
+def test_on_batch_calls_compare_once_then_run_in_step(found):
+    first, second = found
+    # Four train_on_batch calls on equal batches compare once; then one test and one predict.
+    assert first["compared"] == ["train_on_batch()", "test_on_batch()", "predict_on_batch()"]
+    assert first["on_batch_losses"] == second["on_batch_losses"] and len(set(first["on_batch_losses"])) == 4
+    assert first["test_on_batch"] == second["test_on_batch"]
+    assert first["predict_on_batch_shape"] == [8, 4]  # each process gets its own 8 rows back
+
+
+def _same_error(found, attempt, kind):
+    first, second = (run[attempt] for run in found)
+    assert first == second, (first, second)
+    assert first.startswith(f"{kind}: ")
+    assert first.endswith("Every process raises this error, so that none waits for the others; nothing "
+                          "was changed in any process.")
+    return first
+
+
+def test_loading_into_a_model_that_does_not_fit_in_one_process_raises_in_both(found):
+    message = _same_error(found, "load_weights_into_other_model", "WeightMismatchError")
+    assert "good.safetensors' failed in process 1; it went through in process 0:" in message
+    assert "'hidden/kernel': the model has shape (8, 8), the file (8, 16)" in message
+    assert all(run["unchanged_after_refused_load"] for run in found)
+
+
+def test_a_file_missing_in_one_process_raises_in_both(found):
+    message = _same_error(found, "load_weights_missing_file", "FileNotFoundError")
+    assert "failed in process 1; it went through in process 0: [Errno 2] No such file" in message
+    assert "absent.safetensors" in message
+
+
+def test_load_model_of_a_file_without_config_in_one_process_raises_in_both(found):
+    message = _same_error(found, "load_model_of_weights_only", "FileFormatError")
+    assert message.startswith("FileFormatError: lm.load_model(") and "holds no model config" in message
+
+
+def test_a_backup_found_in_one_process_only_is_restored_in_neither(found):
+    message = _same_error(found, "restore_backup_in_one_process", "ValueError")
+    assert "restoring would differ between the processes of this run: process 1 has the latest backup 'ckpt-" in message
+    assert "where process 0 has None" in message
+
+
+def test_matching_loads_agree(found):
+    first, second = found
+    assert first["loaded_kernel_sum"] == second["loaded_kernel_sum"]
