@@ -25,7 +25,11 @@ the ratio compares the cost of a call.
 Method: the machine is noisy, so contenders are interleaved: after one warm-up epoch each
 (compilation included), every repeat runs one epoch of each, the order rotating. An epoch ends
 when its loss is a Python float. The table gives each contender's median epoch time and, as
-the ratio, the median over repeats of (hand's time / lamina's time) — above 1 lamina is faster.
+the ratio, the median over repeats of (hand's time / lamina's time) — above 1 lamina is faster
+— for wall time and for the process's CPU time (all threads: the simulated devices' too),
+which another program's load disturbs less. "auto" decides in its warm-up epoch (single steps
+when one takes 10 ms or more, else it times blocks): the line after the warm-ups says what it
+chose, since that depends on the machine's load at that moment.
 No timed epoch may compile anything (counted with compile_counter.py).
 
     python benchmarks/distributed.py            # about two minutes on 2 busy cores
@@ -149,9 +153,9 @@ class Hand:
 def timed(fn):
     gc.collect()
     before = compile_counter.compilations()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    return time.perf_counter() - start, value, compile_counter.compilations() - before
+    return time.perf_counter() - start, time.process_time() - cpu, value, compile_counter.compilations() - before
 
 
 def main() -> None:
@@ -170,24 +174,32 @@ def main() -> None:
                 np.asarray(layer.bias.value.addressable_shards[0].data)) for layer in model.layers]
     contenders["hand"] = Hand(x, y, weights, lm.distribution.distribution().device_mesh.jax_mesh)
     times = {name: [] for name in contenders}
+    cpu_times = {name: [] for name in contenders}
     compiles = 0
     for name, contender in contenders.items():
-        seconds, loss, _ = timed(contender.epoch)
+        seconds, _, loss, _ = timed(contender.epoch)
         print(f"  {name}: warm-up epoch {seconds:.2f} s, loss {loss:.4f}")
+    for chooser in contenders["lamina auto"].model.__dict__.get("_lm_auto_blocks", {}).values():
+        measured = ("an epoch too short for blocks" if chooser.single_seconds is None else
+                    f"a single step measured {1000 * chooser.single_seconds:.1f} ms; blocks are tried below 10 ms")
+        print(f"  lamina auto chose {chooser.block} step(s) per call ({measured})")
     names = list(contenders)
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            seconds, _, compiled = timed(contenders[name].epoch)
+            seconds, cpu, _, compiled = timed(contenders[name].epoch)
             times[name].append(seconds)
+            cpu_times[name].append(cpu)
             compiles += compiled
         print(f"  repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in names))
     steps = samples // BATCH
-    header = ("contender", "epoch s (median)", "ms/step", "hand / it")
+    header = ("contender", "epoch s (median)", "ms/step", "hand / it", "CPU s (median)", "CPU hand / it")
     cells = []
     for name in names:
         ratio = statistics.median(h / t for h, t in zip(times["hand"], times[name]))
+        cpu_ratio = statistics.median(h / t for h, t in zip(cpu_times["hand"], cpu_times[name]))
         median = statistics.median(times[name])
-        cells.append((name, f"{median:.3f}", f"{1000 * median / steps:.2f}", f"{ratio:.3f}x"))
+        cells.append((name, f"{median:.3f}", f"{1000 * median / steps:.2f}", f"{ratio:.3f}x",
+                      f"{statistics.median(cpu_times[name]):.3f}", f"{cpu_ratio:.3f}x"))
     print(f"compilations during timed epochs: {compiles} (should be 0); load average "
           f"{os.getloadavg()[0]:.1f}")
     report.print_table(f"Data parallel fit on 8 simulated CPU devices, {samples} samples, batch {BATCH} "
