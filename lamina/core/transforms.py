@@ -214,6 +214,9 @@ class _Compiled:
             self._place_read_only()
         for index, variable in enumerate(self.written):
             variable._value = Deferred(self, index)
+        # Current as of now: a function that writes nothing (a predict step) is not refreshed
+        # again at every call, only after something else stores a variable.
+        self.epoch = state._write_epoch
 
     def _copy(self, value, index: int):
         """A copy of written value ``index`` to donate, with its layout under a distribution
