@@ -7,14 +7,13 @@ run that was never interrupted — weights, Dropout's seed state and Adam's slot
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import safetensors.numpy
+from script_runner import assert_same_tensors, kill_when_marked
 
 import lamina as lm
 from lamina import callbacks as lcb
@@ -293,24 +292,13 @@ def test_kill_9_mid_epoch_then_rerun_ends_bit_identical(tmp_path):
     # Epoch 0 has 8 batches; backups every 3 batches: the last one before the kill is after
     # batch 3 of epoch 1 (12 batches), the kill comes after batch 4, in the middle of epoch 1.
     victim = _script(tmp_path / "backup", tmp_path / "out.safetensors", "--hang-at", 1, 4, marker)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert victim.poll() is None, victim.communicate()[0]
-        assert time.monotonic() < deadline, "the script never reached the batch to be killed at"
-        time.sleep(0.05)
+    kill_when_marked(victim, marker)
     assert (tmp_path / "backup" / "latest.json").exists()
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate(timeout=30)
-    assert victim.returncode == -signal.SIGKILL
     assert not (tmp_path / "out.safetensors").exists()
 
     _finish(_script(tmp_path / "backup", tmp_path / "out.safetensors"))  # the rerun resumes
     _finish(reference)
     assert not (tmp_path / "backup").exists() and not (tmp_path / "ref_backup").exists()
-    got = safetensors.numpy.load_file(str(tmp_path / "out.safetensors"))
-    want = safetensors.numpy.load_file(str(tmp_path / "ref.safetensors"))
-    assert sorted(got) == sorted(want)
+    want = assert_same_tensors(tmp_path / "out.safetensors", tmp_path / "ref.safetensors")
     assert any(k.startswith("optimizer/") for k in want)
     assert any(k.endswith("seed_generator_state") for k in want)
-    for key in want:
-        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key

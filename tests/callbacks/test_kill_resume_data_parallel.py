@@ -3,15 +3,11 @@ mid-epoch and rerun ends with exactly the variables of an uninterrupted data-par
 (weights, Dropout's seed state, Adam's slots). The single-device version is in
 test_checkpoint_callbacks.py; the runs are resume_data_parallel_script.py."""
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
-import safetensors.numpy
+from script_runner import assert_same_tensors, kill_when_marked, last_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -32,7 +28,7 @@ def _finish(process, timeout=120) -> dict:
             process.kill()
             process.wait()
     assert process.returncode == 0, output
-    return json.loads(output.strip().splitlines()[-1])
+    return last_json(output)
 
 
 def test_kill_9_mid_epoch_under_data_parallel_then_rerun_ends_bit_identical(tmp_path):
@@ -42,15 +38,8 @@ def test_kill_9_mid_epoch_under_data_parallel_then_rerun_ends_bit_identical(tmp_
     # batch 4 of epoch 1, the last backup having been written after batch 3.
     victim = _script(tmp_path / "backup", tmp_path / "out.safetensors", "--hang-at", 1, 4, marker)
     try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert victim.poll() is None, victim.communicate()[0]
-            assert time.monotonic() < deadline, "the script never reached the batch to be killed at"
-            time.sleep(0.05)
+        kill_when_marked(victim, marker)
         assert (tmp_path / "backup" / "latest.json").exists()
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.communicate(timeout=30)
-        assert victim.returncode == -signal.SIGKILL
     finally:
         if victim.poll() is None:
             victim.kill()
@@ -61,10 +50,6 @@ def test_kill_9_mid_epoch_under_data_parallel_then_rerun_ends_bit_identical(tmp_
     uninterrupted = _finish(reference)
     assert resumed["kernel_devices"] == uninterrupted["kernel_devices"] == 8
     assert not (tmp_path / "backup").exists() and not (tmp_path / "ref_backup").exists()
-    got = safetensors.numpy.load_file(str(tmp_path / "out.safetensors"))
-    want = safetensors.numpy.load_file(str(tmp_path / "ref.safetensors"))
-    assert sorted(got) == sorted(want)
+    want = assert_same_tensors(tmp_path / "out.safetensors", tmp_path / "ref.safetensors")
     assert any(k.startswith("optimizer/") for k in want)
     assert any(k.endswith("seed_generator_state") for k in want)
-    for key in want:
-        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key

@@ -7,43 +7,21 @@ One pair of processes tries every difference in turn (two_process_mismatch_scrip
 refusal happens in both before any collective, so they stay in step for the next attempt.
 """
 
-import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
+from script_runner import free_port, run_json_scripts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 SCRIPT = os.path.join(HERE, "two_process_mismatch_script.py")
 TIMEOUT = 150  # both processes are killed after this: a hang fails the test, never blocks it
 
 
 @pytest.fixture(scope="module")
 def found(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mismatch")
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "LAMINA_COMPILATION_CACHE": str(tmp_path_factory.mktemp("compilation_cache")),
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = str(s.getsockname()[1])
-    procs = [subprocess.Popen([sys.executable, SCRIPT, str(me), port, str(folder)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for me in (0, 1)]
-    outputs = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=TIMEOUT)
-            assert p.returncode == 0, err[-3000:]
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for p in procs:  # never leave one waiting for the other
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return outputs
+    folder, port = tmp_path_factory.mktemp("mismatch"), free_port()
+    return run_json_scripts([[SCRIPT, me, port, folder] for me in (0, 1)], timeout=TIMEOUT,
+                            cache_dir=str(tmp_path_factory.mktemp("compilation_cache")))
 
 
 def _refused(found, attempt):

@@ -2,45 +2,22 @@
 parallel model, each passing only its own rows: they end with the same weights as each other
 and as one process on 8 devices given the whole batches."""
 
-import json
 import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from script_runner import free_port, run_json_scripts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 SCRIPT = os.path.join(HERE, "two_process_training_script.py")
 TIMEOUT = 240  # both processes are killed after this: a hang fails the test, never blocks it
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "LAMINA_COMPILATION_CACHE": str(tmp_path_factory.mktemp("compilation_cache")),
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = str(s.getsockname()[1])
-    commands = [[sys.executable, SCRIPT, "0", port], [sys.executable, SCRIPT, "1", port],
-                [sys.executable, SCRIPT, "reference"]]
-    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in commands]
-    outputs = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=TIMEOUT)
-            assert p.returncode == 0, err[-3000:]
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for p in procs:  # never leave one waiting for the other
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return outputs
+    port = free_port()
+    return run_json_scripts([[SCRIPT, "0", port], [SCRIPT, "1", port], [SCRIPT, "reference"]], timeout=TIMEOUT,
+                            cache_dir=str(tmp_path_factory.mktemp("compilation_cache")))
 
 
 def test_two_processes_of_four_devices_join_one_mesh(runs):

@@ -8,13 +8,11 @@ of the folder format's safety run here, on one device, against hand-written inde
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import safetensors.numpy
-from script_runner import run_json_script
+from script_runner import free_port, run_json_script, run_json_scripts
 
 import lamina as lm
 from lamina.saving import FileFormatError, sharded
@@ -286,32 +284,14 @@ def test_a_sharded_model_folder_loads_with_its_config_and_compile_arguments(tmp_
 # -- two processes write, one loads ------------------------------------------------------------
 def test_a_checkpoint_written_by_two_processes_loads_in_one(tmp_path):
     import importlib.util
-    import socket
 
     spec = importlib.util.spec_from_file_location("two_process_checkpoint_script",
                                                   os.path.join(HERE, "two_process_checkpoint_script.py"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = str(s.getsockname()[1])
     path = str(tmp_path / "w.safetensors")
-    root = os.path.dirname(os.path.dirname(HERE))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAMINA_COMPILATION_CACHE": "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen([sys.executable, spec.origin, str(i), port, path], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outputs = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=150)
-            assert p.returncode == 0, err[-3000:]
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for p in procs:  # never leave one waiting for the other
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    port = free_port()
+    outputs = run_json_scripts([[spec.origin, i, port, path] for i in range(2)], cache_dir="0", timeout=150)
     assert outputs[0]["processes"] == 2 and outputs[0]["devices"] == 8
     assert outputs[0]["kernel_devices"] == 8 and outputs[0]["kernel_local_shards"] == 4
     shards = [n for n in outputs[0]["files"] if n.startswith("shard-")]
