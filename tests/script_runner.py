@@ -27,8 +27,12 @@ def script_env(cache_dir: str) -> dict:
 
 
 def last_json(output: str) -> dict:
-    """The JSON object a script printed as its last line."""
-    return json.loads(output.strip().splitlines()[-1])
+    """The JSON object a script printed as its last line. Lines that are not a JSON object
+    after it are skipped: a ``jax.distributed`` run's collectives library (gloo) can print
+    "[Gloo] Rank 0 is connected..." to stdout as the process shuts down."""
+    lines = [line for line in output.strip().splitlines() if line.startswith("{")]
+    assert lines, f"the script printed no JSON object:\n{output[-3000:]}"
+    return json.loads(lines[-1])
 
 
 def run_json_script(script: str, *args: str, cache_dir: str, timeout: float) -> dict:
