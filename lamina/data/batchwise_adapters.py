@@ -65,7 +65,7 @@ class IterableDataAdapter(_BatchwiseAdapter):
     """Generators, iterators and other iterables yielding ``(x, y, sample_weight)`` batches."""
 
     def __init__(
-        self, source, *, steps_per_epoch=None, class_weight=None, require_y=False, name="x"
+        self, source, *, steps_per_epoch=None, class_weight=None, require_y=False, name="x", kind=None
     ):
         self._source = source
         self._name = name
@@ -73,7 +73,8 @@ class IterableDataAdapter(_BatchwiseAdapter):
         self._require_y = require_y
         iterator = iter(source)
         self._reiterable = iterator is not source
-        self._kind = "an iterable" if self._reiterable else "a generator"
+        # What error messages call the source ("a tf.data.Dataset" from a subclass).
+        self._kind = kind or ("an iterable" if self._reiterable else "a generator")
         try:
             first = next(iterator)
         except StopIteration:

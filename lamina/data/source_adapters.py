@@ -125,7 +125,6 @@ class BatchSourceAdapter(IterableDataAdapter):
         require_y=False,
         name="x",
     ):
-        self._source_kind = kind
         self._num_batches = num_batches
         super().__init__(
             source,
@@ -133,6 +132,7 @@ class BatchSourceAdapter(IterableDataAdapter):
             class_weight=class_weight,
             require_y=require_y,
             name=name,
+            kind=kind,
         )
 
     @property
@@ -140,17 +140,6 @@ class BatchSourceAdapter(IterableDataAdapter):
         if self._steps_per_epoch is not None:
             return self._steps_per_epoch
         return self._num_batches
-
-    def _check(self, batch, index):
-        return _prepare_batch(
-            batch,
-            index=index,
-            class_weight=self._class_weight,
-            require_y=self._require_y,
-            name=self._name,
-            kind=self._source_kind,
-        )
-
 
 class SampleSourceAdapter(DataAdapter):
     """Single samples by index (``len(source)``, ``source[i]``), batched as arrays are.
