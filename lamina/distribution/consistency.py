@@ -23,6 +23,7 @@ import re
 import jax
 import numpy as np
 
+from lamina.core import state
 from lamina.distribution import current
 
 _MAX_LISTED = 6  # differences named in the message; the rest are counted
@@ -83,8 +84,6 @@ def check_batch(model, kind: str, data) -> None:
     """
     if not active():
         return
-    from lamina.core import state
-
     batch = [f"{tuple(np.shape(leaf))} {getattr(leaf, 'dtype', type(leaf).__name__)}"
              for leaf in jax.tree_util.tree_leaves(data)]
 
@@ -364,8 +363,8 @@ def _difference(process: int, key: str, ours, theirs) -> list:
         return [f"{p} compiled the model with {name}={_config(value1, value0)} where process 0 used "
                 f"{_config(value0, value1)}"]
     if kind == "built":
-        state = {True: "is built", False: "is not built yet"}
-        return [f"{p}'s model {state[value1]} where process 0's {state[value0]}"]
+        built = {True: "is built", False: "is not built yet"}
+        return [f"{p}'s model {built[value1]} where process 0's {built[value0]}"]
     if kind == "dtype_policy":
         return [f"{p}'s model has dtype policy '{value1}' where process 0's has '{value0}'"]
     if kind == "distribution":

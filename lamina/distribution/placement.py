@@ -10,6 +10,7 @@ numbers are the same as on one device).
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 
 import jax
@@ -19,6 +20,7 @@ from jax._src import core as jax_core  # eval_context: no public name
 from jax.sharding import NamedSharding
 
 from lamina.distribution import current
+from lamina.distribution.consistency import gathered_unless_equal
 from lamina.distribution.layout import TensorLayout
 
 
@@ -130,10 +132,6 @@ def place(value, sharding: NamedSharding, name: str | None = None):
 def _differs_between_processes(value, name) -> str:
     """The message for a variable created from a different value in each process: the same in
     every process (process 0's name for the variable, every process's value when small)."""
-    import json
-
-    from lamina.distribution.consistency import gathered_unless_equal
-
     value = np.asarray(value)
     small = value.size <= 8  # a learning rate, a counter: small enough to show
     mine = {"name": name or "variable", "value": value.tolist() if small else None}

@@ -34,6 +34,7 @@ import numpy as np
 import safetensors.numpy
 
 from lamina.distribution import current, placement
+from lamina.distribution.consistency import check_checkpoint
 from lamina.saving import shard_index
 from lamina.saving.atomic import _fsync_folder, atomic_write
 from lamina.saving.safetensors_reader import CHECKSUM_METADATA, MappedSafetensorsFile, checksum_metadata
@@ -85,8 +86,6 @@ def write_checkpoint(path, variables: dict, structure: dict | None = None, extra
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Cannot save to {path!r}: folder {folder!r} does not exist.")
     if processes > 1:  # process 0's index must describe every process's shards
-        from lamina.distribution.consistency import check_checkpoint
-
         check_checkpoint(variables)
     if me == 0:
         os.makedirs(path, exist_ok=True)
