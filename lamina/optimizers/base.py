@@ -45,6 +45,7 @@ from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.distribution import placement
 from lamina.optimizers import schedules as schedules_module
+from lamina.saving.serialization import serialize_object
 
 _PARAM_KEY = "__lm_param_"
 
@@ -637,8 +638,6 @@ class Optimizer:
             return float(str(np.float32(lr.numpy())))
         if isinstance(lr, schedules_module.LearningRateSchedule):
             return schedules_module.serialize(lr)
-        from lamina.saving.serialization import serialize_object
-
         return serialize_object(lr)
 
     @classmethod

@@ -37,7 +37,8 @@ from lamina.data.checks import batch_size_or_default
 from lamina.distribution import consistency, placement
 from lamina.distribution import current as current_distribution
 from lamina.distribution.data import local_rows, one_call_in_flight
-from lamina.metrics.base import state_values
+from lamina.metrics.base import Metric, state_values
+from lamina.saving.serialization import deserialize_object, serialize
 from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 from lamina.trainers.label_checks import check_sparse_targets
@@ -105,8 +106,6 @@ class Trainer:
         before ``compile``. Saved in model files; ``compile_from_config`` replays it."""
         if not self.__dict__.get("_lm_compiled"):
             return None
-        from lamina.saving.serialization import serialize
-
         # Functions in Keras's dict form, strings as strings: a metric given as the function
         # ``accuracy`` must not come back as the string "accuracy" (which compile auto-picks).
         args = dict(self._lm_compile_args, optimizer=self.optimizer)
@@ -114,8 +113,6 @@ class Trainer:
 
     def compile_from_config(self, config: dict, custom_objects=None) -> None:
         """``compile()`` with the arguments ``get_compile_config`` gave."""
-        from lamina.saving.serialization import deserialize_object
-
         def resolve(value):
             if isinstance(value, dict) and "class_name" in value:
                 return deserialize_object(value, kind="compile argument", aliases={}, custom_objects=custom_objects)
@@ -149,8 +146,6 @@ class Trainer:
         return list(unique.values())
 
     def _lm_attribute_metrics(self) -> list:
-        from lamina.metrics.base import Metric
-
         found = []
         for layer in self._flatten_layers():
             if layer is not self and isinstance(layer, Trainer):

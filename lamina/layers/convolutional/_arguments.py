@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import operator
 
+from lamina import constraints, initializers, regularizers
+
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
@@ -139,8 +141,6 @@ def resolve_kernel_and_bias(layer, kernel_initializer, bias_initializer, kernel_
                             bias_regularizer, kernel_constraint, bias_constraint) -> None:
     """Set ``layer``'s kernel/bias initializer, regularizer and constraint from Keras-style
     identifiers (names, objects or configs)."""
-    from lamina import constraints, initializers, regularizers  # noqa: PLC0415
-
     layer.kernel_initializer = initializers.get(kernel_initializer)
     layer.bias_initializer = initializers.get(bias_initializer)
     layer.kernel_regularizer = regularizers.get(kernel_regularizer)
