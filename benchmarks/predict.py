@@ -4,14 +4,18 @@ The model is the MLP 784-512-512-10 of issue 10 (item 4); the data are NumPy row
 passes them. Each case times, interleaved in the same run, lamina's ``predict`` with its
 defaults and a hand-written loop (one ``jax.jit`` of the forward pass over slices of the array,
 outputs gathered with one ``device_get`` at the end). Row counts that are not a multiple of
-the batch size exercise ``predict``'s padded last batch (one compiled program for every input
-size); the compilations each side needs on its first call of each case are counted.
+the batch size exercise ``predict``'s last batch, which gets its own program (the first
+partial batch at a batch size does; later ones are padded to it or to a whole batch). The
+compilations of each side's first two calls are counted; each case is a new model, called
+repeatedly on data of one size.
 
     python benchmarks/predict.py              # a few minutes on 2 cores
     python benchmarks/predict.py --quick      # well under a minute
     python benchmarks/predict.py --markdown   # also the table as Markdown, for RESULTS.md
+    python benchmarks/predict.py --case 60000x1024 --repeats 101   # one case, finely
 
-Quote medians and the median of pairwise ratios (hand time / lamina time, > 1: lamina faster).
+Quote medians and the median of pairwise ratios (hand time / lamina time, > 1: lamina faster),
+with its 95% bootstrap interval.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ try:
 except ImportError:  # pragma: no cover - run as a module
     from benchmarks import report  # noqa: E402
 
-HEADER = ("rows", "batch", "lamina ms", "hand ms", "hand / lamina", "rows/s lamina", "1st call compiles: lamina", "hand")
+HEADER = ("rows", "batch", "lamina ms", "hand ms", "hand / lamina", "95% interval", "rows/s lamina",
+          "compiles, calls 1 and 2: lamina", "hand")
 
 
 def build_model():
@@ -83,32 +88,52 @@ def run_case(model, hand, counter, rows, batch, repeats):
     ours = lambda: model.predict(x, batch_size=batch, verbose=0)  # noqa: E731
     theirs = lambda: hand(x, batch)  # noqa: E731
     compiles_ours, compiles_hand = counter.measure(ours), counter.measure(theirs)  # warm-up
+    second_ours, second_hand = counter.measure(ours), counter.measure(theirs)
     np.testing.assert_allclose(ours(), theirs(), rtol=1e-4, atol=1e-4)
     times = {"lamina": [], "hand": []}
-    for _ in range(repeats):
-        for name, fn in (("lamina", ours), ("hand", theirs)):
+    for repeat in range(repeats):
+        # Alternate which side runs first: the second of a pair finds warmer caches.
+        pair = (("lamina", ours), ("hand", theirs))
+        for name, fn in pair if repeat % 2 else pair[::-1]:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    ratio = statistics.median(h / o for h, o in zip(times["hand"], times["lamina"]))
+    ratios = [h / o for h, o in zip(times["hand"], times["lamina"])]
+    low, high = median_interval(ratios)
     lamina_s, hand_s = statistics.median(times["lamina"]), statistics.median(times["hand"])
-    return (f"{rows:,}", str(batch), f"{lamina_s * 1e3:.1f}", f"{hand_s * 1e3:.1f}", f"{ratio:.3f}x",
-            f"{rows / lamina_s:,.0f}", str(compiles_ours), str(compiles_hand))
+    return (f"{rows:,}", str(batch), f"{lamina_s * 1e3:.1f}", f"{hand_s * 1e3:.1f}",
+            f"{statistics.median(ratios):.3f}x", f"{low:.3f}-{high:.3f}", f"{rows / lamina_s:,.0f}",
+            f"{compiles_ours}, {second_ours}", f"{compiles_hand}, {second_hand}")
+
+
+def median_interval(values, draws=2000):
+    """A 95% bootstrap interval of the median: how far noise alone moves it on this machine
+    (pairs differ by a few percent from run to run on 2 shared cores)."""
+    rng = np.random.default_rng(0)
+    medians = np.sort(np.median(rng.choice(values, (draws, len(values))), axis=1))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--repeats", type=int, help="interleaved pairs per case (default 12, --quick 4)")
+    parser.add_argument("--case", action="append", metavar="ROWSxBATCH",
+                        help="only this case, e.g. 60000x1024 (repeatable)")
     args = parser.parse_args()
     cases = [(60_000, 1024), (10_007, 1024), (10_007, 128), (3_001, 32)]
     if args.quick:
         cases = [(12_000, 1024), (3_001, 128)]
-    repeats = 3 if args.quick else 7
-    model = build_model()
-    hand, counter = hand_predictor(model), CompileCounter()
+    if args.case:
+        cases = [tuple(int(part) for part in case.split("x")) for case in args.case]
+    repeats = args.repeats or (4 if args.quick else 12)
+    counter = CompileCounter()
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
-    cells = [run_case(model, hand, counter, rows, batch, repeats) for rows, batch in cases]
+    cells = []
+    for rows, batch in cases:  # a new model each: a user predicting on data of one size
+        model = build_model()
+        cells.append(run_case(model, hand_predictor(model), counter, rows, batch, repeats))
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     right = set(HEADER)
     report.print_table("predict: lamina vs a hand-written jax.jit loop (MLP 784-512-512-10)", HEADER, cells, right)

@@ -43,6 +43,7 @@ _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 # The concrete array class, named without creating an array: making one at import would
 # start JAX's backend, after which jax.distributed.initialize() refuses to run.
 _ARRAY_IMPL = _jax_array_impl.ArrayImpl
+_PLAIN_LEAVES = (_ARRAY_IMPL, np.ndarray)  # leaves always traced, never a Variable
 
 
 class _Static:
@@ -313,6 +314,9 @@ class CompiledFunction:
         self._fn = fn
         self._static_argnames = tuple(static_argnames)
         self._compiled: _Compiled | None = None
+        # (treedef, static) of the last positional arguments that held only arrays: a batch
+        # has the same structure every step, and is then split with one C++ flatten.
+        self._plain_arguments: tuple | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
@@ -325,7 +329,7 @@ class CompiledFunction:
         else:
             for a in args:
                 if type(a) is not _ARRAY_IMPL:
-                    dynamic, static = _split(args, kwargs, self._static_argnames)
+                    dynamic, static = self._split_positional(args)
                     break
         compiled = self._compiled
         if compiled is None or compiled.version != state._structure_version:
@@ -343,6 +347,18 @@ class CompiledFunction:
         if compiled.written:  # state.note_write(), inlined: this is the per-step path
             compiled.epoch = state._write_epoch = state._write_epoch + 1
         return outputs
+
+    def _split_positional(self, args) -> tuple:
+        """``_split(args, {})``, without its per-leaf Python work when the arguments have the
+        structure of the last plain call (no variable, no static leaf) and hold only arrays."""
+        leaves, treedef = jax.tree_util.tree_flatten(args)  # a Variable would show in treedef
+        plain = self._plain_arguments
+        if plain is not None and plain[0] == treedef and all(type(leaf) in _PLAIN_LEAVES for leaf in leaves):
+            return leaves, plain[1]
+        dynamic, static = _split(args, {}, self._static_argnames)
+        if not static[1] and all(type(leaf) in _PLAIN_LEAVES for leaf in dynamic):
+            self._plain_arguments = (treedef, static)
+        return dynamic, static
 
     def _recover(self, compiled: _Compiled, error: Exception, dynamic) -> _Compiled:
         """What to retry with after a trace touched an unknown variable or XLA refused a

@@ -28,7 +28,8 @@ class ArrayDataAdapter(DataAdapter):
 
     ``pad_partial_batch = True`` (set by ``predict``) makes the last, partial batch a full one
     whose extra rows repeat the last sample, so that every batch has one shape and the step
-    compiles once; the caller drops the extra rows.
+    compiles once; the caller drops the extra rows. ``pad_partial_to`` (rows, at least the
+    partial batch's) pads it to that many rows instead of a whole batch.
 
     ``from_host = True`` (set by ``evaluate`` and ``predict`` before the first epoch) makes no
     new device copy: a single unshuffled pass gains nothing from copying the whole data first,
@@ -44,6 +45,7 @@ class ArrayDataAdapter(DataAdapter):
     """
 
     pad_partial_batch = False
+    pad_partial_to: int | None = None
     from_host = False
 
     def __init__(
@@ -101,17 +103,27 @@ class ArrayDataAdapter(DataAdapter):
         return self._partial > 0
 
     @property
+    def partial_batch_rows(self) -> int:
+        """Samples in the last, partial batch (0 when every batch is whole)."""
+        return self._partial
+
+    @property
     def streaming(self) -> bool:
         """True when some leaves are gathered on the host and sent item by item."""
-        return any(not isinstance(leaf, jax.Array) for leaf in self._placement())
+        self._placement()
+        return bool(self._on_host)
 
     def _placement(self) -> list:
         if self._placed is None:
             # Under a distribution NumPy data are streamed, each batch sent split over the
             # devices (a device copy would be whole on one device and gathered there).
             copy = not self.from_host and current_distribution.distribution() is None
-            self._placed = device_copy.place(self._sources, self._host_leaves, copy_missing=copy)
-            if all(isinstance(leaf, jax.Array) for leaf in self._placed):
+            placed = device_copy.place(self._sources, self._host_leaves, copy_missing=copy)
+            # Which leaves are gathered where, decided once (the per-batch path reads it).
+            self._on_device = [i for i, leaf in enumerate(placed) if isinstance(leaf, jax.Array)]
+            self._on_host = [i for i, leaf in enumerate(placed) if not isinstance(leaf, jax.Array)]
+            self._placed = placed
+            if not self._on_host:
                 # The device copy replaces the host data (no second copy of converted arrays).
                 self._host_leaves = self._sources = None
         return self._placed
@@ -143,7 +155,7 @@ class ArrayDataAdapter(DataAdapter):
     def _item(self, steps, start_batch):
         bs = self._batch_size
         if start_batch >= self._num_full:  # the partial batch
-            shape = (bs,) if self.pad_partial_batch else (self._partial,)
+            shape = (self.pad_partial_to or bs,) if self.pad_partial_batch else (self._partial,)
         elif steps == 1:
             shape = (bs,)
         else:
@@ -151,7 +163,7 @@ class ArrayDataAdapter(DataAdapter):
         placed = self._placement()
         start = start_batch * bs
         out = [None] * len(placed)
-        on_device = [i for i, leaf in enumerate(placed) if isinstance(leaf, jax.Array)]
+        on_device, on_host = self._on_device, self._on_host
         if on_device:
             if self._device_order is None:
                 self._device_order = device_copy.put([self._order])[0]
@@ -160,7 +172,6 @@ class ArrayDataAdapter(DataAdapter):
                 gathered = distribution_data.distribute(gathered, stacked=len(shape) > 1)
             for i, leaf in zip(on_device, gathered):
                 out[i] = leaf
-        on_host = [i for i, leaf in enumerate(placed) if not isinstance(leaf, jax.Array)]
         if on_host:
             order = self._order if self._shuffle else None  # unshuffled: slices, no copies
             rows = device_copy.put([device_copy.host_rows(placed[i], order, start, shape) for i in on_host],

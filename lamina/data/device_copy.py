@@ -335,4 +335,4 @@ def host_rows(leaf: np.ndarray, order: np.ndarray | None, start: int, shape: tup
     if missing:
         last = leaf[-1:] if order is None else leaf[order[-1:]]
         rows = np.concatenate([rows, np.repeat(last, missing, axis=0)])
-    return rows.reshape(shape + leaf.shape[1:])
+    return rows if len(shape) == 1 else rows.reshape(shape + leaf.shape[1:])

@@ -99,6 +99,7 @@ class Trainer:
         self.jit_compile = bool(jit_compile) and not run_eagerly
         self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
         self._lm_auto_blocks = {}  # and so are the block sizes measured with them
+        self._lm_predict_tails = {}  # and predict's last-batch programs
         self._lm_compiled = True
 
     def get_compile_config(self) -> dict | None:
@@ -632,14 +633,41 @@ class Trainer:
         callbacks = self._lm_callbacks(callbacks, verbose, adapter)
         block = self._lm_predict_block_size(adapter, callbacks, "predict")
         hooks = callbacks.needs_batch_hooks("predict")
-        # Every batch one shape (the last padded, its extra rows dropped below): one compiled
-        # step whatever the number of samples.
+        # The last batch padded (its extra rows dropped below): at most two compiled steps
+        # per batch size whatever the number of samples.
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.pad_partial_batch = True
+            adapter.pad_partial_to = self._lm_predict_tail_rows(adapter)
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         self._lm_distribute_state()
         callbacks.on_predict_begin()
+        chunks = self._lm_predict_batches(adapter, callbacks, block, trim=hooks)
+        callbacks.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: the data produced no batch (is it empty?).")
+        # Outputs stay on the device until here: one transfer at the end, not one per batch,
+        # and (steps, batch, ...) blocks are flattened on the host, where it costs nothing.
+        if jax.process_count() > 1:  # each process gets back the rows it passed
+            host = [jax.tree_util.tree_map(lambda a, s=stacked: local_rows(a, s), outputs) for stacked, outputs in chunks]
+        else:
+            host = jax.device_get([outputs for _, outputs in chunks])
+        parts = [jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), part) if stacked else part
+                 for (stacked, _), part in zip(chunks, host)]
+        real = _real_rows(adapter, sum(_batch_rows(part, 1) for part in parts)) if _padded(adapter) else None
+        return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves, axis=0)[:real], *parts)
+
+    def _lm_predict_batches(self, adapter, callbacks, block: int, trim: bool) -> list:
+        """Run the predict step over every item ``adapter`` yields; ``[(stacked, outputs)]``
+        with the outputs left on the device. ``trim``: a callback reads each batch's outputs,
+        so they are handed to it with the padding rows dropped.
+
+        This is the per-batch path that small batches spend their time in, so it does only
+        what each step needs: step functions looked up once, callbacks called only when there
+        are some, rows counted only for ``trim``."""
         chunks, step, rows = [], 0, 0
+        # The lock is held for the whole loop below: the steps skip taking it again.
+        one_step = self._lm_step_function("predict", stacked=False).__wrapped__
+        notify = bool(callbacks.callbacks)
         # One predict sees one state of the model: another thread's fit steps wait (the
         # steps are only dispatched here; the device runs them after the lock is released).
         wait = one_call_in_flight()
@@ -648,31 +676,40 @@ class Trainer:
             for steps_run, data in adapter.epoch(0, block=block):
                 if first_check is not None:  # several processes, a model its first batch builds
                     first_check, _ = None, first_check(data, steps_run > 1)
-                callbacks.on_predict_batch_begin(step)
-                outputs = self._lm_step_function("predict", stacked=steps_run > 1)(data)
+                if notify:
+                    callbacks.on_predict_batch_begin(step)
+                stacked = steps_run > 1
+                outputs = (self._lm_step_function("predict", stacked=True).__wrapped__ if stacked else one_step)(data)
                 if wait:
                     jax.block_until_ready(outputs)
-                chunks.append((steps_run > 1, outputs))
+                chunks.append((stacked, outputs))
                 step += steps_run
-                rows += _batch_rows(data, steps_run)
-                # Only a callback that reads each batch gets its outputs trimmed (a slice
-                # compiled per size); the progress bar and other block-wise ones ignore them.
-                shown = _trimmed(outputs, steps_run, adapter, rows) if hooks else outputs
-                callbacks.on_predict_batch_end(step - 1, {"outputs": shown})
-        callbacks.on_predict_end()
-        if not chunks:
-            raise ValueError("predict: the data produced no batch (is it empty?).")
-        # Outputs stay on the device until here: one transfer at the end, not one per batch,
-        # and (steps, batch, ...) blocks are flattened on the host, where it costs nothing.
-        if jax.process_count() > 1:  # each process gets back the rows it passed
-            host = [jax.tree_util.tree_map(lambda a, s=stacked: local_rows(a, s), outputs) for stacked, outputs in chunks]
-            rows = sum(_batch_rows(part, 2 if stacked else 1) for (stacked, _), part in zip(chunks, host))
-        else:
-            host = jax.device_get([outputs for _, outputs in chunks])
-        parts = [jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:])), part) if stacked else part
-                 for (stacked, _), part in zip(chunks, host)]
-        real = _real_rows(adapter, rows)
-        return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves, axis=0)[:real], *parts)
+                if notify:
+                    # Only a callback that reads each batch gets its outputs trimmed (a slice
+                    # compiled per size); the progress bar and other block-wise ones ignore them.
+                    if trim:
+                        rows += _batch_rows(data, steps_run)
+                        outputs = _trimmed(outputs, steps_run, adapter, rows)
+                    callbacks.on_predict_batch_end(step - 1, {"outputs": outputs})
+        return chunks
+
+    def _lm_predict_tail_rows(self, adapter) -> int | None:
+        """The rows ``predict`` pads its last, partial batch to; None: a whole batch.
+
+        Each batch size may have one program besides the whole batch's: a tail, sized by the
+        first partial batch ``predict`` meets at that batch size. That partial batch, and any
+        later one of its size (repeated calls on data of one size, validation-sized data),
+        then costs the rows it has, as in a hand-written loop; smaller partial batches are
+        padded to the tail, larger ones to a whole batch. Any number of input sizes compiles
+        at most two programs per batch size, and a given input size always runs the same
+        programs, so repeated calls give bit-equal outputs. Not under a distribution, whose
+        batches must split evenly over the devices (every partial batch is padded whole).
+        """
+        partial, batch = adapter.partial_batch_rows, adapter.batch_size
+        if not partial or current_distribution.distribution() is not None or jax.process_count() > 1:
+            return None
+        tail = self.__dict__.setdefault("_lm_predict_tails", {}).setdefault(batch, partial)
+        return tail if partial <= tail else None
 
     def _lm_predict_block_size(self, adapter, callbacks, mode: str) -> int:
         """Steps per compiled ``predict`` / ``evaluate`` call. ``"auto"`` runs one batch per
@@ -768,11 +805,14 @@ def _batch_rows(data, steps: int) -> int:
     return int(shape[0] * shape[1]) if steps > 1 else int(shape[0])
 
 
+def _padded(adapter) -> bool:
+    """Whether ``adapter`` pads its last batch (``predict`` on in-memory arrays)."""
+    return getattr(adapter, "pad_partial_batch", False)
+
+
 def _real_rows(adapter, rows: int) -> int:
     """Of ``rows`` predicted, the samples that are not padding (only the last batch is)."""
-    if getattr(adapter, "pad_partial_batch", False):
-        return min(rows, adapter.num_samples)
-    return rows
+    return min(rows, adapter.num_samples) if _padded(adapter) else rows
 
 
 def _trimmed(outputs, steps: int, adapter, rows: int):
@@ -792,6 +832,7 @@ def _serialized(step, lock):
         with lock:
             return step(data)
 
+    locked.__wrapped__ = step  # for a loop that holds the lock throughout (predict)
     return locked
 
 

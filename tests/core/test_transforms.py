@@ -210,6 +210,33 @@ def test_non_array_arguments_are_static():
     assert float(f(np.float32(4.0), mode="plain")) == 4.0
 
 
+def test_a_leaf_that_changes_kind_between_calls_is_split_again():
+    """A batch structure seen before is split with one flatten; a leaf in the same place
+    that is now a string, a Variable or a Python number must still be static or traced as
+    on a first call (the fast path remembers only all-array structures)."""
+    total = lm.Variable(np.zeros((), np.float32), trainable=False)
+
+    @lm.jit
+    def f(pair):
+        first, second = pair
+        if isinstance(second, str):
+            return first * (10.0 if second == "ten" else -1.0)
+        if isinstance(second, lm.Variable):
+            second.assign_add(jnp.sum(first))
+            return second.value
+        return first + second
+
+    x = np.ones(2, np.float32)
+    np.testing.assert_array_equal(f((x, np.full(2, 2.0, np.float32))), [3.0, 3.0])
+    np.testing.assert_array_equal(f((x, np.full(2, 5.0, np.float32))), [6.0, 6.0])
+    np.testing.assert_array_equal(f((x, "ten")), [10.0, 10.0])
+    np.testing.assert_array_equal(f((x, "minus")), [-1.0, -1.0])
+    assert float(f((x, total))) == 2.0
+    assert float(f((x, total))) == 4.0  # the variable itself was threaded, and updated
+    np.testing.assert_array_equal(f((x, 3.0)), [4.0, 4.0])
+    np.testing.assert_array_equal(f((x, np.full(2, 7.0, np.float32))), [8.0, 8.0])
+
+
 def test_value_and_grad_eager_matches_jax_grad_and_aligns_with_variables():
     w = lm.Variable(np.array([1.0, -2.0], np.float32))
     b = lm.Variable(np.array(0.5, np.float32))

@@ -56,14 +56,15 @@ def test_predict_compiles_its_step_once_for_ten_input_sizes(compiles):
     assert names.count("jit(step)") <= 2 and set(names) <= {"jit(step)"}, names  # option probe
 
     # Data already on the device is gathered there; the gather program is shaped by the
-    # number of samples, so it compiles once per input size, the step still once.
+    # number of samples, so it compiles once per input size and batch shape (whole or the
+    # tail), the step programs are the two above.
     on_device = [jnp.asarray(x[: n + 1]) for n in _SIZES]
     start = len(compiles.names)
     for data in on_device:
         model.predict(data, batch_size=16, verbose=0)
     names = compiles.names[start:]
     assert names.count("jit(step)") == 0, names
-    assert names.count("jit(_gather)") <= len(_SIZES) and set(names) <= {"jit(_gather)"}, names
+    assert names.count("jit(_gather)") <= 2 * len(_SIZES) and set(names) <= {"jit(_gather)"}, names
 
 
 def test_padded_predict_equals_keras_and_drops_the_padding(keras):
@@ -78,6 +79,33 @@ def test_padded_predict_equals_keras_and_drops_the_padding(keras):
         want = reference.predict(x[:n], batch_size=16, verbose=0)
         assert got.shape == (n, 3)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_first_last_batch_size_gets_its_own_program_and_no_third(compiles):
+    """The second program a batch size may have goes to the first partial batch predict
+    meets: data of that size (repeated calls, a validation set) then cost the rows they have,
+    not a whole padded batch. Later sizes reuse the two programs, and one input size always
+    runs the same programs: repeated calls are bit-equal."""
+    model = _mlp()
+    x = np.random.default_rng(5).normal(size=(120, 6)).astype("float32")
+    expected = np.asarray(model(x))
+    model(x[:2])
+    steps = lambda: [n for n in compiles.names if n == "jit(step)"]  # noqa: E731
+
+    def predict(n):
+        before = len(steps())
+        got = model.predict(x[:n], batch_size=16, verbose=0)
+        np.testing.assert_allclose(got, expected[:n], rtol=1e-5, atol=1e-6)
+        return len(steps()) - before, got
+
+    compiled, first = predict(53)
+    assert compiled == 2  # 3 whole batches and one of 5 rows
+    assert model._lm_predict_tails == {16: 5}
+    compiled, again = predict(53)
+    assert compiled == 0
+    np.testing.assert_array_equal(again, first)
+    assert [predict(n)[0] for n in (35, 34, 40, 47, 112, 120, 7, 3)] == [0] * 8  # padded to 5 or 16
+    np.testing.assert_array_equal(predict(53)[1], first)
 
 
 def test_padded_predict_with_structured_outputs_steps_and_blocks():
