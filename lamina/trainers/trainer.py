@@ -706,7 +706,8 @@ class Trainer:
         batches must split evenly over the devices (every partial batch is padded whole).
         """
         partial, batch = adapter.partial_batch_rows, adapter.batch_size
-        if not partial or current_distribution.distribution() is not None or jax.process_count() > 1:
+        reached = adapter.steps_per_epoch * batch >= adapter.num_samples  # not cut short by `steps`
+        if not partial or not reached or current_distribution.distribution() is not None or jax.process_count() > 1:
             return None
         tail = self.__dict__.setdefault("_lm_predict_tails", {}).setdefault(batch, partial)
         return tail if partial <= tail else None

@@ -107,6 +107,10 @@ def test_the_first_last_batch_size_gets_its_own_program_and_no_third(compiles):
     assert [predict(n)[0] for n in (35, 34, 40, 47, 112, 120, 7, 3)] == [0] * 8  # padded to 5 or 16
     np.testing.assert_array_equal(predict(53)[1], first)
 
+    other = _mlp()  # `steps` that stop before the partial batch reserve no tail
+    other.predict(x[:53], batch_size=16, steps=2, verbose=0)
+    assert getattr(other, "_lm_predict_tails", {}) == {}
+
 
 def test_padded_predict_with_structured_outputs_steps_and_blocks():
     rng = np.random.default_rng(2)
