@@ -63,16 +63,16 @@ class ModelCheckpoint(MonitorCallback):
     file is written atomically (a crash leaves the previous file, never half a file).
 
     Args:
-        filepath: Where to save: ends in ``.lamina`` (the whole model, ``model.save``) or,
-            with ``save_weights_only=True``, in ``.safetensors`` (``model.save_weights``:
-            every variable and the optimizer state). Keras's ``.keras`` / ``.weights.h5``
-            become these two.
+        filepath: Where to save: ends in ``.lamina`` or ``.keras`` (the whole model, in
+            lamina's or Keras 3's format, ``model.save``) or, with ``save_weights_only=True``,
+            in ``.safetensors`` or ``.weights.h5`` (``model.save_weights``).
         monitor: The log entry ``save_best_only`` compares. Defaults to ``"val_loss"``.
         verbose: 1 prints a line at each save (and each skipped one).
         save_best_only: Save only when ``monitor`` improves on the best value so far (with
             a fixed ``filepath`` the latest file is thus always the best model). Without the
             value in the logs it warns and saves anyway, as Keras does.
-        save_weights_only: Save weights (``.safetensors``) instead of the whole model.
+        save_weights_only: Save weights (``.safetensors`` / ``.weights.h5``) instead of the
+            whole model.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (from the name; see ``MonitorCallback``).
         save_freq: ``"epoch"`` (at every epoch end) or an integer N: after every N training
             batches (counted across epochs), at the end of the batch. An integer makes ``fit``
@@ -109,17 +109,19 @@ class ModelCheckpoint(MonitorCallback):
         self.save_freq = validate_save_freq(save_freq, "ModelCheckpoint")
         self._counter = BatchCounter(self.save_freq) if self.save_freq != "epoch" else None
         self._current_epoch = 0
+        # The endings model.save_weights / model.save accept: lamina's own, or Keras 3's.
         if save_weights_only:
-            if not self.filepath.endswith(".safetensors"):
+            if not self.filepath.endswith((".safetensors", ".weights.h5")):
                 raise ValueError(
                     "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
-                    "provided must end in `.safetensors` (lamina's weights format, written by "
-                    f"model.save_weights). Received: filepath={self.filepath}")
-        elif not self.filepath.endswith(".lamina"):
+                    "provided must end in `.safetensors` (lamina's weights format) or "
+                    "`.weights.h5` (Keras 3's), as model.save_weights writes. "
+                    f"Received: filepath={self.filepath}")
+        elif not self.filepath.endswith((".lamina", ".keras")):
             raise ValueError(
-                "The filepath provided must end in `.lamina` (lamina's model format, written "
-                "by model.save), or in `.safetensors` with `save_weights_only=True`. "
-                f"Received: filepath={self.filepath}")
+                "The filepath provided must end in `.lamina` (lamina's model format) or "
+                "`.keras` (Keras 3's), as model.save writes, or in `.safetensors` / "
+                f"`.weights.h5` with `save_weights_only=True`. Received: filepath={self.filepath}")
         if self.save_freq == "epoch":
             keep_block_execution(self, ModelCheckpoint)
 

@@ -180,9 +180,10 @@ def test_epoch_save_freq_keeps_blocks_of_steps(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(filepath="m.keras"), r"must end in `\.lamina`"),
+    (dict(filepath="m.h5"), r"must end in `\.lamina`"),
     (dict(filepath="m.safetensors"), r"must end in `\.lamina`"),
-    (dict(filepath="w.weights.h5", save_weights_only=True), r"must end in `\.safetensors`"),
+    (dict(filepath="m.weights.h5"), r"must end in `\.lamina`"),
+    (dict(filepath="w.keras", save_weights_only=True), r"must end in `\.safetensors`"),
     (dict(filepath="w.lamina", save_weights_only=True), r"must end in `\.safetensors`"),
     (dict(filepath="m.lamina", save_freq="batch"), "Unrecognized save_freq"),
     (dict(filepath="m.lamina", save_freq=0), "Unrecognized save_freq"),
@@ -190,6 +191,22 @@ def test_epoch_save_freq_keeps_blocks_of_steps(tmp_path):
 def test_model_checkpoint_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lcb.ModelCheckpoint(**kwargs)
+
+
+def test_model_checkpoint_writes_keras_files(tmp_path):
+    """Keras's own endings, as in the "Getting started" guide: ``.keras`` and ``.weights.h5``."""
+    model = make_model()
+    x, y = make_data()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        lcb.ModelCheckpoint(str(tmp_path / "m_{epoch}.keras")),
+        lcb.ModelCheckpoint(str(tmp_path / "w_{epoch}.weights.h5"), save_weights_only=True),
+    ])
+    assert sorted(os.listdir(tmp_path)) == ["m_1.keras", "m_2.keras", "w_1.weights.h5", "w_2.weights.h5"]
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(lm.load_model(str(tmp_path / "m_2.keras")).predict(x, verbose=0), expected)
+    fresh = make_model(seed=1)
+    fresh.load_weights(str(tmp_path / "w_2.weights.h5"))
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), expected)
 
 
 def test_model_checkpoint_unknown_log_key_in_filepath(tmp_path):
