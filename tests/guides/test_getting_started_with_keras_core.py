@@ -390,3 +390,25 @@ def test_training_on_tf_data(mnist_like, torch_order, on_arrays):
 
     model, history = fit_my_model(train_dataset, epochs=1, validation_data=test_dataset)
     assert_same_training(model, history, on_arrays)
+
+
+# -- Beyond the guide: what a user who skips a step runs into ----------------------------------
+
+
+@pytest.mark.parametrize("name, args, shape", [
+    ("Conv1D", (3, 3), (2, 9, 2)),
+    ("Conv2D", (3, 3), (2, 9, 9, 2)),
+    ("Conv3D", (3, 3), (2, 5, 5, 5, 2)),
+    ("Conv2DTranspose", (3, 3), (2, 5, 5, 2)),
+    ("DepthwiseConv2D", (3,), (2, 9, 9, 2)),
+    ("SeparableConv2D", (3, 3), (2, 9, 9, 2)),
+])
+def test_convolutions_take_raw_uint8_images(name, args, shape):
+    """MNIST's images are uint8: unscaled, they convolve as their float values (Keras's
+    Conv1D/2D/3D promote too) instead of failing in XLA."""
+    images = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    layer = getattr(lm.layers, name)(*args)
+    as_float = np.asarray(layer(images.astype("float32")))
+    raw = layer(images)
+    assert raw.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(raw), as_float)

@@ -21,6 +21,14 @@ def dimension_numbers(rank, data_format) -> lax.ConvDimensionNumbers:
     return lax.ConvDimensionNumbers(lhs_spec=lhs, rhs_spec=rhs, out_spec=lhs)
 
 
+def as_kernel_dtype(inputs, kernel):
+    """Integer or bool input (raw ``uint8`` images) in the kernel's dtype: XLA's convolutions
+    take one dtype for both operands, where Keras's ``ops.conv`` promotes (uint8 -> float32)."""
+    if inputs.dtype.kind in "biu":
+        return inputs.astype(kernel.dtype)
+    return inputs
+
+
 def add_bias(layer, outputs):
     """``outputs + bias`` on the channel axis, then the activation."""
     if layer.bias is not None:
@@ -127,8 +135,9 @@ class BaseConv(Layer):
             pads[args.spatial_axes(1, self.data_format)[0]] = (self.dilation_rate[0] * (self.kernel_size[0] - 1), 0)
             inputs = jnp.pad(inputs, pads)
             padding = "valid"
+        kernel = self.kernel.value  # in the compute dtype under a mixed policy
         outputs = lax.conv_general_dilated(
-            inputs, self.kernel.value, self.strides, padding.upper(),
+            as_kernel_dtype(inputs, kernel), kernel, self.strides, padding.upper(),
             rhs_dilation=self.dilation_rate,
             dimension_numbers=dimension_numbers(self.rank, self.data_format),
             feature_group_count=self.groups,

@@ -12,7 +12,7 @@ from jax import lax
 
 from lamina import activations
 from lamina.layers.convolutional import _arguments as args
-from lamina.layers.convolutional.base_conv import add_bias, dimension_numbers, input_channels
+from lamina.layers.convolutional.base_conv import add_bias, as_kernel_dtype, dimension_numbers, input_channels
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
@@ -80,8 +80,9 @@ class BaseConvTranspose(Layer):
             args.conv_transpose_padding(k, s, d, self.padding, p)
             for k, s, d, p in zip(self.kernel_size, self.strides, self.dilation_rate, self._output_padding())
         ]
+        kernel = self.kernel.value  # in the compute dtype under a mixed policy
         outputs = lax.conv_transpose(
-            inputs, self.kernel.value, self.strides, padding, rhs_dilation=self.dilation_rate,
+            as_kernel_dtype(inputs, kernel), kernel, self.strides, padding, rhs_dilation=self.dilation_rate,
             dimension_numbers=dimension_numbers(self.rank, self.data_format), transpose_kernel=True,
         )
         return add_bias(self, outputs)

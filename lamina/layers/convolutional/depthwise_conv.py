@@ -9,7 +9,7 @@ from jax import lax
 
 from lamina import activations, constraints, initializers, regularizers
 from lamina.layers.convolutional import _arguments as args
-from lamina.layers.convolutional.base_conv import add_bias, conv_output_shape, dimension_numbers, input_channels
+from lamina.layers.convolutional.base_conv import add_bias, as_kernel_dtype, conv_output_shape, dimension_numbers, input_channels
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
@@ -21,7 +21,7 @@ def depthwise_conv(layer, inputs, kernel):
     channels = kernel.shape[-2]
     kernel = jnp.reshape(kernel, kernel.shape[:-2] + (1, channels * kernel.shape[-1]))
     return lax.conv_general_dilated(
-        inputs, kernel, layer.strides, layer.padding.upper(), rhs_dilation=layer.dilation_rate,
+        as_kernel_dtype(inputs, kernel), kernel, layer.strides, layer.padding.upper(), rhs_dilation=layer.dilation_rate,
         dimension_numbers=dimension_numbers(layer.rank, layer.data_format), feature_group_count=channels,
     )
 
