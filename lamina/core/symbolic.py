@@ -122,29 +122,30 @@ def symbolic_call(layer, args, kwargs):
     def spec(tensor, fill):
         return jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in tensor.shape), tensor.dtype)
 
-    def output_shapes(fill):
-        specs = [spec(leaves[i], fill) for i in positions] + [spec(leaves[i]._keras_mask, fill) for i in masked]
+    def specs(fill):
+        return [spec(leaves[i], fill) for i in positions] + [spec(leaves[i]._keras_mask, fill) for i in masked]
 
-        def run(*values):
-            concrete = list(leaves)
-            for i, value in zip(positions, values):
-                concrete[i] = value
-            for i, mask in zip(masked, values[len(positions):]):
-                set_mask(concrete[i], mask)
-            call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, concrete)
-            output_leaves = []
-            try:
-                with StateScope():  # nothing the call writes survives: this only asks for shapes
-                    outputs = layer(*call_args, **call_kwargs)
-                    output_leaves = jax.tree_util.tree_leaves(outputs)
-                    return materialize(outputs), [get_mask(leaf) for leaf in output_leaves]
-            finally:  # the registry must not keep tracers alive past this trace
-                for leaf in [concrete[i] for i in masked] + output_leaves:
-                    set_mask(leaf, None)
+    def run(*values):
+        concrete = list(leaves)
+        for i, value in zip(positions, values):
+            concrete[i] = value
+        for i, mask in zip(masked, values[len(positions):]):
+            set_mask(concrete[i], mask)
+        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, concrete)
+        output_leaves = []
+        try:
+            with StateScope():  # nothing the call writes survives: this only asks for shapes
+                outputs = layer(*call_args, **call_kwargs)
+                output_leaves = jax.tree_util.tree_leaves(outputs)
+                return materialize(outputs), [get_mask(leaf) for leaf in output_leaves]
+        finally:  # the registry must not keep tracers alive past this trace
+            for leaf in [concrete[i] for i in masked] + output_leaves:
+                set_mask(leaf, None)
 
-        return jax.eval_shape(run, *specs)
-
-    (small, small_masks), (large, large_masks) = output_shapes(2), output_shapes(3)  # axes that follow an unknown one stay None
+    # Both fills in one trace: a jax.eval_shape call costs more than tracing a small layer, and
+    # a long Sequential pays it once per layer (building or loading 15,000 layers).
+    (small, small_masks), (large, large_masks) = jax.eval_shape(
+        lambda two, three: (run(*two), run(*three)), specs(2), specs(3))  # axes that follow an unknown one stay None
     node = Node(layer, args, kwargs, None)
     counter = itertools.count()
 

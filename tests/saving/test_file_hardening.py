@@ -10,6 +10,7 @@ import sys
 import textwrap
 import zipfile
 
+import jax
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -208,6 +209,23 @@ def test_loading_a_long_sequential_reads_each_name_a_constant_number_of_times(tm
     loaded = lm.load_model(path)
     assert len(loaded.layers) == count
     assert name_reads[0] <= 20 * count
+
+
+def test_each_layer_of_a_long_sequential_costs_one_abstract_evaluation(monkeypatch):
+    # jax.eval_shape's fixed cost, not the layer's trace, dominated loading 15,000 layers; the
+    # two fills that find unknown axes share one evaluation.
+    calls = [0]
+    original = jax.eval_shape
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jax, "eval_shape", counted)
+    count = 20
+    model = lm.Sequential([lm.Input((3,))] + [lm.layers.Dense(2) for _ in range(count)])
+    assert calls[0] == count
+    assert model.outputs[0].shape == (None, 2)
 
 
 def test_a_popped_name_can_be_used_again_and_duplicates_are_still_refused():
