@@ -12,7 +12,7 @@ import jax
 
 from lamina.core import state
 from lamina.core.symbolic import SymbolicTensor, is_symbolic
-from lamina.layers.core.input_layer import InputLayer
+from lamina.layers.core.input_layer import InputLayer, conform_to_input
 from lamina.layers.layer import _adopt
 from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
@@ -97,6 +97,9 @@ class Functional(Model):
         flat = self._flatten_inputs(inputs)
         masks = [None] * len(flat) if mask is None else self._flatten_masks(mask, len(flat))
         for tensor, value, value_mask in zip(self.inputs, flat, masks):
+            conformed = conform_to_input(value, tensor.shape, tensor.dtype)
+            if conformed is not value:  # the mask recorded on the value given stays with it
+                value_mask, value = (get_mask(value) if value_mask is None else value_mask), conformed
             if value_mask is not None and get_mask(value) is None:
                 set_mask(value, value_mask)  # the first layers look their input's mask up there
             values[id(tensor)] = value

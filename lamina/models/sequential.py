@@ -6,7 +6,7 @@ import jax
 
 from lamina.core import state
 from lamina.core.symbolic import SymbolicTensor
-from lamina.layers.core.input_layer import InputLayer
+from lamina.layers.core.input_layer import InputLayer, conform_to_input
 from lamina.layers.layer import Layer, _adopt, _is_shape
 from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
@@ -204,6 +204,11 @@ class Sequential(Model):
 
     def call(self, inputs, training=None, mask=None):
         """Each layer on the previous one's output, masks passed along."""
+        if self._lm_input_layer is not None:
+            declared = self._lm_input_layer
+            conformed = conform_to_input(inputs, declared.batch_shape, declared.input_dtype)
+            if conformed is not inputs:  # the mask recorded on the value given stays with it
+                mask, inputs = (get_mask(inputs) if mask is None else mask), conformed
         if mask is not None and get_mask(inputs) is None:
             set_mask(inputs, mask)  # the first layer looks its input's mask up there
         x = inputs

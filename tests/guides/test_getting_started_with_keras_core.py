@@ -412,3 +412,27 @@ def test_convolutions_take_raw_uint8_images(name, args, shape):
     raw = layer(images)
     assert raw.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(raw), as_float)
+
+
+def test_the_convnet_takes_mnist_as_loaded(mnist_like):
+    """Without the guide's scaling and ``expand_dims``: (n, 28, 28) uint8 images into
+    ``Input((28, 28, 1))`` get the channel axis and the float dtype at the model's entry,
+    as in Keras 3 (a missing or extra trailing axis of size 1 is fixed there)."""
+    lm.random.set_seed(5)
+    model = make_convnet(lm)
+    raw = (mnist_like["x_test"][:4, :, :, 0] * 255).astype(np.uint8)
+    expected = np.asarray(model(raw.astype("float32")[..., None]))
+    np.testing.assert_array_equal(np.asarray(model(raw)), expected)
+    np.testing.assert_allclose(model.predict(raw, verbose=0), expected, rtol=1e-5, atol=1e-7)
+
+    inputs = lm.Input(shape=(1,))
+    regression = lm.Model(inputs, lm.layers.Dense(2)(inputs))
+    column = np.arange(5, dtype=np.int32)  # one feature, given as a flat column of ints
+    expected = np.asarray(regression(column.astype("float32")[:, None]))
+    np.testing.assert_array_equal(np.asarray(regression(column)), expected)
+    inputs = lm.Input(shape=(3,))
+    flat = lm.Model(inputs, lm.layers.Dense(2)(inputs))
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(np.asarray(flat(x[..., None])), np.asarray(flat(x)))
+    with pytest.raises(ValueError, match="dense"):  # other shapes still fail, naming the layer
+        flat(np.ones((2, 4), "float32"))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from lamina.core.symbolic import Node, SymbolicTensor
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
@@ -44,6 +48,30 @@ class InputLayer(Layer):
     def from_config(cls, config):
         return cls(shape=None, batch_shape=config["batch_shape"], dtype=config.get("dtype", "float32"),
                    name=config.get("name"))
+
+
+def conform_to_input(value, shape, dtype):
+    """``value`` as a model's input declared ``shape`` (with the batch axis) and ``dtype``
+    takes it, with Keras's leniency at a model's entry: a missing trailing axis of size 1 is
+    added (``(n, 28, 28)`` images into ``Input((28, 28, 1))``), an extra one is dropped, and
+    integer or bool data (raw ``uint8`` pixels) is cast to a floating input's dtype. Anything
+    else passes unchanged, for the layers to check.
+
+    Example:
+        >>> import numpy as np
+        >>> conform_to_input(np.zeros((2, 3), "uint8"), (None, 3, 1), "float32").dtype
+        dtype('float32')
+    """
+    if not isinstance(value, (jax.Array, np.ndarray)):
+        return value  # symbolic tensors and structures: the layers see them as given
+    rank = len(shape)
+    if value.ndim == rank + 1 and value.shape[-1] == 1:
+        value = jnp.squeeze(value, axis=-1)
+    elif value.ndim == rank - 1 and rank > 1 and shape[-1] == 1:
+        value = jnp.expand_dims(value, axis=-1)
+    if np.dtype(value.dtype).kind in "biu" and jnp.issubdtype(np.dtype(dtype), jnp.floating):
+        value = jnp.asarray(value, dtype=dtype)
+    return value
 
 
 def Input(shape=None, batch_size=None, dtype="float32", name=None, batch_shape=None):
