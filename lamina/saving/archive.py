@@ -36,6 +36,7 @@ from lamina.saving.safetensors_reader import (
     SafetensorsView,
     close_map,
     drop_pages,
+    file_reader,
     no_duplicate_keys,
     open_regular_file,
 )
@@ -164,7 +165,8 @@ class ModelArchive:
         # The member's CRC-32 covers every tensor: the per-tensor checksums need no second pass.
         self.weights = SafetensorsView(data, source=f"{self.source} ({WEIGHTS})", verified=True,
                                        release_pages=lambda a, b: drop_pages(self._map, start + a, start + b),
-                                       file_size=lambda: os.fstat(self._file.fileno()).st_size - start)
+                                       file_size=lambda: os.fstat(self._file.fileno()).st_size - start,
+                                       read_into=file_reader(self._file, start, f"{self.source} ({WEIGHTS})"))
 
     def _crc32(self, start: int, end: int) -> int:
         """The CRC-32 of the file's bytes ``[start, end)``, read in chunks into one buffer

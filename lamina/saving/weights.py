@@ -145,7 +145,7 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
     for variable, key in plan:
         sharding = shardings.get(id(variable))
         if sharding is None:
-            variable.assign(view.array(key))  # copies the view onto the device, then frees the old value
+            variable.assign(view.device_array(key))  # a bounds-checked read: no SIGBUS if the file shrinks
         else:  # each device reads its own region (sharded.py)
             variable.assign(sharded_io.read_sharded(view, key, variable.shape, sharding))
         # The copy runs asynchronously: wait for it, so that the file's pages can be let go of
