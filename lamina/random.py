@@ -141,3 +141,80 @@ def dropout(inputs, rate: float, noise_shape=None, seed=None) -> jax.Array:
     )
     keep = jax.random.bernoulli(_key(seed), 1.0 - rate, shape)
     return jnp.where(keep, inputs / (1.0 - rate), jnp.zeros((), inputs.dtype))
+
+
+def randint(shape, minval, maxval, dtype="int32", seed=None) -> jax.Array:
+    """Integers drawn uniformly from ``[minval, maxval)``; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import lamina as lm
+        >>> draws = lm.random.randint((1000,), 2, 5, seed=0)
+        >>> int(draws.min()), int(draws.max()), str(draws.dtype)
+        (2, 4, 'int32')
+    """
+    return jax.random.randint(_key(seed), tuple(shape), minval, maxval, dtype=dtype)
+
+
+def shuffle(x, axis: int = 0, seed=None) -> jax.Array:
+    """``x`` with its slices along ``axis`` in a random order; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lamina as lm
+        >>> sorted(lm.random.shuffle(jnp.arange(5), seed=0).tolist())
+        [0, 1, 2, 3, 4]
+    """
+    return jax.random.permutation(_key(seed), jnp.asarray(x), axis=axis, independent=False)
+
+
+def categorical(logits, num_samples: int, dtype="int32", seed=None) -> jax.Array:
+    """``num_samples`` class ids per row of ``logits`` (``(batch, classes)`` unnormalized
+    log-probabilities), shape ``(batch, num_samples)``; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lamina as lm
+        >>> logits = jnp.log(jnp.array([[1.0, 0.0], [0.0, 1.0]]))
+        >>> lm.random.categorical(logits, 3, seed=0).tolist()
+        [[0, 0, 0], [1, 1, 1]]
+    """
+    logits = jnp.asarray(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"lm.random.categorical: `logits` must have shape (batch, classes); got shape {logits.shape}.")
+    draws = jax.random.categorical(_key(seed), logits, axis=-1, shape=(int(num_samples), logits.shape[0]))
+    return jnp.transpose(draws).astype(dtype)
+
+
+def gamma(shape, alpha, dtype="float32", seed=None) -> jax.Array:
+    """Gamma samples of shape parameter ``alpha`` (scale 1); ``seed`` as for ``normal``.
+
+    Example:
+        >>> import lamina as lm
+        >>> round(float(lm.random.gamma((20000,), 3.0, seed=0).mean()), 1)
+        3.0
+    """
+    return jax.random.gamma(_key(seed), jnp.asarray(alpha, dtype), tuple(shape), dtype=dtype)
+
+
+def binomial(shape, counts, probabilities, dtype="float32", seed=None) -> jax.Array:
+    """Successes in ``counts`` trials of probability ``probabilities``; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import lamina as lm
+        >>> round(float(lm.random.binomial((20000,), 10, 0.3, seed=0).mean()), 1)
+        3.0
+    """
+    return jax.random.binomial(
+        _key(seed), jnp.asarray(counts, dtype), jnp.asarray(probabilities, dtype), tuple(shape), dtype=dtype
+    )
+
+
+def beta(shape, alpha, beta, dtype="float32", seed=None) -> jax.Array:
+    """Beta(``alpha``, ``beta``) samples in ``[0, 1]``; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import lamina as lm
+        >>> round(float(lm.random.beta((20000,), 2.0, 6.0, seed=0).mean()), 2)
+        0.25
+    """
+    return jax.random.beta(_key(seed), jnp.asarray(alpha, dtype), jnp.asarray(beta, dtype), tuple(shape), dtype=dtype)
