@@ -122,6 +122,21 @@ class Trainer:
         args = {key: _map_nested(resolve, value) for key, value in config.items()}
         self.compile(**args)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether ``compile()`` has run (Keras's ``model.compiled``; a loaded model that was
+        saved compiled is compiled again).
+
+        Example:
+            >>> import lamina as lm
+            >>> model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)])
+            >>> before = model.compiled
+            >>> model.compile(optimizer="sgd", loss="mse")
+            >>> before, model.compiled
+            (False, True)
+        """
+        return bool(self.__dict__.get("_lm_compiled"))
+
     def _lm_require_compiled(self, what: str) -> None:
         if not self.__dict__.get("_lm_compiled"):
             raise RuntimeError(f"Model '{self.name}' must be compiled before {what}(): call model.compile(...) first.")

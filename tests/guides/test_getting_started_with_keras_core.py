@@ -145,6 +145,9 @@ def test_a_first_example_a_mnist_convnet(mnist_like, K, tmp_path, monkeypatch, c
     model.save("final_model.keras")
     predictions_before = model.predict(x_test, verbose=0)
     model = lm.saving.load_model("final_model.keras")
+    # Reloaded compiled (Keras's `model.compiled`), with the same metrics.
+    assert model.compiled
+    np.testing.assert_allclose(model.evaluate(x_test, y_test, verbose=0), score, rtol=1e-6)
     predictions = model.predict(x_test)
     assert predictions.shape == (len(x_test), NUM_CLASSES)
     np.testing.assert_array_equal(predictions, predictions_before)
