@@ -112,6 +112,18 @@ def test_the_label_check_names_the_output_of_a_multi_output_model():
         model.fit(X, y, verbose=0)
 
 
+def test_targets_of_the_wrong_shape_name_the_loss_the_output_and_both_shapes():
+    inputs = lm.Input((2,))
+    model = lm.Model(inputs, {"kind": lm.layers.Dense(3)(inputs), "size": lm.layers.Dense(2)(inputs)})
+    model.compile("sgd", loss={"kind": "sparse_categorical_crossentropy", "size": "mse"})
+    y = {"kind": LABELS, "size": np.zeros((8, 3))}  # JAX's own error: "sub got incompatible shapes"
+    with pytest.raises(ValueError, match=r"loss 'mean_squared_error' of output 'size' got targets of shape "
+                                         r"\(8, 3\) for predictions of shape \(8, 2\)"):
+        model.evaluate(X, y, batch_size=8, verbose=0)
+    y["size"] = np.zeros((8, 1))  # broadcasts against (8, 2), as in Keras: no error
+    assert np.isfinite(model.evaluate(X, y, batch_size=8, verbose=0)[0])
+
+
 def test_a_subclassed_model_is_checked_from_its_output_shape():
     class Net(lm.Model):
         def __init__(self):

@@ -252,7 +252,11 @@ class CompileLoss:
             if targets[i] is None:
                 raise outputs.missing_target(i, "loss")
             pred = outputs.leaves[i]
-            value = fn(targets[i], pred, sample_weight=sample_weights[i]).astype(jnp.float32)
+            try:
+                value = fn(targets[i], pred, sample_weight=sample_weights[i]).astype(jnp.float32)
+            except TypeError as error:
+                _raise_if_shapes_differ(fn, outputs.labels[i], targets[i], pred, error)
+                raise
             if self._trackers[i] is not None:
                 self._trackers[i].update_state(value, sample_weight=batch_size_of(pred))
             weight = self._weights[i]
@@ -417,6 +421,29 @@ def _result_names(plain: list, weighted: list) -> tuple:
             counters[key] = 1
         weighted_names.append(key)
     return plain_names, weighted_names
+
+
+def _raise_if_shapes_differ(loss, label, y_true, y_pred, error: TypeError) -> None:
+    """Turn the backend's broadcasting ``TypeError`` from a loss into a ``ValueError`` naming the
+    loss, the output and both shapes, when the shapes indeed cannot broadcast (a target of
+    the wrong shape is a common mistake; JAX's message names neither)."""
+    true_shape, pred_shape = tuple(getattr(y_true, "shape", ())), tuple(getattr(y_pred, "shape", ()))
+    if len(true_shape) == len(pred_shape) + 1 and true_shape[-1:] == (1,):
+        true_shape = true_shape[:-1]  # the losses squeeze a trailing axis of 1 away, as Keras's
+    elif len(pred_shape) == len(true_shape) + 1 and pred_shape[-1:] == (1,):
+        pred_shape = pred_shape[:-1]
+    try:
+        jnp.broadcast_shapes(true_shape, pred_shape)
+        return
+    except ValueError:
+        pass
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
+    of_output = "" if label is None else f" of output '{label}'"
+    raise ValueError(
+        f"The loss '{name}'{of_output} got targets of shape {tuple(y_true.shape)} for predictions of shape "
+        f"{tuple(y_pred.shape)}: they must match (or broadcast). Check the shape of `y` against the "
+        "model's output."
+    ) from error
 
 
 def batch_size_of(x) -> int:
