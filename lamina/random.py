@@ -87,14 +87,20 @@ class SeedGenerator:
         self.state = Variable(initial, trainable=False, dtype="uint32", name="seed_generator_state")
         self.name = name
 
-    def next(self) -> jax.Array:
-        """A fresh raw PRNG key (uint32[2]); the stored state moves on."""
+    def next(self, ordered: bool = True) -> jax.Array:
+        """A fresh raw PRNG key (uint32[2]); the stored state moves on. ``ordered`` is
+        accepted for Keras's signature: every draw here is ordered by the state it reads."""
         new_state, key = jax.random.split(self.state.value)
         self.state.assign(new_state)
         return key
 
     def get_config(self) -> dict:
         return {"seed": self.initial_seed}
+
+    @classmethod
+    def from_config(cls, config: dict) -> SeedGenerator:
+        """A generator from ``get_config()``: it starts again from the same seed."""
+        return cls(**config)
 
     def _lm_state_variables(self) -> list:
         return [self.state]

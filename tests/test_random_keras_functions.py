@@ -90,3 +90,10 @@ def test_categorical_names_a_wrong_logits_shape():
 def test_unseeded_draws_are_refused_inside_compiled_code():
     with pytest.raises(ValueError, match="SeedGenerator"):
         jax.jit(lambda: lm.random.randint((2,), 0, 5))()
+
+
+def test_seed_generator_has_keras_methods():
+    generator = lm.random.SeedGenerator(5)
+    first = np.asarray(generator.next(ordered=False))
+    again = lm.random.SeedGenerator.from_config(generator.get_config())
+    np.testing.assert_array_equal(np.asarray(again.next()), first)
