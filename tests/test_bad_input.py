@@ -124,6 +124,13 @@ def test_targets_of_the_wrong_shape_name_the_loss_the_output_and_both_shapes():
     assert np.isfinite(model.evaluate(X, y, batch_size=8, verbose=0)[0])
 
 
+def test_complex_targets_for_a_real_output_are_refused_not_truncated():
+    model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1, name="out")])
+    model.compile("sgd", loss="mse")
+    with pytest.raises(ValueError, match=r"loss 'mean_squared_error' got complex targets \(dtype complex64\) for real predictions \(dtype float32\)"):
+        model.fit(X, np.ones((8, 1), "complex64"), verbose=0)
+
+
 def test_a_subclassed_model_is_checked_from_its_output_shape():
     class Net(lm.Model):
         def __init__(self):

@@ -252,6 +252,12 @@ class CompileLoss:
             if targets[i] is None:
                 raise outputs.missing_target(i, "loss")
             pred = outputs.leaves[i]
+            if jnp.iscomplexobj(targets[i]) and not jnp.iscomplexobj(pred):
+                # The loss would cast them to the predictions' dtype, dropping the imaginary part.
+                of_output = "" if outputs.labels[i] is None else f" of output '{outputs.labels[i]}'"
+                raise ValueError(f"The loss '{_loss_name(fn)}'{of_output} got complex targets (dtype {targets[i].dtype}) for real "
+                                 f"predictions (dtype {pred.dtype}); pass real targets (e.g. jnp.real(y), "
+                                 "jnp.abs(y), or real and imaginary parts as separate outputs).")
             try:
                 value = fn(targets[i], pred, sample_weight=sample_weights[i]).astype(jnp.float32)
             except TypeError as error:
@@ -423,6 +429,10 @@ def _result_names(plain: list, weighted: list) -> tuple:
     return plain_names, weighted_names
 
 
+def _loss_name(loss) -> str:
+    return getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
+
+
 def _raise_if_shapes_differ(loss, label, y_true, y_pred, error: TypeError) -> None:
     """Turn the backend's broadcasting ``TypeError`` from a loss into a ``ValueError`` naming the
     loss, the output and both shapes, when the shapes indeed cannot broadcast (a target of
@@ -437,10 +447,9 @@ def _raise_if_shapes_differ(loss, label, y_true, y_pred, error: TypeError) -> No
         return
     except ValueError:
         pass
-    name = getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
     of_output = "" if label is None else f" of output '{label}'"
     raise ValueError(
-        f"The loss '{name}'{of_output} got targets of shape {tuple(y_true.shape)} for predictions of shape "
+        f"The loss '{_loss_name(loss)}'{of_output} got targets of shape {tuple(y_true.shape)} for predictions of shape "
         f"{tuple(y_pred.shape)}: they must match (or broadcast). Check the shape of `y` against the "
         "model's output."
     ) from error
