@@ -87,6 +87,11 @@ def _zeros_within_budget(budget, shape, dtype, name):
     return np.zeros(shape, dtype=jnp.dtype(dtype))
 
 
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _leaked_tracer_error(var) -> ValueError:
     return ValueError(
         f"Cannot assign a traced value to variable '{var.path}' outside lamina's compiled "
@@ -185,7 +190,14 @@ class Variable:
         if isinstance(value, Variable):
             value = value.value
         elif not isinstance(value, jax.Array):
-            value = jnp.asarray(value)
+            try:
+                value = jnp.asarray(value)
+            except TypeError as error:  # strings, objects: JAX's message names no variable
+                raise TypeError(f"Cannot assign {type(value).__name__} {_short_repr(value)} to variable "
+                                f"'{self.path}' ({self._dtype}): {error}") from None
+        if jnp.iscomplexobj(value) and not jnp.issubdtype(self._dtype, jnp.complexfloating):
+            raise ValueError(f"Cannot assign a complex value (dtype {value.dtype}) to variable '{self.path}' "
+                             f"of dtype {self._dtype}: the cast would drop the imaginary part.")
         if value.shape != self._shape:
             raise ValueError(
                 f"Cannot assign a value of shape {tuple(value.shape)} to variable '{self.path}' "

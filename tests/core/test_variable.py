@@ -78,6 +78,15 @@ def test_assign_of_another_shape_names_variable_and_both_shapes():
     np.testing.assert_array_equal(v.numpy(), np.zeros((2, 3)))
 
 
+def test_assign_of_a_string_or_a_complex_value_names_the_variable():
+    v = lm.Variable(np.zeros(2, np.float32), name="bias")
+    with pytest.raises(TypeError, match=r"Cannot assign str 'ab' to variable 'bias' \(float32\)"):
+        v.assign("ab")
+    with pytest.raises(ValueError, match=r"complex value \(dtype complex64\) to variable 'bias' of dtype float32"):
+        v.assign(np.ones(2, np.complex64))  # a cast would keep only the real part
+    np.testing.assert_array_equal(v.numpy(), np.zeros(2))
+
+
 def test_initializer_string_with_shape():
     v = lm.Variable("ones", shape=(2, 2), dtype="float32")
     np.testing.assert_array_equal(v.numpy(), np.ones((2, 2)))
