@@ -49,6 +49,8 @@ piece_digest = xxhash.xxh3_64_intdigest  # bytes-like -> int; lets go of the GIL
 # NumPy's own limit on dimensions; it also keeps the product of a declared shape a small
 # integer to compute (a thousand huge dimensions would make a huge Python integer).
 MAX_RANK = 64
+# verify() reads a piece in parts of this size, so that its buffers stay small.
+_READ_BYTES = 1024 * 1024
 # The CPU backend's device_put uses a host array in place when it is aligned to this.
 _ALIGNMENT = 64
 
@@ -112,16 +114,19 @@ class SafetensorsView:
         pieces = [(key, index, begin, min(begin + chunk, self.entries[key].end))
                   for key in keys for index, begin in enumerate(_piece_starts(self.entries[key], chunk))]
 
-        scratch = threading.local()  # one piece buffer per thread, reused: fresh pages cost more than the read
+        scratch = threading.local()  # one small read buffer per thread, reused
 
         def check(piece):
             key, index, begin, end = piece
             if self._read_into is not None:
                 if getattr(scratch, "buffer", None) is None:
-                    scratch.buffer = memoryview(bytearray(chunk))
-                window = scratch.buffer[:end - begin]
-                self._read_into(begin, window)
-                return piece_digest(window) == expected[key][index]
+                    scratch.buffer = memoryview(bytearray(_READ_BYTES))
+                digest = xxhash.xxh3_64()  # streamed: the same value as piece_digest of the whole piece
+                for offset in range(begin, end, _READ_BYTES):
+                    window = scratch.buffer[:min(_READ_BYTES, end - offset)]
+                    self._read_into(offset, window)
+                    digest.update(window)
+                return digest.intdigest() == expected[key][index]
             self._require(end)
             digest = piece_digest(self._buffer[begin:end])
             self.done_with_range(begin, end)  # read again when copied; not resident meanwhile
