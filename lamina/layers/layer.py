@@ -366,21 +366,42 @@ class Layer:
         state.bump_structure_version(*layers)
 
     # -- weights ----------------------------------------------------------------------------
-    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
-                   name=None, regularizer=None, constraint=None, autocast=True) -> Variable:
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   name=None, regularizer=None, constraint=None, autocast=True,
+                   aggregation="none") -> Variable:
         """Create a variable owned by this layer and track it.
 
         ``initializer`` is an initializer object or name (``"zeros"``, ``"random_normal"``...);
-        ``regularizer`` adds a penalty to ``losses``; ``constraint`` is applied after each
-        optimizer update. ``dtype`` defaults to the layer's variable dtype; ``autocast=False``
-        keeps a float weight in its own dtype inside ``call`` under a mixed policy.
+        unset, it is ``"glorot_uniform"`` for a float weight and ``"zeros"`` for any other
+        (an integer counter), as in Keras. ``regularizer`` adds a penalty to ``losses``;
+        ``constraint`` is applied after each optimizer update. ``dtype`` defaults to the
+        layer's variable dtype; ``autocast=False`` keeps a float weight in its own dtype inside
+        ``call`` under a mixed policy. ``aggregation`` (Keras's replica aggregation) is
+        checked and needs nothing here: under ``jax.sharding`` every variable has one global
+        value.
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.Dense(2)
+            >>> steps = layer.add_weight(shape=(), dtype="int32", trainable=False, name="steps")
+            >>> int(steps.value), str(steps.dtype)
+            (0, 'int32')
         """
+        if isinstance(shape, str):  # Keras 2's add_weight(name, shape, ...) order
+            raise ValueError(f"Layer '{self.path}': add_weight takes the name as a keyword, not first; got "
+                             f"add_weight({shape!r}, ...). Use add_weight(shape=..., name={shape!r}).")
+        if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"Layer '{self.path}': add_weight(aggregation=...) must be one of None, 'none', "
+                             f"'mean', 'sum', 'only_first_replica'; got {aggregation!r}.")
+        dtype = jnp.dtype(dtype) if dtype is not None else self._lm_dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if jnp.issubdtype(dtype, jnp.floating) else "zeros"
         # Placed by the path it has now: an unnamed weight is "<layer path>/variable" until an
         # attribute names it, and a layer built before it joins a model lacks the model's prefix.
         shape = tuple(shape or ())
         layout = placement.layout_for_path(f"{self.path}/{name or 'variable'}", shape)
         variable = Variable(
-            initializer, shape=shape, dtype=dtype or self._lm_dtype,
+            initializer, shape=shape, dtype=dtype,
             trainable=trainable, name=name, regularizer=regularizers.get(regularizer),
             constraint=constraints.get(constraint), layout=layout, autocast=autocast,
         )
@@ -388,6 +409,12 @@ class Layer:
         self._lm_added = self._lm_added + [variable]
         state.bump_structure_version(self)
         return variable
+
+    def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True,
+                     regularizer=None, constraint=None, name=None) -> Variable:
+        """``add_weight`` in Keras's ``Layer.add_variable`` argument order."""
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype, trainable=trainable,
+                               name=name, regularizer=regularizer, constraint=constraint, autocast=autocast)
 
     def count_params(self) -> int:
         """The number of scalars in ``weights``; the layer must be built."""
