@@ -167,6 +167,24 @@ class SafetensorsView:
         # it, where jnp.asarray copies (twice as slow). The buffer is never reused for that reason.
         return jax.device_put(window.view(entry.dtype).reshape(entry.shape))
 
+    def region(self, key: str, index: tuple) -> np.ndarray:
+        """``tensor[index]``, one device's region (``index``: a tuple of slices, as
+        ``jax.make_array_from_callback`` gives), as an array of its own. With a file behind the
+        view, the rows the first axis selects (one contiguous range) are read with a
+        bounds-checked read and the other axes sliced from them."""
+        if self._read_into is None:
+            return np.array(self.array(key)[index])
+        entry, index = self.entries[key], tuple(index)
+        first = index[0] if index else slice(None)
+        begin, end = 0, (entry.shape[0] if entry.shape else None)
+        if entry.shape and isinstance(first, slice) and first.indices(entry.shape[0])[2] == 1:
+            begin, end, _ = first.indices(entry.shape[0])
+            index = (slice(None),) + index[1:]
+        row_bytes = math.prod(entry.shape[1:]) * entry.dtype.itemsize
+        rows = np.empty(((max(end - begin, 0),) if end is not None else ()) + entry.shape[1:], entry.dtype)
+        self._read_into(entry.start + begin * row_bytes, memoryview(rows.reshape(-1).view(np.uint8)))
+        return rows[index]
+
     def array(self, key: str) -> np.ndarray:
         """The tensor ``key`` as a view of the buffer: no bytes are read until it is used."""
         entry = self.entries[key]

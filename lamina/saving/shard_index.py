@@ -32,6 +32,7 @@ import os
 import re
 import stat
 
+import jax
 import numpy as np
 
 from lamina.saving.errors import FileFormatError
@@ -265,23 +266,27 @@ class ShardedView:
         """The whole tensor, in host memory."""
         return self.read(key, tuple(slice(0, d) for d in self._tensors[key].shape))
 
+    def device_array(self, key: str) -> jax.Array:
+        """The whole tensor on the default device (as ``SafetensorsView.device_array``)."""
+        return jax.device_put(self.array(key))
+
     def read(self, key: str, index) -> np.ndarray:
         """The region ``index`` (a tuple of slices, as ``jax.make_array_from_callback`` gives)
         of tensor ``key``, copied from the stored slices that overlap it."""
         tensor = self._tensors[key]
         begin, end = region(index, tensor.shape)
         for start, stop, file, name in tensor.boxes:
-            if start == begin and stop == end:  # a stored slice as it is: no copy here
-                return self._checkpoint.view_of(file).array(name)
+            if start == begin and stop == end:  # a stored slice as it is
+                return self._checkpoint.view_of(file).region(name, ())
         out = np.empty(tuple(b - a for a, b in zip(begin, end)), tensor.dtype)
         for start, stop, file, name in tensor.boxes:
             low = [max(a, b) for a, b in zip(start, begin)]
             high = [min(a, b) for a, b in zip(stop, end)]
             if any(lo >= hi for lo, hi in zip(low, high)) and tensor.shape:
                 continue
-            stored = self._checkpoint.view_of(file).array(name)
-            out[tuple(slice(lo - b, hi - b) for lo, hi, b in zip(low, high, begin))] = \
-                stored[tuple(slice(lo - s, hi - s) for lo, hi, s in zip(low, high, start))]
+            # Bounds-checked reads (a file truncated meanwhile raises instead of a SIGBUS).
+            out[tuple(slice(lo - b, hi - b) for lo, hi, b in zip(low, high, begin))] = self._checkpoint.view_of(
+                file).region(name, tuple(slice(lo - s, hi - s) for lo, hi, s in zip(low, high, start)))
         return out
 
     def done_with(self, key: str) -> None:

@@ -297,45 +297,58 @@ def test_a_file_truncated_during_the_load_raises_instead_of_killing_the_process(
 
 
 _TRUNCATE_DURING_COPY = textwrap.dedent("""
-    import os, sys
+    import contextlib, os, sys
+    import jax
     import lamina as lm
     from lamina.core.variable import Variable
     from lamina.saving import weights
 
     folder = sys.argv[1]
-    state = {"path": None}
-    found, assign = weights.targets_for_loading, Variable.assign
+    state = {}
+    found, assign, make = weights.targets_for_loading, Variable.assign, jax.make_array_from_callback
 
-    def armed(model, view):
+    def armed(model, view):  # the file is open and checked: the next copy from it is the target
+        targets = found(model, view)
         state["armed"] = True
-        return found(model, view)
+        return targets
 
-    def truncating_assign(self, value):  # the first weight is being copied: now the file shrinks
-        if state.pop("armed", False):
-            os.truncate(state["path"], 4096)
+    def truncate(when):
+        if state.get("when") == when and state.pop("armed", False):
+            os.truncate(state["path"], 0)
+
+    def truncating_assign(self, value):  # one device: the first weight is being copied
+        truncate("assign")
         return assign(self, value)
 
-    weights.targets_for_loading, Variable.assign = armed, truncating_assign
-    for name, how in [("w.safetensors", "load_weights"), ("m.lamina", "load_weights"), ("m.lamina", "load_model")]:
-        state["path"] = path = os.path.join(folder, how + "_" + name)
-        model = lm.Sequential([lm.Input((64,)), lm.layers.Dense(4096, name="wide"), lm.layers.Dense(8)])
-        model.save(path) if path.endswith(".lamina") else model.save_weights(path)
-        try:
-            lm.load_model(path) if how == "load_model" else model.load_weights(path)
-            print("loaded", flush=True)
-        except Exception as error:
-            print(f"{type(error).__name__}: {error}", flush=True)
+    def truncating_make(shape, sharding, read, *args, **kwargs):  # several: its device regions
+        truncate("regions")
+        return make(shape, sharding, read, *args, **kwargs)
+
+    weights.targets_for_loading, Variable.assign, jax.make_array_from_callback = armed, truncating_assign, truncating_make
+    cases = [("w.safetensors", "load_weights", "assign"), ("m.lamina", "load_weights", "assign"),
+             ("m.lamina", "load_model", "assign"), ("w.safetensors", "load_weights", "regions")]
+    for name, how, when in cases:
+        state.update(path=os.path.join(folder, how + "_" + when + "_" + name), when=when)
+        path = state["path"]
+        with lm.distribution.DataParallel().scope() if when == "regions" else contextlib.nullcontext():
+            model = lm.Sequential([lm.Input((64,)), lm.layers.Dense(4096, name="wide"), lm.layers.Dense(8)])
+            model.save(path) if path.endswith(".lamina") else model.save_weights(path)
+            try:
+                lm.load_model(path) if how == "load_model" else model.load_weights(path)
+                print("loaded", flush=True)
+            except Exception as error:
+                print(f"{type(error).__name__}: {error}", flush=True)
 """)
 
 
 def test_a_file_truncated_while_a_tensor_is_copied_raises_instead_of_killing_the_process(tmp_path):
     # Reading a memory-mapped page past the new end of the file is a SIGBUS; a size check before
     # each tensor still left the copy itself exposed.
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", _TRUNCATE_DURING_COPY, str(tmp_path)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, f"the process died (signal {-done.returncode}): {done.stderr[-2000:]}"
-    outcomes = done.stdout.strip().splitlines()[-3:]
-    assert len(outcomes) == 3, done.stdout
+    outcomes = done.stdout.strip().splitlines()[-4:]
+    assert len(outcomes) == 4, done.stdout
     for outcome in outcomes:
         assert outcome.startswith("FileFormatError: ") and "was truncated by another program" in outcome, outcome
