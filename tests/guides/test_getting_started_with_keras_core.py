@@ -5,9 +5,14 @@ Translation: ``keras`` -> ``lm``, ``keras.ops.matmul`` -> ``jnp.matmul``,
 ``keras.random.dropout`` -> ``lm.random.dropout`` (same signature, ``seed=`` a
 ``SeedGenerator``). MNIST -> random images of MNIST's shape and type (28x28x1 floats in [0, 1],
 ``uint8`` labels) whose label is a simple function of the image, so a convnet learns it; 96
-samples instead of 60,000, convolutions 4/4/8/8 filters wide instead of 64/64/128/128, and
-2-4 epochs, so that the module runs in seconds. Each step's stated outcome is asserted and,
-where the code maps one to one, compared with Keras 3 holding the same weights.
+training and 32 test samples instead of 60,000 and 10,000, convolutions 4/4/8/8 filters wide
+instead of 64/64/128/128, so that the module runs in seconds. Each step's stated outcome is
+asserted and, where the code maps one to one, compared with Keras 3 holding the same weights.
+
+Changes beyond that: the convnet's validation labels contradict the training rule, so that
+EarlyStopping provably stops the 20-epoch run; MyModel trains on batches of 32 (128 would be
+one batch) and holds out a quarter of all 128 images; the shuffling DataLoader is seeded and
+the reference fit on arrays follows its order, so the two runs can be compared exactly.
 """
 
 import os
