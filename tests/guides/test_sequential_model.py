@@ -138,9 +138,11 @@ def test_what_to_do_once_you_have_a_model(digits, tmp_path):
     x, y = digits
     model = lm.Sequential([lm.Input(shape=(64,)), layers.Dense(32, activation="relu"), layers.Dense(10)])
     model.compile(optimizer="adam", loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(x[:1400], y[:1400], epochs=3, batch_size=64, verbose=0)
+    # Ten epochs: after three, test accuracy ranged 0.45-0.65 over seeds (a flaky bound);
+    # after ten, 0.82-0.87.
+    model.fit(x[:1400], y[:1400], epochs=10, batch_size=64, verbose=0)
     loss, acc = model.evaluate(x[1400:], y[1400:], verbose=0)
-    assert acc > 0.5
+    assert acc > 0.6
     path = str(tmp_path / "sequential.lamina")
     model.save(path)
     restored = lm.models.load_model(path)
