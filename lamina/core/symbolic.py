@@ -119,11 +119,8 @@ def symbolic_call(layer, args, kwargs):
     # call sees masks exactly as it does on arrays (a `mask=` argument, compute_mask).
     masked = [i for i in positions if leaves[i]._keras_mask is not None]
 
-    def spec(tensor, fill):
-        return jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in tensor.shape), tensor.dtype)
-
     def specs(fill):
-        return [spec(leaves[i], fill) for i in positions] + [spec(leaves[i]._keras_mask, fill) for i in masked]
+        return [_spec(leaves[i], fill) for i in positions] + [_spec(leaves[i]._keras_mask, fill) for i in masked]
 
     def run(*values):
         concrete = list(leaves)
@@ -144,21 +141,93 @@ def symbolic_call(layer, args, kwargs):
 
     # Both fills in one trace: a jax.eval_shape call costs more than tracing a small layer, and
     # a long Sequential pays it once per layer (building or loading 15,000 layers).
-    (small, small_masks), (large, large_masks) = jax.eval_shape(
-        lambda two, three: (run(*two), run(*three)), specs(2), specs(3))  # axes that follow an unknown one stay None
+    small, large = jax.eval_shape(lambda two, three: (run(*two), run(*three)), specs(2), specs(3))
+    return _record(layer, args, kwargs, small, large)
+
+
+def symbolic_chain(layers, x: SymbolicTensor) -> list | None:
+    """``layer(x)`` for each of ``layers`` in turn, each on the previous one's output (a
+    Sequential's stack), recorded as ``symbolic_call`` records each, in ONE abstract
+    evaluation: ``jax.eval_shape`` has a fixed cost (~0.2 ms) larger than tracing a small
+    layer, which made building or loading a long Sequential cost it once per layer.
+
+    Returns the symbolic output of every layer, or ``None`` when the stack is not a chain of
+    single tensors (a layer returned a structure): the caller then goes layer by layer, which
+    raises the precise error. Layers are built inside the evaluation on the shapes they get
+    (``None`` where the two fills differ), eagerly, as ``symbolic_call`` builds them before it.
+    """
+    from lamina.layers.masking import get_mask, set_mask  # lamina.layers imports this module
+
+    mask = x._keras_mask
+
+    def chain(two, three):
+        for value, value_mask in (two, three):  # the input for fill 2 and for fill 3, with its mask
+            if value_mask is not None:
+                set_mask(value, value_mask)
+        current = [two[0], three[0]]
+        results, made = [], list(current)
+        try:
+            for layer in layers:
+                if not all(isinstance(value, jax.Array) for value in current):
+                    raise _NotAChain
+                if not layer.built:
+                    with jax.ensure_compile_time_eval():  # weights get real values, as outside
+                        layer.build_from_shape(_merged_shape(current[0], current[1]))
+                outputs = []
+                for value in current:
+                    with StateScope():  # nothing the call writes survives: this only asks for shapes
+                        out = materialize(layer(value))
+                    outputs.append(out)
+                    made.append(out)
+                results.append([(out, get_mask(out) if isinstance(out, jax.Array) else None) for out in outputs])
+                current = outputs
+            if not all(isinstance(value, jax.Array) for value in current):
+                raise _NotAChain
+            return results
+        finally:  # the registry must not keep tracers alive past this trace
+            for value in made:
+                if isinstance(value, jax.Array):
+                    set_mask(value, None)
+
+    fills = [(_spec(x, fill), None if mask is None else _spec(mask, fill)) for fill in (2, 3)]
+    try:
+        results = jax.eval_shape(chain, *fills)
+    except _NotAChain:
+        return None
+    outputs = []
+    for layer, ((small, small_mask), (large, large_mask)) in zip(layers, results):
+        x = _record(layer, (x,), {}, (small, [small_mask]), (large, [large_mask]))
+        outputs.append(x)
+    return outputs
+
+
+class _NotAChain(Exception):
+    """A layer of a would-be chain returned a structure, not one tensor."""
+
+
+def _spec(tensor, fill):
+    return jax.ShapeDtypeStruct(tuple(fill if d is None else d for d in tensor.shape), tensor.dtype)
+
+
+def _merged_shape(a, b) -> tuple:
+    """The shape two fills agree on: ``None`` where they differ (an unknown axis)."""
+    return tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
+
+
+def _record(layer, args, kwargs, small, large):
+    """The node of ``layer`` called on ``args``/``kwargs``, from the abstract outputs (and
+    output masks) of the two fills; returns its symbolic outputs."""
+    (small, small_masks), (large, large_masks) = small, large
     node = Node(layer, args, kwargs, None)
     counter = itertools.count()
 
-    def merged_shape(a, b):
-        return tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
-
     def to_symbolic(a, b):
-        return SymbolicTensor(merged_shape(a, b), a.dtype, name=f"{layer.name}/out_{next(counter)}", node=node,
+        return SymbolicTensor(_merged_shape(a, b), a.dtype, name=f"{layer.name}/out_{next(counter)}", node=node,
                               index=len(layer._lm_inbound_nodes))
 
     node.outputs = jax.tree_util.tree_map(to_symbolic, small, large)
     for tensor, a, b in zip(node.output_tensors, small_masks, large_masks):
         if a is not None and b is not None:
-            tensor._keras_mask = SymbolicTensor(merged_shape(a, b), a.dtype, name=f"{tensor.name}/mask")
+            tensor._keras_mask = SymbolicTensor(_merged_shape(a, b), a.dtype, name=f"{tensor.name}/mask")
     layer._lm_inbound_nodes.append(node)
     return node.outputs

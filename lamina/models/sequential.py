@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from lamina.core import state
-from lamina.core.symbolic import SymbolicTensor
+from lamina.core.symbolic import SymbolicTensor, symbolic_chain
 from lamina.layers.core.input_layer import InputLayer, conform_to_input
 from lamina.layers.layer import Layer, _adopt, _is_shape
 from lamina.layers.masking import get_mask, set_mask
@@ -50,7 +50,9 @@ class Sequential(Model):
         self._lm_input_layer = None
         self._lm_graph = []
         for layer in layers or ():
-            self.add(layer)
+            self.add(layer, rebuild=False)
+        if self._layers and self._lm_input_layer is not None:
+            self._lm_connect()  # the whole stack at once
 
     @property
     def layers(self) -> list:
@@ -72,9 +74,10 @@ class Sequential(Model):
         """
         return [self._layers[-1].name] if self._layers else []
 
-    def add(self, layer) -> None:
+    def add(self, layer, rebuild=True) -> None:
         """Append ``layer``; ``lm.Input(...)`` first, or a first layer declaring
-        ``input_shape``, builds the model at once."""
+        ``input_shape``, builds the model at once (``rebuild=False``: later, when the graph
+        is next needed or ``build()`` runs, as in Keras)."""
         if isinstance(layer, SymbolicTensor):
             layer = layer.node.layer
         if isinstance(layer, InputLayer):
@@ -98,12 +101,22 @@ class Sequential(Model):
                 return
             self._lm_input_layer = InputLayer(batch_shape=declared, dtype=self._layers[0].dtype)
             self._lm_declared_input_shape = tuple(declared)
-        self._lm_connect()
+        if rebuild:
+            self._lm_connect()
 
     def _lm_connect(self) -> None:
         """Call the layers not yet in the symbolic graph on its last output (this builds them)."""
         x = self._lm_graph[-1] if self._lm_graph else self._lm_input_layer.output
-        for layer in self._layers[len(self._lm_graph):]:
+        pending = self._layers[len(self._lm_graph):]
+        if len(pending) > 1 and isinstance(x, SymbolicTensor) and all(
+                type(layer).__call__ is Layer.__call__ for layer in pending):
+            # Many layers at once (a list given to the constructor, a loaded file): one
+            # abstract evaluation for the whole stack instead of one per layer.
+            outputs = symbolic_chain(pending, x)
+            if outputs is not None:
+                self._lm_graph.extend(outputs)
+                x, pending = outputs[-1], []
+        for layer in pending:
             if not isinstance(x, SymbolicTensor):
                 raise ValueError(
                     f"Sequential '{self.name}': layer '{self._layers[len(self._lm_graph) - 1].name}' returns "

@@ -17,6 +17,7 @@ resolve such names where a function is expected (a family's ``get``, a wrapper's
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -296,12 +297,19 @@ def _from_config(cls, config, custom_objects):
     if from_config is None:
         return cls(**config)
     try:
-        takes_custom = "custom_objects" in inspect.signature(from_config).parameters
+        takes_custom = "custom_objects" in parameters_of(from_config)
     except (TypeError, ValueError):
         takes_custom = False
     if takes_custom:
         return from_config(config, custom_objects=custom_objects)
     return from_config(config)
+
+
+@functools.lru_cache(maxsize=4096)
+def parameters_of(fn) -> dict:
+    """``inspect.signature(fn).parameters``, once per function (or bound method): loading a
+    file of 15,000 layers asked for the same two signatures 30,000 times (0.7 s)."""
+    return dict(inspect.signature(fn).parameters)
 
 
 def passes_config_to_constructor(from_config):

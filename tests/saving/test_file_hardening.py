@@ -211,9 +211,10 @@ def test_loading_a_long_sequential_reads_each_name_a_constant_number_of_times(tm
     assert name_reads[0] <= 20 * count
 
 
-def test_each_layer_of_a_long_sequential_costs_one_abstract_evaluation(monkeypatch):
-    # jax.eval_shape's fixed cost, not the layer's trace, dominated loading 15,000 layers; the
-    # two fills that find unknown axes share one evaluation.
+@pytest.fixture
+def eval_shape_calls(monkeypatch):
+    """Counts jax.eval_shape calls: its fixed cost (~0.2 ms), not the layers' traces,
+    dominated building and loading 15,000 layers."""
     calls = [0]
     original = jax.eval_shape
 
@@ -222,10 +223,54 @@ def test_each_layer_of_a_long_sequential_costs_one_abstract_evaluation(monkeypat
         return original(*args, **kwargs)
 
     monkeypatch.setattr(jax, "eval_shape", counted)
+    return calls
+
+
+def test_a_long_sequential_costs_one_abstract_evaluation_in_all(eval_shape_calls):
     count = 20
     model = lm.Sequential([lm.Input((3,))] + [lm.layers.Dense(2) for _ in range(count)])
-    assert calls[0] == count
+    assert eval_shape_calls[0] == 1  # the whole stack at once (was one per layer)
     assert model.outputs[0].shape == (None, 2)
+    eval_shape_calls[0] = 0
+    one_by_one = lm.Sequential([lm.Input((3,))])
+    for _ in range(count):
+        one_by_one.add(lm.layers.Dense(2))
+    assert eval_shape_calls[0] == count  # add() connects each layer at once, as Keras's does
+
+
+def test_a_stack_built_at_once_equals_one_built_layer_by_layer():
+    """Shapes with unknown axes, dtypes, masks and the graph's nodes are those the per-layer
+    path records, and both models compute the same."""
+    def layers():
+        lm.random.set_seed(0)
+        return [lm.layers.Embedding(10, 4, mask_zero=True), lm.layers.LSTM(3, return_sequences=True),
+                lm.layers.Dense(2, dtype="float16"), lm.layers.Reshape((-1,)), lm.layers.Activation("relu")]
+
+    at_once = lm.Sequential([lm.Input((None,), dtype="int32")] + layers())
+    by_layer = lm.Sequential([lm.Input((None,), dtype="int32")])
+    for layer in layers():
+        by_layer.add(layer)
+    for a, b in zip(at_once.layers, by_layer.layers):
+        assert (a.output.shape, a.output.dtype) == (b.output.shape, b.output.dtype), a.name
+        assert (a.output._keras_mask is None) == (b.output._keras_mask is None), a.name
+        assert a.input.shape == b.input.shape and len(a._lm_inbound_nodes) == len(b._lm_inbound_nodes) == 1
+    assert at_once.layers[1].output._keras_mask.shape == (None, None)
+    tokens = np.array([[1, 2, 0, 0], [3, 0, 0, 0]], np.int32)
+    np.testing.assert_allclose(np.asarray(at_once(tokens)), np.asarray(by_layer(tokens)), rtol=1e-6)
+    functional = lm.Model(at_once.inputs, at_once.layers[1].output)  # the graph is usable
+    assert functional.output_shape == (None, None, 3)
+
+
+def test_a_stack_with_a_layer_returning_two_tensors_gives_the_same_error():
+    class Pair(lm.layers.Layer):
+        def call(self, x):
+            return x, x
+
+    for make in (lambda: lm.Sequential([lm.Input((2,)), lm.layers.Dense(2), Pair(name="pair"), lm.layers.Dense(1)]),
+                 lambda: [m.add(layer) for m in [lm.Sequential([lm.Input((2,))])]
+                          for layer in (lm.layers.Dense(2), Pair(name="pair"), lm.layers.Dense(1))]):
+        with pytest.raises(ValueError, match="layer 'pair' returns tuple of several tensors"):
+            make()
 
 
 def test_a_popped_name_can_be_used_again_and_duplicates_are_still_refused():
