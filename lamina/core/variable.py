@@ -195,7 +195,7 @@ class Variable:
             except TypeError as error:  # strings, objects: JAX's message names no variable
                 raise TypeError(f"Cannot assign {type(value).__name__} {_short_repr(value)} to variable "
                                 f"'{self.path}' ({self._dtype}): {error}") from None
-        if jnp.iscomplexobj(value) and not jnp.issubdtype(self._dtype, jnp.complexfloating):
+        if value.dtype.kind == "c" and not jnp.issubdtype(self._dtype, jnp.complexfloating):
             raise ValueError(f"Cannot assign a complex value (dtype {value.dtype}) to variable '{self.path}' "
                              f"of dtype {self._dtype}: the cast would drop the imaginary part.")
         if value.shape != self._shape:

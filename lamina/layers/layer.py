@@ -46,7 +46,7 @@ from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 from lamina.mixed_precision import policy as policies
 from lamina.saving.object_registry import register_family
-from lamina.saving.serialization import parameters_of, passes_config_to_constructor
+from lamina.saving.serialization import passes_config_to_constructor, signature_of
 
 # The concrete array class, named without creating an array: making one at import would
 # start JAX's backend, after which jax.distributed.initialize() refuses to run.
@@ -664,7 +664,7 @@ class Layer:
     def from_config(cls, config: dict):
         """Rebuild a layer from ``get_config()`` output."""
         config = dict(config)
-        accepted = parameters_of(cls.__init__)
+        accepted = signature_of(cls.__init__).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
         base = {k: config.pop(k) for k in _BASE_CONFIG_KEYS if k in config and not (takes_kwargs or k in accepted)}
         layer = cls(**config)
@@ -967,13 +967,8 @@ def _call_info(cls) -> _CallInfo:
     return info
 
 
-_init_signatures: dict = {}
-
-
 def _bind_init_args(cls, args, kwargs) -> dict:
-    signature = _init_signatures.get(cls)
-    if signature is None:
-        signature = _init_signatures[cls] = inspect.signature(cls.__init__)
+    signature = signature_of(cls.__init__)
     try:
         bound = signature.bind_partial(None, *args, **kwargs)
     except TypeError:

@@ -297,7 +297,7 @@ def _from_config(cls, config, custom_objects):
     if from_config is None:
         return cls(**config)
     try:
-        takes_custom = "custom_objects" in parameters_of(from_config)
+        takes_custom = "custom_objects" in signature_of(from_config).parameters
     except (TypeError, ValueError):
         takes_custom = False
     if takes_custom:
@@ -306,10 +306,10 @@ def _from_config(cls, config, custom_objects):
 
 
 @functools.lru_cache(maxsize=4096)
-def parameters_of(fn) -> dict:
-    """``inspect.signature(fn).parameters``, once per function (or bound method): loading a
-    file of 15,000 layers asked for the same two signatures 30,000 times (0.7 s)."""
-    return dict(inspect.signature(fn).parameters)
+def signature_of(fn) -> inspect.Signature:
+    """``inspect.signature(fn)``, once per function (or bound method): loading a file of
+    15,000 layers asked for the same two signatures 30,000 times (0.7 s)."""
+    return inspect.signature(fn)
 
 
 def passes_config_to_constructor(from_config):
