@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina.metrics.base import StatelessMetricMixin  # Keras's stateless_* methods
+from lamina.trainers import padded_evaluation
 
 
 class _Outputs:
@@ -233,7 +234,10 @@ class CompileLoss:
             self.metrics = [self._trackers[i] for i in order if self._trackers[i] is not None]
         self._built_names = list(outputs.names)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true, y_pred, sample_weight=None, real_rows=None):
+        """The weighted sum of the per-output losses. ``real_rows`` (a boolean per row) makes
+        rows where it is False count nowhere (``evaluate``'s padding; see
+        ``padded_evaluation.py``)."""
         outputs = _Outputs(y_pred, self.output_names)
         if self._built_names is None:
             self._build(outputs)
@@ -259,12 +263,17 @@ class CompileLoss:
                                  f"predictions (dtype {pred.dtype}); pass real targets (e.g. jnp.real(y), "
                                  "jnp.abs(y), or real and imaginary parts as separate outputs).")
             try:
-                value = fn(targets[i], pred, sample_weight=sample_weights[i]).astype(jnp.float32)
+                if real_rows is None:
+                    value = fn(targets[i], pred, sample_weight=sample_weights[i])
+                else:
+                    value = padded_evaluation.loss_of_real_rows(fn, targets[i], pred, sample_weights[i], real_rows)
+                value = value.astype(jnp.float32)
             except TypeError as error:
                 _raise_if_shapes_differ(fn, outputs.labels[i], targets[i], pred, error)
                 raise
             if self._trackers[i] is not None:
-                self._trackers[i].update_state(value, sample_weight=batch_size_of(pred))
+                rows = batch_size_of(pred) if real_rows is None else jnp.sum(real_rows)
+                self._trackers[i].update_state(value, sample_weight=rows)
             weight = self._weights[i]
             total = total + (value if weight is None else weight * value)
         return total
@@ -352,7 +361,9 @@ class CompileMetrics(StatelessMetricMixin):
             metric.name = entry  # logged under the name it was given ("mae"), as Keras does
         return metric
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    def update_state(self, y_true, y_pred, sample_weight=None, real_rows=None) -> None:
+        """Update every metric; ``real_rows`` (a boolean per row) leaves out the rows where
+        it is False (``evaluate``'s padding; see ``padded_evaluation.py``)."""
         outputs = _Outputs(y_pred, self.output_names)
         if self._by_output is not None and outputs.names != self._built_names:
             raise ValueError(
@@ -371,6 +382,10 @@ class CompileMetrics(StatelessMetricMixin):
             self._build(outputs, targets)
         weights = (outputs.sample_weights(sample_weight, has_loss) if self.weighted
                    else [None] * len(outputs))
+        if real_rows is not None:
+            for metric in (m for metrics in self._by_output for m in metrics):
+                padded_evaluation.check_metric(metric)
+            weights = [padded_evaluation.weights_of_real_rows(w, real_rows) for w in weights]
         for i, metrics in enumerate(self._by_output):
             if metrics and targets[i] is None:
                 raise outputs.missing_target(i, "weighted_metrics" if self.weighted else "metrics")

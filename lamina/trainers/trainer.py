@@ -42,6 +42,7 @@ from lamina.saving.serialization import deserialize_object, serialize
 from lamina.trainers.auto_block import CALLS_PER_EPOCH, AutoBlock, divisor_block
 from lamina.trainers.compile_utils import CompileLoss, CompileMetrics, batch_size_of
 from lamina.trainers.label_checks import check_sparse_targets
+from lamina.trainers.padded_evaluation import PaddingNotSupported, padded_test_step
 
 
 class Trainer:
@@ -100,6 +101,8 @@ class Trainer:
         self._lm_step_functions = {}  # compiled steps of the previous compile() are stale
         self._lm_auto_blocks = {}  # and so are the block sizes measured with them
         self._lm_predict_tails = {}  # and predict's last-batch programs
+        self._lm_evaluate_tails = {}  # and evaluate's,
+        self._lm_padding_refused = None  # and why its padded step could not be used
         self._lm_compiled = True
 
     def get_compile_config(self) -> dict | None:
@@ -396,19 +399,22 @@ class Trainer:
         key = (kind, stacked)
         functions = self.__dict__.setdefault("_lm_step_functions", {})
         if key not in functions:
-            step = getattr(self, f"{kind}_step")
-            keras_jax = _takes_state(step)
+            if kind == "padded_test":  # evaluate's steps, given the count of real rows
+                step, keras_jax = (lambda data, rows: padded_test_step(self, data, rows)), False
+            else:
+                step = getattr(self, f"{kind}_step")
+                keras_jax = _takes_state(step)
             if keras_jax:
                 step = self._lm_keras_jax_step(kind, step)
 
-            def run(data):
+            def run(data, *rows):
                 # Build first: a step reads trainable_weights before calling the model.
                 self._lm_build_from_batch(data, stacked)
                 if keras_jax:
                     self._lm_build_keras_jax_state(kind, data, stacked)
                 data = pack_batch(*data)  # (x, y) / x, as a Keras train_step expects
                 if not stacked:
-                    outputs = step(data)
+                    outputs = step(data, *rows)
                     return outputs if kind == "predict" else flatten_logs(outputs)
                 outputs = stateful_scan(step, data)
                 if kind == "predict":  # predictions: every step's
@@ -421,8 +427,8 @@ class Trainer:
             if self.jit_compile:
                 function = jit(run)
             else:  # eager steps get device arrays, as Keras's do (batches may come as NumPy)
-                def function(data, run=run):
-                    return run(jax.device_put(data))
+                def function(data, *rows, run=run):
+                    return run(jax.device_put(data), *rows)
             functions[key] = _serialized(function, self._lm_state_lock())
         return functions[key]
 
@@ -479,6 +485,7 @@ class Trainer:
         start = progress.step if progress is not None else 0
         logs, step = (progress.logs if start else {}), start
         observe = getattr(block, "observe", None)  # an "auto" block size measures the calls
+        padded = kind == "test" and _padded(adapter)  # single batches run evaluate's padded step
         wait = one_call_in_flight()
         first_check = consistency.first_step_check(self)
         for steps, data in adapter.epoch(epoch, block=block, start_step=start):
@@ -489,7 +496,11 @@ class Trainer:
             if first_check is not None:  # several processes, a model its first batch builds
                 first_check, _ = None, first_check(data, steps > 1)
             on_begin(step)
-            logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
+            if padded and steps == 1:
+                rows = min(adapter.batch_size, adapter.num_samples - step * adapter.batch_size)
+                logs, block_logs = self._lm_padded_test(data, rows), None
+            else:
+                logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
             if steps > 1:
                 logs, block_logs = logs
             if wait:
@@ -612,6 +623,11 @@ class Trainer:
     def _lm_evaluate(self, adapter, callbacks, block=None) -> dict:
         if block is None:
             block = self._lm_block_size(adapter, callbacks, "test")
+        if isinstance(adapter, ArrayDataAdapter) and self._lm_pads_evaluation():
+            # The last batch padded, its padding rows left out of the loss and metrics: at
+            # most two programs per batch size whatever the number of samples.
+            adapter.pad_partial_batch = True
+            adapter.pad_partial_to = self._lm_tail_rows(adapter, "_lm_evaluate_tails")
         callbacks.on_test_begin()  # before the reset, as in Keras
         self.reset_metrics()
         logs = dict(self._lm_run_epoch(
@@ -632,10 +648,6 @@ class Trainer:
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         callbacks = self._lm_callbacks(callbacks, verbose, adapter)
         self._lm_distribute_state()
-        # Unlike predict, the last, partial batch keeps its size (one more program per
-        # distinct size): padded rows with zero weight would still count in the batch-size
-        # weighting of the loss trackers, in a loss's mean over the batch, in add_loss terms
-        # computed from the batch, and in the compiled `metrics`, which ignore sample weights.
         block = self._lm_predict_block_size(adapter, callbacks, "test")
         return self._lm_result(self._lm_evaluate(adapter, callbacks, block), return_dict)
 
@@ -652,7 +664,7 @@ class Trainer:
         # per batch size whatever the number of samples.
         if isinstance(adapter, ArrayDataAdapter) and adapter is not x:
             adapter.pad_partial_batch = True
-            adapter.pad_partial_to = self._lm_predict_tail_rows(adapter)
+            adapter.pad_partial_to = self._lm_tail_rows(adapter, "_lm_predict_tails")
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
         self._lm_distribute_state()
         callbacks.on_predict_begin()
@@ -708,8 +720,9 @@ class Trainer:
                     callbacks.on_predict_batch_end(step - 1, {"outputs": outputs})
         return chunks
 
-    def _lm_predict_tail_rows(self, adapter) -> int | None:
-        """The rows ``predict`` pads its last, partial batch to; None: a whole batch.
+    def _lm_tail_rows(self, adapter, tails: str) -> int | None:
+        """The rows ``predict`` (``evaluate``) pads its last, partial batch to; None: a whole
+        batch. ``tails``: the attribute holding the tail of each batch size.
 
         Each batch size may have one program besides the whole batch's: a tail, sized by the
         first partial batch ``predict`` meets at that batch size. That partial batch, and any
@@ -724,8 +737,31 @@ class Trainer:
         reached = adapter.steps_per_epoch * batch >= adapter.num_samples  # not cut short by `steps`
         if not partial or not reached or current_distribution.distribution() is not None or jax.process_count() > 1:
             return None
-        tail = self.__dict__.setdefault("_lm_predict_tails", {}).setdefault(batch, partial)
+        tail = self.__dict__.setdefault(tails, {}).setdefault(batch, partial)
         return tail if partial <= tail else None
+
+    def _lm_pads_evaluation(self) -> bool:
+        """Whether ``evaluate`` may pad its last batch (``padded_evaluation.py``): the default
+        ``test_step``, ``compute_loss`` and ``compute_metrics``, no metric held in an
+        attribute (a layer may update it from any row), compiled steps, one device, and no
+        earlier trace that found the padding would count (``_lm_padding_refused``)."""
+        cls = type(self)
+        return (cls.test_step is Trainer.test_step and cls.compute_loss is Trainer.compute_loss
+                and cls.compute_metrics is Trainer.compute_metrics and self.jit_compile
+                and not self.__dict__.get("_lm_padding_refused") and not self._lm_attribute_metrics()
+                and current_distribution.distribution() is None and jax.process_count() == 1)
+
+    def _lm_padded_test(self, data, rows: int):
+        """Evaluate one batch whose first ``rows`` rows are real (the rest padding), with
+        the padded step; a model whose trace refuses padding gets its exact rows instead."""
+        if not self.__dict__.get("_lm_padding_refused"):
+            try:
+                return self._lm_step_function("padded_test", stacked=False)(data, np.asarray(rows, np.int32))
+            except PaddingNotSupported as why:
+                self._lm_padding_refused = str(why)  # from now on, exact batches (as Keras)
+        if rows < batch_size_of(unpack_batch(data)[0]):
+            data = jax.tree_util.tree_map(lambda a: a[:rows], data)
+        return self._lm_step_function("test", stacked=False)(data)
 
     def _lm_predict_block_size(self, adapter, callbacks, mode: str) -> int:
         """Steps per compiled ``predict`` / ``evaluate`` call. ``"auto"`` runs one batch per
@@ -737,8 +773,11 @@ class Trainer:
         return self._lm_block_size(adapter, callbacks, mode)
 
     def _lm_result(self, logs, return_dict):
-        """Logs as floats: a dict, or Keras's list in ``metrics_names`` order (loss first)."""
-        logs = {name: float(value) for name, value in jax.device_get(dict(logs)).items()}
+        """Logs as floats (a metric with several values, e.g. ``F1Score(average=None)``, as a
+        NumPy array, as Keras gives it): a dict, or Keras's list in ``metrics_names`` order
+        (loss first)."""
+        logs = {name: float(value) if np.ndim(value) == 0 else np.asarray(value)
+                for name, value in jax.device_get(dict(logs)).items()}
         if return_dict:
             return logs
         order = [name for name in self.metrics_names if name in logs]  # compile order
@@ -844,9 +883,9 @@ def _trimmed(outputs, steps: int, adapter, rows: int):
 def _serialized(step, lock):
     """``step`` called with ``lock`` held (see ``Trainer._lm_state_lock``)."""
 
-    def locked(data):
+    def locked(*args):
         with lock:
-            return step(data)
+            return step(*args)
 
     locked.__wrapped__ = step  # for a loop that holds the lock throughout (predict)
     return locked
