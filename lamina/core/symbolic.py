@@ -109,6 +109,10 @@ def symbolic_call(layer, args, kwargs):
     """Record ``layer(*args, **kwargs)`` on symbolic inputs; returns symbolic outputs."""
     from lamina.layers.masking import get_mask, set_mask  # lamina.layers imports this module
 
+    if not kwargs and len(args) == 1 and type(args[0]) is SymbolicTensor:
+        output = untraced_call(layer, args[0])
+        if output is not None:
+            return output
     leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=is_symbolic)
     positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, SymbolicTensor)]
     if not layer.built:
@@ -145,17 +149,99 @@ def symbolic_call(layer, args, kwargs):
     return _record(layer, args, kwargs, small, large)
 
 
-def symbolic_chain(layers, x: SymbolicTensor) -> list | None:
+def symbolic_chain(layers, x: SymbolicTensor) -> list:
     """``layer(x)`` for each of ``layers`` in turn, each on the previous one's output (a
-    Sequential's stack), recorded as ``symbolic_call`` records each, in ONE abstract
-    evaluation: ``jax.eval_shape`` has a fixed cost (~0.2 ms) larger than tracing a small
-    layer, which made building or loading a long Sequential cost it once per layer.
+    Sequential's stack), recorded as ``symbolic_call`` records each. A layer that states its
+    output (``untraced_call``) is not traced at all; each run of the others is traced in ONE
+    abstract evaluation (``jax.eval_shape`` has a fixed cost, ~0.2 ms, larger than tracing a
+    small layer, which made building or loading a long Sequential cost it once per layer).
 
-    Returns the symbolic output of every layer, or ``None`` when the stack is not a chain of
-    single tensors (a layer returned a structure): the caller then goes layer by layer, which
-    raises the precise error. Layers are built inside the evaluation on the shapes they get
-    (``None`` where the two fills differ), eagerly, as ``symbolic_call`` builds them before it.
+    Returns the symbolic outputs of the layers recorded, in order: all of them, or fewer when
+    the stack is not a chain of single tensors (a layer returned a structure). The caller
+    then goes on layer by layer from the first layer not recorded, which raises the precise
+    error.
     """
+    outputs, start = [], 0
+    while start < len(layers):
+        output = untraced_call(layers[start], x)
+        if output is not None:
+            outputs.append(output)
+            x, start = output, start + 1
+            continue
+        # Traced together: this layer and the following ones that cannot state their output
+        # (a layer that can, but declined, ends the run only if it has a rule of its own).
+        end = start + 1
+        while end < len(layers) and _output_rule(type(layers[end])) is None:
+            end += 1
+        traced = _traced_chain(layers[start:end], x)
+        if traced is None:
+            return outputs
+        outputs.extend(traced)
+        x, start = traced[-1], end
+    return outputs
+
+
+def untraced_call(layer, x: SymbolicTensor) -> SymbolicTensor | None:
+    """``layer(x)`` recorded without tracing when the layer's class states its output exactly
+    (``_lm_output_spec``, lamina/layers/output_specs.py): the same build, input check, node,
+    shape, dtype and mask as the traced call; ``None`` when it does not (the caller traces).
+    """
+    from lamina.layers.call_context import context  # lamina.layers imports this module
+
+    rule = _output_rule(type(layer))
+    if rule is None:
+        return None
+    if not layer.built:
+        layer.build_from_shape(x.shape)
+    spec = rule(layer, x.shape, x.dtype)
+    if spec is None:
+        return None
+    if layer.input_spec is not None:  # checked on both fills, as the trace checks them
+        from lamina.layers.layer import _check_input_spec  # lamina.layers imports this module
+
+        for fill in (2, 3):
+            _check_input_spec(layer, _spec(x, fill))
+    # As the traced call's two runs do: each an outermost call, numbered (add_loss tags).
+    if context.depth == 0:
+        context.call_id += 2
+    layer.__dict__["_lm_last_call_id"] = context.call_id
+    node = Node(layer, (x,), {}, None)
+    output = SymbolicTensor(spec.shape, spec.dtype, name=f"{layer.name}/out_0", node=node,
+                            index=len(layer._lm_inbound_nodes))
+    node.outputs = output
+    mask = x._keras_mask
+    # The input's mask goes on when the layer passes masks (default compute_mask), or when
+    # call returns the very input that carries it (no cast made a new array in between).
+    if mask is not None and (layer.supports_masking or (spec.returns_input and spec.dtype == x.dtype)):
+        output._keras_mask = SymbolicTensor(mask.shape, mask.dtype, name=f"{output.name}/mask")
+    layer._lm_inbound_nodes.append(node)
+    return output
+
+
+# What a layer's call may be told by, and what must be the stating class's own for the rule
+# to describe it (a subclass overriding any is traced).
+_RULE_BOUND = ("__call__", "call", "build", "compute_mask", "compute_output_shape", "build_from_shape")
+_rules: dict = {}
+
+
+def _output_rule(cls):
+    """The ``_lm_output_spec`` function that describes ``cls``'s call exactly, or ``None``."""
+    try:
+        return _rules[cls]
+    except KeyError:
+        pass
+    owner = next((c for c in cls.__mro__ if "_lm_output_spec" in c.__dict__), None)
+    rule = None
+    if owner is not None and all(getattr(cls, name) is getattr(owner, name) for name in _RULE_BOUND):
+        rule = owner.__dict__["_lm_output_spec"]
+    _rules[cls] = rule
+    return rule
+
+
+def _traced_chain(layers, x: SymbolicTensor) -> list | None:
+    """``symbolic_chain`` for layers that are all traced, in one abstract evaluation. Layers
+    are built inside it on the shapes they get (``None`` where the two fills differ), eagerly,
+    as ``symbolic_call`` builds them before it."""
     from lamina.layers.masking import get_mask, set_mask  # lamina.layers imports this module
 
     mask = x._keras_mask

@@ -704,14 +704,28 @@ def _marks_built(build):
 Layer.build = _marks_built(Layer.build)
 
 
+# type -> True (its instances are state), False (they hold none) or _CONTAINER (look inside).
+_state_kinds: dict = {}
+_CONTAINER = "container"
+
+
 def _holds_state(value) -> bool:
-    if isinstance(value, (Variable, Layer)) or hasattr(type(value), "_lm_state_variables"):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_holds_state(item) for item in value)
+    # Asked for every attribute set and every attribute of every layer walked: what a value
+    # that is not a container holds depends on its type only, so it is remembered per type.
+    kind = _state_kinds.get(type(value))
+    if kind is None:
+        kind = _state_kinds[type(value)] = _state_kind(type(value))
+    if kind is not _CONTAINER:
+        return kind
     if isinstance(value, dict):
         return any(_holds_state(item) for item in value.values())
-    return False
+    return any(_holds_state(item) for item in value)
+
+
+def _state_kind(cls):
+    if issubclass(cls, (Variable, Layer)) or hasattr(cls, "_lm_state_variables"):
+        return True
+    return _CONTAINER if issubclass(cls, (list, tuple, dict)) else False
 
 
 def _state_role(holder) -> str:
@@ -727,19 +741,24 @@ def _walk(value, segment) -> list:
     lists, tuples and dicts), ``place`` being where it sits (``"blocks/0"`` under ``segment``
     ``"blocks"``). Pure: ``_attach`` does the adopting."""
     found = []
-
-    def visit(item, where):
-        if isinstance(item, (Variable, Layer)) or hasattr(type(item), "_lm_state_variables"):
-            found.append((item, where))
-        elif isinstance(item, (list, tuple)):
-            for i, child in enumerate(item):
-                visit(child, f"{where}/{i}")
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                visit(child, f"{where}/{key}")
-
-    visit(value, segment)
+    _walk_into(value, segment, found)
     return found
+
+
+def _walk_into(item, where, found) -> None:
+    # A module function, not a closure calling itself: that closure is a reference cycle,
+    # left for the garbage collector after each of the many walks a model's tree takes.
+    kind = _state_kinds.get(type(item))
+    if kind is None:
+        kind = _state_kinds[type(item)] = _state_kind(type(item))
+    if kind is True:
+        found.append((item, where))
+    elif isinstance(item, (list, tuple)):
+        for i, child in enumerate(item):
+            _walk_into(child, f"{where}/{i}", found)
+    elif isinstance(item, dict):
+        for key, child in item.items():
+            _walk_into(child, f"{where}/{key}", found)
 
 
 def _attach(owner, value, segment) -> None:
@@ -968,6 +987,11 @@ def _call_info(cls) -> _CallInfo:
 
 
 def _bind_init_args(cls, args, kwargs) -> dict:
+    table = _init_tables.get(cls.__init__)
+    if table is None:
+        table = _init_tables[cls.__init__] = _InitTable(signature_of(cls.__init__))
+    if table.simple:  # every layer made pays this: Signature.bind_partial costs ~10 us
+        return table.bind(args, kwargs)
     signature = signature_of(cls.__init__)
     try:
         bound = signature.bind_partial(None, *args, **kwargs)
@@ -981,6 +1005,46 @@ def _bind_init_args(cls, args, kwargs) -> dict:
         elif param.kind is param.VAR_POSITIONAL:
             arguments.pop(name, None)
     return arguments
+
+
+class _InitTable:
+    """``Signature.bind_partial`` of an ``__init__`` without positional-only parameters, its
+    ``**kwargs`` flattened and its ``*args`` dropped, as ``_bind_init_args`` gives it."""
+
+    __slots__ = ("simple", "self_name", "positional", "named", "takes_args", "takes_kwargs")
+
+    def __init__(self, signature):
+        params = list(signature.parameters.values())
+        self_param, params = (params[0].name if params else None), params[1:]
+        kinds = [p.kind for p in params]
+        self.simple = (self_param is not None and signature.parameters[self_param].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                       and inspect.Parameter.POSITIONAL_ONLY not in kinds)
+        self.self_name = self_param
+        self.positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+        self.named = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        self.takes_args = inspect.Parameter.VAR_POSITIONAL in kinds
+        self.takes_kwargs = inspect.Parameter.VAR_KEYWORD in kinds
+
+    def bind(self, args, kwargs) -> dict:
+        if len(args) > len(self.positional) and not self.takes_args:
+            return {}  # bind_partial: too many positional arguments
+        arguments = dict(zip(self.positional, args))
+        if not kwargs:
+            return arguments
+        if self.self_name in kwargs or any(name in arguments for name in kwargs):
+            return {}  # bind_partial: multiple values for an argument
+        for name in self.named:  # in signature order, as bind_partial orders them
+            if name in kwargs:
+                arguments[name] = kwargs[name]
+        if len(arguments) - min(len(args), len(self.positional)) < len(kwargs):
+            if not self.takes_kwargs:
+                return {}  # bind_partial: an unexpected keyword argument
+            for name, value in kwargs.items():
+                arguments.setdefault(name, value)
+        return arguments
+
+
+_init_tables: dict = {}
 
 
 def _is_json_value(value) -> bool:

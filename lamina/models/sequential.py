@@ -110,12 +110,13 @@ class Sequential(Model):
         pending = self._layers[len(self._lm_graph):]
         if len(pending) > 1 and isinstance(x, SymbolicTensor) and all(
                 type(layer).__call__ is Layer.__call__ for layer in pending):
-            # Many layers at once (a list given to the constructor, a loaded file): one
-            # abstract evaluation for the whole stack instead of one per layer.
+            # Many layers at once (a list given to the constructor, a loaded file): layers
+            # that state their output are not traced, the others in one abstract evaluation
+            # per run instead of one each.
             outputs = symbolic_chain(pending, x)
-            if outputs is not None:
+            if outputs:  # the rest (a layer returning a structure) goes one by one: its error
                 self._lm_graph.extend(outputs)
-                x, pending = outputs[-1], []
+                x, pending = outputs[-1], pending[len(outputs):]
         for layer in pending:
             if not isinstance(x, SymbolicTensor):
                 raise ValueError(

@@ -163,9 +163,12 @@ class ModelArchive:
             raise FileFormatError(f"{self.source} is damaged: the weights fail their CRC-32 check.")
         data = memoryview(self._map)[start:end]
         # The member's CRC-32 covers every tensor: the per-tensor checksums need no second pass.
+        # The callbacks hold the map and the file, not the archive: a reference cycle through
+        # the view would leave its tens of thousands of entries to the garbage collector.
+        mapping, file = self._map, self._file
         self.weights = SafetensorsView(data, source=f"{self.source} ({WEIGHTS})", verified=True,
-                                       release_pages=lambda a, b: drop_pages(self._map, start + a, start + b),
-                                       file_size=lambda: os.fstat(self._file.fileno()).st_size - start,
+                                       release_pages=lambda a, b: drop_pages(mapping, start + a, start + b),
+                                       file_size=lambda: os.fstat(file.fileno()).st_size - start,
                                        read_into=file_reader(self._file, start, f"{self.source} ({WEIGHTS})"))
 
     def _crc32(self, start: int, end: int) -> int:

@@ -25,7 +25,7 @@ from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import CustomObjectScope, get_registered_name
-from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, rebuild
+from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, collection_paused, rebuild
 from lamina.saving.rebuilding import MAX_LAYERS as MAX_LAYERS  # re-exported: the bound a file may declare
 from lamina.saving.safe_mode import safe_mode_scope
 from lamina.saving.serialization import serialize
@@ -113,7 +113,7 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
         from lamina.saving.keras_files import load_keras_model
 
         return load_keras_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
-    with contextlib.ExitStack() as opened:
+    with contextlib.ExitStack() as opened, collection_paused():
         # Several processes open and check the file together: one that cannot (or opens
         # another file) raises in all of them, instead of leaving the others waiting at the
         # first transfer to the mesh while the model is rebuilt.

@@ -9,6 +9,7 @@ on import, so no saving module imports ``lamina.models``.
 from __future__ import annotations
 
 import contextlib
+import gc
 
 from lamina.saving.errors import FileFormatError
 from lamina.saving.serialization import deserialize_object
@@ -33,9 +34,34 @@ def check_layer_count(config: dict, source: str) -> None:
                 if count > MAX_LAYERS:
                     raise FileFormatError(f"{source}: config.json declares more than {MAX_LAYERS} layers "
                                           f"(lamina.saving.rebuilding.MAX_LAYERS); it is not loaded.")
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
+            value = value.values()
+        # Only containers are pushed: a config is mostly numbers and strings.
+        stack += [item for item in value if isinstance(item, (dict, list))]
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """Python's cyclic garbage collector off inside (back on after, if it was on).
+
+    Rebuilding a model makes a few objects per layer that all stay alive; with tens of
+    thousands of layers the collector would run its full passes over all of them again and
+    again (a third of the time a 15,000-layer model took to load), finding nothing to free.
+
+    Example:
+        >>> import gc
+        >>> with collection_paused():
+        ...     gc.isenabled()
+        False
+        >>> gc.isenabled()
+        True
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def is_model(obj) -> bool:

@@ -38,6 +38,7 @@ import numpy as np
 import xxhash
 
 from lamina.saving.errors import FileFormatError
+from lamina.saving.host_transfer import to_default_device
 
 # The safetensors library refuses headers above 100 MB as well.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -97,9 +98,10 @@ class SafetensorsView:
         self._outer = memoryview(buffer)
         self._buffer = self._outer.cast("B")
         self.entries, self.metadata = _parse_header(self._buffer, source)
-        # True when the bytes were checked as a whole already (a model file's zip CRC-32).
+        # True when the bytes were checked as a whole already (a model file's zip CRC-32):
+        # then the per-tensor checksums are not needed, nor parsed.
         self._verified = verified
-        self.checksums = _parse_checksums(self.metadata, self.entries, source)
+        self.checksums = None if verified else _parse_checksums(self.metadata, self.entries, source)
 
     def verify(self, keys) -> None:
         """Check the tensors ``keys`` against the checksums the file records, if it records any
@@ -155,17 +157,26 @@ class SafetensorsView:
     def device_array(self, key: str) -> jax.Array:
         """The tensor ``key`` on the default device, read with a bounds-checked read into a new
         host buffer of its own (aligned, so that the CPU backend uses it in place)."""
+        return self.device_arrays([key])[0]
+
+    def device_arrays(self, keys) -> list:
+        """``device_array`` of each of ``keys``, transferred together (``host_transfer``: a
+        model of many small tensors spends its load on the per-array cost of ``device_put``)."""
         if self._read_into is None:
-            return jax.device_put(self.array(key))
+            return to_default_device([self.array(key) for key in keys])
+        return to_default_device([self._host_copy(key) for key in keys])
+
+    def _host_copy(self, key: str) -> np.ndarray:
         entry = self.entries[key]
         size = entry.end - entry.start
         raw = np.empty(size + _ALIGNMENT, np.uint8)
         offset = -raw.ctypes.data % _ALIGNMENT
         window = raw[offset:offset + size]
         self._read_into(entry.start, memoryview(window))
-        # device_put, not jnp.asarray: the CPU backend takes an aligned array without copying
-        # it, where jnp.asarray copies (twice as slow). The buffer is never reused for that reason.
-        return jax.device_put(window.view(entry.dtype).reshape(entry.shape))
+        # Put on the device as it is, not with jnp.asarray: the CPU backend takes an aligned
+        # array without copying it, where jnp.asarray copies (twice as slow). The buffer is
+        # never reused for that reason.
+        return window.view(entry.dtype).reshape(entry.shape)
 
     def region(self, key: str, index: tuple) -> np.ndarray:
         """``tensor[index]``, one device's region (``index``: a tuple of slices, as
@@ -224,9 +235,10 @@ class MappedSafetensorsFile:
             if size < 8:
                 raise FileFormatError(f"{self.path!r} is not a safetensors file: only {size} bytes long.")
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            mapping, file = self._map, self._file  # no reference cycle through the view (archive.py)
             self._view = SafetensorsView(self._map, source=repr(self.path),
-                                         release_pages=lambda start, end: drop_pages(self._map, start, end),
-                                         file_size=lambda: os.fstat(self._file.fileno()).st_size,
+                                         release_pages=lambda start, end: drop_pages(mapping, start, end),
+                                         file_size=lambda: os.fstat(file.fileno()).st_size,
                                          read_into=file_reader(self._file, 0, repr(self.path)))
         except BaseException:
             self._close()

@@ -23,27 +23,35 @@ def model_variables(model) -> dict:
 def _walk_model(model) -> list:
     """``[(key, structural_key, variable)]`` in ``model.variables`` order (so metric and
     optimizer state left out); a shared layer is reached once, under its first path."""
-    prefix = model.path + "/"
-    found, seen_layers, seen_variables = [], set(), set()
+    walk = _Walk(model.path + "/")
+    walk.visit(model, "")
+    return walk.found
 
-    def visit(layer, structural_prefix):
-        if id(layer) in seen_layers:
+
+class _Walk:
+    """``_walk_model``'s state. A class, not a closure calling itself: that closure is a
+    reference cycle, which would leave everything found to the garbage collector."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.found, self.seen_layers, self.seen_variables = [], set(), set()
+
+    def visit(self, layer, structural_prefix: str) -> None:
+        if id(layer) in self.seen_layers:
             return
-        seen_layers.add(id(layer))
+        self.seen_layers.add(id(layer))
         layer._lm_adopt_children()  # keys are paths: a layer appended to a list gets its own
         own, children, holders = layer._lm_children()
         held = [v for h in holders if _state_role(h) == "layer" for v in h._lm_state_variables()]
+        prefix = self.prefix
         for v in own + held:
-            if id(v) not in seen_variables:
-                seen_variables.add(id(v))
+            if id(v) not in self.seen_variables:
+                self.seen_variables.add(id(v))
                 path = v.path
                 key = path[len(prefix):] if path.startswith(prefix) else path
-                found.append((key, structural_prefix + v.name, v))
+                self.found.append((key, structural_prefix + v.name, v))
         for child, segment in zip(children, _structural_segments(layer, children)):
-            visit(child, f"{structural_prefix}{segment}/")
-
-    visit(model, "")
-    return found
+            self.visit(child, f"{structural_prefix}{segment}/")
 
 
 def _structural_segments(parent, children) -> list:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import warnings
 
+import jax
 import numpy as np
 import safetensors.numpy
 
@@ -142,15 +143,43 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
     if problems:  # skip_mismatch: the rest loads
         _report(problems, view, True, where)
     shardings = sharded_io.target_shardings(targets)
+    batch, batch_bytes = [], 0
     for variable, key in plan:
         sharding = shardings.get(id(variable))
-        if sharding is None:
-            variable.assign(view.device_array(key))  # a bounds-checked read: no SIGBUS if the file shrinks
-        else:  # each device reads its own region (sharded.py)
+        if sharding is not None:  # each device reads its own region (sharded.py)
             variable.assign(sharded_io.read_sharded(view, key, variable.shape, sharding))
-        # The copy runs asynchronously: wait for it, so that the file's pages can be let go of
-        # now (and the memory map closed at the end) instead of staying resident.
-        variable.value.block_until_ready()
+            _wait_and_release(view, [(variable, key)])
+            continue
+        # Small tensors go to the device together (one call for many: a model of thousands
+        # of layers pays the per-array cost of a transfer otherwise), a bounded batch at a
+        # time, so that a load still needs little memory beyond the weights.
+        batch.append((variable, key))
+        batch_bytes += view.entries[key].end - view.entries[key].start
+        if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_TENSORS:
+            _assign_batch(view, batch)
+            batch, batch_bytes = [], 0
+    _assign_batch(view, batch)
+
+
+_BATCH_BYTES = 64 * 1024 * 1024
+_BATCH_TENSORS = 4096
+
+
+def _assign_batch(view, batch: list) -> None:
+    """Assign each ``(variable, key)`` of ``batch`` its tensor, read with bounds-checked reads
+    (no SIGBUS if the file shrinks) and transferred together."""
+    if not batch:
+        return
+    for (variable, _), value in zip(batch, view.device_arrays([key for _, key in batch])):
+        variable.assign(value)
+    _wait_and_release(view, batch)
+
+
+def _wait_and_release(view, assigned: list) -> None:
+    """Wait for the copies (they run asynchronously), so that the file's pages can be let go
+    of now (and the memory map closed at the end) instead of staying resident."""
+    jax.block_until_ready([variable.value for variable, _ in assigned])
+    for _, key in assigned:
         view.done_with(key)
 
 

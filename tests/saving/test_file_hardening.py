@@ -226,16 +226,37 @@ def eval_shape_calls(monkeypatch):
     return calls
 
 
+class _Scale(lm.layers.Layer):
+    """A user's layer without compute_output_shape: it can only be traced."""
+
+    def call(self, x):
+        return x * 2.0
+
+
 def test_a_long_sequential_costs_one_abstract_evaluation_in_all(eval_shape_calls):
     count = 20
-    model = lm.Sequential([lm.Input((3,))] + [lm.layers.Dense(2) for _ in range(count)])
+    model = lm.Sequential([lm.Input((3,))] + [_Scale() for _ in range(count)])
     assert eval_shape_calls[0] == 1  # the whole stack at once (was one per layer)
-    assert model.outputs[0].shape == (None, 2)
+    assert model.outputs[0].shape == (None, 3)
     eval_shape_calls[0] = 0
     one_by_one = lm.Sequential([lm.Input((3,))])
     for _ in range(count):
-        one_by_one.add(lm.layers.Dense(2))
+        one_by_one.add(_Scale())
     assert eval_shape_calls[0] == count  # add() connects each layer at once, as Keras's does
+
+
+def test_a_stack_of_layers_stating_their_output_is_not_traced(eval_shape_calls):
+    count = 20
+    model = lm.Sequential([lm.Input((3,))] + [lm.layers.Dense(2) for _ in range(count)])
+    assert eval_shape_calls[0] == 0  # was one for the stack: Dense states its output
+    assert model.outputs[0].shape == (None, 2) and len(model.weights) == 2 * count
+    one_by_one = lm.Sequential([lm.Input((3,))])
+    for _ in range(count):
+        one_by_one.add(lm.layers.Dense(2))
+    assert eval_shape_calls[0] == 0  # nor is add()
+    # The layers that cannot say are traced, one run of them at a time.
+    lm.Sequential([lm.Input((3,)), lm.layers.Dense(2), _Scale(), _Scale(), lm.layers.Dense(2), _Scale()])
+    assert eval_shape_calls[0] == 2
 
 
 def test_a_stack_built_at_once_equals_one_built_layer_by_layer():
@@ -345,12 +366,12 @@ _TRUNCATE_DURING_COPY = textwrap.dedent("""
     import contextlib, os, sys
     import jax
     import lamina as lm
-    from lamina.core.variable import Variable
     from lamina.saving import weights
+    from lamina.saving.safetensors_reader import SafetensorsView
 
     folder = sys.argv[1]
     state = {}
-    found, assign, make = weights.targets_for_loading, Variable.assign, jax.make_array_from_callback
+    found, copy, make = weights.targets_for_loading, SafetensorsView._host_copy, jax.make_array_from_callback
 
     def armed(model, view):  # the file is open and checked: the next copy from it is the target
         targets = found(model, view)
@@ -361,15 +382,16 @@ _TRUNCATE_DURING_COPY = textwrap.dedent("""
         if state.get("when") == when and state.pop("armed", False):
             os.truncate(state["path"], 0)
 
-    def truncating_assign(self, value):  # one device: the first weight is being copied
+    def truncating_copy(self, key):  # one device: the first weight has been read, the others follow
+        array = copy(self, key)
         truncate("assign")
-        return assign(self, value)
+        return array
 
     def truncating_make(shape, sharding, read, *args, **kwargs):  # several: its device regions
         truncate("regions")
         return make(shape, sharding, read, *args, **kwargs)
 
-    weights.targets_for_loading, Variable.assign, jax.make_array_from_callback = armed, truncating_assign, truncating_make
+    weights.targets_for_loading, SafetensorsView._host_copy, jax.make_array_from_callback = armed, truncating_copy, truncating_make
     cases = [("w.safetensors", "load_weights", "assign"), ("m.lamina", "load_weights", "assign"),
              ("m.lamina", "load_model", "assign"), ("w.safetensors", "load_weights", "regions")]
     for name, how, when in cases:

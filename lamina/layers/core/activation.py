@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina import activations
 from lamina.layers.layer import Layer
+from lamina.layers.output_specs import OutputSpec, input_dtype_in_call, keeps_shape_and_dtype
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
 
@@ -27,6 +28,13 @@ class Activation(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def _lm_output_spec(self, shape, dtype):
+        # lamina/layers/output_specs.py; "linear" returns its input itself.
+        dtype = input_dtype_in_call(self, dtype)
+        if dtype is None or not keeps_shape_and_dtype(self.activation):
+            return None
+        return OutputSpec(tuple(shape), dtype, returns_input=self.activation is activations.linear)
 
     def get_config(self):
         return {**super().get_config(), "activation": serialize_object(self.activation)}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
+from lamina.core.variable import Variable
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
+from lamina.layers.output_specs import OutputSpec, input_dtype_in_call, keeps_shape_and_dtype, promoted, read_dtype
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
 
@@ -64,6 +66,20 @@ class Dense(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
+
+    def _lm_output_spec(self, shape, dtype):
+        # What call() computes, read off the weights it reads (lamina/layers/output_specs.py).
+        dtype = input_dtype_in_call(self, dtype)
+        kernel = self.__dict__.get("kernel")
+        if (dtype is None or not keeps_shape_and_dtype(self.activation) or not isinstance(kernel, Variable)
+                or kernel.ndim != 2 or len(shape) < 2 or shape[-1] != kernel.shape[0]):
+            return None
+        dtypes = [dtype, read_dtype(self, kernel)]
+        if self.bias is not None:
+            if not isinstance(self.bias, Variable) or self.bias.shape != (kernel.shape[1],):
+                return None
+            dtypes.append(read_dtype(self, self.bias))
+        return OutputSpec(tuple(shape[:-1]) + (kernel.shape[1],), promoted(*dtypes))
 
     def get_config(self):
         return {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from lamina import random
+from lamina.layers.call_context import context
 from lamina.layers.layer import Layer
+from lamina.layers.output_specs import OutputSpec, input_dtype_in_call
 from lamina.saving.object_registry import register_builtin
 
 
@@ -42,6 +44,14 @@ class Dropout(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def _lm_output_spec(self, shape, dtype):
+        # lamina/layers/output_specs.py: outside training (a graph being built), call()
+        # returns its input itself; inside an outer call in training mode it is traced.
+        dtype = input_dtype_in_call(self, dtype)
+        if dtype is None or context.training is not None:
+            return None
+        return OutputSpec(tuple(shape), dtype, returns_input=True)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}

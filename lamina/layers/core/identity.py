@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lamina.layers.layer import Layer
+from lamina.layers.output_specs import OutputSpec, input_dtype_in_call
 from lamina.saving.object_registry import register_builtin
 
 
@@ -26,6 +27,10 @@ class Identity(Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def _lm_output_spec(self, shape, dtype):
+        dtype = input_dtype_in_call(self, dtype)  # lamina/layers/output_specs.py
+        return None if dtype is None else OutputSpec(tuple(shape), dtype, returns_input=True)
 
 
 __all__ = ["Identity"]
