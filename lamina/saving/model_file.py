@@ -131,11 +131,12 @@ def load_model(path, custom_objects=None, compile: bool = True, safe_mode: bool 
             if compile and config.get("compile_config"):
                 with as_file_error(archive.source, "compile arguments"):
                     _compile_from_config(model, config["compile_config"], custom_objects)
+        layers = []  # walked on the way to the weights; assets need them too
         if model.built or archive.weights.entries or model.weights:  # else saved before building
-            targets, structure = weights_io.targets_for_loading(model, archive.weights)
+            targets, structure = weights_io.targets_for_loading(model, archive.weights, visited=layers)
             weights_io.check_and_assign(targets, archive.weights, structure=structure,
                                         where=f"the model its config describes ('{model.name}')")
-        assets_lib.load_assets(model, archive)
+        assets_lib.load_assets(model, archive, layers or None)
     return model
 
 

@@ -205,9 +205,12 @@ class SafetensorsView:
         return flat.reshape(entry.shape)
 
     def done_with(self, key: str) -> None:
-        """The tensor ``key`` has been copied: its file pages need not stay in this process."""
-        entry = self.entries[key]
-        self.done_with_range(entry.start, entry.end)
+        """The tensor ``key`` has been copied: its file pages need not stay in this process.
+        Nothing to do when tensors are read with positional reads: the map then served only
+        the header (a call per tensor was a system call per tensor)."""
+        if self._read_into is None:
+            entry = self.entries[key]
+            self.done_with_range(entry.start, entry.end)
 
     def release(self) -> None:
         """Let go of the buffer. An array still using it (a device copy in flight, a

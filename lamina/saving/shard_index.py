@@ -36,6 +36,7 @@ import jax
 import numpy as np
 
 from lamina.saving.errors import FileFormatError
+from lamina.saving.host_transfer import to_default_device
 from lamina.saving.safetensors_reader import (
     DTYPES,
     MAX_RANK,
@@ -269,6 +270,10 @@ class ShardedView:
     def device_array(self, key: str) -> jax.Array:
         """The whole tensor on the default device (as ``SafetensorsView.device_array``)."""
         return jax.device_put(self.array(key))
+
+    def device_arrays(self, keys) -> list:
+        """``device_array`` of each of ``keys``, transferred together (as ``SafetensorsView``'s)."""
+        return to_default_device([self.array(key) for key in keys])
 
     def read(self, key: str, index) -> np.ndarray:
         """The region ``index`` (a tuple of slices, as ``jax.make_array_from_callback`` gives)

@@ -20,11 +20,14 @@ def model_variables(model) -> dict:
     return _unique_keys((key, v) for key, _, v in _walk_model(model))
 
 
-def _walk_model(model) -> list:
+def _walk_model(model, visited: list | None = None) -> list:
     """``[(key, structural_key, variable)]`` in ``model.variables`` order (so metric and
-    optimizer state left out); a shared layer is reached once, under its first path."""
+    optimizer state left out); a shared layer is reached once, under its first path.
+    ``visited`` (a list) gets every layer walked, in ``model._flatten_layers()`` order."""
     walk = _Walk(model.path + "/")
     walk.visit(model, "")
+    if visited is not None:
+        visited.extend(walk.layers)
     return walk.found
 
 
@@ -34,12 +37,13 @@ class _Walk:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.found, self.seen_layers, self.seen_variables = [], set(), set()
+        self.found, self.layers, self.seen_layers, self.seen_variables = [], [], set(), set()
 
     def visit(self, layer, structural_prefix: str) -> None:
         if id(layer) in self.seen_layers:
             return
         self.seen_layers.add(id(layer))
+        self.layers.append(layer)
         layer._lm_adopt_children()  # keys are paths: a layer appended to a list gets its own
         own, children, holders = layer._lm_children()
         held = [v for h in holders if _state_role(h) == "layer" for v in h._lm_state_variables()]
@@ -70,10 +74,11 @@ def _structural_segments(parent, children) -> list:
     return segments
 
 
-def keyed_variables(model, optimizer=None) -> tuple[dict, dict]:
+def keyed_variables(model, optimizer=None, visited: list | None = None) -> tuple[dict, dict]:
     """``({key: Variable}, {key: structural_key})`` for the model's variables, then (when
-    ``optimizer`` is given) its state, whose structural keys name the structural weight keys."""
-    walked = _walk_model(model)
+    ``optimizer`` is given) its state, whose structural keys name the structural weight keys.
+    ``visited`` (a list) gets the model's layers walked (``_walk_model``)."""
+    walked = _walk_model(model, visited)
     variables = _unique_keys((key, v) for key, _, v in walked)
     structural = _unique_keys((skey, v) for _, skey, v in walked)
     structure = dict(zip(variables, structural))  # both in walk order

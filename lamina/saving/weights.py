@@ -76,10 +76,11 @@ def file_structure(view) -> dict | None:
     return structure
 
 
-def targets_for_loading(model, view) -> tuple[dict, dict]:
+def targets_for_loading(model, view, visited: list | None = None) -> tuple[dict, dict]:
     """The variables a file is checked against, and their structural keys (as
     ``keyed_variables``): the model's, plus the optimizer's when the file has optimizer state
-    and the model has an optimizer (built here if needed)."""
+    and the model has an optimizer (built here if needed). ``visited`` (a list) gets the
+    model's layers, walked on the way."""
     _require_weights(model)
     optimizer = getattr(model, "optimizer", None)
     file_has_optimizer = any(k.startswith(OPTIMIZER_PREFIX) for k in view.entries)
@@ -88,7 +89,7 @@ def targets_for_loading(model, view) -> tuple[dict, dict]:
     elif not optimizer.built:
         sharded_io.place_placeholders(model.trainable_weights)  # so that the slots are laid out alike
         optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
-    return keyed_variables(model, optimizer)
+    return keyed_variables(model, optimizer, visited)
 
 
 def _require_weights(model) -> None:
@@ -187,8 +188,8 @@ def _plan(targets: dict, view, structure: dict | None = None) -> tuple[list, lis
     """``(problems, [(variable, file_key)])``: ``targets`` matched to the file's tensors by key,
     or by structural key when that leaves fewer problems."""
     problems, plan = _match(targets, view.entries)
-    file_keys = file_structure(view)
-    if problems and structure and file_keys:
+    file_keys = file_structure(view) if problems and structure else None
+    if file_keys:
         by_structure = {structure[key]: variable for key, variable in targets.items()}
         entries = {file_keys[key]: entry for key, entry in view.entries.items()}
         structural_problems, structural_plan = _match(by_structure, entries)

@@ -337,9 +337,9 @@ _TRUNCATE_DURING_LOAD = textwrap.dedent("""
     model.save(path) if path.endswith(".lamina") else model.save_weights(path)
     found = weights.targets_for_loading
 
-    def truncate_first(model, view):  # the file is open and its header read: now it shrinks
+    def truncate_first(model, view, **kwargs):  # the file is open and its header read: now it shrinks
         os.truncate(path, 4096)
-        return found(model, view)
+        return found(model, view, **kwargs)
 
     weights.targets_for_loading = truncate_first
     try:
@@ -373,8 +373,8 @@ _TRUNCATE_DURING_COPY = textwrap.dedent("""
     state = {}
     found, copy, make = weights.targets_for_loading, SafetensorsView._host_copy, jax.make_array_from_callback
 
-    def armed(model, view):  # the file is open and checked: the next copy from it is the target
-        targets = found(model, view)
+    def armed(model, view, **kwargs):  # the file is open and checked: the next copy from it is the target
+        targets = found(model, view, **kwargs)
         state["armed"] = True
         return targets
 

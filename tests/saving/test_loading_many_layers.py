@@ -147,3 +147,19 @@ def test_the_layer_count_of_nested_configs_is_bounded():
         rebuilding.check_layer_count(config, "file 'f'")
     config["config"]["layers"][0]["config"]["inner"].pop()
     rebuilding.check_layer_count(config, "file 'f'")  # limit / 2 + 1 layers
+
+
+def test_the_weights_walk_hands_the_assets_the_layers_in_their_order():
+    # load_model gives load_assets the layers the weights' walk met, instead of a second walk.
+    from lamina.saving import assets
+    from lamina.saving.variable_keys import keyed_variables
+
+    shared = lm.layers.Dense(2, name="shared")
+    inner = lm.Sequential([lm.Input((2,)), lm.layers.Dense(2, name="inner_dense"), lm.layers.Dropout(0.1)], name="inner")
+    x = lm.Input((2,))
+    y = shared(inner(shared(x)))
+    model = lm.Model(x, lm.layers.Activation("relu", name="act")(y))
+    visited = []
+    keyed_variables(model, None, visited)
+    assert [layer.name for layer in visited] == [layer.name for layer in model._flatten_layers()]
+    assert assets.layers_with(model, None, visited) == assets.layers_with(model, None)
