@@ -25,6 +25,7 @@ from jax._src import core as jax_core
 from lamina.core.variable import register_initializer_resolver
 from lamina.distribution import placement
 from lamina.random import draw_seed
+from lamina.saving.host_transfer import to_default_device
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import Configurable, object_family
 
@@ -46,7 +47,9 @@ def _concrete(call):
             if isinstance(value, np.ndarray):
                 # A fill made on the host (zeros, ones, a constant) goes to the device as it
                 # is: jnp would compile one small program per shape, ~20 ms each on a CPU.
-                return jax.device_put(value.astype(dtype, copy=False))
+                return to_default_device([value.astype(dtype, copy=False)])[0]
+            if isinstance(value, jax.Array) and value.dtype == dtype:
+                return value  # as jnp.asarray would give it, without its cost (a model's every kernel)
             return jnp.asarray(value, dtype=dtype)
 
     return wrapper
@@ -72,7 +75,7 @@ def _key(seed):
     if seed is None:
         seed = draw_seed()
     with jax.ensure_compile_time_eval():  # device_put of a NumPy key compiles nothing
-        return jax.device_put(np.array([seed & 0xFFFFFFFF, 0], dtype=np.uint32))
+        return to_default_device([np.array([seed & 0xFFFFFFFF, 0], dtype=np.uint32)])[0]
 
 
 def _flat(shape):

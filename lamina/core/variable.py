@@ -424,7 +424,9 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
         if sharding is not None:  # each device computes only its shard (placement.initialize)
             return placement.initialize(lambda: jnp.asarray(init(tuple(shape), dtype=dtype or "float32")),
                                         sharding, name or "variable")
-        return jnp.asarray(init(tuple(shape), dtype=dtype or "float32"))
+        value = init(tuple(shape), dtype=dtype or "float32")
+        # lamina's initializers answer with a device array already: jnp.asarray would only cost.
+        return value if isinstance(value, jax.Array) else jnp.asarray(value)
     if isinstance(initial_value, jax.core.Tracer):
         raise ValueError(
             f"Variable {name or ''!r} was given a traced initial value. Variables hold concrete "
