@@ -30,7 +30,7 @@ import mmap
 import os
 import stat
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,11 +65,13 @@ DTYPES = {
 }
 
 
-@dataclass(frozen=True)
-class TensorEntry:
+class TensorEntry(NamedTuple):
+    """Where a tensor lies in the buffer: ``start``/``end`` are offsets within the whole buffer
+    (header included). A named tuple: a file of 30,000 tensors makes 30,000 of them."""
+
     dtype: np.dtype
     shape: tuple
-    start: int  # offsets within the whole buffer (header included)
+    start: int
     end: int
 
 
@@ -392,14 +394,17 @@ def _parse_header(buffer: memoryview, source: str):
     return entries, metadata
 
 
+_ENTRY_KEYS = frozenset(("dtype", "shape", "data_offsets"))
+
+
 def _parse_entry(key, spec, data_start, data_size, bad) -> TensorEntry:
-    if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
+    if not isinstance(spec, dict) or spec.keys() != _ENTRY_KEYS:
         raise bad(f"entry {key!r} must have exactly 'dtype', 'shape' and 'data_offsets'")
     dtype = DTYPES.get(spec["dtype"]) if isinstance(spec["dtype"], str) else None
     if dtype is None:
         raise bad(f"entry {key!r} has unsupported dtype {_short(spec['dtype'])}")
     shape, offsets = spec["shape"], spec["data_offsets"]
-    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_count(d) for d in shape):
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(map(_is_count, shape)):
         raise bad(f"entry {key!r} has shape {_short(shape)}, not a list of at most {MAX_RANK} "
                   "non-negative integers")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):

@@ -58,6 +58,9 @@ class _Walk:
             self.visit(child, f"{structural_prefix}{segment}/")
 
 
+_snake_names: dict = {}  # layer class -> its snake-cased name (a regex per layer otherwise)
+
+
 def _structural_segments(parent, children) -> list:
     """Each child's structural key segment: its attribute path where ``parent`` holds it in an
     attribute (reproducible), else its class and rank among its siblings of that class."""
@@ -68,7 +71,9 @@ def _structural_segments(parent, children) -> list:
         if adopted_here and not known_by_name and child._lm_segment:
             segments.append(child._lm_segment)
             continue
-        base = to_snake_case(type(child).__name__)
+        base = _snake_names.get(type(child))
+        if base is None:
+            base = _snake_names[type(child)] = to_snake_case(type(child).__name__)
         rank = counts[base] = counts.get(base, -1) + 1
         segments.append(base if rank == 0 else f"{base}_{rank}")
     return segments
