@@ -189,7 +189,7 @@ def untraced_call(layer, x: SymbolicTensor) -> SymbolicTensor | None:
     from lamina.layers.call_context import context  # lamina.layers imports this module
 
     rule = _output_rule(type(layer))
-    if rule is None:
+    if rule is None or any(name in layer.__dict__ for name in _RULE_BOUND):  # a method set on the instance
         return None
     if not layer.built:
         layer.build_from_shape(x.shape)

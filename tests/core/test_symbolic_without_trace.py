@@ -193,3 +193,11 @@ def test_every_activation_said_to_keep_shape_and_dtype_keeps_them():
     for fn in kept:
         out = jax.eval_shape(fn, spec)
         assert (out.shape, out.dtype) == (spec.shape, spec.dtype), fn.__name__
+
+
+def test_a_call_set_on_the_instance_is_traced():
+    layer = lm.layers.Dense(4, name="patched")
+    layer.call = lambda inputs: jnp.zeros(inputs.shape[:-1] + (1,), "int32")
+    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2), layer])
+    assert (layer.output.shape, str(layer.output.dtype)) == ((None, 1), "int32")
+    assert model.output_shape == (None, 1)
