@@ -1,10 +1,10 @@
 """``evaluate`` pads the last, partial batch and leaves the padding out (issue 10, item 4).
 
-Before, every distinct last-batch size compiled the test step again. Now a batch size has at
-most two programs (a whole batch and the first partial batch met, the "tail"); a later partial
-batch is padded to one of them and its padding rows count in neither the loss nor a metric.
-Where that cannot be guaranteed (losses added in the call, a user's Metric class, a call that
-writes state) evaluate falls back to exact batches, and the results are right either way.
+Before, every distinct last-batch size compiled the test step again. Now a batch size has two
+programs: the step of a whole batch, and a padded step that a partial batch, padded to a whole
+one, runs with the count of its real rows (the padding counts in neither the loss nor a
+metric). Where that cannot be guaranteed (losses added in the call, a user's Metric class, a
+call that writes state) evaluate falls back to exact batches; the results are right either way.
 """
 
 import jax.numpy as jnp
@@ -14,8 +14,8 @@ from jax import monitoring
 
 import lamina as lm
 
-# batch 8: the first evaluate (21 rows) leaves a tail of 5; 19 rows are padded to 5, 14 to a
-# whole batch; the longer list adds more of both, a batch with no partial one and a lone batch.
+# batch 8: partial batches of 5, 3 and 6 rows, each padded to 8; the longer list adds more,
+# data with no partial batch and a lone partial batch.
 _SIZES = (21, 19, 14)
 _MORE_SIZES = (21, 19, 12, 14, 23, 8, 3)
 
@@ -43,27 +43,19 @@ def compiles():
     counter.close()
 
 
-def _exact(make_model, compile_args, x, y, sample_weight=None):
-    """What ``evaluate`` gives without padding: a fresh model evaluates the same batches, its
-    partial batch exact (the first partial batch a model meets becomes its tail)."""
-    twin = make_model()
-    twin.compile(**compile_args())
-    return twin.evaluate(x, y, sample_weight=sample_weight, batch_size=8, verbose=0)
-
-
 def _check_sizes(make_model, compile_args, x, y, sample_weight=None, sizes=_SIZES):
-    """Evaluate one model on ``sizes`` rows in turn (later partial batches padded) against
-    fresh twins. ``make_model()`` and ``compile_args()`` give new, identical objects."""
-    model = make_model()
+    """Evaluate one model on ``sizes`` rows in turn against a twin that never pads (marked as
+    a model whose trace refused padding: each partial batch runs exact, as before). ``make_model()`` and ``compile_args()`` give new, identical objects."""
+    model, twin = make_model(), make_model()
     model.compile(**compile_args())
-    for index, n in enumerate(sizes):
+    twin.compile(**compile_args())
+    twin._lm_padding_refused = "the reference: exact batches"
+    for n in sizes:
         pick = lambda a, n=n: a[:n]  # noqa: E731
         xs, ys = pick(x), ({k: pick(v) for k, v in y.items()} if isinstance(y, dict) else pick(y))
         sw = None if sample_weight is None else pick(sample_weight)
         got = model.evaluate(xs, ys, sample_weight=sw, batch_size=8, verbose=0)
-        if index == 0:
-            continue  # the model's first evaluate: whole batches and its tail, nothing padded
-        want = _exact(make_model, compile_args, xs, ys, sw)
+        want = twin.evaluate(xs, ys, sample_weight=sw, batch_size=8, verbose=0)
         for got_value, want_value in zip(got, want, strict=True):
             np.testing.assert_allclose(got_value, want_value, rtol=2e-5, atol=1e-6,
                                        err_msg=f"{model.metrics_names}, {n} rows")
@@ -86,7 +78,7 @@ def test_ten_input_sizes_compile_the_test_step_at_most_twice_and_match_numpy(com
     model = _classifier()
     model.compile("sgd", lm.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     logits = np.asarray(model(x), np.float64)
-    model.evaluate(x[:40], y[:40], batch_size=16, verbose=0)  # a whole batch and a tail of 8
+    model.evaluate(x[:40], y[:40], batch_size=16, verbose=0)  # a whole batch and a padded one
     before = compiles.steps()
     for n in (1, 5, 16, 17, 23, 40, 61, 77, 90, 131):
         loss, accuracy = model.evaluate(x[:n], y[:n], batch_size=16, verbose=0)
@@ -96,35 +88,37 @@ def test_ten_input_sizes_compile_the_test_step_at_most_twice_and_match_numpy(com
         np.testing.assert_allclose(accuracy, (logits[:n].argmax(axis=1) == y[:n]).mean(), rtol=1e-6)
     # Before: one program per distinct last-batch size (8 more here).
     assert compiles.steps() == before
-    assert model._lm_evaluate_tails == {16: 8}
 
 
-def test_every_builtin_metric_leaves_the_padding_out():
+def _metric_cases():
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(23, 6)).astype("float32")
     binary = (rng.uniform(size=(23, 1)) > 0.5).astype("float32")
     labels = rng.integers(0, 3, 23)
     onehot = np.eye(3, dtype="float32")[labels]
     targets = rng.normal(size=(23, 3)).astype("float32")
     m = lm.metrics
-    cases = [
-        (_maker(1, 1, "sigmoid"), binary, "binary_crossentropy", lambda:
-         [m.AUC(), m.BinaryAccuracy(), m.Precision(), m.Recall(), m.TruePositives(), m.TrueNegatives(),
-          m.FalsePositives(), m.FalseNegatives(), m.Hinge(), m.SquaredHinge(), m.BinaryCrossentropy()]),
-        (_maker(2, 3, "softmax"), onehot, "categorical_crossentropy", lambda:
-         [m.CategoricalAccuracy(), m.TopKCategoricalAccuracy(k=2), m.F1Score(), m.FBetaScore(beta=2.0),
-          m.CategoricalCrossentropy(), m.CategoricalHinge(), m.KLDivergence(), m.Poisson()]),
-        (_maker(3, 3, "softmax"), labels, "sparse_categorical_crossentropy", lambda:
-         [m.SparseCategoricalAccuracy(), m.SparseTopKCategoricalAccuracy(k=2), m.SparseCategoricalCrossentropy()]),
-        (_maker(4, 3), targets, "mse", lambda:
-         [m.MeanAbsoluteError(), m.MeanSquaredError(), m.RootMeanSquaredError(), m.LogCoshError(),
-          m.MeanAbsolutePercentageError(), m.CosineSimilarity(), m.R2Score(), m.PearsonCorrelation(),
-          m.ConcordanceCorrelation(), m.Accuracy()]),
-    ]
-    for make_model, y, loss, metrics in cases:
-        args = lambda loss=loss, metrics=metrics: dict(optimizer="sgd", loss=loss, metrics=metrics())  # noqa: E731
-        model = _check_sizes(make_model, args, x, y)
-        assert model._lm_padding_refused is None  # the padded step ran
+    return {
+        "binary": (_maker(1, 1, "sigmoid"), binary, "binary_crossentropy", lambda: [
+            m.AUC(), m.BinaryAccuracy(), m.Precision(), m.Recall(), m.TruePositives(), m.TrueNegatives(),
+            m.FalsePositives(), m.FalseNegatives(), m.Hinge(), m.SquaredHinge(), m.BinaryCrossentropy()]),
+        "categorical": (_maker(2, 3, "softmax"), onehot, "categorical_crossentropy", lambda: [
+            m.CategoricalAccuracy(), m.TopKCategoricalAccuracy(k=2), m.F1Score(), m.FBetaScore(beta=2.0),
+            m.CategoricalCrossentropy(), m.CategoricalHinge(), m.KLDivergence(), m.Poisson()]),
+        "sparse": (_maker(3, 3, "softmax"), labels, "sparse_categorical_crossentropy", lambda: [
+            m.SparseCategoricalAccuracy(), m.SparseTopKCategoricalAccuracy(k=2), m.SparseCategoricalCrossentropy()]),
+        "regression": (_maker(4, 3), targets, "mse", lambda: [
+            m.MeanAbsoluteError(), m.MeanSquaredError(), m.RootMeanSquaredError(), m.LogCoshError(),
+            m.MeanAbsolutePercentageError(), m.CosineSimilarity(), m.R2Score(), m.PearsonCorrelation(),
+            m.ConcordanceCorrelation(), m.Accuracy()]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["binary", "categorical", "sparse", "regression"])
+def test_every_builtin_metric_leaves_the_padding_out(kind):
+    x = np.random.default_rng(1).normal(size=(23, 6)).astype("float32")
+    make_model, y, loss, metrics = _metric_cases()[kind]
+    model = _check_sizes(make_model, lambda: dict(optimizer="sgd", loss=loss, metrics=metrics()), x, y)
+    assert model._lm_padding_refused is None  # the padded step ran
 
 
 def test_sample_weights_weighted_metrics_and_loss_reductions():
@@ -273,3 +267,22 @@ def test_an_overridden_test_step_gets_exact_batches():
     model.evaluate(x, y, batch_size=8, verbose=0)
     model.evaluate(x[:19], y[:19], batch_size=8, verbose=0)
     assert sorted(set(seen)) == [3, 5, 8]  # traced shapes: never a padded batch
+
+
+def test_a_loss_that_relies_on_the_batch_shape_gets_exact_batches():
+    """The "customizing saving" guide's loss broadcasts (4,) targets against (4, 4)
+    predictions: right for the 4 exact rows only. Padded to 32 rows the trace fails, and
+    evaluate falls back to the exact batch instead of raising."""
+
+    def small_square_sum_loss(y_true, y_pred):
+        return jnp.sum(jnp.square(y_pred - y_true) / 10.0, axis=1)
+
+    lm.random.set_seed(8)
+    model = lm.Sequential([lm.Input((8,)), lm.layers.Dense(4)])
+    model.compile("sgd", small_square_sum_loss)
+    x = np.random.default_rng(6).random((4, 8)).astype("float32")
+    y = np.random.default_rng(7).random((4,)).astype("float32")
+    pred = np.asarray(model(x))
+    loss = model.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(loss, np.mean(np.sum((pred - y) ** 2 / 10.0, axis=1)), rtol=1e-5)
+    assert "padded trace failed" in model._lm_padding_refused
