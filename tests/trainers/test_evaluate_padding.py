@@ -10,7 +10,6 @@ call that writes state) evaluate falls back to exact batches; the results are ri
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import monitoring
 
 import lamina as lm
 
@@ -18,29 +17,6 @@ import lamina as lm
 # data with no partial batch and a lone partial batch.
 _SIZES = (21, 19, 14)
 _MORE_SIZES = (21, 19, 12, 14, 23, 8, 3)
-
-
-class _CompileCounter:
-    def __init__(self):
-        self.names = []
-        monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.names.append(kwargs.get("fun_name", "?"))
-
-    def steps(self) -> int:
-        return self.names.count("jit(step)")
-
-    def close(self):
-        monitoring.unregister_event_duration_listener(self._on_event)
-
-
-@pytest.fixture
-def compiles():
-    counter = _CompileCounter()
-    yield counter
-    counter.close()
 
 
 def _check_sizes(make_model, compile_args, x, y, sample_weight=None, sizes=_SIZES):

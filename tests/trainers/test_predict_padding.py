@@ -7,34 +7,10 @@ serves every size; the padded rows are dropped before the result is returned.
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from jax import monitoring
 
 import lamina as lm
 
 _SIZES = (1, 5, 16, 17, 23, 40, 61, 77, 90, 131)  # below, at and above the batch size
-
-
-class _CompileCounter:
-    """XLA compilations by function name, from JAX's monitoring events."""
-
-    def __init__(self):
-        self.names = []
-        monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.names.append(kwargs.get("fun_name", "?"))
-
-    def close(self):
-        monitoring.unregister_event_duration_listener(self._on_event)
-
-
-@pytest.fixture
-def compiles():
-    counter = _CompileCounter()
-    yield counter
-    counter.close()
 
 
 def _mlp(seed=0):
