@@ -32,12 +32,20 @@ def to_default_device(arrays) -> list:
     if put is None or jax.process_count() > 1:
         return [jax.device_put(a) for a in arrays]
     device_put = put(jax.sharding.SingleDeviceSharding(_default_device()))
-    return [device_put(a) if _is_canonical(a.dtype) else jax.device_put(a) for a in arrays]
+    x64 = bool(jax.config.jax_enable_x64)
+    return [device_put(a) if _is_canonical(a.dtype, x64) else jax.device_put(a) for a in arrays]
 
 
-def _is_canonical(dtype) -> bool:
+def _is_canonical(dtype, x64: bool) -> bool:
     """Whether JAX keeps ``dtype`` as it is (without x64, float64 becomes float32)."""
-    return jax.dtypes.canonicalize_dtype(dtype) == dtype and dtype != np.dtype(object)
+    key = (dtype, x64)
+    known = _canonical.get(key)
+    if known is None:
+        known = _canonical[key] = jax.dtypes.canonicalize_dtype(dtype) == dtype and dtype != np.dtype(object)
+    return known
+
+
+_canonical: dict = {}  # (dtype, x64) -> _is_canonical's answer
 
 
 def _default_device():

@@ -184,6 +184,8 @@ def target_shardings(targets: dict) -> dict:
     (absent: assigned as on one device). An optimizer slot (``optimizer/<field>/<weight key>``)
     of its weight's shape takes the weight's sharding."""
     found = {}
+    if jax.device_count() == 1 and current.distribution() is None:
+        return found  # nothing can be placed over several devices (a per-target look otherwise)
     for key, variable in targets.items():
         if not key.startswith(OPTIMIZER_PREFIX):
             sharding = _own_target(variable)
