@@ -3,7 +3,12 @@
 Calling a layer on symbolic tensors runs nothing: it builds the layer from the input shapes
 (``None`` for unknown axes), works out the output shapes with ``jax.eval_shape``, and records
 a ``Node`` — the layer and the arguments it was called with — so that a Functional model can
-replay the graph on real arrays later.
+replay the graph on real arrays later. A built-in layer whose output follows from its input by
+a rule it states exactly (``Dense``, ``Activation``, ``Dropout``, ``Identity``:
+lamina/layers/output_specs.py) is not traced: ``untraced_call`` records the same node, shape,
+dtype and mask from the rule. Every other layer (a user's among them) is traced, as Keras
+traces a layer that does not override ``compute_output_shape``; unlike Keras, a user's
+``compute_output_shape`` is not taken on trust (the trace also gives the dtype and the mask).
 """
 
 from __future__ import annotations
