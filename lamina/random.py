@@ -124,18 +124,38 @@ def _key(seed) -> jax.Array:
     return seed  # already a key
 
 
+def _check_float_dtype(function: str, dtype) -> None:
+    # Checked before a key is drawn, so a refused call leaves the seed stream where it was;
+    # JAX's own message names neither lamina's function nor the integer alternative.
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(
+            f"lm.random.{function} draws floating-point numbers; got dtype={jnp.dtype(dtype).name}. "
+            "Use lm.random.randint for integers."
+        )
+
+
 def normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None) -> jax.Array:
     """Normal samples; ``seed`` is an int, a SeedGenerator or None (global stream, eager only)."""
+    _check_float_dtype("normal", dtype)
     return mean + stddev * jax.random.normal(_key(seed), tuple(shape), dtype=dtype)
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype="float32", seed=None) -> jax.Array:
-    """Uniform samples in ``[minval, maxval)``; ``seed`` as for ``normal``."""
+    """Uniform samples in ``[minval, maxval)``; ``seed`` as for ``normal``.
+
+    Example:
+        >>> import lamina as lm
+        >>> draws = lm.random.uniform((1000,), 2.0, 5.0, seed=0)
+        >>> 2.0 <= float(draws.min()) and float(draws.max()) < 5.0
+        True
+    """
+    _check_float_dtype("uniform", dtype)
     return jax.random.uniform(_key(seed), tuple(shape), dtype=dtype, minval=minval, maxval=maxval)
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None) -> jax.Array:
     """Normal samples cut at two standard deviations; ``seed`` as for ``normal``."""
+    _check_float_dtype("truncated_normal", dtype)
     return mean + stddev * jax.random.truncated_normal(_key(seed), -2.0, 2.0, tuple(shape), dtype=dtype)
 
 

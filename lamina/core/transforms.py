@@ -460,7 +460,9 @@ def value_and_grad(fn: Callable, variables: Sequence, has_aux: bool = False) -> 
     ``fn`` is ordinary stateful code: it may call layers, ``add_loss`` and assign variables
     (batch-norm statistics, seed generators); those writes take effect after the gradient is
     computed, eagerly or inside ``lm.jit``. With ``has_aux=True``, ``fn`` returns
-    ``(loss, aux)`` and the result is ``((loss, aux), grads)``.
+    ``(loss, aux)`` and the result is ``((loss, aux), grads)``. An empty ``variables`` while
+    ``fn`` builds layers with trainable weights raises (``model.trainable_weights`` read before
+    the model was built); inside ``lm.jit`` the second trace sees the built model instead.
 
     Example:
         >>> import jax.numpy as jnp, lamina as lm
@@ -475,17 +477,21 @@ def value_and_grad(fn: Callable, variables: Sequence, has_aux: bool = False) -> 
         traced = {}  # the inner scope, kept to map its values back to variables and layers
 
         def inner(values):
-            scope = traced["scope"] = StateScope(dict(zip(variables, values)))
+            # With nothing to differentiate, reads are recorded to catch the list taken too early.
+            scope = traced["scope"] = StateScope(dict(zip(variables, values)), record=not variables)
             with scope:
                 result = fn(*args, **kwargs)
                 value, aux = materialize(result if has_aux else (result, None))
             new_values = [scope.values[key] for key in scope.written]
             return value, (aux, new_values, scope.losses.values())
 
+        version = state.structure_version()
         (value, (aux, new_values, loss_values)), grads = jax.value_and_grad(inner, has_aux=True)(
             [v.value for v in variables]
         )
         scope = traced["scope"]
+        if not variables and state.structure_version() != version and not _discovering(scope):
+            _refuse_weights_built_too_late(scope)
         for var, new in zip(scope.written.values(), new_values):
             var.assign(new)
         # The losses added inside are visible to the caller's ``losses``, as concrete values.
@@ -494,3 +500,34 @@ def value_and_grad(fn: Callable, variables: Sequence, has_aux: bool = False) -> 
         return ((value, aux) if has_aux else value), list(grads)
 
     return compute
+
+
+def _discovering(scope) -> bool:
+    """Whether ``scope`` runs inside a discovery trace (``lm.jit``, ``stateful_scan``): the
+    function is traced again once the layers it built exist, so an empty list there is fine."""
+    outer = scope.parent
+    while outer is not None:
+        if outer.record:
+            return True
+        outer = outer.parent
+    return False
+
+
+def _refuse_weights_built_too_late(scope) -> None:
+    """``variables`` was empty and ``fn`` built layers whose trainable weights it then read:
+    the list (``model.trainable_weights``) was taken before the model was built, so nothing
+    would train. GradientTape code reads the weights after the forward pass; here they are
+    named before it."""
+    def trains(var):
+        owner = var._owner() if var._owner is not None else None
+        return var.trainable and getattr(owner, "_lm_trainable", True)  # a frozen layer's do not
+
+    built = [var.path for var in scope.touched.values() if isinstance(var, Variable) and trains(var)]
+    if built:
+        shown = ", ".join(f"'{path}'" for path in built[:3]) + (", ..." if len(built) > 3 else "")
+        raise ValueError(
+            "lm.value_and_grad was given no variables to differentiate, and the function built "
+            f"trainable weights while it ran ({shown}): the list was taken before the model "
+            "was built, so no gradient would reach them. Build the model first (call it once on "
+            "a batch, or model.build(input_shape)), then pass model.trainable_weights."
+        )
