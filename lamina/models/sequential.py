@@ -11,6 +11,7 @@ from lamina.layers.layer import Layer, _adopt, _is_shape
 from lamina.layers.masking import get_mask, set_mask
 from lamina.models.model import Model
 from lamina.saving.object_registry import register_builtin
+from lamina.saving.rebuilding import collection_paused
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 
@@ -112,8 +113,10 @@ class Sequential(Model):
                 type(layer).__call__ is Layer.__call__ for layer in pending):
             # Many layers at once (a list given to the constructor, a loaded file): layers
             # that state their output are not traced, the others in one abstract evaluation
-            # per run instead of one each.
-            outputs = symbolic_chain(pending, x)
+            # per run instead of one each; the garbage collector, which would pass over every
+            # new weight and node again and again, waits until the stack is connected.
+            with collection_paused():
+                outputs = symbolic_chain(pending, x)
             if outputs:  # the rest (a layer returning a structure) goes one by one: its error
                 self._lm_graph.extend(outputs)
                 x, pending = outputs[-1], pending[len(outputs):]

@@ -201,3 +201,25 @@ def test_a_call_set_on_the_instance_is_traced():
     model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2), layer])
     assert (layer.output.shape, str(layer.output.dtype)) == ((None, 1), "int32")
     assert model.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_connecting_a_stack_pauses_the_garbage_collector_and_restores_it(monkeypatch, enabled):
+    import gc
+
+    from lamina.models import sequential
+
+    seen, chain = [], sequential.symbolic_chain
+
+    def recording(layers, x):
+        seen.append(gc.isenabled())
+        return chain(layers, x)
+
+    monkeypatch.setattr(sequential, "symbolic_chain", recording)
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2), lm.layers.Dense(1)])
+        assert seen == [False] and gc.isenabled() is enabled and model.output_shape == (None, 1)
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
