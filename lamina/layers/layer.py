@@ -190,7 +190,7 @@ class Layer:
     def __setattr__(self, name, value):
         if not name.startswith("_lm_"):
             old = self.__dict__.get(name)
-            if _holds_state(value) or _holds_state(old):
+            if _holds_state(value) or (old is not None and _holds_state(old)):
                 if old is not None:
                     self._lm_untrack(old, value)
                 _attach(self, value, name)
