@@ -329,11 +329,12 @@ class MLP(lm.layers.Layer):
         return self.linear_3(x)
 
 
-def test_layers_that_own_layers():
+def test_layers_that_own_layers(digits):
     lm.random.set_seed(7)
     mlp = MLP()
-    # The first call to the `mlp` object will create the weights.
-    x = np.random.default_rng(0).normal(size=(3, 64)).astype("float32")
+    # The first call to the `mlp` object will create the weights (on 64 digits instead of the
+    # guide's tf.ones((3, 64)): the batch shape other sections use).
+    x = digits[0][:BATCH]
     y = mlp(x)
     # Weights are recursively tracked.
     assert len(mlp.weights) == 6
@@ -581,7 +582,7 @@ def make_mlp(seed):
 
 def test_compiled_functions(digits):
     x_train, y_train = digits
-    batches = list(dataset(x_train, y_train, steps=4))
+    batches = list(dataset(x_train, y_train, steps=2))
 
     def train(compiled):
         # Prepare our layer, loss, and optimizer.
@@ -697,8 +698,8 @@ def functional_mlp(k):
     return inputs, outputs
 
 
-def test_built_in_training_loops(digits, K):
-    x_train, y_train = digits[0][:512], digits[1][:512]
+def test_built_in_training_loops(digits):
+    x_train, y_train = digits[0][:256], digits[1][:256]
     dataset = guide_tf_dataset(x_train, y_train)
     lm.random.set_seed(13)
     model = lm.Model(*functional_mlp(lm))
@@ -712,10 +713,10 @@ def test_built_in_training_loops(digits, K):
     history = model.fit(dataset, epochs=2, verbose=0)
     assert set(history.history) == {"loss", "sparse_categorical_accuracy"}
     assert len(history.history["loss"]) == 2 and history.history["loss"][1] < history.history["loss"][0]
-    assert int(model.optimizer.iterations) == 2 * 8  # 512 rows in batches of 64, twice
+    assert int(model.optimizer.iterations) == 2 * 4  # 256 rows in batches of 64, twice
 
     predictions = model.predict(dataset, verbose=0)  # the targets in the batches are ignored
-    assert predictions.shape == (512, 10)
+    assert predictions.shape == (256, 10)
     # The dataset reshuffles on each pass; sorted rows compare regardless of the order.
     expected = np.asarray(model(x_train))
     np.testing.assert_allclose(np.sort(predictions.sum(1)), np.sort(expected.sum(1)), rtol=1e-4, atol=1e-5)
@@ -723,13 +724,6 @@ def test_built_in_training_loops(digits, K):
     logits = expected
     np.testing.assert_allclose(score, [sparse_ce(y_train, logits), np.mean(logits.argmax(-1) == y_train)],
                                rtol=1e-4)
-
-    # Keras 3 holding the same weights evaluates the same.
-    twin = K.Model(*functional_mlp(K))
-    twin.compile(loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
-                 metrics=[K.metrics.SparseCategoricalAccuracy()])
-    twin.set_weights(model.get_weights())
-    np.testing.assert_allclose(twin.evaluate(x_train, y_train, verbose=0), score, rtol=1e-4)
 
 
 class CustomModel(lm.Model):
@@ -882,7 +876,7 @@ def test_variational_autoencoder_subclassed(digits):
         optimizer.apply_gradients(zip(grads, vae.trainable_weights))
         return loss
 
-    batches = list(dataset(x_train, batch_size=32, steps=4))
+    batches = list(dataset(x_train, batch_size=32, steps=2))
     generator = vae.encoder.sampling.seed_generator
     vae(batches[0])  # the weights exist before they are named (see test_layer_gradients)
     losses = []  # Keep track of the losses over time.
@@ -1020,7 +1014,7 @@ def test_hypernetwork(digits):
     main_before = [np.asarray(v) for v in main_network.weights]
     losses = []  # Keep track of the losses over time.
     # We'll use a batch size of 1 for this experiment.
-    for x, y in dataset(x_train, y_train, batch_size=1, steps=4):
+    for x, y in dataset(x_train, y_train, batch_size=1, steps=2):
         weights = [np.asarray(w) for w in split(hypernetwork(x))]
         loss, preds = train_step(x, y)
         # The main network ran on the predicted weights.
@@ -1031,4 +1025,4 @@ def test_hypernetwork(digits):
     # Only the hypernetwork trained; the main network's own variables are untouched.
     for before, after in zip(main_before, main_network.weights):
         np.testing.assert_array_equal(before, after)
-    assert int(optimizer.iterations) == 4
+    assert int(optimizer.iterations) == 2
