@@ -113,8 +113,9 @@ def _key(seed) -> jax.Array:
     if seed is None:
         if _tracing():
             raise ValueError(
-                "An unseeded random draw (seed=None) inside compiled code would be frozen into "
-                "the program and return the same numbers at every step. Draw from an "
+                "An unseeded random draw (seed=None) inside compiled code (lm.jit, fit, or a "
+                "layer traced to build a functional model) would be frozen into the program and "
+                "return the same numbers at every step. Draw from an "
                 "lm.random.SeedGenerator held by your layer (seed=self.seed_generator), whose "
                 "state advances at every step, or pass an integer seed on purpose."
             )

@@ -900,6 +900,13 @@ def test_variational_autoencoder_subclassed(digits):
     assert int(optimizer.iterations) == len(batches)
 
 
+class UnseededSampling(lm.layers.Layer):
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        epsilon = lm.random.normal(shape=z_mean.shape)
+        return z_mean + jnp.exp(0.5 * z_log_var) * epsilon
+
+
 class KLDivergenceLoss(lm.layers.Layer):
     """The functional VAE's ``vae.add_loss(kl_loss)`` on symbolic tensors, as a layer that passes
     ``z`` through: lamina's symbolic tensors carry shapes, not values (docs/guide.md, "Models")."""
@@ -922,6 +929,10 @@ def test_variational_autoencoder_functional(digits):
     x = lm.layers.Dense(intermediate_dim, activation="relu")(original_inputs)
     z_mean = lm.layers.Dense(latent_dim, name="z_mean")(x)
     z_log_var = lm.layers.Dense(latent_dim, name="z_log_var")(x)
+    # The guide's Sampling draws unseeded (tf.keras.backend.random_normal): tracing it to build
+    # the graph is refused, with the way out; the seeded one above is what works.
+    with pytest.raises(ValueError, match=r"functional model.*SeedGenerator"):
+        UnseededSampling()((z_mean, z_log_var))
     z = Sampling()((z_mean, z_log_var))
     encoder = lm.Model(inputs=original_inputs, outputs=z, name="encoder")
     assert tuple(encoder.output.shape) == (None, latent_dim)
