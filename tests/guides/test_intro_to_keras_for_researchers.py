@@ -485,6 +485,8 @@ class F1Score(lm.metrics.Metric):
         self.false_negatives = self.add_weight(name="fn", dtype=dtype, initializer="zeros")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # jnp.asarray: the guide passes Python lists, which tf ops (and keras.ops) convert and
+        # jax.numpy functions refuse.
         y_pred = jnp.greater_equal(jnp.asarray(y_pred), self.threshold)
         y_true = jnp.asarray(y_true).astype(bool)
         y_pred = y_pred.astype(bool)
