@@ -402,10 +402,13 @@ def fresh_copy(array):
         >>> import jax.numpy as jnp
         >>> a = jnp.arange(3.0)
         >>> b = fresh_copy(a)
-        >>> b.tolist(), b.unsafe_buffer_pointer() != a.unsafe_buffer_pointer()
-        ([0.0, 1.0, 2.0], True)
+        >>> b.tolist(), b.unsafe_buffer_pointer() != a.unsafe_buffer_pointer(), b.committed
+        ([0.0, 1.0, 2.0], True, False)
     """
-    return jax.device_put(array, getattr(array, "sharding", None), may_alias=False)
+    # No target: a JAX array keeps its placement and whether it is committed to its device.
+    # Naming its sharding would commit it, and JAX caches eager operations by commitment, so
+    # every eager op on a weight once updated this way compiled a second time.
+    return jax.device_put(array, may_alias=False)
 
 
 def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=True):
