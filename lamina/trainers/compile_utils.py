@@ -340,14 +340,17 @@ class CompileMetrics(StatelessMetricMixin):
 
     def _build(self, outputs: _Outputs, targets: list) -> None:
         losses = outputs.spread(self.loss, "loss") if self.loss is not None else [None] * len(outputs)
-        self._by_output, self.metrics, self._labels = [], [], []
+        by_output, metrics, labels = [], [], []
         for i, entries in enumerate(self._spread_metrics(outputs)):
             if entries and targets[i] is None:
                 raise outputs.missing_target(i, "weighted_metrics" if self.weighted else "metrics")
             built = [self._resolve(entry, losses[i], targets[i], outputs.leaves[i]) for entry in entries]
-            self._by_output.append(built)
-            self.metrics.extend(built)
-            self._labels.extend([outputs.labels[i]] * len(built))
+            by_output.append(built)
+            metrics.extend(built)
+            labels.extend([outputs.labels[i]] * len(built))
+        # All at once: a build that raised (a missing target) leaves the metrics unbuilt, so
+        # the next call with the right data builds them instead of reporting changed outputs.
+        self._by_output, self.metrics, self._labels = by_output, metrics, labels
         self._built_names = list(outputs.names)
 
     @staticmethod
