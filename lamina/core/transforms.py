@@ -342,7 +342,10 @@ class CompiledFunction:
             try:
                 outputs, compiled.values = compiled.jitted(compiled.values, compiled.read_values, dynamic, static)
                 break
-            except (UndeclaredVariableError, jax.errors.JaxRuntimeError) as error:
+            except (UndeclaredVariableError, jax.errors.JaxRuntimeError, ValueError) as error:
+                # XLA refuses a donated buffer passed twice with a JaxRuntimeError, or with a
+                # ValueError when the arrays are not committed to a device: _recover tells
+                # by looking for shared buffers, and re-raises anything else.
                 compiled = self._recover(compiled, error, dynamic)
         if compiled.written:  # state.note_write(), inlined: this is the per-step path
             compiled.epoch = state._write_epoch = state._write_epoch + 1
