@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -35,10 +34,10 @@ import lamina as lm  # noqa: E402
 
 try:
     import report  # noqa: E402  (run as a script from the repo root or benchmarks/)
-    from predict import CompileCounter, build_model, median_interval  # noqa: E402
+    from predict import CompileCounter, build_model, interleaved_times, median_interval  # noqa: E402
 except ImportError:  # pragma: no cover - run as a module
     from benchmarks import report  # noqa: E402
-    from benchmarks.predict import CompileCounter, build_model, median_interval  # noqa: E402
+    from benchmarks.predict import CompileCounter, build_model, interleaved_times, median_interval  # noqa: E402
 
 HEADER = ("rows", "batch", "lamina ms", "hand ms", "hand / lamina", "95% interval")
 SIZES = (1, 5, 16, 17, 23, 40, 61, 77, 90, 131)
@@ -82,14 +81,7 @@ def run_case(rows, batch, repeats):
     ours = lambda: model.evaluate(x, y, batch_size=batch, verbose=0)  # noqa: E731
     theirs = lambda: hand(x, y, batch)  # noqa: E731
     np.testing.assert_allclose(ours(), theirs(), rtol=1e-4)
-    times = {"lamina": [], "hand": []}
-    for repeat in range(repeats):
-        pair = (("lamina", ours), ("hand", theirs))
-        for name, fn in pair if repeat % 2 else pair[::-1]:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    ratios = [h / o for h, o in zip(times["hand"], times["lamina"])]
+    times, ratios = interleaved_times(ours, theirs, repeats)
     low, high = median_interval(ratios)
     return (f"{rows:,}", str(batch), f"{statistics.median(times['lamina']) * 1e3:.1f}",
             f"{statistics.median(times['hand']) * 1e3:.1f}", f"{statistics.median(ratios):.3f}x", f"{low:.3f}-{high:.3f}")

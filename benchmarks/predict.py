@@ -90,20 +90,25 @@ def run_case(model, hand, counter, rows, batch, repeats):
     compiles_ours, compiles_hand = counter.measure(ours), counter.measure(theirs)  # warm-up
     second_ours, second_hand = counter.measure(ours), counter.measure(theirs)
     np.testing.assert_allclose(ours(), theirs(), rtol=1e-4, atol=1e-4)
-    times = {"lamina": [], "hand": []}
-    for repeat in range(repeats):
-        # Alternate which side runs first: the second of a pair finds warmer caches.
-        pair = (("lamina", ours), ("hand", theirs))
-        for name, fn in pair if repeat % 2 else pair[::-1]:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    ratios = [h / o for h, o in zip(times["hand"], times["lamina"])]
+    times, ratios = interleaved_times(ours, theirs, repeats)
     low, high = median_interval(ratios)
     lamina_s, hand_s = statistics.median(times["lamina"]), statistics.median(times["hand"])
     return (f"{rows:,}", str(batch), f"{lamina_s * 1e3:.1f}", f"{hand_s * 1e3:.1f}",
             f"{statistics.median(ratios):.3f}x", f"{low:.3f}-{high:.3f}", f"{rows / lamina_s:,.0f}",
             f"{compiles_ours}, {second_ours}", f"{compiles_hand}, {second_hand}")
+
+
+def interleaved_times(ours, theirs, repeats):
+    """``repeats`` timed pairs of calls: ``({"lamina": [s...], "hand": [s...]}, [hand / lamina])``.
+    Which side runs first alternates: the second of a pair finds warmer caches."""
+    times = {"lamina": [], "hand": []}
+    for repeat in range(repeats):
+        pair = (("lamina", ours), ("hand", theirs))
+        for name, fn in pair if repeat % 2 else pair[::-1]:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times, [h / o for h, o in zip(times["hand"], times["lamina"])]
 
 
 def median_interval(values, draws=2000):
