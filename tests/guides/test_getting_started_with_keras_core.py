@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cross_framework_components import WIDTHS, MyDense, MyDropout, MyModel
 
 import lamina as lm
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
-WIDTHS = (4, 4, 8, 8)  # the guide's 64, 64, 128, 128, narrowed for speed
 BATCH = 32  # for MyModel: the guide's 128 would make one batch of the 96 samples
 
 
@@ -165,70 +165,8 @@ def test_a_first_example_a_mnist_convnet(mnist_like, K, tmp_path, monkeypatch, c
 
 
 # -- Writing cross-framework custom components -------------------------------------------------
-
-
-class MyDense(lm.layers.Layer):
-    def __init__(self, units, activation=None, name=None):
-        super().__init__(name=name)
-        self.units = units
-        self.activation = lm.activations.get(activation)
-
-    def build(self, input_shape):
-        input_dim = input_shape[-1]
-        self.w = self.add_weight(
-            shape=(input_dim, self.units),
-            initializer=lm.initializers.GlorotNormal(),
-            name="kernel",
-            trainable=True,
-        )
-
-        self.b = self.add_weight(
-            shape=(self.units,),
-            initializer=lm.initializers.Zeros(),
-            name="bias",
-            trainable=True,
-        )
-
-    def call(self, inputs):
-        # Use jax.numpy ops inside call; lamina threads the state.
-        x = jnp.matmul(inputs, self.w) + self.b
-        return self.activation(x)
-
-
-class MyDropout(lm.layers.Layer):
-    def __init__(self, rate, name=None):
-        super().__init__(name=name)
-        self.rate = rate
-        # Use seed_generator for managing RNG state.
-        # It is a state element and its seed variable is
-        # tracked as part of `layer.variables`.
-        self.seed_generator = lm.random.SeedGenerator(1337)
-
-    def call(self, inputs):
-        # Use `lm.random` for random ops.
-        return lm.random.dropout(inputs, self.rate, seed=self.seed_generator)
-
-
-class MyModel(lm.Model):
-    def __init__(self, num_classes, widths=WIDTHS):
-        super().__init__()
-        self.conv_base = lm.Sequential(
-            [
-                lm.layers.Conv2D(widths[0], kernel_size=(3, 3), activation="relu"),
-                lm.layers.Conv2D(widths[1], kernel_size=(3, 3), activation="relu"),
-                lm.layers.MaxPooling2D(pool_size=(2, 2)),
-                lm.layers.Conv2D(widths[2], kernel_size=(3, 3), activation="relu"),
-                lm.layers.Conv2D(widths[3], kernel_size=(3, 3), activation="relu"),
-                lm.layers.GlobalAveragePooling2D(),
-            ]
-        )
-        self.dp = MyDropout(0.5)
-        self.dense = MyDense(num_classes, activation="softmax")
-
-    def call(self, x):
-        x = self.conv_base(x)
-        x = self.dp(x)
-        return self.dense(x)
+# The guide's MyDense, MyDropout and MyModel are in cross_framework_components.py (shared
+# with the other port of the same code).
 
 
 def test_custom_dense_follows_the_formula():
