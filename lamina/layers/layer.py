@@ -710,11 +710,7 @@ _CONTAINER = "container"
 
 
 def _holds_state(value) -> bool:
-    # Asked for every attribute set and every attribute of every layer walked: what a value
-    # that is not a container holds depends on its type only, so it is remembered per type.
-    kind = _state_kinds.get(type(value))
-    if kind is None:
-        kind = _state_kinds[type(value)] = _state_kind(type(value))
+    kind = _kind_of(type(value))
     if kind is not _CONTAINER:
         return kind
     if isinstance(value, dict):
@@ -722,10 +718,18 @@ def _holds_state(value) -> bool:
     return any(_holds_state(item) for item in value)
 
 
-def _state_kind(cls):
-    if issubclass(cls, (Variable, Layer)) or hasattr(cls, "_lm_state_variables"):
-        return True
-    return _CONTAINER if issubclass(cls, (list, tuple, dict)) else False
+def _kind_of(cls):
+    """``_state_kinds``' entry for ``cls``, made on first use. Asked for every attribute set
+    and every attribute of every layer walked: what a value that is not a container holds
+    depends on its type only, so it is remembered per type."""
+    kind = _state_kinds.get(cls)
+    if kind is None:
+        if issubclass(cls, (Variable, Layer)) or hasattr(cls, "_lm_state_variables"):
+            kind = True
+        else:
+            kind = _CONTAINER if issubclass(cls, (list, tuple, dict)) else False
+        _state_kinds[cls] = kind
+    return kind
 
 
 def _state_role(holder) -> str:
@@ -748,10 +752,7 @@ def _walk(value, segment) -> list:
 def _walk_into(item, where, found) -> None:
     # A module function, not a closure calling itself: that closure is a reference cycle,
     # left for the garbage collector after each of the many walks a model's tree takes.
-    kind = _state_kinds.get(type(item))
-    if kind is None:
-        kind = _state_kinds[type(item)] = _state_kind(type(item))
-    if kind is True:
+    if _kind_of(type(item)) is True:
         found.append((item, where))
     elif isinstance(item, (list, tuple)):
         for i, child in enumerate(item):

@@ -496,8 +496,8 @@ class Trainer:
             if first_check is not None:  # several processes, a model its first batch builds
                 first_check, _ = None, first_check(data, steps > 1)
             on_begin(step)
-            rows = min(adapter.batch_size, adapter.num_samples - step * adapter.batch_size) if padded else 0
-            if 0 < rows < adapter.batch_size and steps == 1:
+            rows = adapter.num_samples - step * adapter.batch_size if padded and steps == 1 else 0
+            if 0 < rows < adapter.batch_size:  # the partial batch, padded to a whole one
                 logs, block_logs = self._lm_padded_test(data, rows), None
             else:
                 logs, block_logs = self._lm_step_function(kind, stacked=steps > 1)(data), None
