@@ -6,6 +6,7 @@ docs/distribution.md for what works today and what is coming.
 """
 
 from lamina.distribution.current import distribution
+from lamina.distribution.devices import distribute_tensor, get_device_count, list_devices
 from lamina.distribution.distributions import FSDP, DataParallel, Distribution, ModelParallel, set_distribution
 from lamina.distribution.explain import Explanation, explain
 from lamina.distribution.initialize import initialize
@@ -21,8 +22,11 @@ __all__ = [
     "LayoutMap",
     "ModelParallel",
     "TensorLayout",
+    "distribute_tensor",
     "distribution",
     "explain",
+    "get_device_count",
     "initialize",
+    "list_devices",
     "set_distribution",
 ]

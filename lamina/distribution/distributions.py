@@ -71,6 +71,11 @@ class Distribution:
     def _variable_sharding(self, path: str, shape: tuple) -> NamedSharding:
         return self.replicated()
 
+    def get_tensor_layout(self, path: str):
+        """The layout of a tensor named ``path`` (a layer's output is ``"<layer path>/output"``),
+        or ``None``: leave it where XLA puts it. Only ``ModelParallel``'s layout map names any."""
+        return None
+
     def get_data_layout(self, shape) -> NamedSharding:
         """The sharding of a (global) batch of ``shape``: split on its first dimension along the
         batch axis, whole along the others. A scalar is replicated."""
@@ -127,7 +132,8 @@ class DataParallel(Distribution):
 
 class ModelParallel(Distribution):
     """Variables split as a ``LayoutMap`` says (unmatched ones replicated); batches split on
-    ``batch_dim_name`` (default: the mesh's first axis).
+    ``batch_dim_name`` (default: the mesh's first axis). A key ``"<layer path>/output"`` lays
+    out that layer's output inside the compiled step (as Keras: e.g. ``".*dense_1/output"``).
 
     Example:
         >>> import jax, lamina as lm
@@ -150,6 +156,9 @@ class ModelParallel(Distribution):
     def _variable_sharding(self, path, shape):
         layout = self.layout_map.layout_for(path, shape)
         return self.replicated() if layout is None else layout.sharding
+
+    def get_tensor_layout(self, path: str):
+        return self.layout_map[path]
 
 
 class FSDP(Distribution):

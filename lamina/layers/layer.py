@@ -40,7 +40,9 @@ from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
 from lamina.core.variable import Variable, autocast_state
+from lamina.distribution import current as current_distribution
 from lamina.distribution import placement
+from lamina.distribution.devices import lay_out_output
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
@@ -456,7 +458,8 @@ class Layer:
     def __call__(self, *args, **kwargs):
         """Run ``call`` as Keras does, in named steps: cast the first input to the compute dtype,
         build on the first call and check ``input_spec``, resolve ``training`` and the masks,
-        run ``call`` inside the call context, then record output masks and activity losses."""
+        run ``call`` inside the call context, lay out the outputs as the active distribution says,
+        then record output masks and activity losses."""
         if args and type(args[0]) is not _ARRAY_IMPL and contains_symbolic(args[0]):
             return symbolic_call(self, args, kwargs)  # building a Functional graph
         state.note_consulted(self)
@@ -470,6 +473,8 @@ class Layer:
         training = _resolve_training(info, args, kwargs)
         mask = _resolve_masks(info, raw_first, raw_args, kwargs)
         outputs = self._lm_run_call(training, first, args, kwargs)
+        if current_distribution.distribution() is not None:
+            outputs = lay_out_output(self.path, outputs)  # a LayoutMap key "<path>/output"
         self._lm_after_call(info, first, mask, outputs)
         return outputs
 
@@ -694,6 +699,8 @@ def _marks_built(build):
         self.built = True
         if self.__dict__.get("_lm_build_shape") is None and args:
             shape = args[0]
+            if hasattr(shape, "shape") and hasattr(shape, "dtype"):  # built from an array: its shape
+                shape = tuple(shape.shape)
             self.__dict__["_lm_build_shape"] = tuple(shape) if _is_shape(shape) else shape
         return result
 

@@ -47,6 +47,10 @@ class Functional(Model):
         state.bump_structure_version(self)
         self.built = True
 
+    def build(self, input_shape=None) -> None:
+        """Nothing to do: a functional model is built when it is made (Keras's guides still
+        call ``model.build(one_batch)`` on one)."""
+
     @property
     def layers(self) -> list:
         return list(self._layers)

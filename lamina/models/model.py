@@ -160,13 +160,23 @@ class Model(Trainer, Layer):
             (print_fn or print)(line)
 
     def build(self, input_shape) -> None:
-        """Create every weight from ``input_shape`` (``None`` for the batch axis) without data."""
+        """Create every weight from ``input_shape`` (``None`` for the batch axis) without data.
+        An array in place of a shape stands for its shape and dtype (Keras's JAX guides call
+        ``model.build(one_batch)``)."""
         def spec(shape):
+            if _is_array(shape):
+                return jax.ShapeDtypeStruct(tuple(shape.shape), shape.dtype)
             return jax.ShapeDtypeStruct(tuple(1 if d is None else d for d in shape), self._lm_dtype)
 
         specs = jax.tree_util.tree_map(spec, input_shape, is_leaf=lambda s: isinstance(s, tuple))
-        abstract_eval(lambda x: self(x), specs)  # whatever the call writes (counters, statistics) is dropped
-        self.built = True
+        # Marked built first: a subclass's build() that ends with super().build(input_shape), as
+        # Keras's guides write it, must not be called again by the traced call below.
+        was_built, self.built = self.built, True
+        try:
+            abstract_eval(lambda x: self(x), specs)  # whatever the call writes (counters, statistics) is dropped
+        except BaseException:
+            self.built = was_built
+            raise
 
     def _lm_build_from(self, first_input) -> None:
         # A model without its own build() creates its weights as its layers run for the first
@@ -176,6 +186,11 @@ class Model(Trainer, Layer):
             self._lm_build_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), first_input)
             return
         super()._lm_build_from(first_input)
+
+
+def _is_array(value) -> bool:
+    """An array (NumPy, JAX, anything with a shape and a dtype), not a shape tuple."""
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, tuple)
 
 
 def _functional_arguments(args, kwargs) -> bool:

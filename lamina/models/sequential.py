@@ -140,6 +140,8 @@ class Sequential(Model):
                              "Call model.add(layer).")
         if input_shape is None and self._lm_input_layer is not None:
             input_shape = self._lm_input_layer.batch_shape
+        if hasattr(input_shape, "shape") and hasattr(input_shape, "dtype"):  # one batch: its shape
+            input_shape = (None, *input_shape.shape[1:])
         if not _is_shape(input_shape):
             super().build(input_shape)
             return

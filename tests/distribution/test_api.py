@@ -170,3 +170,42 @@ def test_explain_reports_layout_errors_and_needs_a_distribution(mesh):
     assert rows["d/kernel"].startswith("error: Variable 'd/kernel'") and rows["d/bias"] == ""
     with pytest.raises(ValueError, match="no distribution is active"):
         D.explain(layer)
+
+
+def test_devices_are_named_and_counted_as_keras_does():
+    names = D.list_devices()
+    assert names == [f"{d.platform}:{d.id}" for d in jax.devices()]
+    assert D.list_devices("cpu") == [f"cpu:{d.id}" for d in jax.devices("cpu")]
+    assert D.get_device_count() == N and D.get_device_count("CPU") == len(jax.devices("cpu"))
+    assert D.DeviceMesh((N,), ("batch",), devices=names).devices.ravel().tolist() == jax.devices()
+    with pytest.raises(ValueError, match="device_type must be 'cpu', 'gpu' or 'tpu'"):
+        D.list_devices("npu")
+
+
+def test_distribute_tensor_moves_arrays_and_constrains_traced_ones(mesh):
+    layout = D.TensorLayout(("batch", None), mesh)
+    x = np.arange(N * 6.0, dtype="float32").reshape(N * 2, 3)
+    placed = D.distribute_tensor(x, layout)
+    assert placed.sharding.is_equivalent_to(layout.sharding, 2) and np.array_equal(placed, x)
+    assert D.distribute_tensor(placed, layout) is placed  # already there: not moved again
+    assert D.distribute_tensor(placed, layout.sharding) is placed  # a jax Sharding works too
+    traced = jax.jit(lambda a: D.distribute_tensor(a * 2, layout)).lower(x).as_text()
+    assert "sharding" in traced.lower()
+    symbolic = lm.Input((3,))
+    assert D.distribute_tensor(symbolic, layout) is symbolic  # building a functional model
+    with pytest.raises(TypeError, match="TensorLayout or a jax.sharding.Sharding; got tuple"):
+        D.distribute_tensor(x, ("batch", None))
+    with pytest.raises(ValueError, match="has no device_mesh"):
+        D.distribute_tensor(x, D.TensorLayout(("batch", None)))
+
+
+def test_only_model_parallel_names_tensor_layouts(mesh):
+    layout_map = D.LayoutMap(mesh, {r".*dense/output": ("batch", None)})
+    mp = D.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    assert mp.get_tensor_layout("sequential/dense/output").axes == ("batch", None)
+    assert mp.get_tensor_layout("sequential/dense_1/output") is None
+    assert D.DataParallel().get_tensor_layout("sequential/dense/output") is None
+    with mp.scope():  # a layer whose output the map names still computes the same numbers
+        dense = lm.layers.Dense(2, kernel_initializer="ones", name="dense")
+        out = lm.Sequential([lm.Input((3,)), dense]).predict(np.ones((4, 3), "float32"), verbose=0)
+    np.testing.assert_array_equal(out, np.full((4, 2), 3.0))

@@ -98,3 +98,37 @@ def test_jnp_on_a_symbolic_tensor_explains_what_to_do():
 def test_sequential_with_input_first_builds_immediately():
     model = lm.Sequential([lm.Input(shape=(3,)), lm.layers.Dense(2)])
     assert model.built and [w.shape for w in model.weights] == [(3, 2), (2,)]
+
+
+def test_build_takes_one_batch_in_place_of_a_shape():
+    """Keras's JAX guides call ``model.build(one_batch)``: an array stands for its shape."""
+    batch = np.ones((4, 3), "float32")
+    inputs = lm.Input((3,))
+    functional = lm.Model(inputs, lm.layers.Dense(2)(inputs))
+    before = [np.asarray(w) for w in functional.weights]
+    functional.build(batch)  # built when made: nothing changes
+    assert all(np.array_equal(a, np.asarray(w)) for a, w in zip(before, functional.weights))
+
+    sequential = lm.Sequential([lm.layers.Dense(2)])
+    sequential.build(batch)
+    assert sequential.built and sequential.layers[0].kernel.shape == (3, 2)
+    assert sequential.input_shape == (None, 3)  # the batch axis stays free
+
+    class Net(lm.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = lm.layers.Dense(2)
+
+        def build(self, input_shape):  # ends with super().build, as the Keras guides write it
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+            super().build(input_shape)
+
+        def call(self, x):
+            return self.dense(x) * self.scale
+
+    net = Net()
+    net.build(batch)
+    assert net.built and net.dense.kernel.shape == (3, 2) and len(net.weights) == 3
+    np.testing.assert_allclose(net(batch), batch @ np.asarray(net.dense.kernel), rtol=1e-6)
+    called = Net()  # built by its first call: the same build, run once
+    assert called(batch).shape == (4, 2) and len(called.weights) == 3
