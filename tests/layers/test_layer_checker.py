@@ -130,6 +130,8 @@ CHECKED_IN = {
         "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
         "GlobalMaxPooling3D")},
     "GlobalAveragePooling1D": ("test_pooling.py", "test_global_average_pooling_1d_with_mask_matches_keras"),
+    **{f"Adaptive{mode}Pooling{rank}D": ("test_adaptive_pooling.py", "test_adaptive_pooling_matches_keras")
+       for mode in ("Average", "Max") for rank in (1, 2, 3)},
     "BatchNormalization": ("test_normalization.py", "test_batch_normalization_passes_the_checker"),
     "LayerNormalization": ("test_normalization.py", "test_layer_normalization_passes_the_checker"),
     "GroupNormalization": ("test_normalization.py", "test_group_normalization_passes_the_checker"),

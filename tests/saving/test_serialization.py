@@ -40,6 +40,12 @@ def _public(module, kind):
 
 LAYERS = {
     "Activation": lambda: lm.layers.Activation("relu"),
+    "AdaptiveAveragePooling1D": lambda: lm.layers.AdaptiveAveragePooling1D(3),
+    "AdaptiveAveragePooling2D": lambda: lm.layers.AdaptiveAveragePooling2D((2, 3), data_format="channels_first"),
+    "AdaptiveAveragePooling3D": lambda: lm.layers.AdaptiveAveragePooling3D(2),
+    "AdaptiveMaxPooling1D": lambda: lm.layers.AdaptiveMaxPooling1D(3),
+    "AdaptiveMaxPooling2D": lambda: lm.layers.AdaptiveMaxPooling2D(4),
+    "AdaptiveMaxPooling3D": lambda: lm.layers.AdaptiveMaxPooling3D((1, 2, 3)),
     "Add": lambda: lm.layers.Add(),
     "Average": lambda: lm.layers.Average(),
     "AveragePooling1D": lambda: lm.layers.AveragePooling1D(2),
