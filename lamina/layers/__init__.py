@@ -48,6 +48,7 @@ from lamina.layers.core import (
     Lambda,
     Masking,
 )
+from lamina.layers.core.reversible_embedding import ReversibleEmbedding
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.merging import (

@@ -113,6 +113,7 @@ CHECKED_IN = {
     "Dropout": ("test_layer_checker.py", "test_dropout_passes_the_checker"),
     "EinsumDense": ("test_core_extra.py", "test_einsum_dense_passes_the_checker"),
     "Embedding": ("test_core_extra.py", "test_embedding_passes_the_checker"),
+    "ReversibleEmbedding": ("test_reversible_embedding.py", "test_reversible_embedding_matches_keras"),
     "Identity": ("test_core_extra.py", "test_identity_passes_the_checker"),
     "Lambda": ("test_core_extra.py", "test_lambda_with_a_builtin_function_passes_the_checker"),
     "Masking": ("test_masking_layer.py", "test_masking_passes_the_checker"),

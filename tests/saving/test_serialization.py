@@ -72,6 +72,7 @@ LAYERS = {
     "Dropout": lambda: lm.layers.Dropout(0.5),
     "EinsumDense": lambda: lm.layers.EinsumDense("ab,bc->ac", 4, bias_axes="c"),
     "Embedding": lambda: lm.layers.Embedding(5, 3),
+    "ReversibleEmbedding": lambda: lm.layers.ReversibleEmbedding(5, 3, tie_weights=False, logit_soft_cap=30.0),
     "Flatten": lambda: lm.layers.Flatten(),
     "GRU": lambda: lm.layers.GRU(2),
     "GRUCell": lambda: lm.layers.GRUCell(2),
