@@ -1,6 +1,7 @@
 """Layers (``lm.layers``): the ``Layer`` base class and the built-in layers, by family."""
 
 from lamina.layers import aliases
+from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.aliases import (
     AvgPool1D,
     AvgPool2D,
@@ -106,6 +107,15 @@ from lamina.layers.preprocessing import (
     RandomZoom,
     Rescaling,
     Resizing,
+)
+from lamina.layers.regularization import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
 )
 from lamina.layers.reshaping import (
     Cropping1D,

@@ -117,6 +117,12 @@ CHECKED_IN = {
     "Identity": ("test_core_extra.py", "test_identity_passes_the_checker"),
     "Lambda": ("test_core_extra.py", "test_lambda_with_a_builtin_function_passes_the_checker"),
     "Masking": ("test_masking_layer.py", "test_masking_passes_the_checker"),
+    **{name: ("test_activation_layers.py", "test_activation_layers_pass_the_checker")
+       for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")},
+    # Random in training: the checker at inference; training draws, statistics and fit in the same file.
+    **{name: ("test_regularization_layers.py", "test_regularization_layers_at_inference_pass_the_checker")
+       for name in ("ActivityRegularization", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")},
     **{name: ("test_reshaping.py", "test_matches_keras") for name in (
         "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D", "Cropping2D", "Cropping3D",
         "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")},
