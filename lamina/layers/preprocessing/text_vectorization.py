@@ -219,8 +219,9 @@ class TextVectorization(HostLayer):
             return (input_shape[0], self.output_sequence_length)
         if self.split is None:
             input_shape = tuple(input_shape) + (1,) if len(input_shape) <= 1 else tuple(input_shape)
-        else:
-            input_shape = tuple(input_shape) + (None,)
+        else:  # a (batch, 1) input is split like a (batch,) one
+            input_shape = tuple(input_shape)
+            input_shape = (input_shape[:-1] if len(input_shape) > 1 and input_shape[-1] == 1 else input_shape) + (None,)
         return self._lookup_layer.compute_output_shape(input_shape)
 
     def get_config(self):
