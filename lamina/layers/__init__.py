@@ -97,16 +97,28 @@ from lamina.layers.pooling import (
     MaxPooling3D,
 )
 from lamina.layers.preprocessing import (
+    AutoContrast,
     CenterCrop,
+    Equalization,
     Normalization,
+    RandomBrightness,
+    RandomColorDegeneration,
+    RandomColorJitter,
     RandomContrast,
     RandomCrop,
     RandomFlip,
+    RandomGrayscale,
+    RandomHue,
+    RandomInvert,
+    RandomPosterization,
     RandomRotation,
+    RandomSaturation,
+    RandomSharpness,
     RandomTranslation,
     RandomZoom,
     Rescaling,
     Resizing,
+    Solarization,
 )
 from lamina.layers.regularization import (
     ActivityRegularization,

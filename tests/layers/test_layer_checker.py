@@ -151,6 +151,11 @@ CHECKED_IN = {
     **{name: ("test_image_preprocessing.py", "test_random_layers_at_inference_pass_the_checker") for name in (
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast")},
     "RandomCrop": ("test_image_preprocessing.py", "test_random_crop_at_inference_passes_the_checker"),
+    # Colour augmentation: the checker in training with draws made deterministic by the factors.
+    **{name: ("test_color_augmentation.py", "test_color_layers_pass_the_checker") for name in (
+        "RandomBrightness", "RandomGrayscale", "RandomInvert", "Solarization", "RandomSaturation", "RandomHue",
+        "RandomColorDegeneration", "RandomSharpness", "RandomPosterization", "AutoContrast", "Equalization",
+        "RandomColorJitter")},
     "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),
     **{name: ("test_merging.py", "test_elementwise_merges_pass_the_checker") for name in (
         "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
