@@ -345,3 +345,27 @@ def test_count_weights_weigh_each_occurrence():
     sparse = lm.layers.CategoryEncoding(4, sparse=True)(np.array([[0, 1], [3, 3]]))
     assert isinstance(sparse, jax.experimental.sparse.BCOO)
     np.testing.assert_array_equal(sparse.todense(), [[1, 1, 0, 0], [0, 0, 0, 1]])
+
+
+def test_layers_map_over_a_tf_data_pipeline():
+    import tensorflow as tf
+
+    cases = [
+        (lm.layers.IntegerLookup(vocabulary=VOCAB, output_mode="multi_hot"), INTS, tf.float32),
+        (lm.layers.StringLookup(vocabulary=LETTERS), WORDS, tf.int64),
+        (lm.layers.StringLookup(vocabulary=LETTERS, invert=True), np.array([[1, 0, 4]]), tf.string),
+        (lm.layers.Hashing(5, salt=3), WORDS, tf.int64),
+        (lm.layers.Discretization(bin_boundaries=[0.0, 1.0]), np.array([[-1.0, 0.5, 3.0]], "float32"), tf.int32),
+    ]
+    for layer, data, dtype in cases:
+        dataset = tf.data.Dataset.from_tensor_slices(data).batch(2).map(layer)
+        assert dataset.element_spec.dtype == dtype and dataset.element_spec.shape[1:] == np.shape(layer(data))[1:]
+        mapped = np.concatenate([x.numpy() for x in dataset])
+        expected = np.asarray(layer(data))
+        if dtype == tf.string:
+            mapped = np.char.decode(mapped.astype(bytes), "utf-8")
+        np.testing.assert_array_equal(mapped, expected)
+    cross = lm.layers.HashedCrossing(5)
+    columns = (np.array([1, 2, 3]), np.array(["A", "B", "C"]))
+    crossed = tf.data.Dataset.from_tensor_slices(columns).batch(3).map(lambda a, b: cross([a, b]))
+    np.testing.assert_array_equal(next(iter(crossed)).numpy(), cross(list(columns)))

@@ -120,3 +120,15 @@ def test_text_vectorization_refuses_traced_calls_and_bad_input():
         lm.layers.TextVectorization(output_mode="count", output_sequence_length=3)
     with pytest.raises(ValueError, match=r"`split`"):
         lm.layers.TextVectorization(split="comma")
+
+
+def test_text_vectorization_maps_over_a_tf_data_pipeline():
+    """``dataset.map(layer)`` (the Keras guides' way) runs the host computation through
+    tf.numpy_function; the batches equal eager calls and carry a static shape and dtype."""
+    import tensorflow as tf
+
+    layer = lm.layers.TextVectorization(output_sequence_length=5)
+    layer.adapt(tf.data.Dataset.from_tensor_slices(TEXTS).batch(2))
+    dataset = tf.data.Dataset.from_tensor_slices((TEXTS, np.arange(4))).batch(3).map(lambda x, y: (layer(x), y))
+    assert dataset.element_spec[0] == tf.TensorSpec((None, 5), tf.int64)
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in dataset]), layer(TEXTS))

@@ -8,6 +8,7 @@ import numpy as np
 
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.categorical_output import check_mode, encode, encoded_shape
+from lamina.layers.preprocessing.tf_graph import TFGraphCallable
 from lamina.saving.object_registry import register_builtin
 
 
@@ -19,7 +20,7 @@ def to_sparse(dense):
 
 
 @register_builtin
-class CategoryEncoding(Layer):
+class CategoryEncoding(TFGraphCallable, Layer):
     """Encodes integer ids in ``[0, num_tokens)``, as ``keras.layers.CategoryEncoding``.
 
     ``output_mode``: ``"multi_hot"`` (default; a 1 for each id present in a sample, the last
@@ -76,6 +77,9 @@ class CategoryEncoding(Layer):
                 f"CategoryEncoding '{self.path}': input values must be in [0, num_tokens={self.num_tokens}); "
                 f"got values from {values.min()} to {values.max()}."
             )
+
+    def tf_output_dtype(self):
+        return self.compute_dtype
 
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self.num_tokens)

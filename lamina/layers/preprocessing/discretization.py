@@ -9,6 +9,7 @@ from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.categorical_output import check_mode, encode, encoded_shape
 from lamina.layers.preprocessing.category_encoding import to_sparse
 from lamina.layers.preprocessing.host_data import batches
+from lamina.layers.preprocessing.tf_graph import TFGraphCallable
 from lamina.saving.object_registry import register_builtin
 
 
@@ -40,7 +41,7 @@ def _merge(a, b, epsilon):
 
 
 @register_builtin
-class Discretization(Layer):
+class Discretization(TFGraphCallable, Layer):
     """Buckets numbers by boundaries, as ``keras.layers.Discretization``.
 
     With ``bin_boundaries=[b0, b1, ...]`` a value ``x`` goes to bucket ``i`` where
@@ -131,6 +132,9 @@ class Discretization(Layer):
     def reset_state(self):
         """Forget the data seen by ``update_state``."""
         self.summary = np.zeros((2, 0), dtype="float32")
+
+    def tf_output_dtype(self):
+        return "int32" if self.output_mode == "int" else self.compute_dtype
 
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self._depth)

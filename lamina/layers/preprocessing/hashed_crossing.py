@@ -77,6 +77,9 @@ class HashedCrossing(HostLayer):
             return bins.astype(self.compute_dtype)
         return encode(bins, "one_hot", self.num_bins, np.dtype(self.compute_dtype), xp=np)
 
+    def tf_output_dtype(self):
+        return self.compute_dtype
+
     def compute_output_shape(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) < 2 or not all(
                 isinstance(s, (list, tuple)) for s in input_shape):

@@ -90,6 +90,9 @@ class Hashing(HostLayer):
         outputs = encode(hashed, self.output_mode, self.num_bins, np.dtype(self.compute_dtype), xp=np)
         return to_sparse(jnp.asarray(outputs)) if self.sparse else outputs
 
+    def tf_output_dtype(self):
+        return self.compute_dtype
+
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self.num_bins)
 

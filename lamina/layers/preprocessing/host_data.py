@@ -9,7 +9,8 @@ instead (Keras on JAX has the same restriction).
 
 ``HostLayer`` is the base of those layers: its ``__call__`` skips the numeric input casting
 of ``Layer.__call__`` (which refuses strings), marks the layer built and names the layer in
-any error. ``batches(data)`` walks what ``adapt`` receives: an array or a list (one batch), or
+any error; on symbolic TensorFlow tensors (``tf.data``'s ``dataset.map``) it runs the same
+computation through ``tf.numpy_function`` (tf_graph.py). ``batches(data)`` walks what ``adapt`` receives: an array or a list (one batch), or
 an iterable of batches (a generator, ``tf.data.Dataset``, ``lm.data.Dataset``; ``(x, y)``
 batches use ``x``).
 """
@@ -20,6 +21,7 @@ import jax
 import numpy as np
 
 from lamina.layers.layer import Layer, _name_layer_in_error
+from lamina.layers.preprocessing.tf_graph import call_in_tf_graph, is_tf_graph_tensor
 
 
 def is_traced(value) -> bool:
@@ -84,6 +86,8 @@ class HostLayer(Layer):
     """Base of the preprocessing layers that compute with NumPy on the host (see the module)."""
 
     def __call__(self, inputs, *args, **kwargs):
+        if is_tf_graph_tensor(inputs):  # dataset.map(layer): see tf_graph.py
+            return call_in_tf_graph(self, inputs, self.tf_output_dtype())
         refuse_traced(self, inputs)
         kwargs.pop("training", None)  # accepted as Keras does; nothing here depends on it
         if not self.built:

@@ -6,11 +6,12 @@ import jax.numpy as jnp
 
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.index_lookup import IndexLookup
+from lamina.layers.preprocessing.tf_graph import TFGraphCallable
 from lamina.saving.object_registry import register_builtin
 
 
 @register_builtin
-class IntegerLookup(IndexLookup, Layer):
+class IntegerLookup(TFGraphCallable, IndexLookup, Layer):
     """Maps integer tokens to indices, as ``keras.layers.IntegerLookup``.
 
     Indices are laid out ``[mask] + [OOV] * num_oov_indices + vocabulary``: with the defaults
@@ -51,6 +52,9 @@ class IntegerLookup(IndexLookup, Layer):
         if not jnp.issubdtype(inputs.dtype, jnp.integer):
             inputs = inputs.astype("int32")
         return self._encode(self._lookup(inputs, jnp), jnp)
+
+    def tf_output_dtype(self):
+        return "int32" if self.output_mode == "int" else self.compute_dtype
 
     def get_config(self):
         config = super().get_config()

@@ -61,6 +61,11 @@ class StringLookup(IndexLookup, HostLayer):
             )
         return self._encode(self._lookup(array, np), np)
 
+    def tf_output_dtype(self):
+        if self.invert:
+            return "string"
+        return "int64" if self.output_mode == "int" else self.compute_dtype
+
     def get_config(self):
         return {**super().get_config(), "encoding": self.encoding}
 

@@ -214,6 +214,9 @@ class TextVectorization(HostLayer):
         """Replace the vocabulary (and, with output_mode='tf_idf', the idf weights)."""
         self._lookup_layer.set_vocabulary(vocabulary, idf_weights=idf_weights)
 
+    def tf_output_dtype(self):
+        return "int64" if self.output_mode == "int" else self.compute_dtype
+
     def compute_output_shape(self, input_shape):
         if self.output_mode == "int":
             return (input_shape[0], self.output_sequence_length)
