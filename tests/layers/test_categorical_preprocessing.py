@@ -278,14 +278,24 @@ def test_an_adapted_lookup_in_a_saved_model_keeps_its_vocabulary(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded.predict(INTS, verbose=0)), expected, rtol=1e-6)
 
 
-def test_a_lookup_model_saved_as_keras_file_loads_in_keras(keras, tmp_path):
+def test_lookup_models_saved_as_keras_files_load_in_keras(keras, tmp_path):
+    """A given vocabulary is in the config; an adapted one is written there too (lamina writes
+    no assets into .keras files), which Keras reads as a given vocabulary."""
+    adapted = lm.layers.IntegerLookup(output_mode="count", mask_token=7)
+    adapted.adapt(INTS)
     inputs = lm.Input((4,), dtype="int32")
-    outputs = lm.layers.Dense(2)(lm.layers.IntegerLookup(vocabulary=VOCAB, output_mode="count")(inputs))
-    model = lm.Model(inputs, outputs)
+    counts = lm.layers.Concatenate()([adapted(inputs), lm.layers.IntegerLookup(vocabulary=VOCAB)(inputs)])
+    model = lm.Model(inputs, lm.layers.Dense(2)(counts))
     model.save(tmp_path / "m.keras")
     theirs = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(np.asarray(theirs.predict(INTS, verbose=0)), np.asarray(model.predict(INTS, verbose=0)),
                                rtol=1e-5)
+    assert lm.saving.load_model(tmp_path / "m.keras").layers[1].get_vocabulary() == adapted.get_vocabulary()
+    idf_input = lm.Input((4,), dtype="int32")
+    idf_model = lm.Model(idf_input, lm.layers.IntegerLookup(vocabulary=VOCAB, output_mode="tf_idf",
+                                                            idf_weights=[1.0, 2.0, 3.0, 4.0])(idf_input))
+    with pytest.raises(ValueError, match=r"tf_idf.*cannot be written to a \.keras file"):
+        idf_model.save(tmp_path / "idf.keras")
 
 
 def test_host_layers_refuse_traced_calls_and_say_where_to_apply_them():

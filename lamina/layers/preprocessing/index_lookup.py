@@ -352,6 +352,22 @@ class IndexLookup:
             "salt": self.salt,
         }
 
+    def keras_file_config(self):
+        """The config a ``.keras`` file gets: lamina writes no assets there, so an adapted
+        vocabulary (and its idf weights, the special indices' included) goes in the config,
+        which Keras reads as a given vocabulary."""
+        if self.output_mode == "tf_idf":
+            # Keras reads tf_idf weights only from an "idf_weights" entry of the weights file.
+            raise ValueError(
+                f"{self._owner()}: a layer with output_mode='tf_idf' cannot be written to a .keras file by "
+                "lamina (Keras reads its idf weights from a weights-file entry lamina does not write). Save "
+                "the model as .lamina, or use output_mode='count' and scale by the idf weights afterwards."
+            )
+        config = self.get_config()
+        if self.input_vocabulary is None and len(self._tokens):
+            config["vocabulary"] = _listify(self.get_vocabulary())
+        return config
+
     def save_assets(self, folder):
         """Write an adapted (or file-given) vocabulary, and adapted idf weights, to ``folder``
         (a vocabulary given as a list travels in the config)."""

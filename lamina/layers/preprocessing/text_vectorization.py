@@ -248,6 +248,11 @@ class TextVectorization(HostLayer):
             "vocabulary_size": self.vocabulary_size(),
         }
 
+    def keras_file_config(self):
+        """The config a ``.keras`` file gets: the adapted vocabulary inlined (see IndexLookup)."""
+        lookup = self._lookup_layer.keras_file_config()
+        return {**self.get_config(), "vocabulary": lookup["vocabulary"]}
+
     @classmethod
     def from_config(cls, config):
         from lamina.saving.serialization import deserialize  # noqa: PLC0415 - saving imports the layers

@@ -102,7 +102,9 @@ def layer_entry(layer) -> dict:
         entry = model_entry(layer)
         entry.pop("build_config")
     else:
-        config = to_keras(layer.get_config())
+        # A layer whose state Keras keeps in assets (an adapted vocabulary) states it in its config.
+        own = getattr(layer, "keras_file_config", None)
+        config = to_keras(own() if own is not None else layer.get_config())
         config["name"] = layer.name
         # No build_config: Keras builds each layer by replaying the graph (a build_config
         # would go to its build(), whose arguments differ per class: MultiHeadAttention's).
