@@ -98,8 +98,13 @@ from lamina.layers.pooling import (
 )
 from lamina.layers.preprocessing import (
     AutoContrast,
+    CategoryEncoding,
     CenterCrop,
+    Discretization,
     Equalization,
+    HashedCrossing,
+    Hashing,
+    IntegerLookup,
     Normalization,
     RandomBrightness,
     RandomColorDegeneration,
@@ -119,6 +124,8 @@ from lamina.layers.preprocessing import (
     Rescaling,
     Resizing,
     Solarization,
+    StringLookup,
+    TextVectorization,
 )
 from lamina.layers.regularization import (
     ActivityRegularization,

@@ -149,6 +149,14 @@ LAYERS = {
     "ZeroPadding1D": lambda: lm.layers.ZeroPadding1D(),
     "ZeroPadding2D": lambda: lm.layers.ZeroPadding2D(),
     "ZeroPadding3D": lambda: lm.layers.ZeroPadding3D(),
+    # Categorical and text preprocessing.
+    "CategoryEncoding": lambda: lm.layers.CategoryEncoding(4, output_mode="count"),
+    "Discretization": lambda: lm.layers.Discretization(bin_boundaries=[0.0, 1.5], output_mode="one_hot"),
+    "HashedCrossing": lambda: lm.layers.HashedCrossing(7, output_mode="one_hot"),
+    "Hashing": lambda: lm.layers.Hashing(5, mask_value="", salt=[1, 2]),
+    "IntegerLookup": lambda: lm.layers.IntegerLookup(vocabulary=[3, 9], mask_token=0, num_oov_indices=2),
+    "StringLookup": lambda: lm.layers.StringLookup(vocabulary=["a", "b"], output_mode="tf_idf", idf_weights=[0.5, 2.0]),
+    "TextVectorization": lambda: lm.layers.TextVectorization(ngrams=2, output_mode="count", vocabulary=["a", "a b"]),
 }
 # Not layers one serializes: ``Input`` is a function, ``InputSpec`` describes inputs, ``Layer``
 # is the abstract base.
