@@ -328,6 +328,7 @@ def test_bad_input_raises_naming_the_layer(make, inputs, message):
     (lambda: lm.layers.StringLookup(vocabulary=["a", "a"]), r"repeats \['a'\]"),
     (lambda: lm.layers.StringLookup(vocabulary=["a", "[M]"], mask_token="[M]"), r"mask token"),
     (lambda: lm.layers.IntegerLookup(vocabulary=VOCAB, max_tokens=3), r"exceeds max_tokens=3"),
+    (lambda: lm.layers.IntegerLookup(vocabulary=[1, 2**40]), r"outside int32"),
     (lambda: lm.layers.Hashing(0), r"num_bins"),
     (lambda: lm.layers.Hashing(3, output_mode="int", dtype="float32"), r"'int32' or 'int64'"),
 ])

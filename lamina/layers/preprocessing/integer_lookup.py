@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.index_lookup import IndexLookup
@@ -46,6 +48,16 @@ class IntegerLookup(TFGraphCallable, IndexLookup, Layer):
                          output_mode=output_mode, sparse=sparse, pad_to_max_tokens=pad_to_max_tokens,
                          oov_method=oov_method, salt=salt, **kwargs)
         self.vocabulary_dtype = vocabulary_dtype
+
+    def _set_tokens(self, tokens, idf_weights=None):
+        tokens = np.asarray(tokens)
+        limits = np.iinfo(np.int32)
+        if tokens.size and not jax.config.jax_enable_x64 and (tokens.min() < limits.min or tokens.max() > limits.max):
+            raise ValueError(
+                f"{self._owner()}: the vocabulary holds integers outside int32 (from {tokens.min()} to "
+                f"{tokens.max()}), which JAX computes in unless jax_enable_x64 is set; hash or remap them first."
+            )
+        super()._set_tokens(tokens, idf_weights)
 
     def call(self, inputs):
         inputs = jnp.asarray(inputs)
