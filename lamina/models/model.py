@@ -149,15 +149,19 @@ class Model(Trainer, Layer):
                 show_trainable=False, layer_range=None) -> None:
         """Print the layers with output shapes and parameter counts, and the totals.
 
-        ``print_fn`` receives each line (default ``print``); ``expand_nested`` lists the layers
+        ``print_fn`` receives each line (default ``print``, or the ``"lamina"`` logger after
+        ``lm.utils.disable_interactive_logging()``); ``expand_nested`` lists the layers
         of nested models under them. Parameter totals count ``trainable_weights`` and
         ``non_trainable_weights`` (as Keras does).
         """
         from lamina.models.summary import summary_lines  # loads rich: only summary() needs it
+        from lamina.utils.logging_control import is_interactive_logging_enabled, print_msg
 
+        if print_fn is None:
+            print_fn = print if is_interactive_logging_enabled() else print_msg
         for line in summary_lines(self, line_length=line_length, expand_nested=expand_nested,
                                   show_trainable=show_trainable):
-            (print_fn or print)(line)
+            print_fn(line)
 
     def build(self, input_shape) -> None:
         """Create every weight from ``input_shape`` (``None`` for the batch axis) without data.

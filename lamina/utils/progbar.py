@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.control import Control, ControlType
 from rich.text import Text
 
+from lamina.utils import logging_control
+
 __all__ = ["Progbar"]
 
 # Module-level so tests can substitute a fake clock.
@@ -39,7 +41,9 @@ class Progbar:
             as Keras's progress bar does. The final update (``finalize``) shows values as given.
         unit_name: Name of a step in the per-step time (``"step"``, ``"sample"``).
         file: Where to write: a text stream or a ``rich.console.Console``; ``None`` means
-            ``sys.stdout`` at the time of writing.
+            ``sys.stdout`` at the time of writing, or, after
+            ``lm.utils.disable_interactive_logging()``, the ``"lamina"`` logger (finished
+            lines only, no live redraw).
         stateless_metrics: Alternatively, the names of the values to average; every other
             value is shown as given. Pass ``stateless_metrics=()`` to average nothing.
 
@@ -77,6 +81,7 @@ class Progbar:
             file=file, highlight=False, markup=False, emoji=False)
         # A live bar needs a terminal; anything else gets one plain line at the end.
         self._dynamic = self.console.is_terminal and not self.console.is_dumb_terminal
+        self._default_stream = file is None  # the one interactive logging switches off
         self._order = []        # value names, in order of first appearance
         self._shown = {}        # name -> value as given (shown as is)
         self._pending = {}      # name -> [(value, steps)] not yet folded into _sums
@@ -128,7 +133,7 @@ class Progbar:
         self._seen_so_far = current
         if finalize:
             self._draw(current, now, final=True)
-        elif (self.verbose == 1 and self._dynamic
+        elif (self.verbose == 1 and self._dynamic and self._interactive()
               and (self._last_update is None or now - self._last_update >= self.interval)):
             self._draw(current, now, final=False)
 
@@ -138,6 +143,9 @@ class Progbar:
 
     # -- drawing -------------------------------------------------------------------------
 
+    def _interactive(self):
+        return not self._default_stream or logging_control.is_interactive_logging_enabled()
+
     def _draw(self, current, now, final):
         self._last_update = now
         per_step = self._step_duration(current, now)
@@ -145,6 +153,9 @@ class Progbar:
             text = self._line_verbose2(current, now, per_step)
         else:
             text = self._line_bar(current, now, per_step, final)
+        if not self._interactive():
+            logging_control.print_msg(text.plain)
+            return
         console = self.console
         if self._dynamic and self.verbose == 1:
             with console:  # one write for the whole redraw
