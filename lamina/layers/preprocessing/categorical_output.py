@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 MODES = ("int", "one_hot", "multi_hot", "count")
 
@@ -46,13 +47,37 @@ def encode(indices, output_mode, depth, dtype, count_weights=None, xp=jnp):
         if indices.ndim > 1 and indices.shape[-1] == 1:
             indices = indices[..., 0]
         return _one_hot(indices, depth, dtype, xp)
-    axis = 1 if indices.ndim > 1 else 0
+    if indices.ndim <= 2:
+        counts = _counts(indices, depth, dtype if count_weights is None else count_weights.dtype, count_weights, xp)
+        return (counts > 0).astype(dtype) if output_mode == "multi_hot" else counts
+    # Higher ranks reduce axis 1, as Keras does (the one-hot array is then unavoidable).
     if output_mode == "multi_hot":
-        return xp.max(_one_hot(indices, depth, dtype, xp), axis=axis)
+        return xp.max(_one_hot(indices, depth, dtype, xp), axis=1)
     if count_weights is not None:
-        hot = _one_hot(indices, depth, count_weights.dtype, xp) * count_weights[..., None]
-        return xp.sum(hot, axis=axis)
-    return xp.sum(_one_hot(indices, depth, dtype, xp), axis=axis)
+        return xp.sum(_one_hot(indices, depth, count_weights.dtype, xp) * count_weights[..., None], axis=1)
+    return xp.sum(_one_hot(indices, depth, dtype, xp), axis=1)
+
+
+def _counts(indices, depth, dtype, weights, xp):
+    """Per-row counts (or weight sums) of ``indices`` of rank 1 or 2 by a scatter-add into
+    ``(rows, depth)``: a one-hot array first would hold rows x length x depth numbers (a
+    20,000-token vocabulary over long texts does not fit in memory)."""
+    single = indices.ndim == 1
+    indices = indices[None] if single else indices
+    if weights is not None:
+        weights = xp.broadcast_to(weights[None] if single else weights, indices.shape)
+    rows = xp.broadcast_to(xp.arange(indices.shape[0])[:, None], indices.shape)
+    valid = (indices >= 0) & (indices < depth)
+    if xp is np:
+        flat = (rows * depth + indices)[valid]
+        counts = np.bincount(flat, weights=None if weights is None else weights[valid],
+                             minlength=indices.shape[0] * depth).reshape(indices.shape[0], depth).astype(dtype)
+    else:
+        values = xp.ones(indices.shape, dtype) if weights is None else weights.astype(dtype)
+        # Out-of-range indices (masks, unknown values) are sent past the end and dropped.
+        counts = xp.zeros((indices.shape[0], depth), dtype).at[rows, xp.where(valid, indices, depth)].add(
+            values, mode="drop")
+    return counts[0] if single else counts
 
 
 def encoded_shape(input_shape, output_mode, depth) -> tuple:
