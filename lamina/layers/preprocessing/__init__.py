@@ -16,14 +16,18 @@ from lamina.layers.preprocessing.random_color_degeneration import RandomColorDeg
 from lamina.layers.preprocessing.random_color_jitter import RandomColorJitter
 from lamina.layers.preprocessing.random_contrast import RandomContrast
 from lamina.layers.preprocessing.random_crop import RandomCrop
+from lamina.layers.preprocessing.random_erasing import RandomErasing
 from lamina.layers.preprocessing.random_flip import RandomFlip
+from lamina.layers.preprocessing.random_gaussian_blur import RandomGaussianBlur
 from lamina.layers.preprocessing.random_grayscale import RandomGrayscale
 from lamina.layers.preprocessing.random_hue import RandomHue
 from lamina.layers.preprocessing.random_invert import RandomInvert
+from lamina.layers.preprocessing.random_perspective import RandomPerspective
 from lamina.layers.preprocessing.random_posterization import RandomPosterization
 from lamina.layers.preprocessing.random_rotation import RandomRotation
 from lamina.layers.preprocessing.random_saturation import RandomSaturation
 from lamina.layers.preprocessing.random_sharpness import RandomSharpness
+from lamina.layers.preprocessing.random_shear import RandomShear
 from lamina.layers.preprocessing.random_translation import RandomTranslation
 from lamina.layers.preprocessing.random_zoom import RandomZoom
 from lamina.layers.preprocessing.rescaling import Rescaling
@@ -38,6 +42,8 @@ __all__ = ["CenterCrop", "Normalization", "RandomContrast", "RandomCrop", "Rando
 __all__ += ["AutoContrast", "Equalization", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter",
             "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPosterization", "RandomSaturation",
             "RandomSharpness", "Solarization"]
+# Geometric augmentation.
+__all__ += ["RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomShear"]
 # Categorical and text preprocessing (string layers compute on the host, see host_data.py).
 __all__ += ["CategoryEncoding", "Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup",
             "TextVectorization"]
