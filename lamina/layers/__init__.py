@@ -18,13 +18,14 @@ from lamina.layers.aliases import (
     GlobalMaxPool1D,
     GlobalMaxPool2D,
     GlobalMaxPool3D,
+    GroupQueryAttention,
     MaxPool1D,
     MaxPool2D,
     MaxPool3D,
     SeparableConvolution1D,
     SeparableConvolution2D,
 )
-from lamina.layers.attention import MultiHeadAttention
+from lamina.layers.attention import AdditiveAttention, Attention, GroupedQueryAttention, MultiHeadAttention
 from lamina.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -48,6 +49,7 @@ from lamina.layers.core import (
     InputLayer,
     Lambda,
     Masking,
+    Wrapper,
 )
 from lamina.layers.core.reversible_embedding import ReversibleEmbedding
 from lamina.layers.input_spec import InputSpec
@@ -74,6 +76,8 @@ from lamina.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
+    SpectralNormalization,
     UnitNormalization,
 )
 from lamina.layers.pooling import (
@@ -164,6 +168,7 @@ from lamina.layers.rnn import (
     LSTMCell,
     SimpleRNN,
     SimpleRNNCell,
+    StackedRNNCells,
     TimeDistributed,
 )
 from lamina.layers.serialization import deserialize, serialize

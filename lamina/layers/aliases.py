@@ -13,6 +13,7 @@ Example:
     'Conv1D'
 """
 
+from lamina.layers.attention import GroupedQueryAttention
 from lamina.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -47,6 +48,7 @@ Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
     Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)
 SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
+GroupQueryAttention = GroupedQueryAttention  # the only name Keras 3.15 exports it under
 
 # The alias names only: lm.layers imports exactly these and keeps them out of its __all__.
 __all__ = [
@@ -54,7 +56,7 @@ __all__ = [
     "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose",
     "Convolution3D", "Convolution3DTranspose",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
-    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GroupQueryAttention",
     "MaxPool1D", "MaxPool2D", "MaxPool3D",
     "SeparableConvolution1D", "SeparableConvolution2D",
 ]

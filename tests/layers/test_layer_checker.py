@@ -162,6 +162,14 @@ CHECKED_IN = {
     **{name: ("test_geometric_augmentation.py", "test_geometric_layers_pass_the_checker") for name in (
         "RandomErasing", "RandomGaussianBlur", "RandomShear", "RandomPerspective")},
     "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),
+    **{name: ("test_attention_layers.py", "test_attention_layers_pass_the_checker")
+       for name in ("Attention", "AdditiveAttention")},
+    "GroupedQueryAttention": ("test_attention_layers.py", "test_grouped_query_attention_passes_the_checker"),
+    "RMSNormalization": ("test_normalization_extra.py", "test_rms_normalization_passes_the_checker"),
+    # At inference (training rewrites the kernel; compared with Keras step by step in that file).
+    "SpectralNormalization": ("test_normalization_extra.py",
+                              "test_spectral_normalization_passes_the_checker_at_inference"),
+    "StackedRNNCells": ("test_wrapper_layers.py", "test_stacked_rnn_cells_pass_the_checker"),
     **{name: ("test_merging.py", "test_elementwise_merges_pass_the_checker") for name in (
         "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
     "Concatenate": ("test_merging.py", "test_concatenate_passes_the_checker"),
@@ -178,6 +186,7 @@ CHECKED_IN = {
 NOT_CHECKED = {
     "Layer": "the base class",
     "InputLayer": "the placeholder behind lm.Input: it holds a shape, Keras's cannot be called on data",
+    "Wrapper": "the base class of wrappers (its call is the subclass's); tested in test_wrapper_layers.py",
     # Host-side (NumPy) layers: strings, or hashes JAX cannot compute, so they cannot run under
     # lm.jit (a checker step); their outputs are compared with Keras's directly in these files.
     **{name: "runs on the host with NumPy (no lm.jit); compared with Keras in test_categorical_preprocessing.py"

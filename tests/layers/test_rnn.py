@@ -323,7 +323,6 @@ def test_config_arguments_and_regularizers():
     biased = LSTM(3)
     biased(jnp.ones(SHAPE))
     np.testing.assert_array_equal(biased.cell.bias.numpy(), [0, 0, 0, 1, 1, 1] + [0] * 6)  # unit_forget_bias
-    with pytest.raises(NotImplementedError, match="stacked"):
-        RNN([SimpleRNNCell(2), SimpleRNNCell(2)])
+    assert type(RNN([SimpleRNNCell(2), SimpleRNNCell(2)]).cell).__name__ == "StackedRNNCells"  # as Keras
     with pytest.raises(ValueError, match="rank 3"):
         SimpleRNN(2)(jnp.ones((2, 3)))

@@ -189,12 +189,12 @@ def test_bad_state_sizes_and_initial_states_are_refused_with_the_layer_name():
     with pytest.raises(ValueError, match=r"must have a `state_size`.*\[4, \(2, 3\)\].*got state_size=\[3, \(2, '4'\)\]"):
         lm.layers.RNN(BadCell())
 
-    class StackedSizes(NestedCell):  # Keras's nested list: the states of stacked cells
+    class StackedSizes(NestedCell):  # Keras's nested list: the states of stacked cells, taken
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.state_size = [[3, 3], [2, 2]]
+            self.state_size = [[3, 3], [2, (2, "4")]]
 
-    with pytest.raises(ValueError, match="stacked cells' sizes"):
+    with pytest.raises(ValueError, match=r"or a list of those: a stacked cell's states"):
         lm.layers.RNN(StackedSizes())
     layer = lm.layers.RNN(NestedCell(), name="nested_rnn")
     with pytest.raises(ValueError, match=r"RNN 'nested_rnn': initial state 1 has shape \(3, 4, 2\); expected "

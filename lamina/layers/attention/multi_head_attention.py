@@ -111,6 +111,45 @@ def _attend(query, key, value, mask, dropout_key, *, axes, scale, fused, is_caus
     return jnp.einsum(combine, dropped, value), scores
 
 
+def combined_attention_mask(query_mask=None, value_mask=None, key_mask=None, attention_mask=None, extra=()):
+    """Keras's attention mask from every mask source, combined with a logical AND: one boolean
+    ``(B, T, S)`` mask (or broadcastable), ``None`` when there is none. ``extra`` holds the
+    layer's own ``(1, T, S)`` masks (causal, sliding window), made by its overridable methods.
+    Shared by ``MultiHeadAttention`` and ``GroupedQueryAttention``, which Keras masks alike."""
+    auto = None
+
+    def both(a, b):
+        return b if a is None else a & b
+
+    if query_mask is not None:
+        auto = jnp.expand_dims(jnp.asarray(query_mask).astype(bool), -1)
+    if value_mask is not None:
+        auto = both(auto, jnp.expand_dims(jnp.asarray(value_mask).astype(bool), -2))
+    if key_mask is not None:
+        auto = both(auto, jnp.expand_dims(jnp.asarray(key_mask).astype(bool), -2))
+    for mask in extra:
+        auto = both(auto, mask)
+    if attention_mask is not None:
+        attention_mask = jnp.asarray(attention_mask).astype(bool)
+    if auto is not None:
+        attention_mask = auto if attention_mask is None else attention_mask & auto
+    return attention_mask
+
+
+def causal_mask(query, value=None):
+    """``(1, T, S)``: true where the key position is not after the query position."""
+    t = query.shape[1]
+    s = t if value is None else value.shape[1]
+    return (jnp.arange(t)[:, None] >= jnp.arange(s)[None, :])[None]
+
+
+def sliding_window_mask(query, value, window):
+    """``(1, T, S)``: true where the query and key positions are closer than ``window``."""
+    t = query.shape[1]
+    s = t if value is None else value.shape[1]
+    return (jnp.abs(jnp.arange(t)[:, None] - jnp.arange(s)[None, :]) < window)[None]
+
+
 def _as_input(x, dtype):
     x = jnp.asarray(x.value if isinstance(x, Variable) else x)
     return x.astype(dtype) if x.dtype in _FLOATS and x.dtype != dtype else x
@@ -272,38 +311,18 @@ class MultiHeadAttention(Layer):
     def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
                                 attention_mask=None, use_causal_mask=False):
         """One boolean ``(B, T, S)`` mask from every mask source (``None`` when there is none)."""
-        auto = None
-
-        def both(a, b):
-            return b if a is None else a & b
-
-        if query_mask is not None:
-            auto = jnp.expand_dims(jnp.asarray(query_mask).astype(bool), -1)
-        if value_mask is not None:
-            auto = both(auto, jnp.expand_dims(jnp.asarray(value_mask).astype(bool), -2))
-        if key_mask is not None:
-            auto = both(auto, jnp.expand_dims(jnp.asarray(key_mask).astype(bool), -2))
-        if use_causal_mask:
-            auto = both(auto, self._compute_causal_mask(query, value))
+        extra = [self._compute_causal_mask(query, value)] if use_causal_mask else []
         if self._sliding_window is not None:
-            auto = both(auto, self._compute_sliding_window_mask(query, value))
-        if attention_mask is not None:
-            attention_mask = jnp.asarray(attention_mask).astype(bool)
-        if auto is not None:
-            attention_mask = auto if attention_mask is None else attention_mask & auto
-        return attention_mask
+            extra.append(self._compute_sliding_window_mask(query, value))
+        return combined_attention_mask(query_mask, value_mask, key_mask, attention_mask, extra)
 
     @staticmethod
     def _compute_causal_mask(query, value=None):
         """``(1, T, S)``: true where the key position is not after the query position."""
-        t = query.shape[1]
-        s = t if value is None else value.shape[1]
-        return (jnp.arange(t)[:, None] >= jnp.arange(s)[None, :])[None]
+        return causal_mask(query, value)
 
     def _compute_sliding_window_mask(self, query, value=None):
-        t = query.shape[1]
-        s = t if value is None else value.shape[1]
-        return (jnp.abs(jnp.arange(t)[:, None] - jnp.arange(s)[None, :]) < self._sliding_window)[None]
+        return sliding_window_mask(query, value, self._sliding_window)
 
     # -- attention ----------------------------------------------------------------------------
     def _normalized_axes(self, rank):

@@ -9,6 +9,7 @@ from lamina.layers.core.identity import Identity
 from lamina.layers.core.input_layer import Input, InputLayer
 from lamina.layers.core.lambda_layer import Lambda
 from lamina.layers.core.masking import Masking
+from lamina.layers.core.wrapper import Wrapper
 
 __all__ = ["Activation", "Dense", "Dropout", "EinsumDense", "Embedding", "Identity", "Input", "InputLayer", "Lambda",
-           "Masking"]
+           "Masking", "Wrapper"]

@@ -26,6 +26,7 @@ from lamina.core.variable import Variable
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.rnn.base_cell import RecurrentCell
+from lamina.layers.rnn.stacked_cells import StackedRNNCells
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
 
@@ -49,6 +50,14 @@ def _keep(where, new, old):
     the rank of ``new`` (a ``(batch, 2, 3)`` state is kept or replaced per sample)."""
     where = where.reshape(where.shape + (1,) * (new.ndim - 1))
     return jnp.where(where, new, old)
+
+
+def _like(new, old, combine):
+    """``combine(new leaf, old leaf)`` over one state, in the structure of ``old``: a state may
+    be nested (a stacked cell's entry is that cell's list of states)."""
+    old_leaves, treedef = jax.tree_util.tree_flatten(old)
+    return jax.tree_util.tree_unflatten(treedef, [combine(n, o) for n, o in
+                                                  zip(jax.tree_util.tree_leaves(new), old_leaves)])
 
 
 def _same_layout(a, b) -> bool:
@@ -77,7 +86,7 @@ def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=
     states = list(initial_states)
 
     def cast_like(new_states, old_states):
-        return [jnp.asarray(n).astype(o.dtype) for n, o in zip(new_states, old_states)]
+        return [_like(n, o, lambda a, b: jnp.asarray(a).astype(b.dtype)) for n, o in zip(new_states, old_states)]
 
     if mask is None:
         def body(carry, x):
@@ -106,7 +115,8 @@ def run_rnn(step, inputs, initial_states, mask=None, go_backwards=False, unroll=
             else:
                 previous = last_output if track_output else carry_states[0]
             output = tree_map(lambda n, o: _keep(keep, n, jnp.asarray(o, n.dtype)), output, previous)
-            new_states = [_keep(keep, n, o) for n, o in zip(cast_like(new_states, carry_states), carry_states)]
+            new_states = [_like(n, o, lambda a, b: _keep(keep, a, b))
+                          for n, o in zip(cast_like(new_states, carry_states), carry_states)]
             return ((new_states, output) if track_output else new_states), output
 
         scan_xs = (xs, mask)
@@ -190,8 +200,27 @@ def _is_count(value) -> bool:
 def _is_size(value) -> bool:
     """One state's size: an integer, or a shape (a tuple of integers) for a state with several
     axes after the batch axis. Only a tuple: a list inside ``state_size`` is Keras's form for
-    the sizes of stacked cells, which lamina does not take."""
+    the sizes of stacked cells (see ``_is_state_entry``)."""
     return _is_count(value) or (isinstance(value, tuple) and all(_is_count(d) for d in value))
+
+
+def _is_state_entry(value) -> bool:
+    """One entry of ``state_size``: a size, or a list of entries (the states of one of stacked
+    cells, ``StackedRNNCells.state_size``: ``[[3, 3], 4]``)."""
+    return _is_size(value) or (isinstance(value, list) and bool(value) and all(_is_state_entry(v) for v in value))
+
+
+def _entry_shapes(entry):
+    """The shape of each state of a ``state_size`` entry, nested as the entry."""
+    return _shape_of(entry) if _is_size(entry) else [_entry_shapes(e) for e in entry]
+
+
+def _shape_leaves(shapes) -> list:
+    return jax.tree_util.tree_leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))
+
+
+def _map_entry_shapes(fn, shapes):
+    return jax.tree_util.tree_map(fn, shapes, is_leaf=lambda x: isinstance(x, tuple))
 
 
 def _shape_of(size) -> tuple:
@@ -245,8 +274,8 @@ class RNN(Layer):
     or dict of ``(batch, time, ...)`` arrays; ``build`` then gets the structure of per-step
     shapes). A custom cell runs inside ``lax.scan``: it may read its weights but must not write
     variables or draw random numbers per step (the built-in cells draw their dropout masks
-    once per sequence, before the loop). Stacked cells (a list) are not supported: stack RNN
-    layers with ``return_sequences=True`` instead.
+    once per sequence, before the loop). A list of cells is stacked (``StackedRNNCells``, as
+    in Keras): the states are then one entry per cell, each that cell's list of states.
 
     Call: ``layer(inputs, initial_state=None, mask=None, training=None)``; the mask of the
     input (from ``Embedding(mask_zero=True)``) is used when ``mask`` is not given. Returns the
@@ -268,18 +297,15 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         if isinstance(cell, (list, tuple)):
-            raise NotImplementedError(
-                "RNN: stacked cells (a list of cells) are not supported; stack RNN layers with "
-                "return_sequences=True instead."
-            )
+            cell = StackedRNNCells(cell)  # as Keras
         if not callable(getattr(cell, "call", None)):
             raise ValueError(f"RNN: `cell` must have a `call(inputs, states)` method; got {cell!r}.")
         state_size = getattr(cell, "state_size", None)
-        if state_size is None or not all(_is_size(s) for s in _as_list(state_size)):
+        if state_size is None or not all(_is_state_entry(s) for s in _as_list(state_size)):
             raise ValueError(
                 f"RNN: the cell {getattr(cell, 'name', type(cell).__name__)!r} must have a `state_size`: an "
                 "integer, or a list with one entry per state, each an integer or a shape (a tuple of integers, "
-                f"e.g. [4, (2, 3)]; a list inside it would be stacked cells' sizes, which lamina does not take); "
+                f"e.g. [4, (2, 3)]; or a list of those: a stacked cell's states, as StackedRNNCells has); "
                 f"got state_size={state_size!r}."
             )
         output_size = getattr(cell, "output_size", None)
@@ -308,7 +334,7 @@ class RNN(Layer):
 
     def _state_shapes(self) -> list:
         """Each state's shape without the batch axis."""
-        return [_shape_of(size) for size in self.state_size]
+        return [_entry_shapes(size) for size in self.state_size]
 
     def _output_size(self):
         size = getattr(self.cell, "output_size", None)
@@ -321,7 +347,7 @@ class RNN(Layer):
         per_step = (batch, steps) if self.return_sequences else (batch,)
         output = _output_shapes(self._output_size(), per_step)
         if self.return_state:
-            return (output, *[(batch, *shape) for shape in self._state_shapes()])
+            return (output, *_map_entry_shapes(lambda shape: (batch, *shape), self._state_shapes()))
         return output
 
     def compute_mask(self, inputs, mask=None):
@@ -356,7 +382,8 @@ class RNN(Layer):
                     f"RNN '{self.name}': stateful=True needs a fixed batch size, got input shape "
                     f"{tuple(input_shape)}."
                 )
-            self.recurrent_state = RecurrentState(self.get_initial_state(batch_size))
+            initial, self._state_treedef = jax.tree_util.tree_flatten(self.get_initial_state(batch_size))
+            self.recurrent_state = RecurrentState(initial)
 
     @property
     def states(self):
@@ -370,7 +397,7 @@ class RNN(Layer):
         if make is not None:
             states = make(batch_size=batch_size)
             return list(states) if isinstance(states, (list, tuple)) else [states]
-        return [jnp.zeros((batch_size, *shape), self.dtype) for shape in self._state_shapes()]
+        return _map_entry_shapes(lambda shape: jnp.zeros((batch_size, *shape), self.dtype), self._state_shapes())
 
     def reset_state(self):
         """Zero the carried states of a stateful layer."""
@@ -383,20 +410,25 @@ class RNN(Layer):
     def _initial_states(self, batch_size, initial_state):
         if initial_state is None:
             if self.recurrent_state is not None:
-                return [v.value for v in self.recurrent_state.variables]
-            return [jnp.asarray(s, self.dtype) for s in self.get_initial_state(batch_size)]
+                return jax.tree_util.tree_unflatten(self._state_treedef,
+                                                    [v.value for v in self.recurrent_state.variables])
+            return jax.tree_util.tree_map(lambda s: jnp.asarray(s, self.dtype), self.get_initial_state(batch_size))
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(states) != len(self.state_size):
             raise ValueError(
                 f"RNN '{self.name}': initial_state must hold {len(self.state_size)} array(s) (state sizes "
                 f"{self.state_size}), got {len(states)}."
             )
-        states = [jnp.asarray(s.value if isinstance(s, Variable) else s, self.dtype) for s in states]
-        for index, (state, shape) in enumerate(zip(states, self._state_shapes())):
-            if state.shape != (batch_size, *shape):
+        # (A stacked cell's entry is a list of its states; a Variable is a pytree of its value.)
+        states = [jax.tree_util.tree_map(lambda s: jnp.asarray(s, self.dtype), state) for state in states]
+        for index, (state, shapes) in enumerate(zip(states, self._state_shapes())):
+            given = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(state)]
+            expected = [(batch_size, *shape) for shape in _shape_leaves(shapes)]
+            if given != expected:
+                got = given[0] if len(given) == 1 else given
                 raise ValueError(
-                    f"RNN '{self.name}': initial state {index} has shape {state.shape}; expected "
-                    f"{(batch_size, *shape)} (batch, *state size)."
+                    f"RNN '{self.name}': initial state {index} has shape {got}; expected "
+                    f"{expected[0] if len(expected) == 1 else expected} (batch, *state size)."
                 )
         return states
 
@@ -435,14 +467,22 @@ class RNN(Layer):
             last, outputs, final_states = run(spec, cell.params(), inputs, states, mask, input_mask, recurrent_mask,
                                               return_sequences=self.return_sequences, **options)
         else:
+            # A cell may prepare the whole sequence's step itself (StackedRNNCells: the built-in
+            # cells' dropout masks, drawn once before the loop).
+            prepare = getattr(cell, "_lm_sequence_step", None)
+            cell_step = cell if prepare is None else prepare(inputs, training)
+
             def step(x, carry):
-                output, new_states = cell(x, list(carry), training=training)
+                if prepare is None:
+                    output, new_states = cell_step(x, list(carry), training=training)
+                else:
+                    output, new_states = cell_step(x, list(carry))
                 return output, list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
 
             last, outputs, final_states = run_rnn(step, inputs, states, mask=mask, **options)
         final_states = list(final_states)
         if self.recurrent_state is not None:
-            for variable, value in zip(self.recurrent_state.variables, final_states):
+            for variable, value in zip(self.recurrent_state.variables, jax.tree_util.tree_leaves(final_states)):
                 variable.assign(value)
         output = outputs if self.return_sequences else last
         if self.return_state:

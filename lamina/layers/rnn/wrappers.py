@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lamina.layers.core.wrapper import Wrapper
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import deserialize_object, serialize_object
@@ -171,7 +172,7 @@ class Bidirectional(Layer):
 
 
 @register_builtin
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """Applies ``layer`` to every timestep (axis 1) of the input, as ``keras.layers.TimeDistributed``.
 
     The batch and time axes are merged, ``layer`` runs once on ``(batch * time, ...)``, and
@@ -189,10 +190,7 @@ class TimeDistributed(Layer):
     """
 
     def __init__(self, layer, **kwargs):
-        if not isinstance(layer, Layer):
-            raise ValueError(f"TimeDistributed: `layer` must be a lamina Layer; got {layer!r}.")
-        super().__init__(**kwargs)
-        self.layer = layer
+        super().__init__(layer, **kwargs)
         self.supports_masking = True
 
     @staticmethod
@@ -226,12 +224,3 @@ class TimeDistributed(Layer):
             kwargs["mask"] = mask.reshape(batch * steps, *mask.shape[2:])
         outputs = self.layer(merged, **kwargs)
         return jax.tree_util.tree_map(lambda y: y.reshape(batch, steps, *y.shape[1:]), outputs)
-
-    def get_config(self):
-        return {**super().get_config(), "layer": serialize_object(self.layer)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["layer"] = deserialize_object(config["layer"], kind="layer", aliases={}, custom_objects=custom_objects)
-        return cls(**config)

@@ -25,6 +25,8 @@ _KERAS_MODULES = (  # lamina module prefix -> Keras module label (longest first)
     ("lamina.losses", "keras.losses"), ("lamina.metrics", "keras.metrics"),
     ("lamina.layers", "keras.layers"), ("lamina.models", "keras"),
 )
+# Classes Keras exports (and names in its files) under another name than the class's own.
+_KERAS_CLASS_NAMES = {"GroupedQueryAttention": "GroupQueryAttention"}
 _COMPILE_KEYS = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
                  "steps_per_execution", "jit_compile")
 
@@ -40,7 +42,8 @@ def keras_module(cls) -> str | None:
 def _envelope(cls, config) -> dict:
     registered = get_registered_name(cls)
     custom = ">" in registered
-    return {"module": keras_module(cls), "class_name": cls.__name__, "config": config,
+    return {"module": keras_module(cls), "class_name": _KERAS_CLASS_NAMES.get(cls.__name__, cls.__name__),
+            "config": config,
             "registered_name": registered if custom else None}
 
 
@@ -69,7 +72,8 @@ def to_keras(value):
         if class_name == "DTypePolicy":
             module = "keras"
         registered = get_registered_name(cls) if isinstance(cls, type) else class_name
-        return {"module": module, "class_name": cls.__name__ if isinstance(cls, type) else class_name,
+        name = cls.__name__ if isinstance(cls, type) else class_name
+        return {"module": module, "class_name": _KERAS_CLASS_NAMES.get(name, name),
                 "config": to_keras(value["config"]),
                 "registered_name": registered if ">" in registered else None}
     return {key: to_keras(item) for key, item in value.items()}

@@ -1,0 +1,142 @@
+"""``Wrapper`` (Keras's base class of wrappers) and ``StackedRNNCells`` against Keras 3 (JAX
+backend): the checker on stacked cells in ``RNN`` (masks, states), initial and stateful
+states, dropout masks drawn once per sequence, configs and ``.keras`` files."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from layer_checker import check_layer, random_input
+
+import lamina as lm
+
+SHAPE = (2, 5, 3)
+MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+
+
+# --- Wrapper -------------------------------------------------------------------------------------
+
+class Doubled(lm.layers.Wrapper):
+    def call(self, inputs):
+        return 2 * self.layer(inputs)
+
+
+def test_wrapper_builds_tracks_and_saves_the_wrapped_layer():
+    layer = Doubled(lm.layers.Dense(3, name="inner"), name="doubled")
+    y = layer(jnp.ones((2, 4)))
+    dense = layer.layer
+    np.testing.assert_allclose(np.asarray(y), 2 * (np.ones((2, 4)) @ np.asarray(dense.kernel.value)), rtol=1e-6)
+    assert [w.path for w in layer.weights] == ["doubled/layer/kernel", "doubled/layer/bias"]
+    config = layer.get_config()
+    assert config["layer"]["class_name"] == "Dense" and config["layer"]["config"]["name"] == "inner"
+    rebuilt = Doubled.from_config(config)
+    assert type(rebuilt.layer) is lm.layers.Dense and rebuilt.layer.name == "inner"
+    assert isinstance(lm.layers.TimeDistributed(lm.layers.Dense(2)), lm.layers.Wrapper)
+    assert isinstance(lm.layers.SpectralNormalization(lm.layers.Dense(2)), lm.layers.Wrapper)
+    assert not isinstance(lm.layers.Bidirectional(lm.layers.LSTM(2)), lm.layers.Wrapper)  # as in Keras
+    with pytest.raises(ValueError, match="Doubled: `layer` must be a lamina Layer"):
+        Doubled(lambda x: x)
+
+
+def test_wrapper_config_matches_keras(keras):
+    ours = lm.layers.Wrapper(lm.layers.Dense(2, name="d")).get_config()
+    theirs = keras.layers.Wrapper(keras.layers.Dense(2, name="d")).get_config()
+    assert set(ours) == set(theirs) and ours["layer"]["class_name"] == theirs["layer"]["class_name"]
+    assert type(lm.layers.deserialize(lm.layers.serialize(lm.layers.Wrapper(lm.layers.Dense(2))))) is lm.layers.Wrapper
+
+
+# --- StackedRNNCells ------------------------------------------------------------------------------
+
+def _cells(layers, kind):
+    if kind == "simple":
+        return [layers.SimpleRNNCell(3), layers.SimpleRNNCell(4)]
+    return [layers.LSTMCell(3), layers.GRUCell(4)]
+
+
+@pytest.mark.parametrize("kind", ["simple", "lstm-gru"])
+def test_stacked_rnn_cells_pass_the_checker(keras, kind):
+    # return_state with a mask: Keras's nested states ([h], [h2] / [h, c], [h2]) and the
+    # previous output kept at masked steps.
+    config = dict(return_state=True, return_sequences=True)
+    layer, outputs = check_layer(
+        lambda: lm.layers.RNN(lm.layers.StackedRNNCells(_cells(lm.layers, kind)), **config),
+        lambda k: k.layers.RNN(k.layers.StackedRNNCells(_cells(k.layers, kind)), **config),
+        inputs=random_input(SHAPE, seed=1), call_kwargs={"mask": MASK}, keras=keras, grad_rtol=1e-4)
+    states = outputs[1:]
+    expected = [[(2, 3)], [(2, 4)]] if kind == "simple" else [[(2, 3), (2, 3)], [(2, 4)]]
+    assert [[s.shape for s in cell_states] for cell_states in states] == expected
+    assert layer.cell.state_size == ([3, 4] if kind == "simple" else [[3, 3], 4])
+    assert layer.get_config()["cell"]["class_name"] == "StackedRNNCells"
+
+
+def test_a_list_of_cells_is_stacked_and_takes_initial_states(keras):
+    x = random_input(SHAPE, seed=2)
+    states = [[random_input((2, 3), seed=3), random_input((2, 3), seed=4)], [random_input((2, 4), seed=5)]]
+    ours = lm.layers.RNN([lm.layers.LSTMCell(3), lm.layers.GRUCell(4)], return_state=True)
+    theirs = keras.layers.RNN([keras.layers.LSTMCell(3), keras.layers.GRUCell(4)], return_state=True)
+    assert isinstance(ours.cell, lm.layers.StackedRNNCells)
+    theirs(x)
+    ours(jnp.asarray(x))
+    ours.set_weights(theirs.get_weights())
+    mine = ours(jnp.asarray(x), initial_state=states)
+    reference = theirs(x, initial_state=states)
+    for a, b in zip(jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(reference)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"initial state 0 has shape \[\(2, 3\), \(2, 4\)\]; expected "
+                                         r"\[\(2, 3\), \(2, 3\)\]"):
+        ours(jnp.asarray(x), initial_state=[[states[0][0], states[1][0]], states[1]])
+
+
+def test_stateful_stacked_cells_carry_their_nested_states():
+    layer = lm.layers.RNN(lm.layers.StackedRNNCells([lm.layers.LSTMCell(2), lm.layers.SimpleRNNCell(3)]),
+                          stateful=True, return_state=True)
+    x = jnp.asarray(random_input((2, 4, 3), seed=6))
+    first = layer(x)
+    assert [tuple(v.shape) for v in layer.states] == [(2, 2), (2, 2), (2, 3)]
+    second = layer(x)
+    assert not np.allclose(np.asarray(first[0]), np.asarray(second[0]))  # started from the carried states
+    layer.reset_state()
+    np.testing.assert_allclose(np.asarray(layer(x)[0]), np.asarray(first[0]), rtol=1e-6)
+
+
+def test_stacked_dropout_masks_are_drawn_once_per_sequence_and_fresh_each_call():
+    # Without recurrence (zero recurrent kernels) and with the same input at every step, each
+    # step's output is the same if and only if every step shares the dropout masks.
+    cells = [lm.layers.SimpleRNNCell(8, recurrent_initializer="zeros", dropout=0.5, seed=1),
+             lm.layers.SimpleRNNCell(8, recurrent_initializer="zeros", dropout=0.5, seed=2)]
+    layer = lm.layers.RNN(cells, return_sequences=True)
+    x = jnp.ones((4, 6, 5))
+    inference = np.asarray(layer(x))
+    first, second = np.asarray(layer(x, training=True)), np.asarray(layer(x, training=True))
+    np.testing.assert_allclose(first, np.broadcast_to(first[:, :1], first.shape), rtol=1e-6)
+    assert not np.allclose(first, inference) and not np.allclose(first, second)
+    compiled = lm.jit(lambda inputs: layer(inputs, training=True))
+    a, b = np.asarray(compiled(x)), np.asarray(compiled(x))
+    np.testing.assert_allclose(a, np.broadcast_to(a[:, :1], a.shape), rtol=1e-6)
+    assert not np.allclose(a, b)  # the seed generators advance inside compiled code too
+
+
+def test_stacked_cells_single_step_config_and_errors():
+    cells = lm.layers.StackedRNNCells([lm.layers.SimpleRNNCell(2), lm.layers.LSTMCell(3)], name="stack")
+    x = jnp.ones((4, 5))
+    output, states = cells(x, cells.get_initial_state(batch_size=4))
+    assert output.shape == (4, 3) and [[s.shape for s in cell] for cell in states] == [[(4, 2)], [(4, 3), (4, 3)]]
+    config = lm.layers.serialize(cells)
+    rebuilt = lm.layers.deserialize(config)
+    assert [type(c).__name__ for c in rebuilt.cells] == ["SimpleRNNCell", "LSTMCell"] and rebuilt.name == "stack"
+    with pytest.raises(ValueError, match="'stack': states must be a list with one entry per cell"):
+        cells(x, [jnp.zeros((4, 2))])
+    with pytest.raises(ValueError, match="every cell must have a `state_size`"):
+        lm.layers.StackedRNNCells([lm.layers.Dense(2)])
+
+
+def test_stacked_rnn_keras_file_loads_in_keras(keras, tmp_path):
+    inputs = lm.Input((5, 3))
+    outputs = lm.layers.RNN([lm.layers.GRUCell(4), lm.layers.LSTMCell(2)])(inputs)
+    model = lm.Model(inputs, outputs)
+    model.save(str(tmp_path / "stacked.keras"))
+    theirs = keras.saving.load_model(str(tmp_path / "stacked.keras"))
+    x = random_input(SHAPE, seed=7)
+    np.testing.assert_allclose(np.asarray(theirs(x)), np.asarray(model(jnp.asarray(x))), rtol=1e-5, atol=1e-6)
+    back = lm.load_model(str(tmp_path / "stacked.keras"))
+    np.testing.assert_allclose(np.asarray(back(jnp.asarray(x))), np.asarray(model(jnp.asarray(x))), rtol=1e-6)
