@@ -164,7 +164,7 @@ def test_hashing_gives_keras_bins(keras, config, inputs):
 def test_hashing_long_strings_and_many_bins_match_keras(keras):
     """Every length branch of FarmHash (0-16, 17-32, 33-64, 65+ bytes) and SipHash's tail."""
     rng = np.random.default_rng(0)
-    text = np.array([["".join(rng.choice(list("abcdefgh"), size=n))] for n in (0, 3, 7, 15, 20, 40, 64, 65, 130, 300)])
+    text = np.array([["".join(rng.choice(list("abcdefgh"), size=n))] for n in (0, 1, 3, 4, 7, 8, 15, 16, 17, 20, 32, 33, 40, 63, 64, 65, 130, 300)])
     for config in ({"num_bins": 2**31 - 1}, {"num_bins": 2**31 - 1, "salt": 99}):
         _same(lm.layers.Hashing(**config)(text), keras.layers.Hashing(**config)(text))
 

@@ -5,7 +5,8 @@ Keras hashes through TensorFlow ops: ``tf.strings.to_hash_bucket_fast`` (FarmHas
 (SipHash-2-4 keyed by the two salt integers) and ``tf.sparse.cross_hashed`` (the features'
 fingerprints chained with ``FingerprintCat64`` from a fixed key). These are written here in
 plain Python integer arithmetic, so lamina gives Keras's bucket numbers without TensorFlow.
-Each distinct string is hashed once per call (``buckets`` hashes ``np.unique`` values).
+Each distinct string is hashed once per call (``buckets`` hashes ``np.unique`` values), and
+many strings at once with NumPy uint64 arithmetic (``fingerprints``, ``siphashes``).
 
 Example:
     >>> from lamina.layers.preprocessing.fingerprint import fingerprint64, siphash24
@@ -202,6 +203,149 @@ def siphash24(key0: int, key1: int, data: bytes) -> int:
     return v0 ^ v1 ^ v2 ^ v3
 
 
+# -- the same functions over many strings at once (NumPy uint64 arithmetic wraps mod 2**64) ----
+
+_U = np.uint64
+
+
+def _byte_matrix(datas: list, width: int) -> np.ndarray:
+    """The byte strings as rows of a zero-padded ``(len(datas), width)`` uint8 matrix."""
+    lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    matrix = np.zeros((len(datas), width), np.uint8)
+    if lengths.sum():
+        rows = np.repeat(np.arange(len(datas)), lengths)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        matrix[rows, np.arange(lengths.sum()) - starts] = np.frombuffer(b"".join(datas), np.uint8)
+    return matrix
+
+
+def _fetch(matrix, offset, size=8):
+    """Little-endian ``size``-byte words of each row at its own ``offset``."""
+    picked = np.take_along_axis(matrix, offset[:, None] + np.arange(size), axis=1).astype(_U)
+    return np.bitwise_or.reduce(picked << (_U(8) * np.arange(size, dtype=_U)), axis=1)
+
+
+def _v_rotate(value, shift):
+    return (value >> _U(shift)) | (value << _U(64 - shift))
+
+
+def _v_shift_mix(value):
+    return value ^ (value >> _U(47))
+
+
+def _v_hash16(u, v, mul):
+    a = (u ^ v) * mul
+    a ^= a >> _U(47)
+    b = (v ^ a) * mul
+    b ^= b >> _U(47)
+    return b * mul
+
+
+def _v_upto64(m, n):
+    """farmhashna's Hash64 for rows of 0 to 64 bytes (``m``: the byte matrix, ``n``: lengths)."""
+    k0, k1, k2 = _U(_K0), _U(_K1), _U(_K2)
+    out = np.full(n.shape, k2, _U)
+    mul = k2 + n.astype(_U) * _U(2)
+    zero = np.zeros_like(n)
+    pick = (n > 0) & (n < 4)
+    if pick.any():
+        r, ln = m[pick], n[pick]
+        y = r[:, 0].astype(_U) + (np.take_along_axis(r, (ln >> 1)[:, None], 1)[:, 0].astype(_U) << _U(8))
+        z = ln.astype(_U) + (np.take_along_axis(r, (ln - 1)[:, None], 1)[:, 0].astype(_U) << _U(2))
+        out[pick] = _v_shift_mix((y * k2) ^ (z * k0)) * k2
+    pick = (n >= 4) & (n < 8)
+    if pick.any():
+        r, ln, mu = m[pick], n[pick], mul[pick]
+        out[pick] = _v_hash16(ln.astype(_U) + (_fetch(r, zero[pick], 4) << _U(3)), _fetch(r, ln - 4, 4), mu)
+    pick = (n >= 8) & (n <= 16)
+    if pick.any():
+        r, ln, mu = m[pick], n[pick], mul[pick]
+        a = _fetch(r, zero[pick]) + k2
+        b = _fetch(r, ln - 8)
+        out[pick] = _v_hash16(_v_rotate(b, 37) * mu + a, (_v_rotate(a, 25) + b) * mu, mu)
+    pick = (n > 16) & (n <= 64)
+    if pick.any():
+        r, ln, mu = m[pick], n[pick], mul[pick]
+        first = zero[pick]
+        a = _fetch(r, first) * k1
+        b = _fetch(r, first + 8)
+        c = _fetch(r, ln - 8) * mu
+        d = _fetch(r, ln - 16) * k2
+        short = _v_hash16(_v_rotate(a + b, 43) + _v_rotate(c, 30) + d, a + _v_rotate(b + k2, 18) + c, mu)
+        a = _fetch(r, first) * k2  # the 33-64 branch scales the first word by k2, not k1
+        y = _v_rotate(a + b, 43) + _v_rotate(c, 30) + d
+        z = _v_hash16(y, a + _v_rotate(b + k2, 18) + c, mu)
+        e = _fetch(r, first + 16) * mu
+        f = _fetch(r, first + 24)
+        g = (y + _fetch(r, np.maximum(ln - 32, 0))) * mu
+        h = (z + _fetch(r, np.maximum(ln - 24, 0))) * mu
+        long = _v_hash16(_v_rotate(e + f, 43) + _v_rotate(g, 30) + h, e + _v_rotate(f + a, 18) + g, mu)
+        out[pick] = np.where(ln <= 32, short, long)
+    return out
+
+
+def fingerprints(datas: list) -> np.ndarray:
+    """``fingerprint64`` of each byte string (uint64), vectorized up to 64 bytes."""
+    n = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    out = np.zeros(n.shape, _U)
+    short = np.flatnonzero(n <= 64)
+    with np.errstate(over="ignore"):
+        if short.size:
+            out[short] = _v_upto64(_byte_matrix([datas[i] for i in short], 72), n[short])
+    for i in np.flatnonzero(n > 64).tolist():
+        out[i] = fingerprint64(datas[i])
+    return out
+
+
+def _v_sip_round(v0, v1, v2, v3):
+    v0 = v0 + v1
+    v1 = _v_rotate(v1, 64 - 13) ^ v0
+    v0 = _v_rotate(v0, 64 - 32)
+    v2 = v2 + v3
+    v3 = _v_rotate(v3, 64 - 16) ^ v2
+    v0 = v0 + v3
+    v3 = _v_rotate(v3, 64 - 21) ^ v0
+    v2 = v2 + v1
+    v1 = _v_rotate(v1, 64 - 17) ^ v2
+    v2 = _v_rotate(v2, 64 - 32)
+    return v0, v1, v2, v3
+
+
+def siphashes(key0: int, key1: int, datas: list) -> np.ndarray:
+    """``siphash24(key0, key1, d)`` of each byte string (uint64), all strings at once: row by
+    row of 8-byte words, each string's state frozen after its last (length-tagged) word."""
+    n = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    last = n // 8  # the index of each string's final word
+    words = _byte_matrix(datas, 8 * (int(last.max(initial=0)) + 1)).view("<u8").astype(_U)
+    words[np.arange(len(datas)), last] |= (n.astype(_U) & _U(0xFF)) << _U(56)
+    key0, key1 = _U(key0 & _MASK), _U(key1 & _MASK)
+    state = [np.full(n.shape, key0 ^ _U(0x736F6D6570736575), _U), np.full(n.shape, key1 ^ _U(0x646F72616E646F6D), _U),
+             np.full(n.shape, key0 ^ _U(0x6C7967656E657261), _U), np.full(n.shape, key1 ^ _U(0x7465646279746573), _U)]
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            m = words[:, j]
+            v0, v1, v2, v3 = state
+            v0, v1, v2, v3 = _v_sip_round(*_v_sip_round(v0, v1, v2, v3 ^ m))
+            active = j <= last
+            state = [np.where(active, new, old) for new, old in zip((v0 ^ m, v1, v2, v3), state)]
+        v0, v1, v2, v3 = state
+        v2 = v2 ^ _U(0xFF)
+        for _ in range(4):
+            v0, v1, v2, v3 = _v_sip_round(v0, v1, v2, v3)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+def fingerprint_cats(fp1: np.ndarray, fp2: np.ndarray) -> np.ndarray:
+    """``fingerprint_cat64`` of each pair (uint64 arrays)."""
+    mul = _U(_CAT_MUL)
+    with np.errstate(over="ignore"):
+        result = fp1 ^ mul
+        result ^= _v_shift_mix(fp2 * mul) * mul
+        result = result * mul
+        result = _v_shift_mix(result) * mul
+        return _v_shift_mix(result)
+
+
 def as_hash_strings(values) -> np.ndarray:
     """``values`` as TensorFlow's ``as_string`` writes them before hashing: integers (and
     floats, truncated to integers as Keras's ``Hashing`` casts them) in decimal, strings as
@@ -224,11 +368,10 @@ def buckets(values, num_buckets: int, salt=None) -> np.ndarray:
     ``salt = [key0, key1]``, ``SipHash-2-4 % num_buckets`` (int64, the input's shape)."""
     strings = as_hash_strings(values)
     unique, inverse = np.unique(strings, return_inverse=True)
-    if salt is None:
-        hashed = [fingerprint64(s.encode("utf-8")) % num_buckets for s in unique.tolist()]
-    else:
-        hashed = [siphash24(salt[0], salt[1], s.encode("utf-8")) % num_buckets for s in unique.tolist()]
-    return np.asarray(hashed, dtype=np.int64)[np.reshape(inverse, -1)].reshape(strings.shape)
+    datas = [s.encode("utf-8") for s in unique.tolist()]
+    hashed = fingerprints(datas) if salt is None else siphashes(salt[0], salt[1], datas)
+    hashed = (hashed % _U(num_buckets)).astype(np.int64)
+    return hashed[np.reshape(inverse, -1)].reshape(strings.shape)
 
 
 __all__ = ["CROSS_HASH_KEY", "as_hash_strings", "buckets", "fingerprint64", "fingerprint_cat64", "siphash24"]

@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.layers.preprocessing.categorical_output import check_mode, encode
-from lamina.layers.preprocessing.fingerprint import CROSS_HASH_KEY, fingerprint64, fingerprint_cat64
+from lamina.layers.preprocessing.fingerprint import CROSS_HASH_KEY, fingerprint_cats, fingerprints
 from lamina.layers.preprocessing.host_data import HostLayer, to_numpy
 from lamina.saving.object_registry import register_builtin
 
-_MASK = (1 << 64) - 1
 
-
-def _feature_hashes(values: np.ndarray) -> list:
-    """Each value's 64-bit hash as ``tf.sparse.cross_hashed`` takes it: an integer as itself,
-    a string by its FarmHash fingerprint."""
+def _feature_hashes(values: np.ndarray) -> np.ndarray:
+    """Each value's 64-bit hash (uint64) as ``tf.sparse.cross_hashed`` takes it: an integer as
+    itself (two's complement), a string by its FarmHash fingerprint."""
     if values.dtype.kind in "iub":
-        return [v & _MASK for v in values.astype(np.int64).tolist()]
-    return [fingerprint64(v.encode("utf-8")) for v in values.tolist()]
+        return values.astype(np.int64).view(np.uint64)
+    unique, inverse = np.unique(values, return_inverse=True)
+    return fingerprints([v.encode("utf-8") for v in unique.tolist()])[inverse.reshape(-1)]
 
 
 @register_builtin
@@ -65,14 +64,10 @@ class HashedCrossing(HostLayer):
         if any(f.dtype.kind not in "iuU" for f in features):
             raise ValueError(f"HashedCrossing '{self.path}': inputs must hold integers or strings; got dtypes "
                              f"{[str(f.dtype) for f in features]}.")
-        columns = [_feature_hashes(f.reshape(-1)) for f in features]
-        crossed = []
-        for row in zip(*columns):
-            value = CROSS_HASH_KEY
-            for feature_hash in row:
-                value = fingerprint_cat64(value, feature_hash)
-            crossed.append(value % self.num_bins)
-        bins = np.asarray(crossed, dtype=np.int64).reshape(shape)
+        crossed = np.full(features[0].size, CROSS_HASH_KEY, np.uint64)
+        for feature in features:
+            crossed = fingerprint_cats(crossed, _feature_hashes(feature.reshape(-1)))
+        bins = (crossed % np.uint64(self.num_bins)).astype(np.int64).reshape(shape)
         if self.output_mode == "int":
             return bins.astype(self.compute_dtype)
         return encode(bins, "one_hot", self.num_bins, np.dtype(self.compute_dtype), xp=np)
