@@ -87,7 +87,7 @@ def test_fit_and_predict_take_the_dataset():
     ds = lm.utils.timeseries_dataset_from_array(series[:-4, None], series[4:], sequence_length=4,
                                                 batch_size=16, shuffle=True, seed=0)
     model = lm.Sequential([lm.Input((4, 1)), lm.layers.Flatten(), lm.layers.Dense(1)])
-    model.compile(optimizer=lm.optimizers.SGD(0.1), loss="mse")
+    model.compile(optimizer=lm.optimizers.SGD(0.1), loss="mse", steps_per_execution=1)
     history = model.fit(ds, epochs=3, verbose=0)
     assert len(history.history["loss"]) == 3 and history.history["loss"][-1] < history.history["loss"][0]
     windows = lm.utils.timeseries_dataset_from_array(series[:-4, None], None, sequence_length=4, batch_size=16)
