@@ -6,6 +6,7 @@ import numpy as np
 
 from lamina.callbacks._lr import get_learning_rate, optimizers_of
 from lamina.callbacks.callback import Callback
+from lamina.utils.logging_control import print_msg
 
 
 class LearningRateScheduler(Callback):
@@ -58,7 +59,7 @@ class LearningRateScheduler(Callback):
             lr = self._update(optimizer, epoch)
             if self.verbose > 0:
                 name = f"{optimizer.name} " if len(optimizers) > 1 else ""
-                print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting {name}learning rate to {lr}.")
+                print_msg(f"\nEpoch {epoch + 1}: LearningRateScheduler setting {name}learning rate to {lr}.")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from lamina.callbacks._lr import get_learning_rate, optimizers_of
 from lamina.callbacks.monitor import MonitorCallback
+from lamina.utils.logging_control import print_msg
 
 
 class ReduceLROnPlateau(MonitorCallback):
@@ -103,7 +104,7 @@ class ReduceLROnPlateau(MonitorCallback):
         optimizer.learning_rate = new_lr
         if self.verbose > 0:
             name = f" {name}" if name else ""
-            print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{name} learning rate to {new_lr}.")
+            print_msg(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{name} learning rate to {new_lr}.")
         return True
 
     def in_cooldown(self):

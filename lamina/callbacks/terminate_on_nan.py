@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from lamina.callbacks.callback import Callback
+from lamina.utils.logging_control import print_msg
 
 
 class TerminateOnNaN(Callback):
@@ -45,5 +46,5 @@ class TerminateOnNaN(Callback):
                 raise RuntimeError(
                     f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                     "Terminating training immediately.")
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            print_msg(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
