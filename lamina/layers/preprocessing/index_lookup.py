@@ -270,6 +270,14 @@ class IndexLookup:
         """Indices of ``inputs`` (tokens), or tokens of ``inputs`` (indices) when inverted."""
         if self.invert:
             return self._invert(inputs, xp)
+        if xp is np and inputs.size:
+            # On the host each distinct token is looked up once (searchsorted over strings is
+            # slow), then spread back.
+            unique, inverse = np.unique(inputs, return_inverse=True)
+            return self._lookup_tokens(unique, np)[inverse.reshape(-1)].reshape(inputs.shape)
+        return self._lookup_tokens(inputs, xp)
+
+    def _lookup_tokens(self, inputs, xp):
         default = self._oov_start_index() if self.num_oov_indices == 1 else -1
         keys = self._sorted_keys if xp is np else jnp.asarray(self._sorted_keys)
         if keys.size:
@@ -279,7 +287,12 @@ class IndexLookup:
         else:
             found = xp.zeros(inputs.shape, bool)
             indices = xp.full(inputs.shape, default)
-        if self.num_oov_indices > 1:
+        if self.num_oov_indices > 1 and xp is np:
+            missing = ~found  # only unknown tokens are hashed
+            indices = np.array(indices)
+            if missing.any():
+                indices[missing] = self._oov_indices(inputs[missing], np)
+        elif self.num_oov_indices > 1:
             indices = xp.where(found, indices, self._oov_indices(inputs, xp))
         if self.mask_token is not None:
             indices = xp.where(inputs == self.mask_token, 0 if self.output_mode == "int" else -1, indices)
