@@ -171,6 +171,7 @@ from lamina.layers.rnn import (
     StackedRNNCells,
     TimeDistributed,
 )
+from lamina.layers.rnn.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from lamina.layers.serialization import deserialize, serialize
 
 # Every class imported above (the layers, InputSpec, Input) is public. The functions (the

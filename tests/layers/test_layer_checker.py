@@ -127,6 +127,7 @@ CHECKED_IN = {
         "Flatten", "Reshape", "Permute", "RepeatVector", "Cropping1D", "Cropping2D", "Cropping3D",
         "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")},
     **{name: ("test_convolutional.py", "test_conv_matches_keras") for name in ("Conv1D", "Conv2D", "Conv3D")},
+    **{name: ("test_conv_lstm.py", "test_conv_lstm_matches_keras") for name in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
     **{name: ("test_convolutional.py", "test_conv_transpose_matches_keras")
        for name in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")},
     **{name: ("test_convolutional.py", "test_depthwise_and_separable_match_keras")
