@@ -217,7 +217,7 @@ def test_a_model_with_every_layer_trains_with_fit_and_saves(keras, tmp_path):
     (lambda: lm.layers.GaussianNoise(1.5, name="n"), r"GaussianNoise 'n': stddev must be a number in \[0, 1\].*1.5"),
     (lambda: lm.layers.GaussianDropout(-0.1, name="g"), r"GaussianDropout 'g': rate must be .*-0.1"),
     (lambda: lm.layers.AlphaDropout("0.5", name="a"), r"AlphaDropout 'a': rate must be .*'0.5'"),
-    (lambda: lm.layers.SpatialDropout1D(2, name="s"), r"Dropout 's': rate must be in \[0, 1\], got 2"),
+    (lambda: lm.layers.SpatialDropout1D(2, name="s"), r"SpatialDropout1D 's': rate must be a number in \[0, 1\].*2"),
     (lambda: lm.layers.SpatialDropout2D(0.1, data_format="NHWC", name="s2"),
      r"SpatialDropout2D 's2': `data_format` must be one of"),
 ])

@@ -9,6 +9,7 @@ from lamina.layers.core.dropout import Dropout
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.output_specs import OutputSpec, input_dtype_in_call
+from lamina.layers.regularization._training_noise import check_rate
 from lamina.saving.object_registry import register_builtin
 
 
@@ -19,7 +20,11 @@ class BaseSpatialDropout(Dropout):
     rank: int = None
 
     def __init__(self, rate, seed=None, name=None, dtype=None, data_format=None):
-        super().__init__(rate, seed=seed, name=name, dtype=dtype)
+        # A bad rate is reported by check_rate, which names this class (Dropout's message says
+        # "Dropout"); the layer needs its name first.
+        valid = not isinstance(rate, bool) and isinstance(rate, (int, float)) and 0 <= rate <= 1
+        super().__init__(rate if valid else 0.0, seed=seed, name=name, dtype=dtype)
+        self.rate = float(check_rate(self, rate))
         self.data_format = arguments.normalize_data_format(data_format, f"{type(self).__name__} '{self.name}'")
         self.supports_masking = True
         self.input_spec = InputSpec(ndim=self.rank + 2)
