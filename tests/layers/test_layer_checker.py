@@ -162,6 +162,8 @@ CHECKED_IN = {
         "RandomColorJitter")},
     **{name: ("test_geometric_augmentation.py", "test_geometric_layers_pass_the_checker") for name in (
         "RandomErasing", "RandomGaussianBlur", "RandomShear", "RandomPerspective")},
+    **{name: ("test_mixing_augmentation.py", "test_mixing_layers_pass_the_checker") for name in (
+        "MixUp", "CutMix", "Pipeline")},
     "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),
     **{name: ("test_attention_layers.py", "test_attention_layers_pass_the_checker")
        for name in ("Attention", "AdditiveAttention")},

@@ -5,12 +5,15 @@
 from lamina.layers.preprocessing.auto_contrast import AutoContrast
 from lamina.layers.preprocessing.category_encoding import CategoryEncoding
 from lamina.layers.preprocessing.center_crop import CenterCrop
+from lamina.layers.preprocessing.cut_mix import CutMix
 from lamina.layers.preprocessing.discretization import Discretization
 from lamina.layers.preprocessing.equalization import Equalization
 from lamina.layers.preprocessing.hashed_crossing import HashedCrossing
 from lamina.layers.preprocessing.hashing import Hashing
 from lamina.layers.preprocessing.integer_lookup import IntegerLookup
+from lamina.layers.preprocessing.mix_up import MixUp
 from lamina.layers.preprocessing.normalization import Normalization
+from lamina.layers.preprocessing.pipeline import Pipeline
 from lamina.layers.preprocessing.random_brightness import RandomBrightness
 from lamina.layers.preprocessing.random_color_degeneration import RandomColorDegeneration
 from lamina.layers.preprocessing.random_color_jitter import RandomColorJitter
@@ -44,6 +47,8 @@ __all__ += ["AutoContrast", "Equalization", "RandomBrightness", "RandomColorDege
             "RandomSharpness", "Solarization"]
 # Geometric augmentation.
 __all__ += ["RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomShear"]
+# Mixing augmentation and pipelines.
+__all__ += ["CutMix", "MixUp", "Pipeline"]
 # Categorical and text preprocessing (string layers compute on the host, see host_data.py).
 __all__ += ["CategoryEncoding", "Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup",
             "TextVectorization"]
