@@ -342,7 +342,7 @@ def test_lookup_vocabulary_with_special_tokens_and_from_a_file(tmp_path):
     assert with_specials.get_vocabulary() == ["", "[UNK]", "x", "y"] and with_specials.vocabulary_size() == 4
     path = tmp_path / "vocab.txt"
     path.write_text("x\ny\n")
-    from_file = lm.layers.StringLookup(vocabulary=str(path))
+    from_file = lm.layers.StringLookup(vocabulary=path)  # a str or a pathlib.Path
     assert from_file.get_vocabulary(include_special_tokens=False) == ["x", "y"]
     assert from_file(np.array(["y", "q"])).tolist() == [2, 0]
     assert from_file.get_config()["vocabulary"] is None  # the file's tokens travel as assets

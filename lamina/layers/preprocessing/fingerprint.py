@@ -346,6 +346,15 @@ def fingerprint_cats(fp1: np.ndarray, fp2: np.ndarray) -> np.ndarray:
         return _v_shift_mix(result)
 
 
+def salt_pair(owner: str, salt) -> list:
+    """A ``salt`` argument as Keras keeps it: a list of two integers (one integer is doubled)."""
+    if isinstance(salt, (tuple, list)) and len(salt) == 2:
+        return [int(s) for s in salt]
+    if isinstance(salt, (int, np.integer)):
+        return [int(salt), int(salt)]
+    raise ValueError(f"{owner}: `salt` must be an integer or a pair of integers; got {salt!r}.")
+
+
 def as_hash_strings(values) -> np.ndarray:
     """``values`` as TensorFlow's ``as_string`` writes them before hashing: integers (and
     floats, truncated to integers as Keras's ``Hashing`` casts them) in decimal, strings as
@@ -374,4 +383,5 @@ def buckets(values, num_buckets: int, salt=None) -> np.ndarray:
     return hashed[np.reshape(inverse, -1)].reshape(strings.shape)
 
 
-__all__ = ["CROSS_HASH_KEY", "as_hash_strings", "buckets", "fingerprint64", "fingerprint_cat64", "siphash24"]
+__all__ = ["CROSS_HASH_KEY", "as_hash_strings", "buckets", "fingerprint64", "fingerprint_cat64", "fingerprint_cats",
+           "fingerprints", "salt_pair", "siphash24", "siphashes"]

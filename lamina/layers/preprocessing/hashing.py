@@ -7,20 +7,9 @@ import numpy as np
 
 from lamina.layers.preprocessing.categorical_output import check_mode, encode, encoded_shape
 from lamina.layers.preprocessing.category_encoding import to_sparse
-from lamina.layers.preprocessing.fingerprint import buckets
+from lamina.layers.preprocessing.fingerprint import buckets, salt_pair
 from lamina.layers.preprocessing.host_data import HostLayer, to_numpy
 from lamina.saving.object_registry import register_builtin
-
-
-def check_salt(owner, salt):
-    """``salt`` as Keras keeps it: ``None`` or a list of two integers (one integer is doubled)."""
-    if salt is None:
-        return None
-    if isinstance(salt, (tuple, list)) and len(salt) == 2:
-        return [int(s) for s in salt]
-    if isinstance(salt, (int, np.integer)):
-        return [int(salt), int(salt)]
-    raise ValueError(f"{owner}: `salt` must be an integer or a pair of integers; got {salt!r}.")
 
 
 @register_builtin
@@ -64,7 +53,7 @@ class Hashing(HostLayer):
         self.num_bins = num_bins
         self.mask_value = mask_value
         self.strong_hash = salt is not None
-        self.salt = check_salt(owner, salt)
+        self.salt = None if salt is None else salt_pair(owner, salt)
         self.output_mode = output_mode
         self.sparse = sparse
 

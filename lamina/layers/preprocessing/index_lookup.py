@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lamina.layers.preprocessing.categorical_output import check_mode, encode, encoded_shape
-from lamina.layers.preprocessing.fingerprint import buckets
+from lamina.layers.preprocessing.fingerprint import buckets, salt_pair
 from lamina.layers.preprocessing.host_data import batches, refuse_traced, to_numpy
 
 _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
@@ -60,12 +60,7 @@ class IndexLookup:
         if salt is not None:
             if not self._string_tokens and oov_method != "farmhash":
                 raise ValueError(f"{owner}: `salt` can only be used with oov_method='farmhash'.")
-            if isinstance(salt, (tuple, list)) and len(salt) == 2:
-                salt = [int(s) for s in salt]
-            elif isinstance(salt, int):
-                salt = [salt, salt]
-            else:
-                raise ValueError(f"{owner}: `salt` must be an integer or a pair of integers; got {salt!r}.")
+            salt = salt_pair(owner, salt)
         output_mode = check_mode(owner, output_mode, _MODES)
         if invert and output_mode != "int":
             raise ValueError(f"{owner}: `invert=True` needs output_mode='int'; got {output_mode!r}.")
@@ -88,7 +83,7 @@ class IndexLookup:
         self.pad_to_max_tokens = pad_to_max_tokens
         self.oov_method = oov_method
         self.salt = salt
-        self.input_vocabulary = None if isinstance(vocabulary, str) else vocabulary
+        self.input_vocabulary = None if isinstance(vocabulary, (str, os.PathLike)) else vocabulary
         self.input_idf_weights = idf_weights
         self._has_input_vocabulary = has_vocabulary
         self._frozen_vocab_size = frozen_size
