@@ -1,19 +1,26 @@
 """Optimizers (``lm.optimizers``): optax transformations whose state lives in ``lm.Variable``s.
 
 ``Optimizer`` is the base class and wraps any optax ``GradientTransformation``; ``SGD``,
-``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad`` and ``Lion`` have Keras 3's names, arguments
-and numbers; ``LossScaleOptimizer`` wraps one with dynamic loss scaling (mixed float16);
-``schedules`` holds the learning-rate schedules. ``get("adam")`` resolves a name, a config
-dict, a class or an instance.
+``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``, ``Lion``, ``Adadelta``, ``Adafactor``,
+``Adamax``, ``Ftrl``, ``Lamb`` and ``Nadam`` have Keras 3's names, arguments and numbers;
+``LossScaleOptimizer`` wraps one with dynamic loss scaling (mixed float16); ``schedules``
+holds the learning-rate schedules. ``get("adam")`` resolves a name, a config dict, a class or
+an instance.
 """
 
 from lamina.optimizers import lookup, schedules
+from lamina.optimizers.adadelta import Adadelta
+from lamina.optimizers.adafactor import Adafactor
 from lamina.optimizers.adagrad import Adagrad
 from lamina.optimizers.adam import Adam, AdamW
+from lamina.optimizers.adamax import Adamax
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.ftrl import Ftrl
+from lamina.optimizers.lamb import Lamb
 from lamina.optimizers.lion import Lion
 from lamina.optimizers.lookup import deserialize, get, serialize
 from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from lamina.optimizers.nadam import Nadam
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
 from lamina.saving.object_registry import register_builtin, register_family
@@ -26,5 +33,5 @@ for _cls in (*lookup.CLASSES, LossScaleOptimizer):
 register_family("lamina.optimizers", "optimizer", lookup.ALIASES, Optimizer)
 
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Lion", "LossScaleOptimizer", "Optimizer", "RMSprop", "SGD", "deserialize", "get",
-           "schedules", "serialize"]
+__all__ = ["Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer",
+           "Nadam", "Optimizer", "RMSprop", "SGD", "deserialize", "get", "schedules", "serialize"]

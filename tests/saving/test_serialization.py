@@ -210,6 +210,12 @@ OPTIMIZERS = {
     "RMSprop": lambda lr: lm.optimizers.RMSprop(lr, rho=0.8, centered=True),
     "Adagrad": lambda lr: lm.optimizers.Adagrad(lr, initial_accumulator_value=0.2),
     "Lion": lambda lr: lm.optimizers.Lion(lr, beta_2=0.95, clipvalue=0.5),
+    "Adadelta": lambda lr: lm.optimizers.Adadelta(lr, rho=0.9, epsilon=1e-6, use_ema=True),
+    "Adafactor": lambda lr: lm.optimizers.Adafactor(lr, beta_2_decay=-0.5, clip_threshold=2.0, relative_step=False),
+    "Adamax": lambda lr: lm.optimizers.Adamax(lr, beta_1=0.8, weight_decay=0.01),
+    "Ftrl": lambda lr: lm.optimizers.Ftrl(lr, l1_regularization_strength=0.1, beta=0.5, gradient_accumulation_steps=2),
+    "Lamb": lambda lr: lm.optimizers.Lamb(lr, beta_2=0.99, global_clipnorm=1.0),
+    "Nadam": lambda lr: lm.optimizers.Nadam(lr, epsilon=1e-6, loss_scale_factor=8.0),
 }
 
 

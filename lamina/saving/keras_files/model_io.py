@@ -84,7 +84,8 @@ def _read_optimizer_state(model, weights) -> list:
         optimizer.build(model.trainable_weights)  # zero slots, replaced below
     mapped = keras_optimizer_pairs(model)
     if mapped is None:
-        problem = ("lamina maps the state of Adam, AdamW, plain RMSprop and plain SGD only, not this "
+        problem = ("lamina maps the state of Adam, AdamW, Adadelta, Adafactor, Adamax, Ftrl, Lamb, Nadam, "
+                   "plain RMSprop and plain SGD only, not this "
                    f"{type(optimizer).__name__}")
     elif counters_only:
         mapped = (mapped[0][:2], mapped[1])

@@ -4,14 +4,21 @@ slots mean the same in both libraries.
 Keras lists ``iterations``, ``learning_rate``, then, for each trainable variable in
 ``model.trainable_variables`` order, its slots: Adam and AdamW ``momentum`` then ``velocity``
 (lamina's ``mu`` and ``nu``: the same moving averages), RMSprop without momentum or centering
-``velocity`` (``nu``), SGD without momentum nothing more. Other optimizers (and those with EMA or gradient accumulation, which
+``velocity`` (``nu``), SGD without momentum nothing more; Adadelta ``accumulated_grad`` and
+``accumulated_delta_var`` (optax's ``e_g`` and ``e_x``), Lamb ``momentum`` and ``velocity`` (``mu``
+and ``nu``), Adamax, Nadam, Ftrl and Adafactor their Keras-named slots, then Nadam's one
+``u_product``. Other optimizers (and those with EMA or gradient accumulation, which
 add variables) are not mapped: their state is left out when saving and skipped, with a
 warning, when loading, as Keras does when the optimizers differ.
 """
 
 from __future__ import annotations
 
-_SLOTS = {"Adam": ("mu", "nu"), "AdamW": ("mu", "nu"), "RMSprop": ("nu",), "SGD": ()}
+_SLOTS = {"Adam": ("mu", "nu"), "AdamW": ("mu", "nu"), "RMSprop": ("nu",), "SGD": (),
+          "Adadelta": ("e_g", "e_x"), "Adafactor": ("r", "c", "velocity"), "Adamax": ("momentum", "norm"),
+          "Ftrl": ("accumulator", "linear"), "Lamb": ("mu", "nu"), "Nadam": ("momentum", "velocity")}
+# Keras's optimizer-wide variables, after every weight's slots.
+_TRAILING = {"Nadam": ("u_product",)}
 PREFIX = "optimizer/vars/"
 
 
@@ -36,8 +43,9 @@ def keras_optimizer_pairs(model):
             scalars.setdefault(field, variable)
         else:
             slots[(field, id(weight))] = variable
+    trailing = _TRAILING.get(type(optimizer).__name__, ())
     if "iterations" not in scalars or "learning_rate" not in scalars or set(scalars) - {"iterations", "learning_rate",
-                                                                                       "count"}:
+                                                                                       "count", *trailing}:
         return None
     ordered = [scalars["iterations"], scalars["learning_rate"]]
     # Before its first step an optimizer has no slots yet: Keras then saves the two counters only.
@@ -46,5 +54,9 @@ def keras_optimizer_pairs(model):
             if (field, id(weight)) not in slots:
                 return None
             ordered.append(slots[(field, id(weight))])
+    if optimizer.built:
+        if any(field not in scalars for field in trailing):
+            return None
+        ordered += [scalars[field] for field in trailing]
     counters = [scalars["count"]] if "count" in scalars else []
     return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(ordered)], counters

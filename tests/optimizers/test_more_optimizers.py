@@ -1,0 +1,200 @@
+"""Adadelta, Adafactor, Adamax, Ftrl, Lamb and Nadam against Keras 3 (on JAX): the same weights
+after each of four steps from the same gradients (with weight decay, a schedule, the shared
+options), a ``fit`` whose loss falls, and the slots kept by ``.lamina`` and ``.keras`` files."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+RTOL, ATOL = 1e-5, 1e-6
+LR = 0.05
+SCHEDULE = ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 2, "decay_rate": 0.5})
+
+CASES = [
+    ("Adadelta", {"learning_rate": 1.0}),
+    ("Adadelta", {"learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-3, "weight_decay": 0.1}),
+    ("Adafactor", {"learning_rate": LR}),
+    ("Adafactor", {"learning_rate": SCHEDULE, "beta_2_decay": -0.5, "clip_threshold": 0.5,
+                   "epsilon_2": 0.1, "weight_decay": 0.2}),
+    ("Adamax", {"learning_rate": LR}),
+    ("Adamax", {"learning_rate": SCHEDULE, "beta_1": 0.8, "beta_2": 0.9, "weight_decay": 0.1}),
+    ("Ftrl", {"learning_rate": LR}),
+    ("Ftrl", {"learning_rate": SCHEDULE, "learning_rate_power": -0.7, "initial_accumulator_value": 0.5,
+              "l1_regularization_strength": 0.05, "l2_regularization_strength": 0.1,
+              "l2_shrinkage_regularization_strength": 0.02, "beta": 0.3, "weight_decay": 0.1}),
+    ("Lamb", {"learning_rate": LR}),
+    ("Lamb", {"learning_rate": SCHEDULE, "beta_1": 0.8, "epsilon": 1e-3, "weight_decay": 0.1}),
+    ("Nadam", {"learning_rate": LR}),
+    ("Nadam", {"learning_rate": SCHEDULE, "beta_2": 0.9, "weight_decay": 0.1}),
+]
+# The options every optimizer takes, which the base class implements once: one combination each.
+OPTION_CASES = [
+    ("Adadelta", {"learning_rate": 1.0, "clipnorm": 0.5, "use_ema": True, "ema_momentum": 0.5}),
+    ("Adafactor", {"learning_rate": LR, "gradient_accumulation_steps": 2, "weight_decay": 0.1}),
+    ("Adamax", {"learning_rate": LR, "clipvalue": 0.3, "loss_scale_factor": 4.0}),
+    ("Ftrl", {"learning_rate": LR, "global_clipnorm": 1.0, "use_ema": True, "ema_overwrite_frequency": 2}),
+    ("Lamb", {"learning_rate": LR, "gradient_accumulation_steps": 2, "clipnorm": 1.0}),
+    ("Nadam", {"learning_rate": LR, "gradient_accumulation_steps": 2, "use_ema": True}),
+]
+NAMES = sorted({name for name, _ in CASES})
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Two weights (Adafactor factors the one of three dimensions, not the vector) and four
+    steps of gradients: normal, tiny with exact zeros, large, and normal again."""
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=s).astype("float32") for s in [(2, 3, 4), (4,)]]
+    tiny = [(rng.normal(size=w.shape) * 1e-3).astype("float32") for w in weights]
+    tiny[0][0, 0, :] = 0.0
+    steps = [[rng.normal(size=w.shape).astype("float32") * scale for w in weights] for scale in (1.0, 3.0, 1.0)]
+    return weights, [steps[0], tiny, steps[1], steps[2]]
+
+
+def _build(module, name, kwargs):
+    lr = kwargs.get("learning_rate")
+    if isinstance(lr, tuple):
+        kwargs = {**kwargs, "learning_rate": getattr(module.schedules, lr[0])(**lr[1])}
+    return getattr(module, name)(**kwargs)
+
+
+def run_keras(keras, name, kwargs, weights, steps):
+    variables = [keras.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
+    opt = _build(keras.optimizers, name, kwargs)
+    history = []
+    for grads in steps:
+        if opt.loss_scale_factor:
+            grads = [g * opt.loss_scale_factor for g in grads]
+        opt.apply_gradients(zip(grads, variables))
+        history.append([np.asarray(v.value) for v in variables])
+    return history, opt
+
+
+def run_lamina(name, kwargs, weights, steps):
+    variables = [lm.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
+    opt = _build(lm.optimizers, name, kwargs)
+    history = []
+    for grads in steps:
+        if opt.loss_scale_factor:
+            grads = [g * opt.loss_scale_factor for g in grads]
+        opt.apply(grads, variables)
+        history.append([v.numpy() for v in variables])
+    return history, opt
+
+
+def assert_same_history(ours, theirs):
+    for step, (a, b) in enumerate(zip(ours, theirs)):
+        for i, (x, y) in enumerate(zip(a, b)):
+            np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL, err_msg=f"step {step + 1}, weight {i}")
+
+
+@pytest.mark.parametrize("name, kwargs", CASES, ids=lambda v: v if isinstance(v, str) else "-".join(v))
+def test_matches_keras_step_by_step(keras, data, name, kwargs):
+    weights, steps = data
+    theirs, _ = run_keras(keras, name, kwargs, weights, steps)
+    ours, _ = run_lamina(name, kwargs, weights, steps)
+    assert_same_history(ours, theirs)
+
+
+@pytest.mark.parametrize("name, kwargs", OPTION_CASES, ids=[name for name, _ in OPTION_CASES])
+def test_shared_options_match_keras(keras, data, name, kwargs):
+    weights, steps = data
+    theirs, kopt = run_keras(keras, name, kwargs, weights, steps)
+    ours, opt = run_lamina(name, kwargs, weights, steps)
+    assert_same_history(ours, theirs)
+    assert int(opt.iterations.numpy()) == int(np.asarray(kopt.iterations))
+
+
+# --- by name, configs, errors ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_get_by_name_has_keras_defaults_and_config_keys(keras, name):
+    ours = lm.optimizers.get(name.lower())
+    theirs = keras.optimizers.get(name.lower()) if name != "Lamb" else keras.optimizers.Lamb()
+    assert type(ours) is getattr(lm.optimizers, name)
+    ours_config, their_config = ours.get_config(), theirs.get_config()
+    assert set(ours_config) == set(their_config)
+    for key in set(their_config) - {"name"}:
+        expected = their_config[key]
+        if isinstance(expected, float):  # Keras keeps the learning rate float32-rounded
+            expected = pytest.approx(expected, rel=1e-6)
+        assert ours_config[key] == expected, key
+    restored = lm.optimizers.deserialize(lm.optimizers.serialize(ours))
+    assert type(restored) is type(ours) and restored.get_config() == ours_config
+    # A Keras config (float32-rounded learning rate and all) builds the same optimizer.
+    from_keras = getattr(lm.optimizers, name).from_config(their_config)
+    assert from_keras.get_config()["learning_rate"] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"initial_accumulator_value": -0.1}, "`initial_accumulator_value` needs to be positive or zero"),
+    ({"learning_rate_power": 0.5}, "`learning_rate_power` needs to be negative or zero"),
+    ({"l1_regularization_strength": -1.0}, "`l1_regularization_strength` needs to be positive"),
+    ({"l2_shrinkage_regularization_strength": -1.0}, "`l2_shrinkage_regularization_strength` needs"),
+])
+def test_ftrl_refuses_bad_arguments_as_keras(kwargs, message):
+    with pytest.raises(ValueError, match=f"Ftrl: {message}"):
+        lm.optimizers.Ftrl(**kwargs)
+
+
+# --- training and files -----------------------------------------------------------------------------
+
+FIT_RATES = {"Adadelta": 10.0, "Adafactor": 0.05, "Adamax": 0.05, "Ftrl": 0.2, "Lamb": 0.05, "Nadam": 0.05}
+
+
+@pytest.fixture(scope="module")
+def xy():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    return x, (x @ rng.normal(size=(3, 2)) + 0.5).astype("float32")
+
+
+def _optimizer_values(optimizer):
+    return {(field, None if weight is None else weight.path): np.asarray(variable.numpy())
+            for field, variable, weight in optimizer.state_items()}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_then_files_keep_the_slots_and_continue_identically(keras, xy, name, tmp_path):
+    x, y = xy
+    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(4, activation="tanh"), lm.layers.Dense(2)])
+    model.compile(optimizer=getattr(lm.optimizers, name)(learning_rate=FIT_RATES[name]), loss="mse")
+    losses = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0], losses
+    assert int(model.optimizer.iterations.numpy()) == 12
+
+    for suffix in ("lamina", "keras"):
+        path = tmp_path / f"model.{suffix}"
+        model.save(path)
+        loaded = lm.load_model(path)
+        assert type(loaded.optimizer) is type(model.optimizer)
+        assert loaded.optimizer.get_config() == model.optimizer.get_config()
+        before = _optimizer_values(model.optimizer)
+        after = _optimizer_values(loaded.optimizer)
+        assert before.keys() == after.keys()
+        for key in before:
+            np.testing.assert_array_equal(after[key], before[key], err_msg=str(key))
+        # One more step on each: the same weights, so the slots meant the same thing. (Two
+        # compilations of the step may round an element differently, by an ulp: RMSprop's too.)
+        for m in (model, loaded):
+            m.fit(x[:8], y[:8], batch_size=8, verbose=0)
+        for ours, theirs in zip(loaded.weights, model.weights):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+
+    # Keras reads the slots of the .keras file lamina wrote, in its own order and names.
+    model.save(tmp_path / "again.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it skips an optimizer's state
+        keras_model = keras.saving.load_model(tmp_path / "again.keras")
+    keras_optimizer = keras_model.optimizer
+    assert type(keras_optimizer).__name__ == name
+    assert int(np.asarray(keras_optimizer.iterations)) == int(model.optimizer.iterations.numpy())
+    ours = _optimizer_values(model.optimizer)
+    for variable in keras_optimizer.variables[2:]:
+        matches = [key for key, value in ours.items() if value.shape == variable.shape
+                   and np.array_equal(value, np.asarray(variable))]
+        assert matches, f"Keras's {variable.path} {variable.shape} is none of lamina's slots"
+    assert len(keras_optimizer.variables) == 2 + sum(key[1] is not None or key[0] == "u_product" for key in ours)
