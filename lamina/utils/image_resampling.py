@@ -113,11 +113,24 @@ def resize_image(image, size, interpolation="bilinear") -> np.ndarray:
     height, width = int(size[0]), int(size[1])
     if image.shape[:2] == (height, width) and interpolation in ("bilinear", "nearest", "area", "bicubic"):
         return image.copy()
-    rows = _axis_weights(image.shape[0], height, interpolation)
-    columns = _axis_weights(image.shape[1], width, interpolation)
-    out = np.einsum("oh,hwc->owc", rows, image.astype(np.float64))
-    out = np.einsum("pw,owc->opc", columns, out)
-    return out.astype(np.float32)
+    out = _resample(image, _axis_weights(image.shape[0], height, interpolation), axis=0)
+    return _resample(out, _axis_weights(image.shape[1], width, interpolation), axis=1)
+
+
+def _resample(image, weights, axis):
+    """Resample one axis with the few non-zero taps of each output row: a large photo
+    shrunk to a small size reads two to a few dozen input rows per output row, where a
+    dense product would read them all."""
+    nonzero = weights != 0
+    taps = max(int(nonzero.sum(axis=1).max()), 1)
+    columns = np.argsort(~nonzero, axis=1, kind="stable")[:, :taps]  # non-zero columns first
+    tap_weights = np.take_along_axis(weights, columns, axis=1).astype(np.float32)
+    moved = np.moveaxis(image, axis, 0)
+    out = np.zeros((weights.shape[0],) + moved.shape[1:], np.float32)
+    broadcast = (-1,) + (1,) * (moved.ndim - 1)
+    for tap in range(taps):
+        out += tap_weights[:, tap].reshape(broadcast) * moved[columns[:, tap]]
+    return np.moveaxis(out, 0, axis)
 
 
 def resize_with_pad(image, size, interpolation="bilinear") -> np.ndarray:
