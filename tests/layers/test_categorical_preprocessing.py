@@ -380,3 +380,12 @@ def test_layers_map_over_a_tf_data_pipeline():
     columns = (np.array([1, 2, 3]), np.array(["A", "B", "C"]))
     crossed = tf.data.Dataset.from_tensor_slices(columns).batch(3).map(lambda a, b: cross([a, b]))
     np.testing.assert_array_equal(next(iter(crossed)).numpy(), cross(list(columns)))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "bfloat16"])
+def test_output_dtypes_follow_the_policy_as_keras_does(keras, policy):
+    ids, values = np.array([[0, 1], [2, 2]]), np.array([[0.2, 0.7]], "float32")
+    for make, inputs in ((lambda m: m.layers.CategoryEncoding(3, dtype=policy), ids),
+                         (lambda m: m.layers.Discretization(bin_boundaries=[0.5], output_mode="one_hot", dtype=policy),
+                          values)):
+        assert make(lm)(inputs).dtype == make(keras)(inputs).dtype

@@ -26,8 +26,9 @@ class CategoryEncoding(TFGraphCallable, Layer):
     ``output_mode``: ``"multi_hot"`` (default; a 1 for each id present in a sample, the last
     axis of a batch being the sample), ``"one_hot"`` (a row per id; a trailing axis of size 1
     is replaced) or ``"count"`` (how often each id occurs; ``count_weights=`` of the inputs'
-    shape weighs each occurrence). Outputs are in the layer's compute dtype (``count`` with
-    weights: the weights' dtype); ``sparse=True`` returns a ``jax.experimental.sparse.BCOO``.
+    shape weighs each occurrence). Outputs are in the layer's ``dtype`` (float32 under the
+    mixed policies, as in Keras; ``count`` with weights: the compute dtype); ``sparse=True``
+    returns a ``jax.experimental.sparse.BCOO``.
     Works inside compiled code (``fit``, ``lm.jit``); called eagerly, ids outside the range
     raise an error naming the layer (traced, they encode to zeros).
 
@@ -67,7 +68,8 @@ class CategoryEncoding(TFGraphCallable, Layer):
                     f"output_mode='count' (this layer's is {self.output_mode!r})."
                 )
             count_weights = jnp.asarray(count_weights, dtype=self.compute_dtype)
-        outputs = encode(inputs, self.output_mode, self.num_tokens, self.compute_dtype, count_weights)
+        # The variable dtype, as Keras's (float32 under the mixed policies).
+        outputs = encode(inputs, self.output_mode, self.num_tokens, self.dtype, count_weights)
         return to_sparse(outputs) if self.sparse else outputs
 
     def _check_range(self, inputs):
@@ -79,7 +81,7 @@ class CategoryEncoding(TFGraphCallable, Layer):
             )
 
     def tf_output_dtype(self):
-        return self.compute_dtype
+        return self.dtype
 
     def compute_output_shape(self, input_shape):
         return encoded_shape(input_shape, self.output_mode, self.num_tokens)
