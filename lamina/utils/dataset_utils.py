@@ -60,10 +60,20 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
 
     def part(rows):
         taken = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], arrays)
-        return SampleDataset(lambda i: jax.tree_util.tree_map(lambda a: a[i], taken), len(rows),
-                             batch_size=batch_size)
+        return SampleDataset(_Rows(taken), len(rows), batch_size=batch_size)
 
     return part(order[:left_size]), part(order[total - right_size:])
+
+
+class _Rows:
+    """Rows of a structure of arrays; a class, not a closure, so that a dataset with
+    ``use_multiprocessing=True`` pickles."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def __call__(self, indices):
+        return jax.tree_util.tree_map(lambda a: a[indices], self.arrays)
 
 
 def _as_arrays(dataset):

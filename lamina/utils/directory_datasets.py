@@ -84,14 +84,10 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     data_format = normalize_data_format(data_format, "image_dataset_from_directory")
     pil_image()  # fail now, naming the extra, rather than at the first batch
 
-    def load(path):
-        return _load_image(path, image_size, channels, interpolation, data_format,
-                           crop_to_aspect_ratio, pad_to_aspect_ratio)
-
+    load = _ImageLoader(image_size, channels, interpolation, data_format, crop_to_aspect_ratio, pad_to_aspect_ratio)
     return _directory_dataset(
         directory, labels, label_mode, class_names, batch_size, shuffle, seed, validation_split, subset,
-        follow_links, verbose, formats=IMAGE_FORMATS, load=load, what="images",
-        stack=lambda items: np.stack(items).astype(np.float32, copy=False))
+        follow_links, verbose, formats=IMAGE_FORMATS, load=load, what="images")
 
 
 def text_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None,
@@ -127,19 +123,9 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
                                    or max_length < 0):
         raise ValueError(f"`max_length` must be None or a non-negative int. Received: max_length={max_length!r}")
 
-    def load(path):
-        with open(path, "rb") as f:
-            content = f.read() if max_length is None else f.read(int(max_length))
-        return codecs.getincrementaldecoder("utf-8")("replace").decode(content, final=max_length is None)
-
-    def stack(items):
-        texts = np.empty(len(items), dtype=object)
-        texts[:] = items
-        return texts
-
     return _directory_dataset(
         directory, labels, label_mode, class_names, batch_size, shuffle, seed, validation_split, subset,
-        follow_links, verbose, formats=(".txt",), load=load, what="text files", stack=stack)
+        follow_links, verbose, formats=(".txt",), load=_TextLoader(max_length), what="text files")
 
 
 # -- shared by both ---------------------------------------------------------------------------
@@ -246,7 +232,7 @@ def _split(paths, labels, validation_split, subset):
 
 
 def _directory_dataset(directory, labels, label_mode, class_names, batch_size, shuffle, seed,
-                       validation_split, subset, follow_links, verbose, *, formats, load, what, stack):
+                       validation_split, subset, follow_links, verbose, *, formats, load, what):
     _check_split(validation_split, subset, shuffle, seed)
     if seed is None:
         seed = np.random.randint(1e6)
@@ -263,11 +249,7 @@ def _directory_dataset(directory, labels, label_mode, class_names, batch_size, s
         if not part_paths:
             raise ValueError(f"No {message}found in directory {directory}. Allowed formats: {allowed}")
         encoded = None if label_mode is None else _encode_labels(part_labels, label_mode, num_classes)
-
-        def fetch(indices):
-            items = stack([load(part_paths[i]) for i in indices])
-            return items if encoded is None else (items, encoded[indices])
-
+        fetch = _FileFetch(list(part_paths), encoded, load)
         dataset = SampleDataset(fetch, len(part_paths), batch_size=batch_size, shuffle=part_shuffle, seed=seed)
         dataset.class_names = class_names
         dataset.file_paths = list(part_paths)
@@ -285,6 +267,50 @@ def _encode_labels(labels, label_mode, num_classes):
     if label_mode == "categorical":
         return np.eye(num_classes, dtype="float32")[labels]
     return labels.astype("int32")
+
+
+# Loaders are module-level classes, not closures, so that a dataset with
+# `use_multiprocessing=True` can be pickled into its worker processes.
+
+
+class _FileFetch:
+    """The samples at some indices: the files loaded and stacked, with their labels."""
+
+    def __init__(self, paths, labels, load):
+        self.paths, self.labels, self.load = paths, labels, load
+
+    def __call__(self, indices):
+        items = self.load.stack([self.load(self.paths[i]) for i in indices])
+        return items if self.labels is None else (items, self.labels[indices])
+
+
+class _TextLoader:
+    def __init__(self, max_length):
+        self.max_length = max_length
+
+    def __call__(self, path):
+        with open(path, "rb") as f:
+            content = f.read() if self.max_length is None else f.read(int(self.max_length))
+        # A character cut by max_length is held back by the incremental decoder, not replaced.
+        return codecs.getincrementaldecoder("utf-8")("replace").decode(content, final=self.max_length is None)
+
+    @staticmethod
+    def stack(items):
+        texts = np.empty(len(items), dtype=object)
+        texts[:] = items
+        return texts
+
+
+class _ImageLoader:
+    def __init__(self, image_size, channels, interpolation, data_format, crop, pad):
+        self.args = (image_size, channels, interpolation, data_format, crop, pad)
+
+    def __call__(self, path):
+        return _load_image(path, *self.args)
+
+    @staticmethod
+    def stack(items):
+        return np.stack(items).astype(np.float32, copy=False)
 
 
 def _load_image(path, image_size, channels, interpolation, data_format, crop, pad):

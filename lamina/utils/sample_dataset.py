@@ -144,8 +144,9 @@ class SampleDataset(PyDataset):
 
     def on_epoch_end(self) -> None:
         # A new pass (and, when shuffling, a new order) once every batch of this one was read;
-        # an epoch cut short by steps_per_epoch goes on with the same order.
-        if len(self._read) >= len(self):
+        # an epoch cut short by steps_per_epoch goes on with the same order. Batches read in
+        # worker processes are not seen here: with those, each epoch is a new pass.
+        if len(self._read) >= len(self) or (self.use_multiprocessing and self.workers > 0):
             self._pass += 1
             self._read = set()
 

@@ -74,11 +74,18 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
         if seed is None:
             seed = np.random.randint(1e6)
         np.random.RandomState(seed).shuffle(starts)
-    offsets = np.arange(sequence_length) * sampling_rate
-
-    def fetch(indices):
-        first = start + starts[indices]
-        windows = data[first[:, None] + offsets]
-        return windows if targets is None else (windows, targets[first])
-
+    fetch = _Windows(data, targets, start + starts, np.arange(sequence_length) * sampling_rate)
     return SampleDataset(fetch, len(starts), batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+class _Windows:
+    """Windows (and targets) by window number; a class, not a closure, so that a dataset with
+    ``use_multiprocessing=True`` pickles."""
+
+    def __init__(self, data, targets, starts, offsets):
+        self.data, self.targets, self.starts, self.offsets = data, targets, starts, offsets
+
+    def __call__(self, indices):
+        first = self.starts[indices]
+        windows = self.data[first[:, None] + self.offsets]
+        return windows if self.targets is None else (windows, self.targets[first])

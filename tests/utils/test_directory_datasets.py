@@ -169,3 +169,22 @@ def test_fit_from_image_and_text_datasets(image_root, text_root):
     classifier.compile(optimizer="sgd", loss=lm.losses.BinaryCrossentropy(from_logits=True), steps_per_execution=1)
     history = classifier.fit(train, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_datasets_pickle_for_worker_processes(image_root, text_root):
+    # use_multiprocessing=True sends a pickled copy of the dataset to each worker process.
+    import pickle
+
+    datasets = [
+        lm.utils.image_dataset_from_directory(image_root, image_size=(4, 4), seed=1, verbose=False),
+        lm.utils.text_dataset_from_directory(text_root, max_length=5, seed=1, verbose=False),
+        lm.utils.timeseries_dataset_from_array(np.arange(20), np.arange(20), sequence_length=3, batch_size=4),
+        lm.utils.split_dataset(np.arange(20), left_size=0.5)[0].batch(4),
+    ]
+    for ds in datasets:
+        clone = pickle.loads(pickle.dumps(ds))
+        assert len(clone) == len(ds)
+        ours, theirs = clone[0], ds[0]
+        for a, b in zip(*((batch,) if not isinstance(batch, tuple) else batch for batch in (ours, theirs)),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
