@@ -132,3 +132,12 @@ def test_text_vectorization_maps_over_a_tf_data_pipeline():
     dataset = tf.data.Dataset.from_tensor_slices((TEXTS, np.arange(4))).batch(3).map(lambda x, y: (layer(x), y))
     assert dataset.element_spec[0] == tf.TensorSpec((None, 5), tf.int64)
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in dataset]), layer(TEXTS))
+
+
+def test_only_ascii_whitespace_splits_and_only_ascii_letters_lower_as_in_keras(keras):
+    texts = np.array(["a\x1cb C\u00a0D\tÉe", "Ünï  \x1f x"])
+    mine, theirs = lm.layers.TextVectorization(), keras.layers.TextVectorization()
+    mine.adapt(texts)
+    theirs.adapt(texts)
+    assert mine.get_vocabulary() == [str(t) for t in theirs.get_vocabulary()]
+    _same(mine(texts), theirs(texts))

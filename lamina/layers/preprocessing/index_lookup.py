@@ -89,6 +89,7 @@ class IndexLookup:
         self._frozen_vocab_size = frozen_size
         self._tokens = self._sorted_keys = self._empty_tokens()
         self._sorted_indices = np.zeros((0,), np.int64)
+        self._index = {}
         self.idf_weights = None
         self.reset_state()
         if vocabulary is not None:
@@ -188,6 +189,7 @@ class IndexLookup:
         order = np.argsort(self._tokens, kind="stable")
         self._sorted_keys = self._tokens[order]
         self._sorted_indices = (order + self._token_start_index()).astype(np.int64)
+        self._index = dict(zip(self._tokens.tolist(), range(self._token_start_index(), new_size)))
         if idf_weights is not None:
             self.idf_weights = np.asarray(idf_weights, dtype="float32")
         self._frozen_vocab_size = new_size
@@ -271,6 +273,22 @@ class IndexLookup:
             unique, inverse = np.unique(inputs, return_inverse=True)
             return self._lookup_tokens(unique, np)[inverse.reshape(-1)].reshape(inputs.shape)
         return self._lookup_tokens(inputs, xp)
+
+    def _lookup_rows(self, rows, fill) -> np.ndarray:
+        """Indices of rows of tokens (lists of str, as TextVectorization splits them), padded
+        with ``fill`` to the longest row: one dict lookup per token, no string array built;
+        tokens not in the vocabulary go through ``_lookup`` (mask, OOV buckets, the
+        num_oov_indices=0 check)."""
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        index = self._index
+        flat = np.fromiter((index.get(t, -2) for row in rows for t in row), np.int64, int(lengths.sum()))
+        missing = np.flatnonzero(flat == -2)
+        if missing.size:
+            tokens = [t for row in rows for t in row]
+            flat[missing] = self._lookup(np.asarray([tokens[i] for i in missing.tolist()], dtype=str), np)
+        out = np.full((len(rows), int(lengths.max(initial=0))), fill, np.int64)
+        out[np.arange(out.shape[1]) < lengths[:, None]] = flat  # row-major: the tokens in order
+        return out
 
     def _lookup_tokens(self, inputs, xp):
         default = self._oov_start_index() if self.num_oov_indices == 1 else -1

@@ -18,6 +18,7 @@ _SPLIT = ("whitespace", "character")
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _ASCII_SPACE = re.compile(r"[ \t\n\r\v\f]+")
+_PYTHON_ONLY_SPACE = re.compile(r"[\x1c-\x1f]")  # str.split() splits on these too; TensorFlow does not
 
 
 def _ngrams(tokens: list, widths) -> list:
@@ -108,8 +109,8 @@ class TextVectorization(HostLayer):
         strip = self.standardize in ("strip_punctuation", "lower_and_strip_punctuation")
 
         def one(text):
-            if lower:
-                text = text.translate(_ASCII_LOWER)
+            if lower:  # ASCII only, as TensorFlow's lower (str.lower is its fast path for ASCII text)
+                text = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
             return _PUNCTUATION.sub("", text) if strip else text
 
         return np.vectorize(one, otypes=[str])(texts)
@@ -136,7 +137,8 @@ class TextVectorization(HostLayer):
                 texts = texts[..., 0]
             flat = np.atleast_1d(texts)
             if self.split == "whitespace":
-                rows = [[t for t in _ASCII_SPACE.split(s) if t] for s in flat.tolist()]
+                rows = [s.split() if s.isascii() and not _PYTHON_ONLY_SPACE.search(s)
+                        else [t for t in _ASCII_SPACE.split(s) if t] for s in flat.tolist()]
             elif self.split == "character":
                 rows = [list(s) for s in flat.tolist()]
             else:
@@ -147,7 +149,8 @@ class TextVectorization(HostLayer):
         return rows
 
     def call(self, inputs):
-        scalar = np.ndim(to_numpy(inputs)) == 0 and self.split is not None
+        inputs = to_numpy(inputs, self.encoding)
+        scalar = inputs.ndim == 0 and self.split is not None
         tokens = self._tokens(inputs)
         lookup = self._lookup_layer
         if isinstance(tokens, np.ndarray):  # split=None: one token per string, shape kept
@@ -155,17 +158,11 @@ class TextVectorization(HostLayer):
             if self.output_mode == "int" and self.output_sequence_length is not None:
                 outputs = self._fit_length(outputs)
             return outputs
-        width = max((len(r) for r in tokens), default=0)
-        padded = np.full((len(tokens), width), "", dtype=object)
-        for i, row in enumerate(tokens):
-            padded[i, :len(row)] = row
-        indices = lookup._lookup(padded.astype(str) if padded.size else padded.astype(str), np)
-        if self.output_mode == "int":
+        if self.output_mode == "int":  # padded with the mask index 0, as Keras pads
+            indices = lookup._lookup_rows(tokens, fill=0)
             outputs = indices if self.output_sequence_length is None else self._fit_length(indices)
             return outputs[0] if scalar else outputs
-        lengths = np.asarray([len(r) for r in tokens])
-        indices = np.where(np.arange(width) < lengths[:, None], indices, -1)  # padding counts as nothing
-        outputs = lookup._encode(indices, np)
+        outputs = lookup._encode(lookup._lookup_rows(tokens, fill=-1), np)  # padding counts as nothing
         return outputs[0] if scalar else outputs
 
     def _fit_length(self, indices):
