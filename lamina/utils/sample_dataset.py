@@ -126,6 +126,16 @@ class SampleDataset(PyDataset):
             batch = _apply(fn, batch)
         return batch
 
+    @property
+    def num_batches(self) -> int:
+        """The number of batches ``fit`` / ``evaluate`` / ``predict`` read; refused for a
+        dataset of single samples, whose elements would be taken for batches."""
+        if self._batch_size is None:
+            raise ValueError(
+                "this dataset yields single samples (batch_size=None); a model would take each "
+                "sample for a batch. Call `.batch(batch_size)` on it first.")
+        return len(self)
+
     def _element(self, sample):
         element = jax.tree_util.tree_map(lambda a: a[0], self._fetch(np.asarray([sample])))
         for fn in self._element_maps:

@@ -69,3 +69,5 @@ def test_fit_and_evaluate_on_the_splits():
     assert len(history.history["val_loss"]) == 2
     with pytest.raises(ValueError, match="already batched"):
         train.batch(5).batch(5)
+    with pytest.raises(ValueError, match=r"single samples .*Call `.batch\(batch_size\)`"):
+        model.fit(train, epochs=1, verbose=0)
