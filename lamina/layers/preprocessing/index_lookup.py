@@ -217,20 +217,19 @@ class IndexLookup:
                 f"Cannot adapt {self._owner()}: it was given a fixed vocabulary (the `vocabulary` argument)."
             )
         if isinstance(data, list) and data and isinstance(data[0], (list, np.ndarray)):
-            rows = [self._as_tokens(r).reshape(-1) for r in data]
+            # Rows of Python strings (TextVectorization's tokens) are counted as they are.
+            rows = [r if self._string_tokens and isinstance(r, list) else self._as_tokens(r).reshape(-1).tolist()
+                    for r in data]
         else:
             array = self._as_tokens(data)
             if array.ndim == 0:
                 array = array[None]
             if array.ndim == 1:
                 array = array[None]
-            rows = list(array.reshape(array.shape[0], -1))
-        flat = np.concatenate(rows) if rows else self._empty_tokens()
-        values, counts = np.unique(flat, return_counts=True)
-        self._token_counts.update(dict(zip(values.tolist(), counts.tolist())))
+            rows = array.reshape(array.shape[0], -1).tolist()
+        self._token_counts.update(token for row in rows for token in row)
         if self.output_mode == "tf_idf":
-            for row in rows:
-                self._document_counts.update(np.unique(row).tolist())
+            self._document_counts.update(token for row in rows for token in set(row))
             self._num_documents += len(rows)
 
     def finalize_state(self):
