@@ -23,8 +23,8 @@ class RMSNormalization(Layer):
     Example:
         >>> import jax.numpy as jnp, lamina as lm
         >>> norm = lm.layers.RMSNormalization(epsilon=0.0)
-        >>> norm(jnp.array([[3.0, 4.0, 0.0, 0.0]])).round(4).tolist()
-        [[1.2, 1.6, 0.0, 0.0]]
+        >>> norm(jnp.array([[4.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, -1.0]])).tolist()  # rms 2, then 1
+        [[2.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, -1.0]]
         >>> norm.scale.shape
         (4,)
     """

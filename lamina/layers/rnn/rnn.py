@@ -162,6 +162,15 @@ def _run_cell_compiled(spec, params, inputs, states, mask, input_mask, recurrent
                     unroll=unroll, zero_output_for_mask=zero_output_for_mask, return_sequences=return_sequences)
 
 
+@functools.partial(jax.jit, static_argnames=("plan_step", "spec", "go_backwards", "unroll", "zero_output_for_mask"))
+def _run_planned_compiled(plan_step, spec, params, inputs, states, mask, *, go_backwards, unroll,
+                          zero_output_for_mask):
+    """A cell's planned step (``StackedRNNCells`` of built-in cells) over a sequence, compiled
+    once per configuration and shape, as ``_run_cell_compiled``."""
+    return run_rnn(plan_step(spec, params), inputs, states, mask=mask, go_backwards=go_backwards, unroll=unroll,
+                   zero_output_for_mask=zero_output_for_mask)
+
+
 def run_cell(spec, params, inputs, states, mask, input_mask, recurrent_mask, *, go_backwards, unroll,
              zero_output_for_mask, return_sequences):
     """A built-in cell over a sequence: one ``lax.scan`` whose body does the whole step, the
@@ -466,6 +475,11 @@ class RNN(Layer):
                 mask = jnp.asarray(mask)
             last, outputs, final_states = run(spec, cell.params(), inputs, states, mask, input_mask, recurrent_mask,
                                               return_sequences=self.return_sequences, **options)
+        elif (plan := self._planned(inputs, training)) is not None:
+            if mask is not None:
+                mask = jnp.asarray(mask)
+            last, outputs, final_states = _run_planned_compiled(type(cell).plan_step, *plan, inputs, states, mask,
+                                                                **options)
         else:
             # A cell may prepare the whole sequence's step itself (StackedRNNCells: the built-in
             # cells' dropout masks, drawn once before the loop).
@@ -488,6 +502,15 @@ class RNN(Layer):
         if self.return_state:
             return (output, *final_states)
         return output
+
+    def _planned(self, inputs, training):
+        """``(spec, params)`` when the cell plans its whole step with a hashable ``spec``
+        (``StackedRNNCells._lm_sequence_plan``), else ``None``."""
+        plan = getattr(self.cell, "_lm_sequence_plan", None)
+        if plan is None or not isinstance(inputs, jax.Array):
+            return None
+        plan = plan(inputs, training)
+        return plan if plan is not None and _hashable(plan[0]) else None
 
     # -- configuration ------------------------------------------------------------------------
     def _rnn_config(self):

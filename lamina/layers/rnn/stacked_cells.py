@@ -111,11 +111,48 @@ class StackedRNNCells(Layer):
         # (Keras returns a single cell's states unwrapped.)
         return inputs, new_states[0] if len(new_states) == 1 else new_states
 
+    def _lm_sequence_plan(self, inputs, training):
+        """For a stack of built-in cells: ``(spec, params)``, ``spec`` hashable (what the step's
+        math depends on besides arrays) and ``params`` the weights and the dropout masks of the
+        sequence ``inputs`` ``(batch, time, features)``, drawn here, once; ``plan_step(spec,
+        params)`` is then the step, which ``RNN`` compiles once per configuration and shape.
+        ``None`` when a cell is not built in."""
+        if not all(isinstance(cell, RecurrentCell) for cell in self.cells):
+            return None
+        batch, dim, dtype = inputs.shape[0], inputs.shape[-1], inputs.dtype
+        specs, params = [], []
+        for cell in self.cells:
+            input_mask, recurrent_mask = cell.dropout_masks(batch, dim, dtype, training)
+            specs.append(cell.spec())
+            params.append((cell.params(), input_mask, recurrent_mask))
+            dim = _output_dim(cell)
+        return tuple(specs), tuple(params)
+
+    @staticmethod
+    def plan_step(spec, params):
+        """The step ``(x_t, states) -> (output, new_states)`` of a ``_lm_sequence_plan``."""
+
+        def step(x, states):
+            new_states = []
+            for cell_spec, (cell_params, input_mask, recurrent_mask), cell_states in zip(spec, params, states):
+                cell_class = cell_spec[0]
+                cell_states, nested = _as_states(cell_states)
+                projected = cell_class.project_inputs(cell_spec, cell_params, x, input_mask)
+                x, cell_new = cell_class.step(cell_spec, cell_params, projected, cell_states, recurrent_mask)
+                cell_new, _ = _as_states(cell_new)
+                new_states.append(cell_new if nested else cell_new[0])
+            return x, new_states
+
+        return step
+
     def _lm_sequence_step(self, inputs, training):
-        """The step ``RNN`` runs inside its loop: ``(x_t, states) -> (output, new_states)``,
-        ``states`` keeping their structure. The built-in cells' dropout masks are drawn here,
-        once for the sequence ``inputs`` ``(batch, time, features)``, and their weights read
-        once; other cells are called at each step."""
+        """The step ``RNN`` runs inside its loop when some cell is not built in: ``(x_t, states)
+        -> (output, new_states)``, ``states`` keeping their structure. The built-in cells'
+        dropout masks are drawn here, once for the sequence, and their weights read once; the
+        other cells are called at each step."""
+        plan = self._lm_sequence_plan(inputs, training)
+        if plan is not None:
+            return self.plan_step(*plan)
         batch, dim, dtype = inputs.shape[0], inputs.shape[-1], inputs.dtype
         plan = []
         for cell in self.cells:
