@@ -101,6 +101,7 @@ from lamina.layers.pooling import (
     MaxPooling3D,
 )
 from lamina.layers.preprocessing import (
+    AugMix,
     AutoContrast,
     CategoryEncoding,
     CenterCrop,
@@ -113,6 +114,7 @@ from lamina.layers.preprocessing import (
     MixUp,
     Normalization,
     Pipeline,
+    RandAugment,
     RandomBrightness,
     RandomColorDegeneration,
     RandomColorJitter,

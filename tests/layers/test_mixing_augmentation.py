@@ -8,6 +8,7 @@ its config is Keras's.
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ CHECKER_CASES = [
     ("MixUp", dict(alpha=0.4, seed=1), False),  # inference: the identity
     ("CutMix", dict(seed=1, data_format="channels_first"), False),
     ("Pipeline", "color", True),
+    ("RandAugment", dict(num_ops=3, factor=0.4, seed=1), False),
+    ("AugMix", dict(num_chains=2, all_ops=False, seed=1), False),
 ]
 
 
@@ -155,3 +158,49 @@ def test_bad_arguments_and_inputs_raise_naming_the_layer():
         lm.layers.MixUp(name="mix_1")(np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match=r"Pipeline 'pipe': `layers` must be a list of layers"):
         lm.layers.Pipeline([lambda x: x], name="pipe")
+
+
+# --- RandAugment and AugMix: compositions of the layers above, drawn inside the compiled step --------
+
+
+def test_rand_augment_applies_the_drawn_operations_in_order():
+    images = jnp.asarray(IMAGES)
+    augment = lm.layers.RandAugment(num_ops=2, factor=0.4, seed=8)
+    transformation = augment.get_random_transformation(images)
+    indices = np.asarray(lm.layers.RandAugment(num_ops=2000, seed=3).get_random_transformation(images)["layer_idxes"])
+    counts = np.bincount(indices, minlength=11)
+    assert len(counts) == 11 and counts.min() > 130 and counts.max() < 240  # Keras's eleven operations, uniformly
+    ops = augment.operations
+    for first, second in ((3, 9), (0, 7)):
+        transformation["layer_idxes"] = jnp.array([first, second])
+        names = list(ops)
+        expected = ops[names[first]].transform_images(images, transformation["transforms"][names[first]])
+        expected = ops[names[second]].transform_images(expected, transformation["transforms"][names[second]])
+        np.testing.assert_allclose(np.asarray(augment.transform_images(images, transformation)),
+                                   np.asarray(expected), rtol=1e-6, atol=1e-4)
+    step = lm.jit(lambda x: augment(x))
+    assert not np.allclose(np.asarray(step(images)), np.asarray(step(images)))
+
+
+def test_aug_mix_blends_the_chains_with_the_drawn_weights():
+    images = jnp.asarray(IMAGES)
+    augmix = lm.layers.AugMix(num_chains=2, chain_depth=1, all_ops=True, seed=9)
+    transformation = augmix.get_random_transformation(images)
+    weights = np.asarray(transformation["chain_mixing_weights"])
+    np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-6)
+    names = list(augmix.operations)
+    brightness = names.index("random_brightness")
+    transformation["operations"] = jnp.array([[brightness], [len(names)]])  # brightness; "none"
+    step = jax.tree_util.tree_map(lambda leaf: leaf[0, 0], transformation["transforms"])
+    brighter = np.asarray(augmix.operations["random_brightness"].transform_images(images, step["random_brightness"]))
+    w = float(transformation["weight_sample"])
+    expected = np.clip(w * IMAGES + (1 - w) * (weights[0] * brighter + weights[1] * IMAGES), 0, 255)
+    np.testing.assert_allclose(np.asarray(augmix.transform_images(images, transformation)), expected,
+                               rtol=1e-5, atol=1e-3)
+    assert not np.allclose(np.asarray(augmix(images)), np.asarray(augmix(images)))  # new draws each call
+
+
+@pytest.mark.parametrize("name, kwargs", [("RandAugment", dict(value_range=(0, 1), num_ops=3, factor=0.2)),
+                                          ("AugMix", dict(num_chains=2, chain_depth=4, all_ops=False, alpha=0.5))])
+def test_rand_augment_and_aug_mix_configs_are_keras(keras, name, kwargs):
+    test_arguments_and_config_are_keras(keras, name, (), kwargs)

@@ -141,6 +141,8 @@ LAYERS = {
     "CutMix": lambda: lm.layers.CutMix((0.2, 0.6), seed=3),
     "MixUp": lambda: lm.layers.MixUp(alpha=0.4, seed=3),
     "Pipeline": lambda: lm.layers.Pipeline([lm.layers.RandomFlip(seed=1), lm.layers.MixUp(seed=2)]),
+    "AugMix": lambda: lm.layers.AugMix(num_chains=2, factor=0.4, all_ops=False, seed=3),
+    "RandAugment": lambda: lm.layers.RandAugment(value_range=(0, 1), num_ops=3, seed=3),
     "RandomFlip": lambda: lm.layers.RandomFlip("vertical", seed=3),
     "RandomRotation": lambda: lm.layers.RandomRotation(0.1, fill_mode="constant", seed=3),
     "RandomTranslation": lambda: lm.layers.RandomTranslation(0.1, (-0.2, 0.3), seed=3),

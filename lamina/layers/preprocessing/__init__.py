@@ -2,6 +2,7 @@
 ``CenterCrop`` and the random image augmentation layers (``RandomFlip``, ``RandomRotation``,
 ``RandomZoom``, ``RandomTranslation``, ``RandomContrast``, ``RandomCrop``)."""
 
+from lamina.layers.preprocessing.aug_mix import AugMix
 from lamina.layers.preprocessing.auto_contrast import AutoContrast
 from lamina.layers.preprocessing.category_encoding import CategoryEncoding
 from lamina.layers.preprocessing.center_crop import CenterCrop
@@ -14,6 +15,7 @@ from lamina.layers.preprocessing.integer_lookup import IntegerLookup
 from lamina.layers.preprocessing.mix_up import MixUp
 from lamina.layers.preprocessing.normalization import Normalization
 from lamina.layers.preprocessing.pipeline import Pipeline
+from lamina.layers.preprocessing.rand_augment import RandAugment
 from lamina.layers.preprocessing.random_brightness import RandomBrightness
 from lamina.layers.preprocessing.random_color_degeneration import RandomColorDegeneration
 from lamina.layers.preprocessing.random_color_jitter import RandomColorJitter
@@ -49,6 +51,7 @@ __all__ += ["AutoContrast", "Equalization", "RandomBrightness", "RandomColorDege
 __all__ += ["RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomShear"]
 # Mixing augmentation and pipelines.
 __all__ += ["CutMix", "MixUp", "Pipeline"]
+__all__ += ["AugMix", "RandAugment"]
 # Categorical and text preprocessing (string layers compute on the host, see host_data.py).
 __all__ += ["CategoryEncoding", "Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup",
             "TextVectorization"]
