@@ -68,10 +68,14 @@ def _counts(indices, depth, dtype, weights, xp):
         weights = xp.broadcast_to(weights[None] if single else weights, indices.shape)
     rows = xp.broadcast_to(xp.arange(indices.shape[0])[:, None], indices.shape)
     valid = (indices >= 0) & (indices < depth)
-    if xp is np:
+    if xp is np:  # straight into the output array: a bincount would allocate it twice more (int64, then cast)
         flat = (rows * depth + indices)[valid]
-        counts = np.bincount(flat, weights=None if weights is None else weights[valid],
-                             minlength=indices.shape[0] * depth).reshape(indices.shape[0], depth).astype(dtype)
+        counts = np.zeros((indices.shape[0], depth), dtype)
+        if weights is None:
+            present, times = np.unique(flat, return_counts=True)
+            counts.reshape(-1)[present] = times
+        else:
+            np.add.at(counts.reshape(-1), flat, weights[valid])
     else:
         values = xp.ones(indices.shape, dtype) if weights is None else weights.astype(dtype)
         # Out-of-range indices (masks, unknown values) are sent past the end and dropped.

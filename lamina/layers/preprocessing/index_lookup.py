@@ -349,7 +349,11 @@ class IndexLookup:
         if self.output_mode == "tf_idf":
             if self.idf_weights is None:
                 raise ValueError(f"{self._owner()}: output_mode='tf_idf' needs idf weights (give them, or adapt).")
-            outputs = outputs * xp.asarray(self.idf_weights, dtype=outputs.dtype)
+            idf = xp.asarray(self.idf_weights, dtype=outputs.dtype)
+            if xp is np:
+                outputs *= idf  # in place: the output can be large (rows x vocabulary)
+            else:
+                outputs = outputs * idf
         return outputs
 
     def compute_output_shape(self, input_shape):
