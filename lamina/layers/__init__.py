@@ -51,6 +51,7 @@ from lamina.layers.core import (
     Masking,
     Wrapper,
 )
+from lamina.layers.core.jax_layer import FlaxLayer, JaxLayer
 from lamina.layers.core.reversible_embedding import ReversibleEmbedding
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer

@@ -115,6 +115,8 @@ CHECKED_IN = {
     "Embedding": ("test_core_extra.py", "test_embedding_passes_the_checker"),
     "ReversibleEmbedding": ("test_reversible_embedding.py", "test_reversible_embedding_matches_keras"),
     "Identity": ("test_core_extra.py", "test_identity_passes_the_checker"),
+    "JaxLayer": ("test_jax_layer.py", "test_jax_layer_matches_keras"),
+    "FlaxLayer": ("test_jax_layer.py", "test_flax_layer_matches_keras"),
     "Lambda": ("test_core_extra.py", "test_lambda_with_a_builtin_function_passes_the_checker"),
     "Masking": ("test_masking_layer.py", "test_masking_passes_the_checker"),
     **{name: ("test_activation_layers.py", "test_activation_layers_pass_the_checker")

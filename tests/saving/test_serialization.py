@@ -4,6 +4,7 @@ registry as the only way from a name to a class, and refusals that never import 
 import json
 import sys
 
+import jax_layer_cases
 import pytest
 
 import lamina as lm
@@ -92,7 +93,9 @@ LAYERS = {
     "GlobalMaxPooling2D": lambda: lm.layers.GlobalMaxPooling2D(),
     "GlobalMaxPooling3D": lambda: lm.layers.GlobalMaxPooling3D(),
     "GroupNormalization": lambda: lm.layers.GroupNormalization(groups=2),
+    "FlaxLayer": lambda: lm.layers.FlaxLayer(jax_layer_cases.BatchNormMLP(features=2), seed=1),
     "Identity": lambda: lm.layers.Identity(),
+    "JaxLayer": lambda: lm.layers.JaxLayer(jax_layer_cases.tracked_apply, jax_layer_cases.tracked_init, seed=4),
     "InputLayer": lambda: lm.layers.InputLayer(shape=(3,)),
     "LSTM": lambda: lm.layers.LSTM(2, return_sequences=True),
     "LSTMCell": lambda: lm.layers.LSTMCell(2),

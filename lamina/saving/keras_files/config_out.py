@@ -58,9 +58,9 @@ def to_keras(value):
         name = value["config"]
         if ">" not in name:
             return name  # Keras writes built-in functions (activations...) by plain name
-        fn = _REGISTRY.get(name)
-        return {"module": getattr(fn, "__module__", None), "class_name": "function",
-                "config": name.split(">", 1)[1], "registered_name": name}
+        # A registered function as Keras 3 writes it: Keras looks functions up by "config", the
+        # registered name (a bare name with the registered one beside it was not found).
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
     if isinstance(class_name, str) and "config" in value and set(value) <= {"class_name", "config", "module",
                                                                               "registered_name", "build_config"}:
         cls = _REGISTRY.get(value.get("registered_name") or class_name) or _REGISTRY.get(class_name)
