@@ -14,6 +14,8 @@ built the way TensorFlow's kernels place their samples (half-pixel centres):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
@@ -113,20 +115,35 @@ def resize_image(image, size, interpolation="bilinear") -> np.ndarray:
     height, width = int(size[0]), int(size[1])
     if image.shape[:2] == (height, width) and interpolation in ("bilinear", "nearest", "area", "bicubic"):
         return image.copy()
-    out = _resample(image, _axis_weights(image.shape[0], height, interpolation), axis=0)
-    return _resample(out, _axis_weights(image.shape[1], width, interpolation), axis=1)
+    out = _resample(image, *_taps(image.shape[0], height, interpolation), axis=0)
+    return _resample(out, *_taps(image.shape[1], width, interpolation), axis=1)
 
 
-def _resample(image, weights, axis):
+@functools.lru_cache(maxsize=512)
+def _taps(in_size: int, out_size: int, method: str):
+    """``(columns, weights)``, each ``(out_size, taps)``: the non-zero entries of each output
+    row's weights (zero-weight padding where a row has fewer). Cached: the files of a
+    dataset often share a few sizes."""
+    weights = _axis_weights(in_size, out_size, method)
+    rows, columns = np.nonzero(weights)
+    counts = np.bincount(rows, minlength=out_size)
+    taps = max(int(counts.max()), 1)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    padded_columns = np.zeros((out_size, taps), np.int64)
+    padded_weights = np.zeros((out_size, taps), np.float32)
+    padded_columns[rows, slot] = columns
+    padded_weights[rows, slot] = weights[rows, columns]
+    padded_columns.flags.writeable = padded_weights.flags.writeable = False
+    return padded_columns, padded_weights
+
+
+def _resample(image, columns, tap_weights, axis):
     """Resample one axis with the few non-zero taps of each output row: a large photo
     shrunk to a small size reads two to a few dozen input rows per output row, where a
     dense product would read them all."""
-    nonzero = weights != 0
-    taps = max(int(nonzero.sum(axis=1).max()), 1)
-    columns = np.argsort(~nonzero, axis=1, kind="stable")[:, :taps]  # non-zero columns first
-    tap_weights = np.take_along_axis(weights, columns, axis=1).astype(np.float32)
+    taps = columns.shape[1]
     moved = np.moveaxis(image, axis, 0)
-    out = np.zeros((weights.shape[0],) + moved.shape[1:], np.float32)
+    out = np.zeros((columns.shape[0],) + moved.shape[1:], np.float32)
     broadcast = (-1,) + (1,) * (moved.ndim - 1)
     for tap in range(taps):
         out += tap_weights[:, tap].reshape(broadcast) * moved[columns[:, tap]]
