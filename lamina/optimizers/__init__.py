@@ -2,7 +2,7 @@
 
 ``Optimizer`` is the base class and wraps any optax ``GradientTransformation``; ``SGD``,
 ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``, ``Lion``, ``Adadelta``, ``Adafactor``,
-``Adamax``, ``Ftrl``, ``Lamb`` and ``Nadam`` have Keras 3's names, arguments and numbers;
+``Adamax``, ``Ftrl``, ``Lamb``, ``Muon`` and ``Nadam`` have Keras 3's names, arguments and numbers;
 ``LossScaleOptimizer`` wraps one with dynamic loss scaling (mixed float16); ``schedules``
 holds the learning-rate schedules. ``get("adam")`` resolves a name, a config dict, a class or
 an instance.
@@ -20,6 +20,7 @@ from lamina.optimizers.lamb import Lamb
 from lamina.optimizers.lion import Lion
 from lamina.optimizers.lookup import deserialize, get, serialize
 from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from lamina.optimizers.muon import Muon
 from lamina.optimizers.nadam import Nadam
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
@@ -34,4 +35,4 @@ register_family("lamina.optimizers", "optimizer", lookup.ALIASES, Optimizer)
 
 
 __all__ = ["Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer",
-           "Nadam", "Optimizer", "RMSprop", "SGD", "deserialize", "get", "schedules", "serialize"]
+           "Muon", "Nadam", "Optimizer", "RMSprop", "SGD", "deserialize", "get", "schedules", "serialize"]

@@ -14,19 +14,20 @@ from lamina.optimizers.base import Optimizer
 from lamina.optimizers.ftrl import Ftrl
 from lamina.optimizers.lamb import Lamb
 from lamina.optimizers.lion import Lion
+from lamina.optimizers.muon import Muon
 from lamina.optimizers.nadam import Nadam
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 CLASSES = (Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Lion, Adadelta, Adafactor, Adamax, Ftrl, Lamb,
-           Nadam)
+           Muon, Nadam)
 # Names and class names ``deserialize`` looks up first; the package adds ``LossScaleOptimizer``.
 ALIASES = {
     **{cls.__name__: cls for cls in CLASSES},
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad, "lion": Lion,
     "adadelta": Adadelta, "adafactor": Adafactor, "adamax": Adamax, "ftrl": Ftrl, "lamb": Lamb,
-    "nadam": Nadam,
+    "muon": Muon, "nadam": Nadam,
 }
 
 
@@ -55,7 +56,7 @@ def deserialize(config, custom_objects=None) -> Optimizer:
 def get(identifier) -> Optimizer:
     """An optimizer from an instance (returned as is), a class, a name (``"adam"``, ``"sgd"``,
     ``"adamw"``, ``"rmsprop"``, ``"adagrad"``, ``"lion"``, ``"adadelta"``, ``"adafactor"``,
-    ``"adamax"``, ``"ftrl"``, ``"lamb"``, ``"nadam"``; Keras's defaults) or a config dict.
+    ``"adamax"``, ``"ftrl"``, ``"lamb"``, ``"muon"``, ``"nadam"``; Keras's defaults) or a config dict.
 
     Example:
         >>> import lamina as lm

@@ -1,4 +1,4 @@
-"""Adadelta, Adafactor, Adamax, Ftrl, Lamb and Nadam against Keras 3 (on JAX): the same weights
+"""Adadelta, Adafactor, Adamax, Ftrl, Lamb, Muon and Nadam against Keras 3 (on JAX): the same weights
 after each of four steps from the same gradients (with weight decay, a schedule, the shared
 options), a ``fit`` whose loss falls, and the slots kept by ``.lamina`` and ``.keras`` files."""
 
@@ -39,7 +39,15 @@ OPTION_CASES = [
     ("Lamb", {"learning_rate": LR, "gradient_accumulation_steps": 2, "clipnorm": 1.0}),
     ("Nadam", {"learning_rate": LR, "gradient_accumulation_steps": 2, "use_ema": True}),
 ]
-NAMES = sorted({name for name, _ in CASES})
+NAMES = sorted({name for name, _ in CASES} | {"Muon"})
+# Muon takes its own step for 2-D weights (one taller than wide: transposed) and AdamW for the
+# vectors, the embeddings and the excluded layers: weights of each kind, named for the rules.
+MUON_WEIGHTS = {"w0": (3, 4), "w1": (5, 2), "w2": (4,), "embedding_w3": (3, 4), "output_w4": (2, 3)}
+MUON_CASES = [
+    {"learning_rate": LR},
+    {"learning_rate": SCHEDULE, "exclude_layers": ["output"], "nesterov": False, "rms_rate": None,
+     "weight_decay": 0.1, "adam_weight_decay": 0.2, "adam_lr_ratio": 0.5, "ns_steps": 3, "momentum": 0.8},
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +69,8 @@ def _build(module, name, kwargs):
     return getattr(module, name)(**kwargs)
 
 
-def run_keras(keras, name, kwargs, weights, steps):
-    variables = [keras.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
+def run_keras(keras, name, kwargs, weights, steps, names=None):
+    variables = [keras.Variable(w, name=n) for w, n in zip(weights, names or [f"w{i}" for i in range(len(weights))])]
     opt = _build(keras.optimizers, name, kwargs)
     history = []
     for grads in steps:
@@ -73,8 +81,8 @@ def run_keras(keras, name, kwargs, weights, steps):
     return history, opt
 
 
-def run_lamina(name, kwargs, weights, steps):
-    variables = [lm.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
+def run_lamina(name, kwargs, weights, steps, names=None):
+    variables = [lm.Variable(w, name=n) for w, n in zip(weights, names or [f"w{i}" for i in range(len(weights))])]
     opt = _build(lm.optimizers, name, kwargs)
     history = []
     for grads in steps:
@@ -106,6 +114,19 @@ def test_shared_options_match_keras(keras, data, name, kwargs):
     ours, opt = run_lamina(name, kwargs, weights, steps)
     assert_same_history(ours, theirs)
     assert int(opt.iterations.numpy()) == int(np.asarray(kopt.iterations))
+
+
+@pytest.mark.parametrize("kwargs", MUON_CASES, ids=["defaults", "options"])
+def test_muon_matches_keras_on_muon_and_adamw_weights(keras, kwargs):
+    rng = np.random.default_rng(2)
+    weights = [rng.normal(size=shape).astype("float32") for shape in MUON_WEIGHTS.values()]
+    steps = [[(rng.normal(size=w.shape) * scale).astype("float32") for w in weights] for scale in (1.0, 1e-3, 3.0)]
+    theirs, _ = run_keras(keras, "Muon", kwargs, weights, steps, names=list(MUON_WEIGHTS))
+    ours, opt = run_lamina("Muon", kwargs, weights, steps, names=list(MUON_WEIGHTS))
+    assert_same_history(ours, theirs)
+    adamw = [weight.path for field, _, weight in opt.state_items() if field == "velocity"]
+    expected = ["w2", "embedding_w3", "output_w4"] if kwargs.get("exclude_layers") else ["w2", "embedding_w3"]
+    assert adamw == expected
 
 
 # --- by name, configs, errors ---------------------------------------------------------------------
@@ -142,7 +163,8 @@ def test_ftrl_refuses_bad_arguments_as_keras(kwargs, message):
 
 # --- training and files -----------------------------------------------------------------------------
 
-FIT_RATES = {"Adadelta": 10.0, "Adafactor": 0.05, "Adamax": 0.05, "Ftrl": 0.2, "Lamb": 0.05, "Nadam": 0.05}
+FIT_RATES = {"Adadelta": 10.0, "Adafactor": 0.05, "Adamax": 0.05, "Ftrl": 0.2, "Lamb": 0.05, "Muon": 0.05,
+             "Nadam": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -166,35 +188,36 @@ def test_fit_then_files_keep_the_slots_and_continue_identically(keras, xy, name,
     assert all(later < earlier for earlier, later in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0], losses
     assert int(model.optimizer.iterations.numpy()) == 12
 
-    for suffix in ("lamina", "keras"):
-        path = tmp_path / f"model.{suffix}"
+    paths = [tmp_path / "model.lamina", tmp_path / "model.keras"]
+    for path in paths:
         model.save(path)
-        loaded = lm.load_model(path)
-        assert type(loaded.optimizer) is type(model.optimizer)
-        assert loaded.optimizer.get_config() == model.optimizer.get_config()
-        before = _optimizer_values(model.optimizer)
-        after = _optimizer_values(loaded.optimizer)
-        assert before.keys() == after.keys()
-        for key in before:
-            np.testing.assert_array_equal(after[key], before[key], err_msg=str(key))
-        # One more step on each: the same weights, so the slots meant the same thing. (Two
-        # compilations of the step may round an element differently, by an ulp: RMSprop's too.)
-        for m in (model, loaded):
-            m.fit(x[:8], y[:8], batch_size=8, verbose=0)
-        for ours, theirs in zip(loaded.weights, model.weights):
-            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+    slots = _optimizer_values(model.optimizer)
+    copies = [lm.load_model(path) for path in paths]
+    for copy in copies:
+        assert type(copy.optimizer) is type(model.optimizer)
+        assert copy.optimizer.get_config() == model.optimizer.get_config()
+        loaded = _optimizer_values(copy.optimizer)
+        assert loaded.keys() == slots.keys()
+        for key in slots:
+            np.testing.assert_array_equal(loaded[key], slots[key], err_msg=str(key))
 
     # Keras reads the slots of the .keras file lamina wrote, in its own order and names.
-    model.save(tmp_path / "again.keras")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Keras warns when it skips an optimizer's state
-        keras_model = keras.saving.load_model(tmp_path / "again.keras")
-    keras_optimizer = keras_model.optimizer
+        keras_optimizer = keras.saving.load_model(paths[1]).optimizer
     assert type(keras_optimizer).__name__ == name
-    assert int(np.asarray(keras_optimizer.iterations)) == int(model.optimizer.iterations.numpy())
-    ours = _optimizer_values(model.optimizer)
+    assert int(np.asarray(keras_optimizer.iterations)) == 12
     for variable in keras_optimizer.variables[2:]:
-        matches = [key for key, value in ours.items() if value.shape == variable.shape
+        matches = [key for key, value in slots.items() if value.shape == variable.shape
                    and np.array_equal(value, np.asarray(variable))]
         assert matches, f"Keras's {variable.path} {variable.shape} is none of lamina's slots"
-    assert len(keras_optimizer.variables) == 2 + sum(key[1] is not None or key[0] == "u_product" for key in ours)
+    assert len(keras_optimizer.variables) == 2 + sum(key[1] is not None or key[0] == "u_product" for key in slots)
+
+    # One more step on each: the same weights, so the slots meant the same thing. (The copies
+    # find fit's step in the compilation cache; two compilations of a step may round an element
+    # differently, by an ulp: RMSprop's too.)
+    for m in (model, *copies):
+        m.fit(x[:8], y[:8], batch_size=8, verbose=0)
+    for copy in copies:
+        for ours, theirs in zip(copy.weights, model.weights):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)

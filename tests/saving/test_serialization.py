@@ -221,6 +221,7 @@ OPTIMIZERS = {
     "Ftrl": lambda lr: lm.optimizers.Ftrl(lr, l1_regularization_strength=0.1, beta=0.5, gradient_accumulation_steps=2),
     "Lamb": lambda lr: lm.optimizers.Lamb(lr, beta_2=0.99, global_clipnorm=1.0),
     "Nadam": lambda lr: lm.optimizers.Nadam(lr, epsilon=1e-6, loss_scale_factor=8.0),
+    "Muon": lambda lr: lm.optimizers.Muon(lr, exclude_layers=["head"], rms_rate=None, nesterov=False),
 }
 
 

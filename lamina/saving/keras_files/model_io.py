@@ -84,7 +84,7 @@ def _read_optimizer_state(model, weights) -> list:
         optimizer.build(model.trainable_weights)  # zero slots, replaced below
     mapped = keras_optimizer_pairs(model)
     if mapped is None:
-        problem = ("lamina maps the state of Adam, AdamW, Adadelta, Adafactor, Adamax, Ftrl, Lamb, Nadam, "
+        problem = ("lamina maps the state of Adam, AdamW, Adadelta, Adafactor, Adamax, Ftrl, Lamb, Muon, Nadam, "
                    "plain RMSprop and plain SGD only, not this "
                    f"{type(optimizer).__name__}")
     elif counters_only:

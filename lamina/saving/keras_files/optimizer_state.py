@@ -6,8 +6,8 @@ Keras lists ``iterations``, ``learning_rate``, then, for each trainable variable
 (lamina's ``mu`` and ``nu``: the same moving averages), RMSprop without momentum or centering
 ``velocity`` (``nu``), SGD without momentum nothing more; Adadelta ``accumulated_grad`` and
 ``accumulated_delta_var`` (optax's ``e_g`` and ``e_x``), Lamb ``momentum`` and ``velocity`` (``mu``
-and ``nu``), Adamax, Nadam, Ftrl and Adafactor their Keras-named slots, then Nadam's one
-``u_product``. Other optimizers (and those with EMA or gradient accumulation, which
+and ``nu``), Adamax, Nadam, Ftrl, Adafactor and Muon their Keras-named slots (Muon's
+``velocity`` for its AdamW weights only), then Nadam's one ``u_product``. Other optimizers (and those with EMA or gradient accumulation, which
 add variables) are not mapped: their state is left out when saving and skipped, with a
 warning, when loading, as Keras does when the optimizers differ.
 """
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 _SLOTS = {"Adam": ("mu", "nu"), "AdamW": ("mu", "nu"), "RMSprop": ("nu",), "SGD": (),
           "Adadelta": ("e_g", "e_x"), "Adafactor": ("r", "c", "velocity"), "Adamax": ("momentum", "norm"),
-          "Ftrl": ("accumulator", "linear"), "Lamb": ("mu", "nu"), "Nadam": ("momentum", "velocity")}
+          "Ftrl": ("accumulator", "linear"), "Lamb": ("mu", "nu"), "Nadam": ("momentum", "velocity"),
+          "Muon": ("momentum", "velocity")}
+# Slots that only some weights have (Keras gives Muon's 2-D weights no velocity).
+_OPTIONAL = {"Muon": ("velocity",)}
 # Keras's optimizer-wide variables, after every weight's slots.
 _TRAILING = {"Nadam": ("u_product",)}
 PREFIX = "optimizer/vars/"
@@ -52,6 +55,8 @@ def keras_optimizer_pairs(model):
     for weight in model.trainable_weights if optimizer.built else ():
         for field in fields:
             if (field, id(weight)) not in slots:
+                if field in _OPTIONAL.get(type(optimizer).__name__, ()):
+                    continue
                 return None
             ordered.append(slots[(field, id(weight))])
     if optimizer.built:
