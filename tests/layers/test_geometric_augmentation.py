@@ -25,6 +25,7 @@ CHECKER_CASES = [
     ("RandomGaussianBlur", dict(factor=(1.0, 1.0), sigma=(0.8, 0.8), data_format="channels_first"), FIRST, True),
     ("RandomShear", dict(x_factor=0.3, y_factor=0.2, seed=1), IMAGES, False),
     ("RandomPerspective", dict(scale=0.5, seed=1), IMAGES, False),
+    ("RandomElasticTransform", dict(scale=0.5, seed=1), IMAGES, False),
 ]
 
 
@@ -140,6 +141,7 @@ CONFIG_CASES = [
     ("RandomGaussianBlur", (0.5, (3, 5), (0.1, 0.9)), {"value_range": (0, 1)}),
     ("RandomShear", (0.2, (0.1, 0.3)), {"fill_mode": "constant", "fill_value": 1.0}),
     ("RandomPerspective", (0.4, 0.3, "nearest"), {"data_format": "channels_first"}),
+    ("RandomElasticTransform", (0.4, (0.2, 0.5), "nearest", "mirror", 1.0), {"value_range": (0, 1)}),
 ]
 
 
@@ -177,3 +179,30 @@ def test_bad_arguments_raise_naming_the_layer():
         lm.layers.RandomPerspective(scale=1.5)
     with pytest.raises(ValueError, match=r"RandomPerspective .*`interpolation` must be one of"):
         lm.layers.RandomPerspective(interpolation="bicubic")
+
+
+def test_elastic_transform_follows_the_documented_formula():
+    """Against SciPy: the noise times sigma, blurred by a Gaussian of width sigma (zero-padded,
+    6 sigma wide), times alpha, displaces the sampling points."""
+    from scipy import ndimage
+
+    layer = lm.layers.RandomElasticTransform(scale=(0.6, 0.6), fill_mode="constant", fill_value=5.0,
+                                             interpolation="bilinear")
+    noise = RNG.normal(size=(2, 2, 7, 9)).astype(np.float32)
+    transformation = {"apply_transform": np.array([True, False]), "distortion_factor": np.float32(0.6),
+                      "noise": noise}
+    out = np.asarray(layer.transform_images(jnp.asarray(IMAGES), transformation))
+    np.testing.assert_array_equal(out[1], IMAGES[1])  # not drawn: unchanged
+    alpha, sigma = 9 * 0.1 * 0.6, 7 * 0.05 * 0.6
+    size = int(6 * sigma) | 1
+    g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
+    kernel = np.outer(g, g) / np.outer(g, g).sum()
+    fx, fy = (ndimage.correlate(noise[0, i] * sigma, kernel, mode="constant") for i in range(2))
+    rows, columns = np.meshgrid(np.arange(7), np.arange(9), indexing="ij")
+    expected = np.stack([ndimage.map_coordinates(IMAGES[0, ..., c], [rows + alpha * fy, columns + alpha * fx],
+                                                 order=1, mode="grid-constant", cval=5.0) for c in range(3)], axis=-1)
+    np.testing.assert_allclose(out[0], np.clip(expected, 0, 255), rtol=1e-4, atol=1e-2)
+    zero = dict(transformation, noise=np.zeros_like(noise), apply_transform=np.array([True, True]))
+    np.testing.assert_allclose(np.asarray(layer.transform_images(jnp.asarray(IMAGES), zero)), IMAGES, atol=1e-4)
+    step = lm.jit(lambda x: layer(x))
+    assert not np.allclose(np.asarray(step(IMAGES)), np.asarray(step(IMAGES)))

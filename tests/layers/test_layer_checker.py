@@ -163,7 +163,7 @@ CHECKED_IN = {
         "RandomColorDegeneration", "RandomSharpness", "RandomPosterization", "AutoContrast", "Equalization",
         "RandomColorJitter")},
     **{name: ("test_geometric_augmentation.py", "test_geometric_layers_pass_the_checker") for name in (
-        "RandomErasing", "RandomGaussianBlur", "RandomShear", "RandomPerspective")},
+        "RandomErasing", "RandomGaussianBlur", "RandomShear", "RandomPerspective", "RandomElasticTransform")},
     **{name: ("test_mixing_augmentation.py", "test_mixing_layers_pass_the_checker") for name in (
         "MixUp", "CutMix", "Pipeline", "RandAugment", "AugMix")},
     "MultiHeadAttention": ("test_attention.py", "test_multi_head_attention_matches_keras"),

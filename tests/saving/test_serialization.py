@@ -141,6 +141,7 @@ LAYERS = {
     "RandomGaussianBlur": lambda: lm.layers.RandomGaussianBlur(kernel_size=(3, 5), sigma=(0.2, 0.8), seed=3),
     "RandomPerspective": lambda: lm.layers.RandomPerspective(0.5, scale=0.3, interpolation="nearest", seed=3),
     "RandomShear": lambda: lm.layers.RandomShear(0.2, (0.1, 0.3), fill_mode="constant", seed=3),
+    "RandomElasticTransform": lambda: lm.layers.RandomElasticTransform(0.5, (0.2, 0.4), fill_mode="mirror", seed=3),
     "CutMix": lambda: lm.layers.CutMix((0.2, 0.6), seed=3),
     "MixUp": lambda: lm.layers.MixUp(alpha=0.4, seed=3),
     "Pipeline": lambda: lm.layers.Pipeline([lm.layers.RandomFlip(seed=1), lm.layers.MixUp(seed=2)]),

@@ -21,6 +21,7 @@ from lamina.layers.preprocessing.random_color_degeneration import RandomColorDeg
 from lamina.layers.preprocessing.random_color_jitter import RandomColorJitter
 from lamina.layers.preprocessing.random_contrast import RandomContrast
 from lamina.layers.preprocessing.random_crop import RandomCrop
+from lamina.layers.preprocessing.random_elastic_transform import RandomElasticTransform
 from lamina.layers.preprocessing.random_erasing import RandomErasing
 from lamina.layers.preprocessing.random_flip import RandomFlip
 from lamina.layers.preprocessing.random_gaussian_blur import RandomGaussianBlur
@@ -49,6 +50,7 @@ __all__ += ["AutoContrast", "Equalization", "RandomBrightness", "RandomColorDege
             "RandomSharpness", "Solarization"]
 # Geometric augmentation.
 __all__ += ["RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomShear"]
+__all__ += ["RandomElasticTransform"]
 # Mixing augmentation and pipelines.
 __all__ += ["CutMix", "MixUp", "Pipeline"]
 __all__ += ["AugMix", "RandAugment"]
