@@ -8,7 +8,7 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
   ``symbolic.py``: ``get_source_inputs``, ``is_keras_tensor``;
   ``model_visualization.py``: ``plot_model``, ``model_to_dot``; ``history_plot.py``: ``plot_history``.
 - Datasets (``lm.data.PyDataset``s of NumPy batches where Keras returns tf.data, see
-  ``sample_dataset.py``): ``timeseries_dataset.py``: ``timeseries_dataset_from_array``;
+  ``sample_dataset.py``, ``SampleDataset``): ``timeseries_dataset.py``: ``timeseries_dataset_from_array``;
   ``directory_datasets.py``: ``image_dataset_from_directory``, ``text_dataset_from_directory``;
   ``dataset_utils.py``: ``split_dataset``. Images: ``image_utils.py``: ``array_to_img``,
   ``img_to_array``, ``load_img``, ``save_img`` (Pillow, the ``image`` extra).
@@ -47,6 +47,7 @@ from lamina.utils.model_visualization import model_to_dot, plot_model
 from lamina.utils.numerical import normalize, to_categorical
 from lamina.utils.progbar import Progbar
 from lamina.utils.rng import set_random_seed
+from lamina.utils.sample_dataset import SampleDataset
 from lamina.utils.sequence import pad_sequences
 from lamina.utils.session import clear_session
 from lamina.utils.symbolic import get_source_inputs, is_keras_tensor
@@ -56,6 +57,7 @@ __all__ = [
     "CustomObjectScope",
     "Progbar",
     "PyDataset",
+    "SampleDataset",
     "Sequence",
     "array_to_img",
     "clear_session",
