@@ -109,3 +109,12 @@ def test_spectral_normalization_errors_name_the_layer():
         lm.layers.SpectralNormalization(lm.layers.Dense(2), power_iterations=0)
     with pytest.raises(ValueError, match="must be a lamina Layer"):
         lm.layers.SpectralNormalization("dense")
+
+
+def test_spectral_normalization_of_an_embedding_normalizes_its_table_and_keeps_float_outputs():
+    layer = lm.layers.SpectralNormalization(lm.layers.Embedding(6, 4), power_iterations=30)
+    y = layer(jnp.array([[1, 2, 5]]), training=True)
+    assert y.dtype == jnp.float32 and y.shape == (1, 3, 4)  # (Keras casts it to the ids' dtype)
+    table = np.asarray(layer.layer.embeddings.value)
+    assert np.linalg.svd(table, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(np.asarray(y[0]), table[[1, 2, 5]], rtol=1e-6)

@@ -94,7 +94,9 @@ class SpectralNormalization(Wrapper):
             self.vector_u.assign(new_u)
             self.kernel.assign(new_kernel)
         output = self.layer(inputs)
-        return output.astype(inputs.dtype)
+        # Keras casts to the input's dtype, which would truncate an Embedding's output to the
+        # integer ids' dtype: only a floating input sets the output's dtype here.
+        return output.astype(inputs.dtype) if jnp.issubdtype(inputs.dtype, jnp.floating) else output
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
