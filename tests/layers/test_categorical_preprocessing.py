@@ -389,3 +389,8 @@ def test_output_dtypes_follow_the_policy_as_keras_does(keras, policy):
                          (lambda m: m.layers.Discretization(bin_boundaries=[0.5], output_mode="one_hot", dtype=policy),
                           values)):
         assert make(lm)(inputs).dtype == make(keras)(inputs).dtype
+
+
+def test_without_oov_indices_unknown_values_map_to_minus_one_inside_compiled_code():
+    layer = lm.layers.IntegerLookup(vocabulary=VOCAB, num_oov_indices=0)
+    assert np.asarray(lm.jit(lambda x: layer(x))(jnp.asarray(INTS))).tolist() == [[0, 2, 3, -1], [3, -1, 1, 0]]

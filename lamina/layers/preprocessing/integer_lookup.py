@@ -23,7 +23,9 @@ class IntegerLookup(TFGraphCallable, IndexLookup, Layer):
     (indices), ``"one_hot"``, ``"multi_hot"``, ``"count"`` or ``"tf_idf"`` (counts times
     ``idf_weights``, given or adapted). ``invert=True`` maps indices back to tokens (unknown
     indices to ``oov_token``). The lookup is ``jax.numpy``: it runs inside ``fit`` and
-    ``lm.jit`` too (there with ``oov_method='floormod'``, the default). ``get_vocabulary()`` and
+    ``lm.jit`` too (there with ``oov_method='floormod'``, the default; with
+    ``num_oov_indices=0`` an unknown value raises when called eagerly, and maps to -1 inside
+    compiled code, where no error can be raised). ``get_vocabulary()`` and
     ``vocabulary_size()`` describe the table; a given vocabulary is in the config, an
     adapted one is saved with the model's assets.
 
