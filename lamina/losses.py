@@ -44,6 +44,7 @@ import optax
 
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
+from lamina.losses_ctc_circle import circle, ctc
 from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import Configurable, deserialize_object, serialize_object
 
@@ -1115,6 +1116,50 @@ class SparseCategoricalCrossentropy(_BuiltinLoss):
         self.axis = axis
 
 
+class CTC(_BuiltinLoss):
+    """Connectionist Temporal Classification loss (``ctc``): integer label rows padded with
+    ``0`` (the blank) against logits ``(batch, time, classes)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> round(float(CTC()(jnp.array([[1, 0]]), jnp.zeros((1, 2, 2)))), 4)
+        0.2877
+    """
+
+    _keep_integer_labels = True
+
+    def __init__(self, reduction="sum_over_batch_size", name="ctc", dtype=None):
+        super().__init__(ctc, name=name, reduction=reduction, dtype=dtype)
+
+
+class Circle(_BuiltinLoss):
+    """Circle loss (``circle``) of integer labels and L2-normalised embeddings (e.g. a
+    ``Dense`` without activation followed by ``UnitNormalization``). Samples whose loss is 0
+    (no positive or no negative pair in the batch) are left out of the average, as in Keras.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> e = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+        >>> round(float(Circle(gamma=2.0)(jnp.array([0, 0, 1]), e)), 4)
+        0.915
+    """
+
+    _config_keys = ("gamma", "margin", "remove_diagonal")
+    _keep_integer_labels = True
+
+    def __init__(self, gamma=80.0, margin=0.4, remove_diagonal=True, reduction="sum_over_batch_size",
+                 name="circle", dtype=None):
+        super().__init__(circle, name=name, reduction=reduction, dtype=dtype, gamma=gamma, margin=margin,
+                         remove_diagonal=remove_diagonal)
+        self.gamma = gamma
+        self.margin = margin
+        self.remove_diagonal = remove_diagonal
+
+    def _call_with_mask(self, y_true, y_pred):
+        losses = self.call(y_true, y_pred)
+        return losses, losses > 0
+
+
 # -- lookup and serialization --------------------------------------------------------------
 
 _CLASSES = (
@@ -1122,14 +1167,14 @@ _CLASSES = (
     MeanSquaredLogarithmicError, CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge,
     CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, BinaryFocalCrossentropy,
     CategoricalCrossentropy, CategoricalFocalCrossentropy, SparseCategoricalCrossentropy, Dice, Tversky,
-    CategoricalGeneralizedCrossEntropy,
+    CategoricalGeneralizedCrossEntropy, CTC, Circle,
 )
 _FUNCTIONS = (
     mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
     mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, kl_divergence, poisson,
     hinge, squared_hinge, categorical_hinge, binary_crossentropy, binary_focal_crossentropy,
     categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy, dice, tversky,
-    categorical_generalized_cross_entropy,
+    categorical_generalized_cross_entropy, ctc, circle,
 )
 # The class each built-in function is the per-sample form of (for to_loss_object).
 _CLASS_OF = {
@@ -1144,6 +1189,7 @@ _CLASS_OF = {
     categorical_focal_crossentropy: CategoricalFocalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
     dice: Dice, tversky: Tversky, categorical_generalized_cross_entropy: CategoricalGeneralizedCrossEntropy,
+    ctc: CTC, circle: Circle,
 }
 _ALIASES = {
     **{cls.__name__: cls for cls in _CLASSES},
@@ -1232,14 +1278,14 @@ def to_loss_object(identifier):
 
 __all__ = [
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy", "CategoricalGeneralizedCrossEntropy", "CategoricalHinge",
+    "CategoricalFocalCrossentropy", "CategoricalGeneralizedCrossEntropy", "CategoricalHinge", "CTC", "Circle",
     "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",
     "LossFunctionWrapper", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
     "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky", "binary_crossentropy",
     "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
-    "categorical_generalized_cross_entropy", "categorical_hinge",
-    "cosine_similarity", "deserialize", "dice", "get", "hinge", "huber", "kl_divergence", "kld",
+    "categorical_generalized_cross_entropy", "categorical_hinge", "circle",
+    "cosine_similarity", "ctc", "deserialize", "dice", "get", "hinge", "huber", "kl_divergence", "kld",
     "log_cosh", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "poisson",
     "serialize", "sparse_categorical_crossentropy", "squared_hinge", "to_loss_object", "tversky",

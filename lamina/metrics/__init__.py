@@ -15,6 +15,9 @@ state in ``variables``.
   ``CosineSimilarity``, ``R2Score``.
 - ``confusion.py``: ``Precision``, ``Recall``, ``AUC``, ``TruePositives``, ...
 - ``correlation.py``: ``PearsonCorrelation``, ``ConcordanceCorrelation`` and their functions.
+- ``sensitivity_specificity.py``: ``PrecisionAtRecall``, ``RecallAtPrecision``,
+  ``SensitivityAtSpecificity``, ``SpecificityAtSensitivity``.
+- ``iou.py``: ``IoU``, ``MeanIoU``, ``BinaryIoU``, ``OneHotIoU``, ``OneHotMeanIoU``.
 - ``f_score.py``: ``FBetaScore``, ``F1Score``.
 - ``probabilistic.py``: ``BinaryCrossentropy``, ``CategoricalCrossentropy``,
   ``SparseCategoricalCrossentropy``, ``KLDivergence``, ``Poisson``, ``Hinge``, ``SquaredHinge``,
@@ -80,6 +83,7 @@ from lamina.metrics.correlation import (
     pearson_correlation,
 )
 from lamina.metrics.f_score import F1Score, FBetaScore
+from lamina.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from lamina.metrics.lookup import deserialize, get, resolve_accuracy, serialize
 from lamina.metrics.probabilistic import (
     BinaryCrossentropy,
@@ -105,6 +109,12 @@ from lamina.metrics.regression import (
     mean_squared_error,
     mean_squared_logarithmic_error,
 )
+from lamina.metrics.sensitivity_specificity import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+)
 from lamina.saving.object_registry import register_builtin as _register_builtin
 
 # The string names of the later metrics, as Keras 3's metric table has them (class name, its
@@ -128,6 +138,7 @@ __all__ = [
     "AUC",
     "Accuracy",
     "BinaryAccuracy",
+    "BinaryIoU",
     "BinaryCrossentropy",
     "CategoricalAccuracy",
     "CategoricalCrossentropy",
@@ -139,24 +150,32 @@ __all__ = [
     "FalseNegatives",
     "FalsePositives",
     "Hinge",
+    "IoU",
     "KLDivergence",
     "LogCoshError",
     "Mean",
     "MeanAbsoluteError",
     "MeanAbsolutePercentageError",
+    "MeanIoU",
     "MeanMetricWrapper",
     "MeanSquaredError",
     "MeanSquaredLogarithmicError",
     "Metric",
+    "OneHotIoU",
+    "OneHotMeanIoU",
     "PearsonCorrelation",
     "R2Score",
     "Poisson",
     "Precision",
+    "PrecisionAtRecall",
     "Recall",
+    "RecallAtPrecision",
     "RootMeanSquaredError",
+    "SensitivityAtSpecificity",
     "SparseCategoricalAccuracy",
     "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy",
+    "SpecificityAtSensitivity",
     "SquaredHinge",
     "Sum",
     "TopKCategoricalAccuracy",

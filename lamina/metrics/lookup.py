@@ -13,7 +13,9 @@ import re
 from lamina.core.naming import to_snake_case
 from lamina.metrics import accuracy_metrics as _accuracy
 from lamina.metrics import confusion as _confusion
+from lamina.metrics import iou as _iou
 from lamina.metrics import regression as _regression
+from lamina.metrics import sensitivity_specificity as _at
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
 from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import deserialize_object, serialize_object
@@ -26,6 +28,8 @@ METRIC_CLASSES = (
     _regression.MeanSquaredError, _regression.MeanAbsoluteError, _regression.RootMeanSquaredError,
     _confusion.Precision, _confusion.Recall, _confusion.AUC, _confusion.TruePositives,
     _confusion.FalsePositives, _confusion.TrueNegatives, _confusion.FalseNegatives,
+    _at.PrecisionAtRecall, _at.RecallAtPrecision, _at.SensitivityAtSpecificity, _at.SpecificityAtSensitivity,
+    _iou.IoU, _iou.BinaryIoU, _iou.MeanIoU, _iou.OneHotIoU, _iou.OneHotMeanIoU,
 )
 METRIC_FUNCTIONS = (
     _accuracy.accuracy, _accuracy.binary_accuracy, _accuracy.categorical_accuracy,
