@@ -263,12 +263,23 @@ def _loss_objects():
             yield name, cls
 
 
+# Metrics whose constructor needs arguments.
+_METRIC_FACTORIES = {
+    "MeanMetricWrapper": lambda: lm.metrics.MeanMetricWrapper(lm.metrics.binary_accuracy, threshold=0.7, name="ba"),
+    "IoU": lambda: lm.metrics.IoU(4, [1, 3], ignore_class=255, sparse_y_pred=False, dtype="float32"),
+    "MeanIoU": lambda: lm.metrics.MeanIoU(3, ignore_class=0, axis=1),
+    "OneHotIoU": lambda: lm.metrics.OneHotIoU(3, [2], sparse_y_pred=True),
+    "OneHotMeanIoU": lambda: lm.metrics.OneHotMeanIoU(5, ignore_class=4),
+    "PrecisionAtRecall": lambda: lm.metrics.PrecisionAtRecall(0.7, num_thresholds=50, class_id=1),
+    "RecallAtPrecision": lambda: lm.metrics.RecallAtPrecision(0.8),
+    "SensitivityAtSpecificity": lambda: lm.metrics.SensitivityAtSpecificity(0.3, num_thresholds=1),
+    "SpecificityAtSensitivity": lambda: lm.metrics.SpecificityAtSensitivity(0.6, class_id=0),
+}
+
+
 def _metric_objects():
     for name, cls in _public(lm.metrics, "class"):
-        if name == "MeanMetricWrapper":
-            yield name, lambda: lm.metrics.MeanMetricWrapper(lm.metrics.binary_accuracy, threshold=0.7, name="ba")
-        else:
-            yield name, cls
+        yield name, _METRIC_FACTORIES.get(name, cls)
 
 
 OBJECTS = [
