@@ -42,7 +42,7 @@ OPTION_CASES = [
 NAMES = sorted({name for name, _ in CASES} | {"Muon"})
 # Muon takes its own step for 2-D weights (one taller than wide: transposed) and AdamW for the
 # vectors, the embeddings and the excluded layers: weights of each kind, named for the rules.
-MUON_WEIGHTS = {"w0": (3, 4), "w1": (5, 2), "w2": (4,), "embedding_w3": (3, 4), "output_w4": (2, 3)}
+MUON_WEIGHTS = {"w0": (3, 4), "w1": (4, 3), "w2": (4,), "embedding_w3": (3, 4), "output_w4": (3, 4)}
 MUON_CASES = [
     {"learning_rate": LR},
     {"learning_rate": SCHEDULE, "exclude_layers": ["output"], "nesterov": False, "rms_rate": None,
@@ -182,7 +182,7 @@ def _optimizer_values(optimizer):
 @pytest.mark.parametrize("name", NAMES)
 def test_fit_then_files_keep_the_slots_and_continue_identically(keras, xy, name, tmp_path):
     x, y = xy
-    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(4, activation="tanh"), lm.layers.Dense(2)])
+    model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2)])
     model.compile(optimizer=getattr(lm.optimizers, name)(learning_rate=FIT_RATES[name]), loss="mse")
     losses = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
     assert all(later < earlier for earlier, later in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0], losses
@@ -221,3 +221,25 @@ def test_fit_then_files_keep_the_slots_and_continue_identically(keras, xy, name,
     for copy in copies:
         for ours, theirs in zip(copy.weights, model.weights):
             np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_keras_nadam_state_goes_on_identically_in_lamina(keras, tmp_path):
+    """Keras's file to lamina: the slots, the step counter and Nadam's ``u_product`` (a
+    scalar after every weight's slots) are read, so the next step is Keras's next step."""
+    rng = np.random.default_rng(3)
+    keras_model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    keras_model.compile(optimizer=keras.optimizers.Nadam(learning_rate=0.05), loss="mse")
+    steps = [[rng.normal(size=w.shape).astype("float32") for w in keras_model.trainable_weights] for _ in range(3)]
+    for grads in steps[:2]:
+        keras_model.optimizer.apply_gradients(zip(grads, keras_model.trainable_weights))
+    keras_model.save(tmp_path / "keras.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = lm.load_model(tmp_path / "keras.keras")
+    assert int(model.optimizer.iterations.numpy()) == 2
+    u_product = next(v for field, v, _ in model.optimizer.state_items() if field == "u_product")
+    np.testing.assert_array_equal(u_product.numpy(), np.asarray(keras_model.optimizer.variables[-1]))
+    keras_model.optimizer.apply_gradients(zip(steps[2], keras_model.trainable_weights))
+    model.optimizer.apply(steps[2], model.trainable_weights)
+    for ours, theirs in zip(model.weights, keras_model.weights):
+        np.testing.assert_allclose(ours.numpy(), np.asarray(theirs), rtol=RTOL, atol=ATOL)
