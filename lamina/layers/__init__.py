@@ -106,6 +106,7 @@ from lamina.layers.preprocessing import (
     AutoContrast,
     CategoryEncoding,
     CenterCrop,
+    ContrastLimitedAdaptiveHistogramEqualization,
     CutMix,
     Discretization,
     Equalization,

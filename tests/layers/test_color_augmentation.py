@@ -36,10 +36,13 @@ CHECKER_CASES = [
     ("Equalization", dict(bins=4), IMAGES),
     ("RandomColorJitter", dict(value_range=(0, 1), brightness_factor=(0.1, 0.1), saturation_factor=(0.7, 0.7)),
      UNIT),
+    ("ContrastLimitedAdaptiveHistogramEqualization", dict(tile_grid_size=(2, 3), clip_limit=2.0), IMAGES),
+    ("ContrastLimitedAdaptiveHistogramEqualization", dict(tile_grid_size=(2, 2), data_format="channels_first",
+                                                       value_range=(0, 1)), UNIT.transpose(0, 3, 1, 2)),
 ]
 
 
-@pytest.mark.parametrize("name, config, inputs", CHECKER_CASES, ids=[c[0] for c in CHECKER_CASES])
+@pytest.mark.parametrize("name, config, inputs", CHECKER_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CHECKER_CASES)])
 def test_color_layers_pass_the_checker(keras, name, config, inputs):
     check_layer(lambda: getattr(lm.layers, name)(**config), lambda k: getattr(k.layers, name)(**config),
                 inputs=inputs, training=True, keras=keras, rtol=1e-5, atol=1e-4, check_grads=False)
@@ -199,6 +202,7 @@ CONFIG_CASES = [
     ("RandomPosterization", (3,), {}),
     ("AutoContrast", ((0, 1),), {}),
     ("Equalization", (), {"bins": 64}),
+    ("ContrastLimitedAdaptiveHistogramEqualization", ((0, 1), 2.0, (4, 2)), {}),
     ("RandomColorJitter", (), {"brightness_factor": 0.2, "hue_factor": (0.1, 0.3), "seed": 4}),
 ]
 
@@ -226,12 +230,14 @@ def test_arguments_and_config_are_keras(keras, name, args, kwargs):
 
 DTYPE_CASES = [("RandomGrayscale", (1.0,)), ("RandomInvert", ()), ("Solarization", ()), ("RandomHue", (0.3,)),
                ("RandomColorDegeneration", (0.6,)), ("RandomSharpness", (0.3,)), ("RandomPosterization", (3,)),
-               ("AutoContrast", ()), ("Equalization", (None, 4)), ("RandomColorJitter", ((0, 255), 0.1))]
+               ("AutoContrast", ()), ("Equalization", (None, 4)), ("RandomColorJitter", ((0, 255), 0.1)),
+               ("ContrastLimitedAdaptiveHistogramEqualization", ((0, 255), 2.0, (1, 2)))]
 
 
 def test_integer_images_come_out_in_the_dtype_keras_gives(keras):
     """Floats in training; at inference uint8 passes unchanged except through the layers
-    that cast first (Solarization, RandomSharpness, AutoContrast), as in Keras."""
+    that cast first (Solarization, RandomSharpness, AutoContrast), as in Keras; CLAHE keeps
+    the input's dtype in both."""
     images = np.random.default_rng(0).integers(0, 256, size=(2, 3, 4, 3)).astype(np.uint8)
     for name, args in DTYPE_CASES:
         args = tuple((0, 255) if a is None else a for a in args)
@@ -292,3 +298,14 @@ def test_a_keras_file_moves_between_the_libraries(keras, tmp_path):
     back = lm.load_model(str(tmp_path / "k.keras"))
     assert back.layers[2].get_config()["hue_factor"] == 0.2 and back.layers[0].seed == 1
     np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_clahe_with_one_tile_and_no_clip_is_plain_equalization():
+    """Independent of Keras: one tile, no clipping: each level maps to its cumulative share."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(6, 7, 1)).astype(np.float32)
+    out = lm.layers.ContrastLimitedAdaptiveHistogramEqualization(clip_limit=0, tile_grid_size=(1, 1))(image)
+    levels = image.astype(int).ravel()
+    cdf = np.cumsum(np.bincount(levels, minlength=256))
+    expected = (cdf[levels] - cdf[0]) * 255.0 / (levels.size - cdf[0])
+    np.testing.assert_allclose(np.asarray(out).ravel(), expected, rtol=1e-5, atol=1e-4)

@@ -161,7 +161,7 @@ CHECKED_IN = {
     **{name: ("test_color_augmentation.py", "test_color_layers_pass_the_checker") for name in (
         "RandomBrightness", "RandomGrayscale", "RandomInvert", "Solarization", "RandomSaturation", "RandomHue",
         "RandomColorDegeneration", "RandomSharpness", "RandomPosterization", "AutoContrast", "Equalization",
-        "RandomColorJitter")},
+        "RandomColorJitter", "ContrastLimitedAdaptiveHistogramEqualization")},
     **{name: ("test_geometric_augmentation.py", "test_geometric_layers_pass_the_checker") for name in (
         "RandomErasing", "RandomGaussianBlur", "RandomShear", "RandomPerspective", "RandomElasticTransform")},
     **{name: ("test_mixing_augmentation.py", "test_mixing_layers_pass_the_checker") for name in (

@@ -137,6 +137,8 @@ LAYERS = {
     "RandomSaturation": lambda: lm.layers.RandomSaturation(0.3, seed=3),
     "RandomSharpness": lambda: lm.layers.RandomSharpness(0.3, seed=3),
     "Solarization": lambda: lm.layers.Solarization(0.2, (0.4, 0.6), seed=3),
+    "ContrastLimitedAdaptiveHistogramEqualization": lambda: lm.layers.ContrastLimitedAdaptiveHistogramEqualization(
+        (0, 1), clip_limit=2.0, tile_grid_size=[4, 2]),
     "RandomErasing": lambda: lm.layers.RandomErasing(0.5, (0.1, 0.2), fill_value=[1.0, 2.0, 3.0], seed=3),
     "RandomGaussianBlur": lambda: lm.layers.RandomGaussianBlur(kernel_size=(3, 5), sigma=(0.2, 0.8), seed=3),
     "RandomPerspective": lambda: lm.layers.RandomPerspective(0.5, scale=0.3, interpolation="nearest", seed=3),

@@ -6,6 +6,7 @@ from lamina.layers.preprocessing.aug_mix import AugMix
 from lamina.layers.preprocessing.auto_contrast import AutoContrast
 from lamina.layers.preprocessing.category_encoding import CategoryEncoding
 from lamina.layers.preprocessing.center_crop import CenterCrop
+from lamina.layers.preprocessing.clahe import ContrastLimitedAdaptiveHistogramEqualization
 from lamina.layers.preprocessing.cut_mix import CutMix
 from lamina.layers.preprocessing.discretization import Discretization
 from lamina.layers.preprocessing.equalization import Equalization
@@ -51,6 +52,7 @@ __all__ += ["AutoContrast", "Equalization", "RandomBrightness", "RandomColorDege
 # Geometric augmentation.
 __all__ += ["RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomShear"]
 __all__ += ["RandomElasticTransform"]
+__all__ += ["ContrastLimitedAdaptiveHistogramEqualization"]
 # Mixing augmentation and pipelines.
 __all__ += ["CutMix", "MixUp", "Pipeline"]
 __all__ += ["AugMix", "RandAugment"]
