@@ -210,3 +210,9 @@ def test_bfloat16_input_is_numeric():
     """bfloat16 (an ml_dtypes float, NumPy kind 'V') is numeric input, not refused."""
     layer = lm.layers.Dense(2, dtype="bfloat16")
     assert layer(np.ones((1, 3), dtype=jnp.bfloat16)).dtype == jnp.bfloat16
+
+
+def test_a_string_input_says_to_turn_text_into_integers_first():
+    for dtype in ("string", str):
+        with pytest.raises(TypeError, match=r"Input 'text': dtype .*cannot hold strings.*StringLookup"):
+            lm.Input((1,), dtype=dtype, name="text")

@@ -30,6 +30,12 @@ class InputLayer(Layer):
             batch_shape = tuple(shape)
         else:
             batch_shape = (batch_size, *tuple(shape))
+        if dtype in ("string", "str", str, object):  # np.dtype would only say "not understood"
+            raise TypeError(
+                f"Input{f' {name!r}' if name else ''}: dtype {dtype!r}: JAX arrays cannot hold strings, so a model's inputs "
+                "are numbers. Turn text into integers before the model (StringLookup, TextVectorization "
+                "or Hashing on the NumPy data, or in dataset.map) and declare an integer Input."
+            )
         super().__init__(name=name, dtype=dtype if dtype in ("float16", "bfloat16", "float32", "float64") else None, **kwargs)
         self.batch_shape = batch_shape
         self.input_dtype = str(dtype)
