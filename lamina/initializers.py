@@ -405,9 +405,85 @@ class Orthogonal(Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
+# scipy.signal.get_window's formulas for the windows lamina computes itself (symmetric over
+# ``n = 0..N-1``; a periodic window is the symmetric one of N + 1 points without its last).
+_WINDOWS = {
+    "hann": lambda n, m: 0.5 - 0.5 * np.cos(2 * np.pi * n / m),
+    "hamming": lambda n, m: 0.54 - 0.46 * np.cos(2 * np.pi * n / m),
+    "blackman": lambda n, m: 0.42 - 0.5 * np.cos(2 * np.pi * n / m) + 0.08 * np.cos(4 * np.pi * n / m),
+    "bartlett": lambda n, m: 1.0 - np.abs(2.0 * n / m - 1.0),
+    "boxcar": lambda n, m: np.ones_like(n),
+}
+
+
+def get_window(name, length: int, periodic: bool = False) -> np.ndarray:
+    """The window ``name`` (``"hann"``, ``"hamming"``, ``"blackman"``, ``"bartlett"`` or
+    ``"boxcar"``) of ``length`` points, as ``scipy.signal.get_window(name, length, periodic)``.
+
+    Example:
+        >>> get_window("hann", 4).round(3).tolist(), get_window("hann", 4, periodic=True).round(3).tolist()
+        ([0.0, 0.75, 0.75, 0.0], [0.0, 0.5, 1.0, 0.5])
+    """
+    if name not in _WINDOWS:
+        raise ValueError(f"Unknown window {name!r}: lamina computes the windows {sorted(_WINDOWS)}; "
+                         "pass any other one as an array of `frame_length` values.")
+    if length <= 1:
+        return np.ones(length)
+    points = length + 1 if periodic else length
+    values = _WINDOWS[name](np.arange(points, dtype=np.float64), points - 1)
+    return values[:length]
+
+
+class STFT(Initializer):
+    """The kernel of a short-time Fourier transform as a convolution, as
+    ``keras.initializers.STFT``: for a shape ``(frame_length, 1, bins)``, ``cos`` (``side=
+    "real"``) or ``sin`` (``"imag"``) of ``-2 pi t f / (2 (bins - 1))`` for each time ``t`` and
+    frequency bin ``f``, times ``window`` (a name, an array of ``frame_length`` values, or
+    ``None``), divided by ``sqrt(sum(window ** 2))`` (``scaling="density"``), ``sum(|window|)``
+    (``"spectrum"``) or 1 (``None``). ``lm.layers.STFTSpectrogram`` builds its kernels with it.
+
+    Example:
+        >>> kernel = STFT("real", window=None)((4, 1, 3))
+        >>> kernel[:, 0, 0].tolist(), kernel[:, 0, 2].tolist()
+        ([1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0])
+    """
+
+    def __init__(self, side="real", window="hann", scaling="density", periodic=False):
+        if side not in ("real", "imag"):
+            raise ValueError(f"STFT initializer: side must be 'real' or 'imag', got {side!r}.")
+        if scaling not in (None, "density", "spectrum"):
+            raise ValueError(f"STFT initializer: scaling must be None, 'density' or 'spectrum', got {scaling!r}.")
+        if isinstance(window, str) and window not in _WINDOWS:
+            get_window(window, 1)  # the unknown-window message
+        self.side, self.window, self.scaling, self.periodic = side, window, scaling, bool(periodic)
+
+    @_concrete
+    def __call__(self, shape, dtype="float32"):
+        if len(shape) != 3:
+            raise ValueError(f"STFT initializer: the shape must be (frame_length, channels, bins), got {shape}.")
+        frame_length, _, bins = shape
+        time = np.arange(frame_length, dtype=np.float64).reshape(frame_length, 1, 1)
+        freq = np.arange(bins, dtype=np.float64).reshape(1, 1, bins) / ((bins - 1) * 2)
+        angles = -2.0 * time * freq * np.pi
+        kernel = np.cos(angles) if self.side == "real" else np.sin(angles)
+        if self.window is not None:
+            win = (get_window(self.window, frame_length, self.periodic) if isinstance(self.window, str)
+                   else np.asarray(self.window, np.float64))
+            if win.shape != (frame_length,):
+                raise ValueError(f"STFT initializer: the window must have frame_length={frame_length} values, "
+                                 f"got shape {win.shape}.")
+            scale = {"density": np.sqrt(np.sum(win ** 2)), "spectrum": np.sum(np.abs(win)), None: 1.0}[self.scaling]
+            kernel = kernel * win.reshape(frame_length, 1, 1) / scale
+        return np.broadcast_to(kernel, shape).copy()
+
+    def get_config(self):
+        window = self.window.tolist() if hasattr(self.window, "tolist") else self.window
+        return {"side": self.side, "window": window, "periodic": self.periodic, "scaling": self.scaling}
+
+
 _CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, TruncatedNormal, RandomUniform,
             VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal,
-            LecunUniform, Orthogonal)
+            LecunUniform, Orthogonal, STFT)
 _ALIASES = {
     "Initializer": Initializer, "initializer": Initializer,
     **{cls.__name__: cls for cls in _CLASSES},
@@ -419,6 +495,7 @@ _ALIASES = {
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
     "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,  # Keras's compat names
+    "STFTInitializer": STFT, "stft": STFT,
 }
 register_builtin(Initializer)
 for _cls in _CLASSES:
@@ -441,9 +518,10 @@ variance_scaling, orthogonal = VarianceScaling, Orthogonal
 glorot_uniform, glorot_normal, he_normal, he_uniform = GlorotUniform, GlorotNormal, HeNormal, HeUniform
 lecun_normal, lecun_uniform = LecunNormal, LecunUniform
 IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
+STFTInitializer = stft = STFT
 
 _SNAKE_CASE = ["constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
                "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal", "random_uniform",
                "truncated_normal", "variance_scaling", "zeros"]
 __all__ = ["Initializer", *(cls.__name__ for cls in _CLASSES), "IdentityInitializer",
-           "OrthogonalInitializer", *_SNAKE_CASE, "deserialize", "get", "serialize"]
+           "OrthogonalInitializer", "STFTInitializer", "stft", *_SNAKE_CASE, "deserialize", "get", "serialize"]

@@ -32,7 +32,8 @@ ALIASES = [
         ("IdentityInitializer", "Identity"), ("lecun_normal", "LecunNormal"), ("lecun_uniform", "LecunUniform"),
         ("ones", "Ones"), ("orthogonal", "Orthogonal"), ("OrthogonalInitializer", "Orthogonal"),
         ("random_normal", "RandomNormal"), ("random_uniform", "RandomUniform"),
-        ("truncated_normal", "TruncatedNormal"), ("variance_scaling", "VarianceScaling"), ("zeros", "Zeros"))],
+        ("truncated_normal", "TruncatedNormal"), ("variance_scaling", "VarianceScaling"), ("zeros", "Zeros"),
+        ("STFTInitializer", "STFT"), ("stft", "STFT"))],
     ("activations", "swish", "silu"),
     ("activations", "hard_swish", "hard_silu"),
     ("regularizers", "l1", "L1"),
@@ -44,10 +45,7 @@ ALIASES = [
     ("saving", "custom_object_scope", "CustomObjectScope"),
 ]
 # Keras aliases of things lamina does not implement.
-ALIASES_NOT_IMPLEMENTED = {
-    ("initializers", "STFTInitializer"): "lamina has no STFT initializer",
-    ("initializers", "stft"): "lamina has no STFT initializer",
-}
+ALIASES_NOT_IMPLEMENTED = {}
 ALIAS_MODULES = sorted({module for module, _, _ in ALIASES})
 
 
@@ -113,8 +111,7 @@ REFUSED = {
     "metrics": {},
     "optimizers": {name: "not implemented in lamina" for name in (
         "schedulefreeadamw",)},
-    "initializers": {"STFT": "no STFT initializer", "STFTInitializer": "no STFT initializer",
-                     "stft": "no STFT initializer"},
+    "initializers": {},
     "activations": {},
     "regularizers": {},
     "constraints": {},

@@ -156,6 +156,7 @@ LAYERS = {
     "ReLU": lambda: lm.layers.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5),
     "RepeatVector": lambda: lm.layers.RepeatVector(2),
     "Rescaling": lambda: lm.layers.Rescaling(0.5, offset=1.0),
+    "STFTSpectrogram": lambda: lm.layers.STFTSpectrogram("psd", 64, 16, window="blackman", expand_dims=True),
     "Reshape": lambda: lm.layers.Reshape((2, 2)),
     "Resizing": lambda: lm.layers.Resizing(4, 6, interpolation="bicubic", crop_to_aspect_ratio=True),
     "SeparableConv1D": lambda: lm.layers.SeparableConv1D(2, 3),
