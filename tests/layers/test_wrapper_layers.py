@@ -136,3 +136,32 @@ def test_stacked_rnn_and_spectral_normalization_keras_files_both_ways(keras, tmp
     back = lm.load_model(str(tmp_path / "theirs.keras"))
     assert isinstance(back.layers[1].cell, lm.layers.StackedRNNCells)
     np.testing.assert_allclose(np.asarray(back(jnp.asarray(x))), expected, rtol=1e-5, atol=1e-6)
+
+
+# --- every layer of this part: Keras's constructor arguments and config ----------------------------
+
+ARGUMENTS = {  # class name -> its required arguments, given the module of layers (lm.layers or Keras's)
+    "Attention": lambda layers: (), "AdditiveAttention": lambda layers: (),
+    "GroupedQueryAttention": lambda layers: (2, 4, 2), "RMSNormalization": lambda layers: (),
+    "SpectralNormalization": lambda layers: (layers.Dense(2),), "Wrapper": lambda layers: (layers.Dense(2),),
+    "StackedRNNCells": lambda layers: ([layers.LSTMCell(2), layers.GRUCell(3)],),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARGUMENTS))
+def test_constructor_arguments_and_configs_are_keras_s(keras, name):
+    import inspect  # noqa: PLC0415
+
+    ours = getattr(lm.layers, name)
+    theirs = getattr(keras.layers, "GroupQueryAttention" if name == "GroupedQueryAttention" else name)
+
+    def arguments(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+
+    assert arguments(ours) == arguments(theirs)
+    mine, reference = ours(*ARGUMENTS[name](lm.layers)).get_config(), theirs(*ARGUMENTS[name](keras.layers)).get_config()
+    assert set(mine) == set(reference)
+    for key, value in reference.items():
+        holds_objects = isinstance(value, dict) or isinstance(value, list) and any(isinstance(v, dict) for v in value)
+        if key not in ("name", "dtype") and not holds_objects:  # (objects: compared in their round trips)
+            assert mine[key] == value, key
