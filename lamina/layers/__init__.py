@@ -143,6 +143,7 @@ from lamina.layers.preprocessing import (
     StringLookup,
     TextVectorization,
 )
+from lamina.layers.preprocessing.mel_spectrogram import MelSpectrogram
 from lamina.layers.preprocessing.stft_spectrogram import STFTSpectrogram
 from lamina.layers.regularization import (
     ActivityRegularization,

@@ -148,6 +148,7 @@ CHECKED_IN = {
     "UnitNormalization": ("test_normalization.py", "test_unit_normalization_passes_the_checker"),
     "Rescaling": ("test_preprocessing.py", "test_rescaling_passes_the_checker"),
     "STFTSpectrogram": ("test_spectrograms.py", "test_stft_spectrogram_matches_keras"),
+    "MelSpectrogram": ("test_spectrograms.py", "test_mel_spectrogram_matches_keras"),
     "Normalization": ("test_preprocessing.py", "test_normalization_with_given_statistics_passes_the_checker"),
     "Resizing": ("test_image_preprocessing.py", "test_resizing_passes_the_checker"),
     "CenterCrop": ("test_image_preprocessing.py", "test_center_crop_passes_the_checker"),

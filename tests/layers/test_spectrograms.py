@@ -1,5 +1,5 @@
-"""``STFTSpectrogram`` against Keras 3 and against NumPy's FFT; the ``STFT`` initializer and its
-windows against Keras and SciPy."""
+"""``STFTSpectrogram`` and ``MelSpectrogram`` against Keras 3 and against NumPy's FFT; the
+``STFT`` initializer and its windows against Keras and SciPy."""
 
 import numpy as np
 import pytest
@@ -52,6 +52,30 @@ def test_stft_initializer_and_windows_match_keras_and_scipy(keras):
     assert lm.initializers.deserialize(lm.initializers.serialize(lm.initializers.STFT("imag"))).side == "imag"
 
 
+def test_mel_spectrogram_matches_keras(keras):
+    # float32 FFTs of different libraries; decibels up to ~60, hence the tolerances.
+    config = dict(fft_length=64, sequence_stride=24, sequence_length=50, num_mel_bins=12, sampling_rate=8000)
+    check_layer(lambda: lm.layers.MelSpectrogram(**config), lambda k: k.layers.MelSpectrogram(**config),
+                input_shape=(2, 200), keras=keras, rtol=1e-4, atol=1e-3, grad_rtol=1e-3, grad_atol=1e-3)
+
+
+def test_mel_spectrogram_equals_numpy_mel_filters_of_the_power_spectrum():
+    x = random_input((2, 300), seed=7)
+    layer = lm.layers.MelSpectrogram(fft_length=64, sequence_stride=32, num_mel_bins=10, power_to_db=False)
+    padded = np.pad(x, [(0, 0), (32, 32)], mode="reflect")
+    frames = np.stack([padded[:, s:s + 64] for s in range(0, padded.shape[1] - 63, 32)], axis=1)
+    power = np.abs(np.fft.rfft(frames * lm.initializers.get_window("hann", 64, periodic=True))) ** 2
+    hertz = np.linspace(0, 8000, 33)
+    mel = 1127.0 * np.log(1 + hertz / 700.0)
+    edges = np.linspace(1127.0 * np.log(1 + 20 / 700.0), 1127.0 * np.log(1 + 8000 / 700.0), 12)
+    filters = np.stack([np.clip(np.minimum((mel - lo) / (c - lo), (hi - mel) / (hi - c)), 0, None)
+                        for lo, c, hi in zip(edges, edges[1:], edges[2:])], axis=1)
+    filters[0] = 0  # the DC bin is left out
+    expected = np.swapaxes(power @ filters, 1, 2)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-4)
+    assert layer.compute_output_shape((None, 300)) == (None, 10, 10) == (None, *expected.shape[1:])
+
+
 def test_bad_arguments_and_inputs_name_the_layer():
     with pytest.raises(ValueError, match=r"STFTSpectrogram 's1'.*frame_step.*frame_step=20, frame_length=16"):
         lm.layers.STFTSpectrogram(frame_length=16, frame_step=20, name="s1")
@@ -59,5 +83,9 @@ def test_bad_arguments_and_inputs_name_the_layer():
         lm.layers.STFTSpectrogram(mode="power", name="s2")
     with pytest.raises(ValueError, match=r"Unknown window 'kaiser'.*array"):
         lm.layers.STFTSpectrogram(window="kaiser")
+    with pytest.raises(ValueError, match=r"MelSpectrogram 'm1'.*fft_length.*sequence_length=300, fft_length=256"):
+        lm.layers.MelSpectrogram(fft_length=256, sequence_length=300, name="m1")
+    with pytest.raises(ValueError, match=r"'m2'.*`window` must be 'hann', 'hamming'"):
+        lm.layers.MelSpectrogram(window="blackman", name="m2")
     with pytest.raises(TypeError, match=r"'s3'.*float signals.*int32"):
         lm.layers.STFTSpectrogram(frame_length=8, name="s3")(np.ones((1, 32, 1), "int32"))

@@ -157,6 +157,7 @@ LAYERS = {
     "RepeatVector": lambda: lm.layers.RepeatVector(2),
     "Rescaling": lambda: lm.layers.Rescaling(0.5, offset=1.0),
     "STFTSpectrogram": lambda: lm.layers.STFTSpectrogram("psd", 64, 16, window="blackman", expand_dims=True),
+    "MelSpectrogram": lambda: lm.layers.MelSpectrogram(256, 64, window="hamming", num_mel_bins=40, top_db=60.0),
     "Reshape": lambda: lm.layers.Reshape((2, 2)),
     "Resizing": lambda: lm.layers.Resizing(4, 6, interpolation="bicubic", crop_to_aspect_ratio=True),
     "SeparableConv1D": lambda: lm.layers.SeparableConv1D(2, 3),
