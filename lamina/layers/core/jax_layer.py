@@ -261,8 +261,8 @@ class FlaxLayer(JaxLayer):
         >>> layer = lm.layers.FlaxLayer(nn.Dense(3))
         >>> layer(jnp.ones((2, 4))).shape
         (2, 3)
-        >>> [w.path for w in layer.trainable_weights]
-        ['flax_layer/params/params/bias', 'flax_layer/params/params/kernel']
+        >>> [w.name for w in layer.trainable_weights]
+        ['params/params/bias', 'params/params/kernel']
     """
 
     def __init__(self, module, method=None, variables=None, **kwargs):
