@@ -148,6 +148,8 @@ def test_get_by_name_has_keras_defaults_and_config_keys(keras, name):
     # A Keras config (float32-rounded learning rate and all) builds the same optimizer.
     from_keras = getattr(lm.optimizers, name).from_config(their_config)
     assert from_keras.get_config()["learning_rate"] == pytest.approx(0.001)
+    # And lamina's config builds the Keras optimizer.
+    assert getattr(keras.optimizers, name).from_config(ours_config).get_config().keys() == their_config.keys()
 
 
 @pytest.mark.parametrize("kwargs, message", [
