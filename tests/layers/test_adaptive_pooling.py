@@ -31,8 +31,9 @@ CASES = [
 @pytest.mark.parametrize("name, config, inputs", CASES)
 def test_adaptive_pooling_matches_keras(keras, name, config, inputs):
     given = dict(inputs=inputs) if isinstance(inputs, np.ndarray) else dict(input_shape=inputs)
+    # An average is a constant linear map (its gradient is the same map); max's routing is compared.
     check_layer(lambda: getattr(lm.layers, name)(**config), lambda k: getattr(k.layers, name)(**config),
-                keras=keras, **given)
+                keras=keras, check_grads="Max" in name, **given)
 
 
 def test_windows_are_pytorch_s_floor_and_ceil_ranges():

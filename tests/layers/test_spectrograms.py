@@ -53,10 +53,11 @@ def test_stft_initializer_and_windows_match_keras_and_scipy(keras):
 
 
 def test_mel_spectrogram_matches_keras(keras):
-    # float32 FFTs of different libraries; decibels up to ~60, hence the tolerances.
+    # float32 FFTs of different libraries; decibels up to ~60, hence the tolerances. No weights,
+    # and a preprocessing step (a Keras DataLayer): gradients are not compared (two FFT programs).
     config = dict(fft_length=64, sequence_stride=24, sequence_length=50, num_mel_bins=12, sampling_rate=8000)
     check_layer(lambda: lm.layers.MelSpectrogram(**config), lambda k: k.layers.MelSpectrogram(**config),
-                input_shape=(2, 200), keras=keras, rtol=1e-4, atol=1e-3, grad_rtol=1e-3, grad_atol=1e-3)
+                input_shape=(2, 200), keras=keras, rtol=1e-4, atol=1e-3, check_grads=False)
 
 
 def test_mel_spectrogram_equals_numpy_mel_filters_of_the_power_spectrum():

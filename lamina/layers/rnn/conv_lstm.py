@@ -423,10 +423,10 @@ class ConvLSTM1D(ConvLSTM):
     ``(output, h, c)``; ``initial_state=[h0, c0]``.
 
     Example:
-        >>> import jax.numpy as jnp, lamina as lm
+        >>> import lamina as lm
         >>> layer = lm.layers.ConvLSTM1D(4, 3, padding="same", return_sequences=True)
-        >>> layer(jnp.ones((2, 5, 8, 3))).shape
-        (2, 5, 8, 4)
+        >>> layer.compute_output_shape((None, 5, 8, 3))  # (batch, time, steps, channels)
+        (None, 5, 8, 4)
     """
 
     rank = 1
@@ -457,9 +457,9 @@ class ConvLSTM3D(ConvLSTM):
     ``ConvLSTM1D``).
 
     Example:
-        >>> import jax.numpy as jnp, lamina as lm
-        >>> lm.layers.ConvLSTM3D(2, 2, strides=2)(jnp.ones((1, 3, 4, 4, 4, 1))).shape
-        (1, 2, 2, 2, 2)
+        >>> import lamina as lm
+        >>> lm.layers.ConvLSTM3D(2, 2, strides=2).compute_output_shape((None, 3, 4, 4, 4, 1))
+        (None, 2, 2, 2, 2)
     """
 
     rank = 3
