@@ -7,13 +7,13 @@ classes whose row or column is not empty, of ``tp / (tp + fp + fn)``.
 
 As in Keras the matrix is an integer (``int32``) variable unless ``dtype`` says otherwise, so
 float sample weights are truncated (a warning says so when an eager update gets fractions;
-compiled steps cannot tell): pass ``dtype="float32"`` to weight by fractions. Labels and predictions outside ``[0, num_classes)``, and labels equal to
-``ignore_class``, are left out.
+compiled steps cannot tell): pass ``dtype="float32"`` to weight by fractions. Labels and
+predictions outside ``[0, num_classes)``, and labels equal to ``ignore_class``, are left out.
 
 Beyond Keras (only where Keras raises): a per-sample weight of shape ``(batch,)`` applies to
-every element of a ``(batch, ...)`` segmentation map, and ``axis`` other than ``-1`` works
-for one-hot inputs (Keras's ``result`` sums the per-class values over ``axis`` too, which
-fails on its 1-D vector).
+every element of a ``(batch, ...)`` segmentation map, and a class ``axis`` such as ``1``
+(channels-first one-hot maps) works (Keras's ``result`` also sums its 1-D vector of per-class
+values over ``axis``, which fails for any axis but ``0`` and ``-1``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import pytest
 
 import lamina as lm
 
+# Keras's confusion matrix asks JAX for int64 indices (x64 is off): its warning, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype int64:UserWarning")
 _RNG = np.random.default_rng(7)
 _N = 12  # one batch shape for every case: the eager programs compile once for all of them
 
@@ -132,6 +134,18 @@ def test_a_per_sample_weight_covers_a_segmentation_map():
 def test_bad_arguments_raise_naming_the_metric(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_a_channels_first_class_axis_equals_keras_on_the_transposed_maps(keras):
+    # (Keras's own result() fails for axis=1: it sums its per-class vector over that axis too.)
+    rng = np.random.default_rng(2)
+    y_true = np.eye(3, dtype="float32")[rng.integers(0, 3, (2, 4))]
+    y_pred = rng.uniform(size=(2, 4, 3)).astype("float32")
+    ours = lm.metrics.OneHotMeanIoU(3, axis=1, dtype="float32")
+    ours.update_state(y_true.transpose(0, 2, 1), y_pred.transpose(0, 2, 1))
+    theirs = keras.metrics.OneHotMeanIoU(3, dtype="float32")
+    theirs.update_state(y_true, y_pred)
+    assert float(ours.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
 
 
 def test_mismatched_label_and_prediction_sizes_raise():
