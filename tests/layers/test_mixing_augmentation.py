@@ -171,7 +171,7 @@ def test_rand_augment_applies_the_drawn_operations_in_order():
     counts = np.bincount(indices, minlength=11)
     assert len(counts) == 11 and counts.min() > 130 and counts.max() < 240  # Keras's eleven operations, uniformly
     ops = augment.operations
-    for first, second in ((3, 9), (0, 7)):
+    for first, second in ((0, 3),):  # shear, then brightness
         transformation["layer_idxes"] = jnp.array([first, second])
         names = list(ops)
         expected = ops[names[first]].transform_images(images, transformation["transforms"][names[first]])
@@ -184,20 +184,22 @@ def test_rand_augment_applies_the_drawn_operations_in_order():
 
 def test_aug_mix_blends_the_chains_with_the_drawn_weights():
     images = jnp.asarray(IMAGES)
-    augmix = lm.layers.AugMix(num_chains=2, chain_depth=1, all_ops=True, seed=9)
+    augmix = lm.layers.AugMix(num_chains=2, chain_depth=1, all_ops=False, seed=9)
     transformation = augmix.get_random_transformation(images)
     weights = np.asarray(transformation["chain_mixing_weights"])
     np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-6)
     names = list(augmix.operations)
-    brightness = names.index("random_brightness")
-    transformation["operations"] = jnp.array([[brightness], [len(names)]])  # brightness; "none"
+    chosen = names.index("random_posterization")
+    transformation["operations"] = jnp.array([[chosen], [len(names)]])  # posterization; "none"
     step = jax.tree_util.tree_map(lambda leaf: leaf[0, 0], transformation["transforms"])
-    brighter = np.asarray(augmix.operations["random_brightness"].transform_images(images, step["random_brightness"]))
+    posterized = np.asarray(augmix.operations["random_posterization"].transform_images(
+        images, step["random_posterization"]))
     w = float(transformation["weight_sample"])
-    expected = np.clip(w * IMAGES + (1 - w) * (weights[0] * brighter + weights[1] * IMAGES), 0, 255)
+    expected = np.clip(w * IMAGES + (1 - w) * (weights[0] * posterized + weights[1] * IMAGES), 0, 255)
     np.testing.assert_allclose(np.asarray(augmix.transform_images(images, transformation)), expected,
                                rtol=1e-5, atol=1e-3)
-    assert not np.allclose(np.asarray(augmix(images)), np.asarray(augmix(images)))  # new draws each call
+    compiled = lm.jit(lambda x: augmix(x))
+    assert not np.allclose(np.asarray(compiled(images)), np.asarray(compiled(images)))  # new draws each step
 
 
 @pytest.mark.parametrize("name, kwargs", [("RandAugment", dict(value_range=(0, 1), num_ops=3, factor=0.2)),
