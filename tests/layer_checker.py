@@ -324,6 +324,7 @@ POSITIONAL_ARGUMENTS = {
     "DepthwiseConv2D": (3,), "SeparableConv1D": (2, 3), "SeparableConv2D": (2, 3),
     "AveragePooling1D": (2,), "AveragePooling2D": (2,), "AveragePooling3D": (2,),
     "Reshape": ((2, -1),), "Permute": ((2, 1),), "RepeatVector": (2,),
+    **{f"Adaptive{kind}Pooling{d}D": (2,) for kind in ("Average", "Max") for d in (1, 2, 3)},
 }
 
 

@@ -10,12 +10,12 @@ DOC = Path(__file__).parent.parent.parent / "docs" / "distribution.md"
 
 def test_the_examples_of_docs_distribution_run(capsys):
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     namespace, fsdp = {"lm": lm}, {}
     try:
         for i, code in enumerate(blocks):
             exec(compile(code, f"docs/distribution.md[{i}]", "exec"), namespace)
-            if i == 1:  # the FSDP custom loop; later blocks reuse its names
+            if i == 2:  # the FSDP custom loop; later blocks reuse its names
                 fsdp = dict(namespace)
     finally:
         lm.distribution.set_distribution(None)

@@ -338,7 +338,7 @@ def test_layers_that_own_layers(digits):
     y = mlp(x)
     # Weights are recursively tracked.
     assert len(mlp.weights) == 6
-    assert [v.path for v in mlp.weights[:2]] == ["mlp/linear_1/w", "mlp/linear_1/b"]
+    assert [v.path for v in mlp.weights[:2]] == [f"{mlp.name}/linear_1/w", f"{mlp.name}/linear_1/b"]  # "mlp" in a fresh process
 
     # ... equivalent to the built-in option:
     sequential = lm.Sequential(
