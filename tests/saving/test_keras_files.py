@@ -236,3 +236,26 @@ def test_optimizer_state_moves_both_ways(case, keras_files, tmp_path):
     assert len(again.optimizer.variables) == len(keras_model.optimizer.variables)
     for ours, theirs in zip(again.optimizer.variables, keras_model.optimizer.variables):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=TOLERANCE, rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "Lion"])
+def test_adagrad_and_lion_state_moves_both_ways(name, tmp_path):
+    """Keras's Adagrad ``accumulator`` and Lion ``momentum`` are optax's ``sum_of_squares`` and
+    ``mu``: a Keras model trained two steps continues identically in lamina, and back."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    keras_model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+    keras_model.compile(getattr(keras.optimizers, name)(learning_rate=0.05), "mse")
+    for _ in range(2):
+        keras_model.train_on_batch(x, y)
+    keras_model.save(tmp_path / "model.keras")
+    model = lm.load_model(tmp_path / "model.keras")
+    keras_model.train_on_batch(x, y)
+    model.train_on_batch(x, y)
+    for ours, theirs in zip(model.weights, keras_model.weights):
+        np.testing.assert_allclose(ours.numpy(), np.asarray(theirs), atol=TOLERANCE, rtol=TOLERANCE)
+    model.save(tmp_path / "trained.keras")
+    again = keras.saving.load_model(tmp_path / "trained.keras")
+    assert len(again.optimizer.variables) == len(keras_model.optimizer.variables)
+    for ours, theirs in zip(again.optimizer.variables, keras_model.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=TOLERANCE, rtol=TOLERANCE)

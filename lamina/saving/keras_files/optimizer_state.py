@@ -7,7 +7,8 @@ Keras lists ``iterations``, ``learning_rate``, then, for each trainable variable
 ``velocity`` (``nu``), SGD without momentum nothing more; Adadelta ``accumulated_grad`` and
 ``accumulated_delta_var`` (optax's ``e_g`` and ``e_x``), Lamb ``momentum`` and ``velocity`` (``mu``
 and ``nu``), Adamax, Nadam, Ftrl, Adafactor and Muon their Keras-named slots (Muon's
-``velocity`` for its AdamW weights only), then Nadam's one ``u_product``. Other optimizers (and those with EMA or gradient accumulation, which
+``velocity`` for its AdamW weights only), then Nadam's one ``u_product``; Adagrad ``accumulator``
+(optax's ``sum_of_squares``) and Lion ``momentum`` (optax's ``mu``). Other optimizers (and those with EMA or gradient accumulation, which
 add variables) are not mapped: their state is left out when saving and skipped, with a
 warning, when loading, as Keras does when the optimizers differ.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 _SLOTS = {"Adam": ("mu", "nu"), "AdamW": ("mu", "nu"), "RMSprop": ("nu",), "SGD": (),
           "Adadelta": ("e_g", "e_x"), "Adafactor": ("r", "c", "velocity"), "Adamax": ("momentum", "norm"),
           "Ftrl": ("accumulator", "linear"), "Lamb": ("mu", "nu"), "Nadam": ("momentum", "velocity"),
-          "Muon": ("momentum", "velocity")}
+          "Muon": ("momentum", "velocity"), "Adagrad": ("sum_of_squares",), "Lion": ("mu",)}
 # Slots that only some weights have (Keras gives Muon's 2-D weights no velocity).
 _OPTIONAL = {"Muon": ("velocity",)}
 # Keras's optimizer-wide variables, after every weight's slots.
