@@ -20,19 +20,8 @@ import math
 
 import jax.numpy as jnp
 
-from lamina import constraints, initializers, regularizers
-from lamina.layers.attention.multi_head_attention import (
-    _as_input,
-    _attend,
-    causal_mask,
-    combined_attention_mask,
-    sliding_window_mask,
-)
-from lamina.layers.core.dropout import Dropout
-from lamina.layers.core.einsum_dense import EinsumDense
-from lamina.layers.layer import Layer
+from lamina.layers.attention.multi_head_attention import _ProjectedAttention
 from lamina.saving.object_registry import register_builtin
-from lamina.saving.serialization import serialize_object
 
 
 def _positive_int(layer, name, value):
@@ -40,7 +29,7 @@ def _positive_int(layer, name, value):
         raise ValueError(f"GroupedQueryAttention '{layer.name}': {name} must be a positive integer; got {value!r}.")
 
 
-class GroupedQueryAttention(Layer):
+class GroupedQueryAttention(_ProjectedAttention):
     """Grouped-query attention, as ``keras.layers.GroupedQueryAttention`` (alias
     ``GroupQueryAttention``).
 
@@ -70,7 +59,13 @@ class GroupedQueryAttention(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, use_gate=False,
                  seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(
+            dropout=dropout, use_bias=use_bias, use_gate=use_gate, sliding_window=sliding_window,
+            flash_attention=flash_attention, seed=seed, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs,
+        )
         for name, value in (("head_dim", head_dim), ("num_query_heads", num_query_heads),
                             ("num_key_value_heads", num_key_value_heads)):
             _positive_int(self, name, value)
@@ -79,58 +74,32 @@ class GroupedQueryAttention(Layer):
                 f"GroupedQueryAttention '{self.name}': num_query_heads must be divisible by num_key_value_heads; "
                 f"got {num_query_heads} and {num_key_value_heads}."
             )
-        if sliding_window is not None and (not isinstance(sliding_window, int) or sliding_window <= 0):
-            raise ValueError(
-                f"GroupedQueryAttention '{self.name}': sliding_window must be None or a positive integer; "
-                f"got {sliding_window!r}."
-            )
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"GroupedQueryAttention '{self.name}': dropout must be in [0, 1]; got {dropout!r}.")
-        if flash_attention and dropout > 0:
-            raise ValueError(
-                f"GroupedQueryAttention '{self.name}': dropout is not supported with flash_attention; set "
-                "dropout=0.0 to use flash attention."
-            )
-        self.supports_masking = True
         self.head_dim = head_dim
         self.num_query_heads = num_query_heads
         self.num_key_value_heads = num_key_value_heads
         self.num_repeats = num_query_heads // num_key_value_heads
-        self.dropout = float(dropout)
-        self.use_bias = bool(use_bias)
-        self.use_gate = bool(use_gate)
-        self.sliding_window = sliding_window
-        self._flash_attention = flash_attention
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.seed = seed
-        self._inverse_sqrt_head_dim = 1.0 / math.sqrt(float(head_dim))
-        # Assigned here so that they keep Keras's weight order (query, key, [gate], value,
-        # attention_output) whichever is built first: key and value are built on the first
-        # call, since Layer.__call__ builds from the query's shape only.
-        self._query_dense = None
-        self._key_dense = None
-        self._gate_dense = None
-        self._value_dense = None
-        self._output_dense = None
-        self._dropout_layer = Dropout(self.dropout, seed=seed, dtype=self.dtype_policy)
+        # The layer's own output is regularized too, besides the projections' (MultiHeadAttention
+        # regularizes the projections' only).
+        self.activity_regularizer = self._activity_regularizer
+        self._attention_axes = None  # one attention axis: the sequence (axis 1 of (B, T, heads, H))
+        self._scale = 1.0 / math.sqrt(float(head_dim))
+
+    # -- arguments, under Keras's attribute names ---------------------------------------------
+    dropout = property(lambda self: self._dropout)
+    use_bias = property(lambda self: self._use_bias)
+    use_gate = property(lambda self: self._use_gate)
+    sliding_window = property(lambda self: self._sliding_window)
+    kernel_initializer = property(lambda self: self._kernel_initializer)
+    bias_initializer = property(lambda self: self._bias_initializer)
+    kernel_regularizer = property(lambda self: self._kernel_regularizer)
+    bias_regularizer = property(lambda self: self._bias_regularizer)
+    kernel_constraint = property(lambda self: self._kernel_constraint)
+    bias_constraint = property(lambda self: self._bias_constraint)
 
     # -- building -----------------------------------------------------------------------------
     def _projection(self, equation, heads_or_dim, bias_axes, name, activation=None):
         output_shape = (None, heads_or_dim, self.head_dim) if isinstance(heads_or_dim, int) else heads_or_dim
-        return EinsumDense(
-            equation, output_shape=output_shape, bias_axes=bias_axes if self.use_bias else None,
-            activation=activation, name=name, kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer, kernel_regularizer=self.kernel_regularizer,
-            bias_regularizer=self.bias_regularizer, activity_regularizer=self.activity_regularizer,
-            kernel_constraint=self.kernel_constraint, bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
-        )
+        return self._einsum_dense(equation, output_shape, bias_axes, name, activation=activation)
 
     def _check_rank(self, what, shape):
         if len(shape) != 3:
@@ -173,21 +142,12 @@ class GroupedQueryAttention(Layer):
             self._value_dense = self._projection("bkm,mvh->bkvh", self.num_key_value_heads, "vh", "value")
             self._value_dense.build_from_shape(value_shape)
 
-    # -- masks (Keras's methods, overridable as there) ----------------------------------------
-    def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
-                                attention_mask=None, use_causal_mask=False):
-        extra = [self._compute_causal_mask(query, value)] if use_causal_mask else []
-        if self.sliding_window is not None:
-            extra.append(self._compute_sliding_window_mask(query, value))
-        return combined_attention_mask(query_mask, value_mask, key_mask, attention_mask, extra)
-
-    def _compute_causal_mask(self, query, value=None):
-        return causal_mask(query, value)
-
-    def _compute_sliding_window_mask(self, query, value=None):
-        return sliding_window_mask(query, value, self.sliding_window)
-
     # -- the computation ----------------------------------------------------------------------
+    def _project_key_value(self, key, value):
+        # Each key/value head serves `num_repeats` consecutive query heads.
+        return (jnp.repeat(self._key_dense(key), self.num_repeats, axis=2),
+                jnp.repeat(self._value_dense(value), self.num_repeats, axis=2))
+
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False):
         if self._flash_attention and return_attention_scores:
@@ -195,42 +155,10 @@ class GroupedQueryAttention(Layer):
                 f"GroupedQueryAttention '{self.name}': return_attention_scores is not supported with "
                 "flash_attention; build the layer with flash_attention=False to get the scores."
             )
-        dtype = query.dtype
-        value = _as_input(value, dtype)
-        key = value if key is None else _as_input(key, dtype)
-        if self._key_dense is None or self._value_dense is None:
-            self._build_key_value(tuple(value.shape), tuple(key.shape))
-        # Causal masking alone goes to the fused kernel as a flag, not as a (T, S) mask (as Keras).
-        causal_only = (use_causal_mask and query_mask is None and value_mask is None and key_mask is None
-                       and attention_mask is None and self.sliding_window is None)
-        if not causal_only:
-            attention_mask = self._compute_attention_mask(
-                query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
-                attention_mask=attention_mask, use_causal_mask=use_causal_mask,
-            )
-        gate = self._gate_dense(query) if self._gate_dense is not None else None
-        projected_query = self._query_dense(query)
-        # Each key/value head serves `num_repeats` consecutive query heads.
-        projected_key = jnp.repeat(self._key_dense(key), self.num_repeats, axis=2)
-        projected_value = jnp.repeat(self._value_dense(value), self.num_repeats, axis=2)
-        # Dropout (in training, or when a mask may leave a row with no key: then the explicit
-        # softmax gives zeros, as Keras's) and scores need the explicit path; else the fused one.
-        dropout_active = self.dropout > 0 and (training or attention_mask is not None)
-        fused = not (dropout_active or return_attention_scores)
-        dropout_key = None
-        if not fused and self.dropout > 0 and training:
-            dropout_key = self._dropout_layer.seed_generator.next()
-        if attention_mask is not None:
-            attention_mask = jnp.asarray(attention_mask).astype(bool)
-        output, scores = _attend(projected_query, projected_key, projected_value, attention_mask, dropout_key,
-                                 axes=(1,), scale=self._inverse_sqrt_head_dim, fused=fused,
-                                 is_causal=bool(causal_only), rate=self.dropout)
-        if gate is not None:
-            output = output * gate
-        output = self._output_dense(output)
-        if return_attention_scores:
-            return output, scores
-        return output
+        return super().call(query, value, key=key, query_mask=query_mask, value_mask=value_mask,
+                            key_mask=key_mask, attention_mask=attention_mask,
+                            return_attention_scores=return_attention_scores, training=training,
+                            use_causal_mask=use_causal_mask)
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         query_shape, value_shape = tuple(query_shape), tuple(value_shape)
@@ -249,18 +177,6 @@ class GroupedQueryAttention(Layer):
             "head_dim": self.head_dim,
             "num_query_heads": self.num_query_heads,
             "num_key_value_heads": self.num_key_value_heads,
-            "use_bias": self.use_bias,
-            "use_gate": self.use_gate,
-            "sliding_window": self.sliding_window,
-            "dropout": self.dropout,
-            "kernel_initializer": serialize_object(self.kernel_initializer),
-            "bias_initializer": serialize_object(self.bias_initializer),
-            "kernel_regularizer": serialize_object(self.kernel_regularizer),
-            "bias_regularizer": serialize_object(self.bias_regularizer),
-            "activity_regularizer": serialize_object(self.activity_regularizer),
-            "kernel_constraint": serialize_object(self.kernel_constraint),
-            "bias_constraint": serialize_object(self.bias_constraint),
-            "seed": self.seed,
         }
 
 

@@ -155,8 +155,163 @@ def _as_input(x, dtype):
     return x.astype(dtype) if x.dtype in _FLOATS and x.dtype != dtype else x
 
 
+class _ProjectedAttention(Layer):
+    """What ``MultiHeadAttention`` and ``GroupedQueryAttention`` share (Keras builds, masks and
+    calls them alike): the checks of their common arguments, the weight arguments of their
+    ``EinsumDense`` projections, the masks and the call around the attention. A subclass makes
+    ``_query_dense``, ``_gate_dense``, ``_output_dense`` in ``build``, ``_key_dense`` and
+    ``_value_dense`` in ``_build_key_value``, and sets ``_attention_axes`` and ``_scale``."""
+
+    def __init__(self, *, dropout, use_bias, use_gate, sliding_window, flash_attention, seed,
+                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                 activity_regularizer, kernel_constraint, bias_constraint, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if sliding_window is not None and (not isinstance(sliding_window, int) or sliding_window <= 0):
+            raise ValueError(f"{who}: sliding_window must be None or a positive integer; got {sliding_window!r}.")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"{who}: dropout must be in [0, 1]; got {dropout!r}.")
+        if flash_attention and dropout > 0:
+            raise ValueError(
+                f"{who}: dropout is not supported with flash_attention; set dropout=0.0 to use flash attention."
+            )
+        self.supports_masking = True
+        self._dropout = float(dropout)
+        self._use_bias = bool(use_bias)
+        self._use_gate = bool(use_gate)
+        self._sliding_window = sliding_window
+        self._flash_attention = flash_attention
+        self.seed = seed
+        self._kernel_initializer = initializers.get(kernel_initializer)
+        self._bias_initializer = initializers.get(bias_initializer)
+        self._kernel_regularizer = regularizers.get(kernel_regularizer)
+        self._bias_regularizer = regularizers.get(bias_regularizer)
+        self._activity_regularizer = regularizers.get(activity_regularizer)
+        self._kernel_constraint = constraints.get(kernel_constraint)
+        self._bias_constraint = constraints.get(bias_constraint)
+        # The projections are made in build (their shapes depend on the inputs'). The
+        # attributes are assigned here so that they keep their place: weight order = Keras's
+        # (query, key, [gate], value, attention_output).
+        self._query_dense = None
+        self._key_dense = None
+        self._gate_dense = None
+        self._value_dense = None
+        self._output_dense = None
+        self._dropout_layer = Dropout(self._dropout, seed=seed, dtype=self.dtype_policy)
+
+    def _einsum_dense(self, equation, output_shape, bias_axes, name, activation=None):
+        """A projection with this layer's weight arguments."""
+        return EinsumDense(
+            equation, output_shape=output_shape, bias_axes=bias_axes if self._use_bias else None,
+            activation=activation, name=name, kernel_initializer=self._kernel_initializer,
+            bias_initializer=self._bias_initializer, kernel_regularizer=self._kernel_regularizer,
+            bias_regularizer=self._bias_regularizer, activity_regularizer=self._activity_regularizer,
+            kernel_constraint=self._kernel_constraint, bias_constraint=self._bias_constraint,
+            dtype=self.dtype_policy,
+        )
+
+    # -- masks (Keras's methods, overridable as there) ----------------------------------------
+    def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
+                                attention_mask=None, use_causal_mask=False):
+        """One boolean ``(B, T, S)`` mask from every mask source (``None`` when there is none)."""
+        extra = [self._compute_causal_mask(query, value)] if use_causal_mask else []
+        if self._sliding_window is not None:
+            extra.append(self._compute_sliding_window_mask(query, value))
+        return combined_attention_mask(query_mask, value_mask, key_mask, attention_mask, extra)
+
+    def _compute_causal_mask(self, query, value=None):
+        """``(1, T, S)``: true where the key position is not after the query position."""
+        return causal_mask(query, value)
+
+    def _compute_sliding_window_mask(self, query, value=None):
+        return sliding_window_mask(query, value, self._sliding_window)
+
+    # -- attention ----------------------------------------------------------------------------
+    def _normalized_axes(self, rank):
+        if self._attention_axes is None:
+            return tuple(range(1, rank - 2))
+        return tuple(axis if axis >= 0 else (rank - 1) + axis for axis in self._attention_axes)
+
+    def _project_key_value(self, key, value):
+        return self._key_dense(key), self._value_dense(value)
+
+    def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                           return_attention_scores=False, use_causal_mask=False):
+        """Attention on projected ``(B, T, N, H)`` tensors: ``(output, scores or None)``.
+
+        As Keras: without dropout, scores, extra attention axes (or a value_dim other than
+        key_dim) it is ``jax.nn.dot_product_attention`` (a query row whose every key is masked
+        then averages all values); otherwise an explicit masked softmax (such a row gives
+        zeros). Unlike Keras, a layer with dropout also takes the fused path at inference
+        when there is no mask (no row can be fully masked, so the numbers are Keras's), so
+        cuDNN attention serves ``predict`` and ``evaluate`` on GPUs. The math is compiled
+        once per configuration and shape (see ``_attend``).
+        """
+        axes = self._normalized_axes(query.ndim)
+        dropout_active = self._dropout > 0 and (training or attention_mask is not None)
+        # (Keras also takes the fused path when value_dim != key_dim, where it fails.)
+        fused = not (dropout_active or return_attention_scores or query.ndim != 4
+                     or key.shape != value.shape)
+        dropout_key = None
+        if not fused and self._dropout > 0 and training:
+            dropout_key = self._dropout_layer.seed_generator.next()
+        if attention_mask is not None:
+            attention_mask = jnp.asarray(attention_mask).astype(bool)
+        return _attend(query, key, value, attention_mask, dropout_key, axes=axes, scale=self._scale,
+                       fused=fused, is_causal=bool(use_causal_mask), rate=self._dropout)
+
+    def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
+             attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False):
+        # (Masks registered on query, value and key arrive as query_mask... from Layer.__call__.)
+        dtype = query.dtype
+        value = _as_input(value, dtype)
+        key = value if key is None else _as_input(key, dtype)
+        if self._key_dense is None or self._value_dense is None:
+            self._build_key_value(tuple(value.shape), tuple(key.shape))
+        # Causal masking alone goes to the fused kernel as a flag, not as a (T, S) mask (as Keras).
+        causal_only = (use_causal_mask and query_mask is None and value_mask is None and key_mask is None
+                       and attention_mask is None and self._sliding_window is None)
+        if causal_only:
+            attention_mask = None
+        else:
+            attention_mask = self._compute_attention_mask(
+                query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
+                attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+            )
+        gate = self._gate_dense(query) if self._gate_dense is not None else None
+        projected_query = self._query_dense(query)
+        projected_key, projected_value = self._project_key_value(key, value)
+        output, scores = self._compute_attention(
+            projected_query, projected_key, projected_value, attention_mask, training,
+            return_attention_scores, use_causal_mask=causal_only,
+        )
+        if gate is not None:
+            output = output * gate
+        output = self._output_dense(output)
+        if return_attention_scores:
+            return output, scores
+        return output
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dropout": self._dropout,
+            "use_bias": self._use_bias,
+            "use_gate": self._use_gate,
+            "sliding_window": self._sliding_window,
+            "kernel_initializer": serialize_object(self._kernel_initializer),
+            "bias_initializer": serialize_object(self._bias_initializer),
+            "kernel_regularizer": serialize_object(self._kernel_regularizer),
+            "bias_regularizer": serialize_object(self._bias_regularizer),
+            "activity_regularizer": serialize_object(self._activity_regularizer),
+            "kernel_constraint": serialize_object(self._kernel_constraint),
+            "bias_constraint": serialize_object(self._bias_constraint),
+            "seed": self.seed,
+        }
+
+
 @register_builtin
-class MultiHeadAttention(Layer):
+class MultiHeadAttention(_ProjectedAttention):
     """Multi-head (scaled dot-product) attention, as ``keras.layers.MultiHeadAttention``.
 
     Call: ``layer(query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
@@ -190,29 +345,22 @@ class MultiHeadAttention(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
                  bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  use_gate=False, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(
+            dropout=dropout, use_bias=use_bias, use_gate=use_gate, sliding_window=sliding_window,
+            flash_attention=flash_attention, seed=seed, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs,
+        )
         for arg, value, optional in (("num_heads", num_heads, False), ("key_dim", key_dim, False),
                                      ("value_dim", value_dim, True)):
             if (value is not None or not optional) and (
                 not isinstance(value, int) or isinstance(value, bool) or value <= 0
             ):
                 raise ValueError(f"MultiHeadAttention '{self.name}': {arg} must be a positive integer, got {value!r}.")
-        if sliding_window is not None and (not isinstance(sliding_window, int) or sliding_window <= 0):
-            raise ValueError(
-                f"MultiHeadAttention '{self.name}': sliding_window must be None or a positive integer, "
-                f"got {sliding_window!r}."
-            )
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"MultiHeadAttention '{self.name}': dropout must be in [0, 1], got {dropout!r}.")
-        if flash_attention and dropout > 0:
-            raise ValueError(f"MultiHeadAttention '{self.name}': dropout is not supported with flash_attention.")
-        self.supports_masking = True
         self._num_heads = num_heads
         self._key_dim = key_dim
         self._value_dim = value_dim if value_dim else key_dim
-        self._dropout = float(dropout)
-        self._use_bias = bool(use_bias)
-        self._use_gate = bool(use_gate)
         if output_shape:
             output_shape = (output_shape,) if isinstance(output_shape, int) else tuple(output_shape)
         self._output_shape = output_shape or None
@@ -223,27 +371,7 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f"MultiHeadAttention: attention_axes must be an int, list or tuple; got {attention_axes!r}.")
             attention_axes = tuple(attention_axes)
         self._attention_axes = attention_axes
-        self._sliding_window = sliding_window
-        self._flash_attention = flash_attention
-        self.seed = seed
-        self._kernel_initializer = initializers.get(kernel_initializer)
-        self._bias_initializer = initializers.get(bias_initializer)
-        self._kernel_regularizer = regularizers.get(kernel_regularizer)
-        self._bias_regularizer = regularizers.get(bias_regularizer)
-        self._activity_regularizer = regularizers.get(activity_regularizer)
-        self._kernel_constraint = constraints.get(kernel_constraint)
-        self._bias_constraint = constraints.get(bias_constraint)
-        self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(self._key_dim))
-
-        # The projections are made in build (their equations depend on the input ranks). The
-        # attributes are assigned here so that they keep their place: weight order = Keras's
-        # (query, key, [gate], value, attention_output).
-        self._query_dense = None
-        self._key_dense = None
-        self._gate_dense = None
-        self._value_dense = None
-        self._output_dense = None
-        self._dropout_layer = Dropout(self._dropout, seed=seed, dtype=self.dtype_policy)
+        self._scale = 1.0 / math.sqrt(float(self._key_dim))
 
     # -- read-only arguments ------------------------------------------------------------------
     num_heads = property(lambda self: self._num_heads)
@@ -260,14 +388,8 @@ class MultiHeadAttention(Layer):
     # -- building -----------------------------------------------------------------------------
     def _projection(self, name, free_dims, bound_dims, output_shape, activation=None):
         equation, bias_axes, output_rank = _build_proj_equation(free_dims, bound_dims, len(output_shape))
-        return EinsumDense(
-            equation, output_shape=_get_output_shape(output_rank - 1, output_shape),
-            bias_axes=bias_axes if self._use_bias else None, activation=activation, name=name,
-            kernel_initializer=self._kernel_initializer, bias_initializer=self._bias_initializer,
-            kernel_regularizer=self._kernel_regularizer, bias_regularizer=self._bias_regularizer,
-            activity_regularizer=self._activity_regularizer, kernel_constraint=self._kernel_constraint,
-            bias_constraint=self._bias_constraint, dtype=self.dtype_policy,
-        )
+        return self._einsum_dense(equation, _get_output_shape(output_rank - 1, output_shape), bias_axes, name,
+                                  activation=activation)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         """Builds the query (and gate) and output projections from ``query_shape``, and the key
@@ -307,87 +429,6 @@ class MultiHeadAttention(Layer):
             self._value_dense = self._projection("value", len(value_shape) - 1, 1, [self._num_heads, self._value_dim])
             self._value_dense.build_from_shape(value_shape)
 
-    # -- masks --------------------------------------------------------------------------------
-    def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
-                                attention_mask=None, use_causal_mask=False):
-        """One boolean ``(B, T, S)`` mask from every mask source (``None`` when there is none)."""
-        extra = [self._compute_causal_mask(query, value)] if use_causal_mask else []
-        if self._sliding_window is not None:
-            extra.append(self._compute_sliding_window_mask(query, value))
-        return combined_attention_mask(query_mask, value_mask, key_mask, attention_mask, extra)
-
-    @staticmethod
-    def _compute_causal_mask(query, value=None):
-        """``(1, T, S)``: true where the key position is not after the query position."""
-        return causal_mask(query, value)
-
-    def _compute_sliding_window_mask(self, query, value=None):
-        return sliding_window_mask(query, value, self._sliding_window)
-
-    # -- attention ----------------------------------------------------------------------------
-    def _normalized_axes(self, rank):
-        if self._attention_axes is None:
-            return tuple(range(1, rank - 2))
-        return tuple(axis if axis >= 0 else (rank - 1) + axis for axis in self._attention_axes)
-
-    def _compute_attention(self, query, key, value, attention_mask=None, training=None,
-                           return_attention_scores=False, use_causal_mask=False):
-        """Attention on projected ``(B, T, N, H)`` tensors: ``(output, scores or None)``.
-
-        As Keras: without dropout, scores, extra attention axes (or a value_dim other than
-        key_dim) it is ``jax.nn.dot_product_attention`` (a query row whose every key is masked
-        then averages all values); otherwise an explicit masked softmax (such a row gives
-        zeros). Unlike Keras, a layer with dropout also takes the fused path at inference
-        when there is no mask (no row can be fully masked, so the numbers are Keras's), so
-        cuDNN attention serves ``predict`` and ``evaluate`` on GPUs. The math is compiled
-        once per configuration and shape (see ``_attend``).
-        """
-        axes = self._normalized_axes(query.ndim)
-        dropout_active = self._dropout > 0 and (training or attention_mask is not None)
-        # (Keras also takes the fused path when value_dim != key_dim, where it fails.)
-        fused = not (dropout_active or return_attention_scores or query.ndim != 4
-                     or key.shape != value.shape)
-        dropout_key = None
-        if not fused and self._dropout > 0 and training:
-            dropout_key = self._dropout_layer.seed_generator.next()
-        if attention_mask is not None:
-            attention_mask = jnp.asarray(attention_mask).astype(bool)
-        return _attend(query, key, value, attention_mask, dropout_key, axes=axes, scale=self._inverse_sqrt_key_dim,
-                       fused=fused, is_causal=bool(use_causal_mask), rate=self._dropout)
-
-    def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
-             attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False):
-        # (Masks registered on query, value and key arrive as query_mask... from Layer.__call__.)
-        dtype = query.dtype
-        value = _as_input(value, dtype)
-        key = value if key is None else _as_input(key, dtype)
-        if self._key_dense is None or self._value_dense is None:
-            self._build_key_value(tuple(value.shape), tuple(key.shape))
-
-        causal_only = (use_causal_mask and query_mask is None and value_mask is None and key_mask is None
-                       and attention_mask is None and self._sliding_window is None)
-        if causal_only:
-            attention_mask = None
-        else:
-            attention_mask = self._compute_attention_mask(
-                query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
-                attention_mask=attention_mask, use_causal_mask=use_causal_mask,
-            )
-        gate = self._gate_dense(query) if self._gate_dense is not None else None
-        projected_query = self._query_dense(query)
-        projected_key = self._key_dense(key)
-        projected_value = self._value_dense(value)
-        output, scores = self._compute_attention(
-            projected_query, projected_key, projected_value, attention_mask, training,
-            return_attention_scores, use_causal_mask=causal_only,
-        )
-        if gate is not None:
-            output = output * gate
-        output = self._output_dense(output)
-        if return_attention_scores:
-            return output, scores
-        return output
-
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         query_shape = tuple(query_shape)
         if value_shape is not None and key_shape is not None and tuple(value_shape)[1:-1] != tuple(key_shape)[1:-1]:
@@ -405,18 +446,6 @@ class MultiHeadAttention(Layer):
             "num_heads": self._num_heads,
             "key_dim": self._key_dim,
             "value_dim": self._value_dim,
-            "dropout": self._dropout,
-            "use_bias": self._use_bias,
-            "use_gate": self._use_gate,
             "output_shape": None if self._output_shape is None else list(self._output_shape),
             "attention_axes": None if self._attention_axes is None else list(self._attention_axes),
-            "sliding_window": self._sliding_window,
-            "kernel_initializer": serialize_object(self._kernel_initializer),
-            "bias_initializer": serialize_object(self._bias_initializer),
-            "kernel_regularizer": serialize_object(self._kernel_regularizer),
-            "bias_regularizer": serialize_object(self._bias_regularizer),
-            "activity_regularizer": serialize_object(self._activity_regularizer),
-            "kernel_constraint": serialize_object(self._kernel_constraint),
-            "bias_constraint": serialize_object(self._bias_constraint),
-            "seed": self.seed,
         }
