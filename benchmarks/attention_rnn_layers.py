@@ -30,12 +30,8 @@ timed epoch compiled anything.
 from __future__ import annotations
 
 import argparse
-import functools
-import gc
-import statistics
-import time
 
-import compile_counter  # benchmarks/compile_counter.py, beside this script
+import fit_harness  # benchmarks/fit_harness.py, beside this script
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,80 +102,17 @@ def stacked_forward(params, x):
     return h2 @ wd + bd
 
 
-class LaminaFit:
-    def __init__(self, case, x, y):
-        self.model = lamina_model(case)
-        self.x, self.y = x, y
-
-    def epoch(self) -> float:
-        history = self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
-        return float(history.history["loss"][-1])
-
-
-class HandLoop:
-    def __init__(self, case, x, y, weights):
-        optimizer = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)
-        forward = gqa_forward if case == "gqa" else stacked_forward
-
-        def loss_fn(params, xb, yb):
-            return optax.softmax_cross_entropy_with_integer_labels(forward(params, xb), yb).mean()
-
-        @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
-        def step(params, opt_state, loss_sum, x, y, order, start):
-            idx = jax.lax.dynamic_slice_in_dim(order, start, BATCH)
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss_sum + loss * BATCH
-
-        self.step = step
-        self.params = [jnp.array(w) for w in weights]
-        self.opt_state = optimizer.init(self.params)
-        self.x, self.y = jax.device_put(x), jax.device_put(y)
-        self.rng = np.random.default_rng(SEED)
-
-    def epoch(self) -> float:
-        order = jax.device_put(self.rng.permutation(SAMPLES).astype(np.int32))
-        state = (self.params, self.opt_state, jnp.zeros((), jnp.float32))
-        for i in range(SAMPLES // BATCH):
-            state = self.step(*state, self.x, self.y, order, i * BATCH)
-        self.params, self.opt_state, loss_sum = state
-        return float(loss_sum) / SAMPLES
-
-
-def timed(fn):
-    gc.collect()
-    compiled = compile_counter.compilations()
-    start, cpu = time.perf_counter(), time.process_time()
-    value = fn()
-    return time.perf_counter() - start, time.process_time() - cpu, value, compile_counter.compilations() - compiled
-
-
 def run(case, repeats):
     x, y = make_data(case)
-    lamina = LaminaFit(case, x, y)
-    hand = HandLoop(case, x, y, [np.asarray(w.value) for w in lamina.model.weights])
-    first = {"lamina": lamina.epoch(), "hand": hand.epoch()}  # warm-up: compiles
-    wall, cpu, losses = ({"lamina": [], "hand": []} for _ in range(3))
-    compiles = 0
-    for repeat in range(repeats):
-        for name in ("lamina", "hand") if repeat % 2 == 0 else ("hand", "lamina"):
-            seconds, cpu_seconds, loss, compiled = timed((lamina if name == "lamina" else hand).epoch)
-            wall[name].append(seconds)
-            cpu[name].append(cpu_seconds)
-            losses[name].append(loss)
-            compiles += compiled
-    print(f"[{case}] loss after epoch 1: lamina {first['lamina']:.4f}, hand {first['hand']:.4f}; "
-          f"last: lamina {losses['lamina'][-1]:.4f}, hand {losses['hand'][-1]:.4f}")
-    assert losses["lamina"][-1] < first["lamina"] and losses["hand"][-1] < first["hand"], "a loss did not fall"
-    assert abs(first["lamina"] - first["hand"]) <= 0.1 * first["hand"], "lamina's loss is off the hand loop's"
-    assert compiles == 0, f"timed epochs compiled {compiles} programs"
-    wall_ratio = statistics.median(h / m for h, m in zip(wall["hand"], wall["lamina"]))
-    cpu_ratio = statistics.median(h / m for h, m in zip(cpu["hand"], cpu["lamina"]))
-    print(f"[{case}] {repeats} repeats, {SAMPLES // BATCH} steps per epoch")
-    print(f"{'':22}{'epoch s':>9}{'cpu s':>9}")
-    for name, label in (("lamina", "lamina fit"), ("hand", "hand jit step loop")):
-        print(f"{label:22}{statistics.median(wall[name]):9.3f}{statistics.median(cpu[name]):9.3f}")
-    print(f"[{case}] hand / lamina: wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x (>= 1.0: lamina as fast)")
+    model = lamina_model(case)
+    forward = gqa_forward if case == "gqa" else stacked_forward
+
+    def loss_fn(params, xb, yb):
+        return optax.softmax_cross_entropy_with_integer_labels(forward(params, xb), yb).mean()
+
+    hand = fit_harness.HandStepLoop(loss_fn, [np.asarray(w.value) for w in model.weights], x, y, BATCH, seed=SEED)
+    result = fit_harness.race(fit_harness.LaminaFit(model, x, y, BATCH).epoch, hand.epoch, repeats)
+    fit_harness.print_epochs(result, repeats, SAMPLES // BATCH, tag=case)
 
 
 def main():

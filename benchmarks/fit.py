@@ -58,24 +58,22 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
-import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import report  # noqa: E402  (benchmarks/report.py, beside this script)
+from fit_harness import timed  # noqa: E402  (benchmarks/fit_harness.py: wall, CPU, compilations)
 
 import lamina as lm  # noqa: E402
 
@@ -313,19 +311,7 @@ def make_contender(name: str, case: Case, x, y, weights) -> Contender:
     raise ValueError(name)
 
 
-# -- timing ---------------------------------------------------------------------------------
-
-
-
-
-def timed(fn: Callable[[], float]) -> tuple[float, float, float, int]:
-    """One call of ``fn`` (which returns a Python float, so it has synced): wall seconds,
-    CPU seconds of this process (all threads), its value, and the XLA compilations it did."""
-    gc.collect()
-    before = compile_counter.compilations()
-    start, cpu = time.perf_counter(), time.process_time()
-    value = fn()
-    return time.perf_counter() - start, time.process_time() - cpu, value, compile_counter.compilations() - before
+# -- timing (each epoch through fit_harness.timed) ------------------------------------------
 
 
 @dataclass

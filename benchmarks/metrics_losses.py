@@ -29,19 +29,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
-import statistics
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
+import fit_harness  # noqa: E402  (benchmarks/fit_harness.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 import lamina as lm  # noqa: E402
 
@@ -63,25 +59,18 @@ def ctc_data():
     return x, y.astype(np.int32)
 
 
-class Lamina:
-    def __init__(self, case, x, y):
-        lm.random.set_seed(SEED)
-        if case in ("metrics", "plain"):
-            self.model = lm.Sequential([lm.Input((64,)), lm.layers.Dense(64, activation="relu"),
-                                        lm.layers.Dense(4, activation="softmax")])
-            metrics = [lm.metrics.OneHotMeanIoU(4, dtype="float32"), lm.metrics.PrecisionAtRecall(0.5, class_id=1)]
-            self.model.compile(lm.optimizers.SGD(LR), "categorical_crossentropy",
-                               metrics=metrics if case == "metrics" else None)
-            self.batch = 128
-        else:
-            self.model = lm.Sequential([lm.Input((30, 16)), lm.layers.Dense(8)])
-            self.model.compile(lm.optimizers.SGD(LR), lm.losses.CTC())
-            self.batch = 64
-        self.x, self.y = x, y
-
-    def epoch(self) -> float:
-        history = self.model.fit(self.x, self.y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0)
-        return float(history.history["loss"][-1])
+def lamina_model(case):
+    """The case's compiled model and its batch size."""
+    lm.random.set_seed(SEED)
+    if case in ("metrics", "plain"):
+        model = lm.Sequential([lm.Input((64,)), lm.layers.Dense(64, activation="relu"),
+                               lm.layers.Dense(4, activation="softmax")])
+        metrics = [lm.metrics.OneHotMeanIoU(4, dtype="float32"), lm.metrics.PrecisionAtRecall(0.5, class_id=1)]
+        model.compile(lm.optimizers.SGD(LR), "categorical_crossentropy", metrics=metrics if case == "metrics" else None)
+        return model, 128
+    model = lm.Sequential([lm.Input((30, 16)), lm.layers.Dense(8)])
+    model.compile(lm.optimizers.SGD(LR), lm.losses.CTC())
+    return model, 64
 
 
 def _counts(y_true, y_pred):
@@ -97,9 +86,9 @@ def _counts(y_true, y_pred):
 class Hand:
     """The same network, loss and metrics, written with jax.jit and optax."""
 
-    def __init__(self, case, x, y, lamina: Lamina):
-        self.case, self.batch = case, lamina.batch
-        self.params = [jnp.array(w.numpy()) for w in lamina.model.trainable_weights]
+    def __init__(self, case, x, y, model, batch):
+        self.case, self.batch = case, batch
+        self.params = [jnp.array(w.numpy()) for w in model.trainable_weights]
         transform = optax.sgd(LR)
         self.opt_state = transform.init(self.params)
         self.x, self.y = jax.device_put(x), jax.device_put(y)
@@ -156,14 +145,6 @@ class Hand:
         return float(loss_sum) / self.steps
 
 
-def timed(fn):
-    gc.collect()
-    before = compile_counter.compilations()
-    start, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - start, time.process_time() - cpu, compile_counter.compilations() - before
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=11)
@@ -174,29 +155,14 @@ def main():
     rows = []
     for case in args.cases:
         x, y = ctc_data() if case == "ctc" else metrics_data()
-        lamina = Lamina(case, x, y)
-        hand = Hand(case, x, y, lamina)
-        first = (lamina.epoch(), hand.epoch())  # warm-up: compilation
-        walls, cpus, ratios, cpu_ratios, compiled = {"lamina": [], "hand": []}, {"lamina": [], "hand": []}, [], [], 0
-        for r in range(repeats):
-            order = [("lamina", lamina), ("hand", hand)][:: 1 if r % 2 == 0 else -1]
-            times = {}
-            for label, contender in order:
-                times[label] = timed(contender.epoch)
-                walls[label].append(times[label][0])
-                cpus[label].append(times[label][1])
-                compiled += times[label][2]
-            ratios.append(times["hand"][0] / times["lamina"][0])
-            cpu_ratios.append(times["hand"][1] / times["lamina"][1])
-        rows.append([case, f"{first[0]:.4f} / {first[1]:.4f}",
-                     f"{statistics.median(walls['lamina']) * 1e3:.1f}", f"{statistics.median(walls['hand']) * 1e3:.1f}",
-                     f"{statistics.median(ratios):.2f}x", f"{statistics.median(cpu_ratios):.2f}x", str(compiled)])
+        model, batch = lamina_model(case)
+        hand = Hand(case, x, y, model, batch)
+        result = fit_harness.race(fit_harness.LaminaFit(model, x, y, batch, shuffle=False).epoch, hand.epoch, repeats)
+        rows.append(fit_harness.row(case, result))
         print(*rows[-1], flush=True)
-    report.print_table(
+    fit_harness.print_rows(
         f"fit epoch with the IoU/PrecisionAtRecall metrics and with the CTC loss; {repeats} interleaved repeats; "
-        f"load average {os.getloadavg()[0]:.1f}",
-        ["case", "loss 1 (l / h)", "lamina ms", "hand ms", "h / l wall", "h / l cpu", "compiles"],
-        rows, right_aligned=range(1, 7))
+        f"load average {os.getloadavg()[0]:.1f}", "case", rows)
 
 
 if __name__ == "__main__":

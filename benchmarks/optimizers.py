@@ -27,19 +27,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
-import statistics
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import compile_counter  # noqa: E402  (benchmarks/compile_counter.py, beside this script)
+import fit_harness  # noqa: E402  (benchmarks/fit_harness.py, beside this script)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 import lamina as lm  # noqa: E402
 
@@ -60,25 +56,19 @@ def cross_entropy(params, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-class Lamina:
-    def __init__(self, name, x, y):
-        lm.random.set_seed(SEED)
-        self.model = lm.Sequential([lm.Input((FEATURES,)), lm.layers.Dense(HIDDEN, activation="relu"),
-                                    lm.layers.Dense(CLASSES)])
-        self.model.compile(optimizer=getattr(lm.optimizers, name)(learning_rate=LR),
-                           loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True))
-        self.x, self.y = x, y
-
-    def epoch(self) -> float:
-        history = self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-        return float(history.history["loss"][-1])
+def lamina_model(name):
+    lm.random.set_seed(SEED)
+    model = lm.Sequential([lm.Input((FEATURES,)), lm.layers.Dense(HIDDEN, activation="relu"), lm.layers.Dense(CLASSES)])
+    model.compile(optimizer=getattr(lm.optimizers, name)(learning_rate=LR),
+                  loss=lm.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
 
 
 class Hand:
     """The same network and update rule, written with jax.jit and optax."""
 
-    def __init__(self, name, x, y, lamina: Lamina):
-        weights = lamina.model.trainable_weights
+    def __init__(self, name, x, y, model):
+        weights = model.trainable_weights
         optimizer = getattr(lm.optimizers, name)(learning_rate=LR)
         if name == "Muon":  # the masks come from the weights' paths, as lamina's Muon's
             optimizer._uses_adamw = [optimizer.should_use_adamw(w) for w in weights]
@@ -109,14 +99,6 @@ class Hand:
         return float(loss_sum) / (SAMPLES // BATCH)
 
 
-def timed(fn):
-    gc.collect()
-    before = compile_counter.compilations()
-    start, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - start, time.process_time() - cpu, compile_counter.compilations() - before
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=11)
@@ -127,29 +109,14 @@ def main():
     x, y = make_data()
     rows = []
     for name in args.names:
-        lamina = Lamina(name, x, y)
-        hand = Hand(name, x, y, lamina)
-        first = (lamina.epoch(), hand.epoch())  # warm-up: compilation
-        walls, cpus, ratios, cpu_ratios, compiled = {"lamina": [], "hand": []}, {"lamina": [], "hand": []}, [], [], 0
-        for r in range(repeats):
-            order = [("lamina", lamina), ("hand", hand)][:: 1 if r % 2 == 0 else -1]
-            times = {}
-            for label, contender in order:
-                times[label] = timed(contender.epoch)
-                walls[label].append(times[label][0])
-                cpus[label].append(times[label][1])
-                compiled += times[label][2]
-            ratios.append(times["hand"][0] / times["lamina"][0])
-            cpu_ratios.append(times["hand"][1] / times["lamina"][1])
-        rows.append([name, f"{first[0]:.3f} / {first[1]:.3f}",
-                     f"{statistics.median(walls['lamina']) * 1e3:.1f}", f"{statistics.median(walls['hand']) * 1e3:.1f}",
-                     f"{statistics.median(ratios):.2f}x", f"{statistics.median(cpu_ratios):.2f}x", str(compiled)])
+        model = lamina_model(name)
+        hand = Hand(name, x, y, model)
+        result = fit_harness.race(fit_harness.LaminaFit(model, x, y, BATCH, shuffle=False).epoch, hand.epoch, repeats)
+        rows.append(fit_harness.row(name, result, loss_digits=3))
         print(*rows[-1], flush=True)
-    report.print_table(
+    fit_harness.print_rows(
         f"fit epoch, MLP {FEATURES}-{HIDDEN}-{CLASSES}, batch {BATCH}, {SAMPLES // BATCH} steps; "
-        f"{repeats} interleaved repeats; load average {os.getloadavg()[0]:.1f}",
-        ["optimizer", "loss 1 (l / h)", "lamina ms", "hand ms", "h / l wall", "h / l cpu", "compiles"],
-        rows, right_aligned=range(1, 7))
+        f"{repeats} interleaved repeats; load average {os.getloadavg()[0]:.1f}", "optimizer", rows)
 
 
 if __name__ == "__main__":
