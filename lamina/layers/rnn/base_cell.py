@@ -35,7 +35,58 @@ def masked_matmul(x, kernel, mask, gates):
     return y.reshape(*y.shape[:-2], -1)
 
 
-class RecurrentCell(Layer):
+class KernelCell(Layer):
+    """Base of the recurrent cells with Keras's ``kernel``, ``recurrent_kernel`` and ``bias``
+    (``RecurrentCell`` and ``ConvLSTMCell``; not a public class): the arguments they share,
+    resolved as Keras does (dropout rates clipped to [0, 1]), the ``SeedGenerator`` their
+    dropout masks come from, the weights' current values and those arguments' config."""
+
+    def __init__(self, *, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+                 kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
+                 recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        self.seed = seed
+        self.seed_generator = random.SeedGenerator(seed)
+
+    def params(self) -> tuple:
+        """The current weight values ``(kernel, recurrent_kernel, bias or None)``."""
+        return (self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value)
+
+    def _kernel_arguments_config(self, **after_initializers) -> dict:
+        """The arguments set by ``KernelCell.__init__``, in Keras's config order, with
+        ``after_initializers`` where Keras lists a cell's own arguments among them (ConvLSTM's
+        ``unit_forget_bias``)."""
+        return {
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_object(self.kernel_initializer),
+            "recurrent_initializer": serialize_object(self.recurrent_initializer),
+            "bias_initializer": serialize_object(self.bias_initializer),
+            **after_initializers,
+            "kernel_regularizer": serialize_object(self.kernel_regularizer),
+            "recurrent_regularizer": serialize_object(self.recurrent_regularizer),
+            "bias_regularizer": serialize_object(self.bias_regularizer),
+            "kernel_constraint": serialize_object(self.kernel_constraint),
+            "recurrent_constraint": serialize_object(self.recurrent_constraint),
+            "bias_constraint": serialize_object(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+
+
+class RecurrentCell(KernelCell):
     """Base of ``SimpleRNNCell``, ``LSTMCell`` and ``GRUCell`` (not a public class).
 
     Subclasses set ``gates`` and implement ``build``, ``project_inputs(x, mask)`` and
@@ -51,25 +102,18 @@ class RecurrentCell(Layer):
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(
+            use_bias=use_bias, kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+            **kwargs,
+        )
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"{type(self).__name__} '{self.name}': units must be a positive integer, got {units!r}.")
         self.units = units
         self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = min(1.0, max(0.0, float(dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        self.seed = seed
-        self.seed_generator = random.SeedGenerator(seed)
         self.state_size = units
         self.output_size = units
 
@@ -126,10 +170,6 @@ class RecurrentCell(Layer):
         return (type(self), self.units, self.activation, getattr(self, "recurrent_activation", None),
                 getattr(self, "reset_after", None))
 
-    def params(self) -> tuple:
-        """The current weight values ``(kernel, recurrent_kernel, bias or None)``."""
-        return (self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value)
-
     @staticmethod
     def project_inputs(spec, params, inputs, mask=None):
         """The input-to-gates part of one timestep (any leading axes are kept)."""
@@ -160,17 +200,5 @@ class RecurrentCell(Layer):
             **super().get_config(),
             "units": self.units,
             "activation": serialize_object(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": serialize_object(self.kernel_initializer),
-            "recurrent_initializer": serialize_object(self.recurrent_initializer),
-            "bias_initializer": serialize_object(self.bias_initializer),
-            "kernel_regularizer": serialize_object(self.kernel_regularizer),
-            "recurrent_regularizer": serialize_object(self.recurrent_regularizer),
-            "bias_regularizer": serialize_object(self.bias_regularizer),
-            "kernel_constraint": serialize_object(self.kernel_constraint),
-            "recurrent_constraint": serialize_object(self.recurrent_constraint),
-            "bias_constraint": serialize_object(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            **self._kernel_arguments_config(),
         }

@@ -32,12 +32,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lamina import activations, constraints, initializers, random, regularizers
+from lamina import activations, initializers, random
 from lamina.core.variable import Variable
 from lamina.layers.convolutional import _arguments as args
 from lamina.layers.convolutional.base_conv import as_kernel_dtype, conv_output_shape, dimension_numbers
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
+from lamina.layers.rnn.base_cell import KernelCell
 from lamina.layers.rnn.rnn import RecurrentState, run_rnn
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
@@ -100,7 +101,7 @@ def _hashable(value) -> bool:
     return True
 
 
-class ConvLSTMCell(Layer):
+class ConvLSTMCell(KernelCell):
     """One step of a convolutional LSTM (the cell inside ``ConvLSTM1D/2D/3D``; as Keras's
     ``ConvLSTMCell``, not exported by Keras either).
 
@@ -115,7 +116,14 @@ class ConvLSTMCell(Layer):
                  unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(
+            use_bias=use_bias, kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+            **kwargs,
+        )
         owner = f"{type(self).__name__} '{self.name}'"
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{owner}: `filters` must be a positive integer, got {filters!r}.")
@@ -129,21 +137,7 @@ class ConvLSTMCell(Layer):
         args.check_strides_and_dilation(owner, self.strides, self.dilation_rate)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = min(1.0, max(0.0, float(dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        self.seed = seed
-        self.seed_generator = random.SeedGenerator(seed)
         self.state_shape = None  # (*spatial, filters) or (filters, *spatial): set by build
 
     def build(self, input_shape):
@@ -182,9 +176,6 @@ class ConvLSTMCell(Layer):
         """What a step's math depends on besides the weights: hashable, no arrays."""
         return (self.rank, self.strides, self.padding.upper(), self.dilation_rate, self.data_format,
                 self.activation, self.recurrent_activation)
-
-    def params(self) -> tuple:
-        return (self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value)
 
     def get_initial_state(self, batch_size):
         """Zero ``h`` and ``c``, each ``(batch_size, *state_shape)`` in the compute dtype."""
@@ -229,20 +220,7 @@ class ConvLSTMCell(Layer):
             "dilation_rate": self.dilation_rate,
             "activation": serialize_object(self.activation),
             "recurrent_activation": serialize_object(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": serialize_object(self.kernel_initializer),
-            "recurrent_initializer": serialize_object(self.recurrent_initializer),
-            "bias_initializer": serialize_object(self.bias_initializer),
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": serialize_object(self.kernel_regularizer),
-            "recurrent_regularizer": serialize_object(self.recurrent_regularizer),
-            "bias_regularizer": serialize_object(self.bias_regularizer),
-            "kernel_constraint": serialize_object(self.kernel_constraint),
-            "recurrent_constraint": serialize_object(self.recurrent_constraint),
-            "bias_constraint": serialize_object(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            **self._kernel_arguments_config(unit_forget_bias=self.unit_forget_bias),
         }
 
 
