@@ -9,7 +9,8 @@ weights layout. Nothing from a file is imported or executed. Needs h5py
 
 Modules: ``archive`` (the zip), ``h5`` (the HDF5 weights file), ``config_in`` / ``models_in``
 (Keras config to lamina objects), ``config_out`` (lamina to Keras config), ``layout`` (where
-each weight sits in the file), ``model_io`` (the loading and saving functions).
+each weight sits in the file), ``assets_in`` (a Keras file's assets: adapted vocabularies),
+``model_io`` (the loading and saving functions).
 """
 
 from lamina.saving.keras_files.model_io import (

@@ -43,9 +43,11 @@ def _numbered(name: str, used: dict) -> str:
     return name
 
 
-def keras_layout(model) -> tuple[list, dict]:
+def keras_layout(model, objects: dict | None = None) -> tuple[list, dict]:
     """``([(dataset key, variable)], {group path: object name})`` for ``model``: the
-    datasets a Keras weights file holds for it, in Keras's order, and every object group.
+    datasets a Keras weights file holds for it, in Keras's order, and every object group
+    (parents before children, as Keras visits them). ``objects``, when given, is filled with
+    ``{group path: layer}``: Keras's asset folders use the same paths.
 
     Example:
         >>> import lamina as lm
@@ -55,22 +57,23 @@ def keras_layout(model) -> tuple[list, dict]:
         [('layers/dense/vars/0', 'kernel'), ('layers/dense/vars/1', 'bias'), ('layers/dense_1/vars/0', 'kernel'), ('layers/dense_1/vars/1', 'bias')]
     """
     pairs, groups, seen = [], {}, set()
-    _visit(model, "", pairs, groups, seen)
+    _visit(model, "", pairs, groups, seen, {} if objects is None else objects)
     return pairs, groups
 
 
-def _visit(layer, path, pairs, groups, seen) -> None:
+def _visit(layer, path, pairs, groups, seen, objects) -> None:
     if id(layer) in seen:
         return
     seen.add(id(layer))
     groups[path] = layer.name
+    objects[path] = layer
     layer._lm_adopt_children()  # gives a sublayer appended to a list its segment
     own, children, _ = layer._lm_children()
     own = [v for v in own if v.trainable] + [v for v in own if not v.trainable]
     prefix = f"{path}/vars/" if path else "vars/"
     pairs.extend((f"{prefix}{index}", variable) for index, variable in enumerate(own))
     for segment, child in _child_paths(layer, children):
-        _visit(child, f"{path}/{segment}" if path else segment, pairs, groups, seen)
+        _visit(child, f"{path}/{segment}" if path else segment, pairs, groups, seen, objects)
 
 
 def _child_paths(layer, children) -> list:

@@ -5,7 +5,8 @@ each key and shape (all problems reported in one error), before any variable is 
 on any error nothing is returned. Saving writes to a temporary file renamed over the target.
 The optimizer's state is read and written for the optimizers whose state means the same in
 both libraries (``optimizer_state.py``); for others a loaded model starts with a fresh
-optimizer, with a warning.
+optimizer, with a warning. The file's assets (an adapted lookup's ``vocabulary.txt``) and a
+tf_idf lookup's idf weights go to their layers through ``assets_in.py``, after the weights.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lamina.core.variable import initializers_skipped
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import FileFormatError, WeightMismatchError
 from lamina.saving.keras_files.archive import WEIGHTS, KerasArchive, write_keras_archive
+from lamina.saving.keras_files.assets_in import KerasAssets
 from lamina.saving.keras_files.config_in import translate
 from lamina.saving.keras_files.config_out import compile_entry, model_entry
 from lamina.saving.keras_files.h5 import H5Weights, write_weights
@@ -63,12 +65,16 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
                     if not is_model(model):
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
                     build(model, config.get("build_config"), archive.source)
-            values = _read_checked(model, weights, f"model '{model.name}'")
+            assets = KerasAssets(model, weights, archive.assets, archive.source)
+            values = _read_checked(model, weights, f"model '{model.name}'", claimed=assets.idf_keys)
+            assets.read(weights)
             if compile and config.get("compile_config"):
                 _compile(model, config["compile_config"], custom_objects, archive.source)
                 values += _read_optimizer_state(model, weights)
-        for variable, value in values:
-            variable.assign(value)
+        with assets.extracted(archive):
+            for variable, value in values:
+                variable.assign(value)
+            assets.apply()
     return model
 
 
@@ -118,9 +124,10 @@ def _compile(model, compile_config, custom_objects, source) -> None:
                       f"rebuilt in lamina ({error}). Call model.compile(...) yourself.", stacklevel=3)
 
 
-def _read_checked(model, weights, where, skip_mismatch: bool = False) -> list:
+def _read_checked(model, weights, where, skip_mismatch: bool = False, claimed=frozenset()) -> list:
     """``[(variable, array)]`` for every weight of ``model``, read from ``weights`` after all
-    keys and shapes were checked; mismatches raise one ``WeightMismatchError``."""
+    keys and shapes were checked; mismatches raise one ``WeightMismatchError``. ``claimed``:
+    entries read elsewhere (lookups' idf weights, ``assets_in.py``)."""
     pairs, groups = keras_layout(model)
     problems, plan = [], []
     wanted = set()
@@ -138,7 +145,7 @@ def _read_checked(model, weights, where, skip_mismatch: bool = False) -> list:
         else:
             plan.append((variable, key))
     for key, (shape, _) in weights.shapes.items():
-        if key not in wanted and not key.startswith("optimizer/"):
+        if key not in wanted and key not in claimed and not key.startswith("optimizer/"):
             problems.append(f"unexpected in file: '{key}' (shape {shape}): the model has no such weight")
     if problems:
         shown = problems[:_SHOWN_PROBLEMS] + ([f"... and {len(problems) - _SHOWN_PROBLEMS} more"]
@@ -208,7 +215,10 @@ def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
         raise ValueError(f"Model '{model.name}' has no weights yet: build it first, then load weights into it.")
     with open_regular_file(path, f"weights file {path!r}") as file, \
             H5Weights(file, f"weights file {path!r}") as weights:
-        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch)
+        idf = KerasAssets(model, weights, (), f"weights file {path!r}")
+        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch, claimed=idf.idf_keys)
+        idf.read(weights)
         values += _read_optimizer_state(model, weights)
     for variable, value in values:
         variable.assign(value)
+    idf.apply()
