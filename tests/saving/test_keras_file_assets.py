@@ -121,6 +121,8 @@ def _link(name):
     (("assets/layers/dense/weights.txt", b"1"),
      r"asset 'assets/layers/dense/weights.txt' belongs to layer 'dense' \(Dense.*takes no assets"),
     (("assets/notes.txt", b"hi"), r"asset 'assets/notes.txt' belongs to the model '\w+' itself, which takes no"),
+    (("assets/layers/nothing/vocabulary.txt", b"1"),
+     r"belongs to the model '\w+' itself \(no layer of the model sits at 'layers/nothing'\), which takes no"),
 ])
 def test_a_hostile_or_stray_asset_is_refused_naming_it(files, tmp_path, load_calls, extra, message):
     path = craft(files["lookups"], tmp_path / "bad.keras", extra=[extra])
@@ -156,3 +158,14 @@ def test_a_bad_vocabulary_names_the_layer(files, tmp_path):
     path = craft(files["lookups"], tmp_path / "words.keras", replace={member: b"-1\n-1\nseven\n"})
     with pytest.raises(FileFormatError, match=r"assets of layer 'integer_lookup' .*could not be loaded"):
         lm.load_model(path)
+
+
+def test_a_damaged_asset_is_refused(files, tmp_path):
+    member = "assets/layers/integer_lookup/vocabulary.txt"
+    data = files["lookups"].read_bytes()
+    original = members_of(files["lookups"])[member][1]
+    offset = data.index(original)  # stored uncompressed, as Keras writes it
+    flipped = data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
+    (tmp_path / "flipped.keras").write_bytes(flipped)
+    with pytest.raises(FileFormatError, match=r"damaged: asset 'assets/layers/integer_lookup/vocabulary.txt'"):
+        lm.load_model(tmp_path / "flipped.keras")

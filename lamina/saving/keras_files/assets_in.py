@@ -126,8 +126,10 @@ class KerasAssets:
     def _check_member(self, unit, member, relative) -> None:
         taker = unit.taker
         if not callable(getattr(taker, "load_assets", None)):
-            raise FileFormatError(f"{self.source}: asset {member!r} belongs to {unit.where}, which takes no "
-                                  "assets (it defines no load_assets()); nothing was loaded.")
+            folder = member[len(ASSETS_PREFIX):].rsplit("/", 1)[0] if "/" in relative else None
+            missing = f" (no layer of the model sits at '{folder}')" if folder and not unit.path else ""
+            raise FileFormatError(f"{self.source}: asset {member!r} belongs to {unit.where}{missing}, which "
+                                  "takes no assets (it defines no load_assets()); nothing was loaded.")
         if isinstance(taker, IndexLookup):
             if relative != VOCABULARY_FILE:
                 raise FileFormatError(f"{self.source}: asset {member!r} is not for {unit.where}, which reads "
