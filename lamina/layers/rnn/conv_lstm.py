@@ -37,9 +37,8 @@ from lamina.core.variable import Variable
 from lamina.layers.convolutional import _arguments as args
 from lamina.layers.convolutional.base_conv import as_kernel_dtype, conv_output_shape, dimension_numbers
 from lamina.layers.input_spec import InputSpec
-from lamina.layers.layer import Layer
 from lamina.layers.rnn.base_cell import KernelCell
-from lamina.layers.rnn.rnn import RecurrentState, run_rnn
+from lamina.layers.rnn.rnn import RecurrentLayer, RecurrentState, run_rnn
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
 
@@ -231,7 +230,7 @@ _CELL_ARGUMENTS = ("filters", "kernel_size", "strides", "padding", "data_format"
                    "recurrent_dropout")
 
 
-class ConvLSTM(Layer):
+class ConvLSTM(RecurrentLayer):
     """Runs a ``ConvLSTMCell`` over a sequence of images (or 1-D/3-D grids); subclasses set
     ``rank``. Arguments, call, outputs, masks and config as Keras's ``ConvLSTM1D/2D/3D``."""
 
@@ -262,16 +261,9 @@ class ConvLSTM(Layer):
             )
         except ValueError as error:  # the cell's argument checks, said of the layer the user made
             raise ValueError(f"{type(self).__name__} '{self.name}': {error}") from None
-        self.cell = cell
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
-        self.supports_masking = True
+        self._set_loop_options(cell, return_sequences, return_state, go_backwards, stateful, unroll,
+                               zero_output_for_mask)
         self.input_spec = InputSpec(ndim=self.rank + 3)
-        self.recurrent_state = None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -286,22 +278,9 @@ class ConvLSTM(Layer):
             self.recurrent_state = RecurrentState(self.cell.get_initial_state(input_shape[0]))
 
     # -- state ----------------------------------------------------------------------------------
-    @property
-    def states(self):
-        """The carried ``[h, c]`` variables of a stateful layer (``None`` otherwise)."""
-        return None if self.recurrent_state is None else list(self.recurrent_state.variables)
-
     def get_initial_state(self, batch_size):
         """Zero ``[h, c]`` for ``batch_size`` sequences (the layer must be built)."""
         return self.cell.get_initial_state(batch_size)
-
-    def reset_state(self):
-        """Zero the carried states of a stateful layer."""
-        if self.recurrent_state is not None:
-            for variable in self.recurrent_state.variables:
-                variable.assign(jnp.zeros(variable.shape, variable.dtype))
-
-    reset_states = reset_state
 
     def _initial_states(self, batch_size, initial_state):
         if initial_state is None:
@@ -336,9 +315,7 @@ class ConvLSTM(Layer):
             recurrent_masks, go_backwards=self.go_backwards, unroll=self.unroll,
             zero_output_for_mask=self.zero_output_for_mask, return_sequences=self.return_sequences)
         final_states = list(final_states)
-        if self.recurrent_state is not None:
-            for variable, value in zip(self.recurrent_state.variables, final_states):
-                variable.assign(value)
+        self._carry_states(final_states)
         output = outputs if self.return_sequences else last
         return (output, *final_states) if self.return_state else output
 
@@ -362,12 +339,7 @@ class ConvLSTM(Layer):
     def get_config(self):
         config = {
             **super().get_config(),
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
-            "go_backwards": self.go_backwards,
-            "stateful": self.stateful,
-            "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
+            **self._rnn_config(),
         }
         for key, value in self.cell._arguments_config().items():  # in Keras's order
             config[key] = value

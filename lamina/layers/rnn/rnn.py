@@ -268,8 +268,55 @@ def _first_leaf(tree):
     return leaves[0] if leaves else None
 
 
+class RecurrentLayer(Layer):
+    """Base of the layers that run a cell over a sequence (``RNN`` and ``ConvLSTM``; not a
+    public class): Keras's loop options, the carried states of a stateful layer, and the
+    options' config."""
+
+    def _set_loop_options(self, cell, return_sequences, return_state, go_backwards, stateful, unroll,
+                          zero_output_for_mask):
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.supports_masking = True
+        self.recurrent_state = None  # a RecurrentState once a stateful layer is built
+
+    @property
+    def states(self):
+        """The carried state variables of a stateful layer (``None`` otherwise)."""
+        return None if self.recurrent_state is None else list(self.recurrent_state.variables)
+
+    def reset_state(self):
+        """Zero the carried states of a stateful layer."""
+        if self.recurrent_state is not None:
+            for variable in self.recurrent_state.variables:
+                variable.assign(jnp.zeros(variable.shape, variable.dtype))
+
+    reset_states = reset_state
+
+    def _carry_states(self, final_states):
+        """A stateful layer keeps the final states of a batch for the next."""
+        if self.recurrent_state is not None:
+            for variable, value in zip(self.recurrent_state.variables, jax.tree_util.tree_leaves(final_states)):
+                variable.assign(value)
+
+    def _rnn_config(self):
+        return {
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+
 @register_builtin
-class RNN(Layer):
+class RNN(RecurrentLayer):
     """Runs a recurrent ``cell`` over a sequence ``(batch, time, features)``, as ``keras.layers.RNN``.
 
     ``cell`` is a built-in cell (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``) or any layer
@@ -325,16 +372,9 @@ class RNN(Layer):
                 "several outputs, or no output_size."
             )
         super().__init__(**kwargs)
-        self.cell = cell
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
-        self.supports_masking = True
+        self._set_loop_options(cell, return_sequences, return_state, go_backwards, stateful, unroll,
+                               zero_output_for_mask)
         self.input_spec = InputSpec(min_ndim=3)
-        self.recurrent_state = None
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -394,11 +434,6 @@ class RNN(Layer):
             initial, self._state_treedef = jax.tree_util.tree_flatten(self.get_initial_state(batch_size))
             self.recurrent_state = RecurrentState(initial)
 
-    @property
-    def states(self):
-        """The carried state variables of a stateful layer (``None`` otherwise)."""
-        return None if self.recurrent_state is None else list(self.recurrent_state.variables)
-
     def get_initial_state(self, batch_size):
         """The states a sequence starts from: the cell's ``get_initial_state(batch_size=...)``
         when it has one, else zeros of shape ``(batch_size, *state_shape)`` for each state."""
@@ -407,14 +442,6 @@ class RNN(Layer):
             states = make(batch_size=batch_size)
             return list(states) if isinstance(states, (list, tuple)) else [states]
         return _map_entry_shapes(lambda shape: jnp.zeros((batch_size, *shape), self.dtype), self._state_shapes())
-
-    def reset_state(self):
-        """Zero the carried states of a stateful layer."""
-        if self.recurrent_state is not None:
-            for variable in self.recurrent_state.variables:
-                variable.assign(jnp.zeros(variable.shape, variable.dtype))
-
-    reset_states = reset_state
 
     def _initial_states(self, batch_size, initial_state):
         if initial_state is None:
@@ -495,9 +522,7 @@ class RNN(Layer):
 
             last, outputs, final_states = run_rnn(step, inputs, states, mask=mask, **options)
         final_states = list(final_states)
-        if self.recurrent_state is not None:
-            for variable, value in zip(self.recurrent_state.variables, jax.tree_util.tree_leaves(final_states)):
-                variable.assign(value)
+        self._carry_states(final_states)
         output = outputs if self.return_sequences else last
         if self.return_state:
             return (output, *final_states)
@@ -513,16 +538,6 @@ class RNN(Layer):
         return plan if plan is not None and _hashable(plan[0]) else None
 
     # -- configuration ------------------------------------------------------------------------
-    def _rnn_config(self):
-        return {
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
-            "go_backwards": self.go_backwards,
-            "stateful": self.stateful,
-            "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
-        }
-
     def get_config(self):
         return {**super().get_config(), "cell": serialize_object(self.cell), **self._rnn_config()}
 
