@@ -30,7 +30,6 @@ from lamina.layers.preprocessing.index_lookup import IDF_FILE, VOCABULARY_FILE, 
 from lamina.layers.preprocessing.text_vectorization import TextVectorization
 from lamina.saving.assets import ASSETS_PREFIX
 from lamina.saving.errors import FileFormatError
-from lamina.saving.keras_files.layout import keras_layout
 
 IDF_ENTRY = "idf_weights"  # Keras's IndexLookup.save_own_variables: store["idf_weights"]
 # Keras classes whose load_assets / load_own_variables hand everything to a sublayer.
@@ -86,14 +85,13 @@ class _Unit:
 
 
 class KerasAssets:
-    """``plan = KerasAssets(model, weights, members, source)`` checks which layer takes each
-    asset member and idf entry; ``plan.idf_keys`` are the weights-file entries it claims;
-    ``plan.read(weights)``, then ``with plan.extracted(archive): ... plan.apply()``."""
+    """``plan = KerasAssets(objects, weights, members, source)`` checks which layer takes each
+    asset member and idf entry (``objects``: ``{group path: layer}`` from ``keras_layout``);
+    ``plan.idf_keys`` are the weights-file entries it claims; ``plan.read(weights)``, then
+    ``with plan.extracted(archive): ... plan.apply()``."""
 
-    def __init__(self, model, weights, members, source: str):
+    def __init__(self, objects: dict, weights, members, source: str):
         self.source = source
-        objects: dict = {}
-        keras_layout(model, objects)
         units: dict = {}
 
         def unit(path):

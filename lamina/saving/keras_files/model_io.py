@@ -65,8 +65,10 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
                     if not is_model(model):
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
                     build(model, config.get("build_config"), archive.source)
-            assets = KerasAssets(model, weights, archive.assets, archive.source)
-            values = _read_checked(model, weights, f"model '{model.name}'", claimed=assets.idf_keys)
+            objects: dict = {}
+            layout = keras_layout(model, objects)
+            assets = KerasAssets(objects, weights, archive.assets, archive.source)
+            values = _read_checked(model, weights, f"model '{model.name}'", claimed=assets.idf_keys, layout=layout)
             assets.read(weights)
             if compile and config.get("compile_config"):
                 _compile(model, config["compile_config"], custom_objects, archive.source)
@@ -124,11 +126,11 @@ def _compile(model, compile_config, custom_objects, source) -> None:
                       f"rebuilt in lamina ({error}). Call model.compile(...) yourself.", stacklevel=3)
 
 
-def _read_checked(model, weights, where, skip_mismatch: bool = False, claimed=frozenset()) -> list:
+def _read_checked(model, weights, where, skip_mismatch: bool = False, claimed=frozenset(), layout=None) -> list:
     """``[(variable, array)]`` for every weight of ``model``, read from ``weights`` after all
     keys and shapes were checked; mismatches raise one ``WeightMismatchError``. ``claimed``:
-    entries read elsewhere (lookups' idf weights, ``assets_in.py``)."""
-    pairs, groups = keras_layout(model)
+    entries read elsewhere (lookups' idf weights, ``assets_in.py``); ``layout``: ``keras_layout(model)``."""
+    pairs, groups = layout or keras_layout(model)
     problems, plan = [], []
     wanted = set()
     for key, variable in pairs:
@@ -215,8 +217,10 @@ def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
         raise ValueError(f"Model '{model.name}' has no weights yet: build it first, then load weights into it.")
     with open_regular_file(path, f"weights file {path!r}") as file, \
             H5Weights(file, f"weights file {path!r}") as weights:
-        idf = KerasAssets(model, weights, (), f"weights file {path!r}")
-        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch, claimed=idf.idf_keys)
+        objects: dict = {}
+        layout = keras_layout(model, objects)
+        idf = KerasAssets(objects, weights, (), f"weights file {path!r}")
+        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch, idf.idf_keys, layout)
         idf.read(weights)
         values += _read_optimizer_state(model, weights)
     for variable, value in values:
