@@ -148,7 +148,8 @@ class KerasAssets:
             if taker.idf_weights is None:
                 raise FileFormatError(f"{self.source}: the weights file has idf weights ('{unit.idf_key}') for "
                                       f"{unit.where}, but no vocabulary for them (no "
-                                      f"'{ASSETS_PREFIX}{unit.path}/{VOCABULARY_FILE}'); nothing was loaded.")
+                                      f"'{ASSETS_PREFIX}{unit.path + '/' if unit.path else ''}{VOCABULARY_FILE}'); nothing was "
+                                      "loaded.")
 
     def read(self, weights) -> None:
         """Read the claimed idf entries (their keys and shapes were checked)."""
