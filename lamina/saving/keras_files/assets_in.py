@@ -145,11 +145,12 @@ class KerasAssets:
                                   f"vocabulary, but the weights file has no idf weights for it (no dataset "
                                   f"'{unit.path + '/' if unit.path else ''}vars/{IDF_ENTRY}'); nothing was loaded.")
         if unit.idf_key and not unit.members:
-            if taker.idf_weights is None:
+            vocabulary = f"{ASSETS_PREFIX}{unit.path + '/' if unit.path else ''}{VOCABULARY_FILE}"
+            if taker.idf_weights is None or not taker.get_vocabulary(include_special_tokens=False):
                 raise FileFormatError(f"{self.source}: the weights file has idf weights ('{unit.idf_key}') for "
-                                      f"{unit.where}, but no vocabulary for them (no "
-                                      f"'{ASSETS_PREFIX}{unit.path + '/' if unit.path else ''}{VOCABULARY_FILE}'); nothing was "
-                                      "loaded.")
+                                      f"{unit.where}, which has no vocabulary for them (a .keras file holds it "
+                                      f"as '{vocabulary}'; before load_weights, adapt the layer or set its "
+                                      "vocabulary); nothing was loaded.")
 
     def read(self, weights) -> None:
         """Read the claimed idf entries (their keys and shapes were checked)."""
