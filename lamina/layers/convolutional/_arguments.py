@@ -137,6 +137,34 @@ def check_strides_and_dilation(owner, strides, dilation_rate) -> None:
                          f"(got strides={strides}, dilation_rate={dilation_rate}).")
 
 
+def set_geometry(layer, owner, rank, filters, kernel_size, strides, padding, data_format, dilation_rate,
+                 allow_causal=False) -> None:
+    """Check and set ``layer``'s ``filters``, ``kernel_size``, ``strides``, ``padding``,
+    ``data_format`` and ``dilation_rate`` as Keras normalizes them (the convolutions' and
+    ConvLSTM cells'); errors name ``owner``."""
+    if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+        raise ValueError(f"{owner}: `filters` must be a positive integer, got {filters!r}.")
+    layer.filters = filters
+    layer.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", owner)
+    layer.strides = normalize_tuple(strides, rank, "strides", owner)
+    layer.padding = normalize_padding(padding, owner, allow_causal=allow_causal)
+    layer.data_format = normalize_data_format(data_format, owner)
+    layer.dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate", owner)
+    check_strides_and_dilation(owner, layer.strides, layer.dilation_rate)
+
+
+def geometry_config(layer) -> dict:
+    """The arguments ``set_geometry`` set, in Keras's config order."""
+    return {
+        "filters": layer.filters,
+        "kernel_size": layer.kernel_size,
+        "strides": layer.strides,
+        "padding": layer.padding,
+        "data_format": layer.data_format,
+        "dilation_rate": layer.dilation_rate,
+    }
+
+
 def resolve_kernel_and_bias(layer, kernel_initializer, bias_initializer, kernel_regularizer,
                             bias_regularizer, kernel_constraint, bias_constraint) -> None:
     """Set ``layer``'s kernel/bias initializer, regularizer and constraint from Keras-style

@@ -87,20 +87,13 @@ class BaseConv(Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         owner = f"{type(self).__name__} '{self.name}'"
         rank = self.rank
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"{owner}: `filters` must be a positive integer, got {filters!r}.")
+        args.set_geometry(self, owner, rank, filters, kernel_size, strides, padding, data_format, dilation_rate,
+                          allow_causal=rank == 1)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
             raise ValueError(f"{owner}: `groups` must be a positive integer, got {groups!r}.")
         if filters % groups:
             raise ValueError(f"{owner}: `filters` ({filters}) must be divisible by `groups` ({groups}).")
-        self.filters = filters
         self.groups = groups
-        self.kernel_size = args.normalize_tuple(kernel_size, rank, "kernel_size", owner)
-        self.strides = args.normalize_tuple(strides, rank, "strides", owner)
-        self.dilation_rate = args.normalize_tuple(dilation_rate, rank, "dilation_rate", owner)
-        self.padding = args.normalize_padding(padding, owner, allow_causal=rank == 1)
-        self.data_format = args.normalize_data_format(data_format, owner)
-        args.check_strides_and_dilation(owner, self.strides, self.dilation_rate)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         args.resolve_kernel_and_bias(self, kernel_initializer, bias_initializer, kernel_regularizer,
@@ -150,12 +143,7 @@ class BaseConv(Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": self.data_format,
-            "dilation_rate": self.dilation_rate,
+            **args.geometry_config(self),
             "groups": self.groups,
             "activation": serialize_object(self.activation),
             "use_bias": self.use_bias,

@@ -123,17 +123,9 @@ class ConvLSTMCell(KernelCell):
             bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
             **kwargs,
         )
-        owner = f"{type(self).__name__} '{self.name}'"
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"{owner}: `filters` must be a positive integer, got {filters!r}.")
         self.rank = rank
-        self.filters = filters
-        self.kernel_size = args.normalize_tuple(kernel_size, rank, "kernel_size", owner)
-        self.strides = args.normalize_tuple(strides, rank, "strides", owner)
-        self.padding = args.normalize_padding(padding, owner)
-        self.data_format = args.normalize_data_format(data_format, owner)
-        self.dilation_rate = args.normalize_tuple(dilation_rate, rank, "dilation_rate", owner)
-        args.check_strides_and_dilation(owner, self.strides, self.dilation_rate)
+        args.set_geometry(self, f"{type(self).__name__} '{self.name}'", rank, filters, kernel_size, strides, padding,
+                          data_format, dilation_rate)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -211,12 +203,7 @@ class ConvLSTMCell(KernelCell):
     def _arguments_config(self) -> dict:
         """The cell's arguments in Keras's config order (the layer's config holds them too)."""
         return {
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": self.data_format,
-            "dilation_rate": self.dilation_rate,
+            **args.geometry_config(self),
             "activation": serialize_object(self.activation),
             "recurrent_activation": serialize_object(self.recurrent_activation),
             **self._kernel_arguments_config(unit_forget_bias=self.unit_forget_bias),
