@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import optax
 
-from lamina.optimizers.base import Optimizer
+from lamina.optimizers.adam_like import AdamLike
 from lamina.optimizers.decayed_weights import with_decayed_params
 
 
-class Lamb(Optimizer):
+class Lamb(AdamLike):
     """LAMB (Keras 3's ``Lamb``): the Adam step rescaled per weight by the trust ratio
     ``||w|| / ||step||`` (1 where either norm is zero).
 
@@ -27,26 +27,9 @@ class Lamb(Optimizer):
         [2.6464, 4.3536]
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None):
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
-
     def make_transform(self):
         return optax.chain(optax.scale_by_adam(b1=self.beta_1, b2=self.beta_2, eps=self.epsilon),
                            optax.scale_by_trust_ratio())
 
     def make_update_transform(self, learning_rate):
         return with_decayed_params(self, super().make_update_transform(learning_rate), learning_rate)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}

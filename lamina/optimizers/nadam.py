@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lamina.optimizers.base import Optimizer
+from lamina.optimizers.adam_like import AdamLike
 
 
 class ScaleByKerasNadamState(NamedTuple):
@@ -79,7 +79,7 @@ def scale_by_keras_nadam(beta_1=0.9, beta_2=0.999, epsilon=1e-7) -> optax.Gradie
     return optax.GradientTransformation(init, update)
 
 
-class Nadam(Optimizer):
+class Nadam(AdamLike):
     """Nadam (Keras 3's ``Nadam``): Adam with Nesterov momentum and Dozat's momentum schedule.
 
     Keras's numbers (see ``scale_by_keras_nadam``); the slots are ``momentum`` and
@@ -96,22 +96,5 @@ class Nadam(Optimizer):
         ['nadam/count', 'nadam/momentum/w', 'nadam/velocity/w', 'nadam/u_product']
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None):
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name)
-
     def make_transform(self):
         return scale_by_keras_nadam(self.beta_1, self.beta_2, self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
