@@ -265,44 +265,12 @@ class ModelArchive:
         root = os.path.realpath(folder)
         if os.path.commonpath([root, os.path.realpath(target)]) != root:  # cannot happen: checked names
             raise self.error(f"is not a valid lamina model file: asset {info.filename!r} leaves its folder.")
-        try:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self._file)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-            with self._zip.open(info) as member, os.fdopen(os.open(target, flags, 0o600), "wb") as out:
-                written = 0
-                while chunk := member.read(min(_CRC_CHUNK, info.file_size - written + 1)):
-                    written += len(chunk)
-                    if written > info.file_size:
-                        raise zipfile.BadZipFile(f"it expands past its declared {info.file_size} bytes")
-                    out.write(chunk)
-                if written != info.file_size:
-                    raise EOFError(f"it ends after {written} of its {info.file_size} bytes")
-        except FileExistsError:  # a case-insensitive folder merging two names, say
-            raise self.error(f"is not a valid lamina model file: asset {info.filename!r} collides with "
-                             "another asset on this file system.") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
-            raise self.error(f"is damaged: asset {info.filename!r} could not be read ({error}).") from None
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self._file)
+        copy_member(self._zip, info, target, self.source, " is not a valid lamina model file: asset")
 
     def _read_json(self, archive, info) -> dict:
-        limit = MAX_JSON_BYTES[info.filename]
-        if info.file_size > limit:
-            raise FileFormatError(f"{self.source}: {info.filename} declares {info.file_size} bytes "
-                                  f"(the limit is {limit}).")
-        with archive.open(info) as member:
-            # The cap holds even if the declared size lies (zipfile also stops at the declared
-            # size and then fails the CRC check).
-            raw = member.read(limit + 1)
-        if len(raw) > limit:
-            raise FileFormatError(f"{self.source}: {info.filename} expands past {limit} bytes.")
-        try:
-            value = json.loads(raw, object_pairs_hook=no_duplicate_keys)
-        except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
-            raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
-        if not isinstance(value, dict):
-            raise FileFormatError(f"{self.source}: {info.filename} must hold a JSON object.")
-        return value
+        return read_json_member(archive, info, MAX_JSON_BYTES[info.filename], self.source)
 
     def _check_metadata(self) -> None:
         fmt, version = self.metadata.get("format"), self.metadata.get("format_version")
@@ -343,3 +311,46 @@ class ModelArchive:
 # check it feeds is a guard only, so it is skipped if a future Python renames the helper.
 _end_of_central_directory = getattr(zipfile, "_EndRecData", lambda file: None)
 _ECD_ENTRIES_TOTAL, _ECD_SIZE = 4, 5
+
+
+def copy_member(zip_file, info, target: str, source, clash: str) -> None:
+    """Copy zip member ``info`` to the new file ``target`` (folders made; created exclusively,
+    never through a link), reading at most its declared size; its CRC-32 is checked by
+    ``zipfile``. Any failure is a ``FileFormatError`` naming ``source`` and the member
+    (``clash`` starts the message of a name that another asset already took)."""
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        with zip_file.open(info) as member, os.fdopen(os.open(target, flags, 0o600), "wb") as out:
+            written = 0
+            while chunk := member.read(min(_CRC_CHUNK, info.file_size - written + 1)):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise zipfile.BadZipFile(f"it expands past its declared {info.file_size} bytes")
+                out.write(chunk)
+            if written != info.file_size:
+                raise EOFError(f"it ends after {written} of its {info.file_size} bytes")
+    except FileExistsError:  # a case-insensitive file system merging two names, say
+        raise FileFormatError(f"{source}{clash} {info.filename!r} collides with another asset on this "
+                              "file system.") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
+        raise FileFormatError(f"{source} is damaged: asset {info.filename!r} could not be read ({error}).") from None
+
+
+def read_json_member(zip_file, info, limit: int, source) -> dict:
+    """The JSON object in zip member ``info``, read with a cap of ``limit`` bytes that holds
+    even if the declared size lies; duplicate keys, bad JSON or another type is a
+    ``FileFormatError`` naming ``source``."""
+    if info.file_size > limit:
+        raise FileFormatError(f"{source}: {info.filename} declares {info.file_size} bytes (the limit is {limit}).")
+    with zip_file.open(info) as member:
+        raw = member.read(limit + 1)  # zipfile also stops at the declared size, then fails the CRC
+    if len(raw) > limit:
+        raise FileFormatError(f"{source}: {info.filename} expands past {limit} bytes.")
+    try:
+        value = json.loads(raw, object_pairs_hook=no_duplicate_keys)
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
+        raise FileFormatError(f"{source}: {info.filename} is not valid JSON ({error}).") from None
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{source}: {info.filename} must hold a JSON object.")
+    return value

@@ -25,10 +25,10 @@ import zlib
 
 from lamina.saving import assets as assets_lib
 from lamina.saving.archive import MAX_JSON_BYTES as _LAMINA_JSON_BYTES
-from lamina.saving.archive import _end_of_central_directory
+from lamina.saving.archive import _end_of_central_directory, copy_member, read_json_member
 from lamina.saving.atomic import atomic_write
 from lamina.saving.errors import FileFormatError
-from lamina.saving.safetensors_reader import no_duplicate_keys, open_regular_file
+from lamina.saving.safetensors_reader import open_regular_file
 
 METADATA, CONFIG, WEIGHTS = "metadata.json", "config.json", "model.weights.h5"
 MEMBERS = (METADATA, CONFIG, WEIGHTS)
@@ -136,41 +136,10 @@ class KerasArchive:
         """Write asset member ``info`` to ``folder/relative``: a new file below a folder the
         caller created (``relative`` is a name ``_check_assets`` passed), its size checked as it
         is copied and its CRC-32 by ``zipfile``."""
-        target = os.path.join(folder, *relative.split("/"))
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-            with self._zip.open(info) as member, os.fdopen(os.open(target, flags, 0o600), "wb") as out:
-                written = 0
-                while chunk := member.read(min(_CHUNK, info.file_size - written + 1)):
-                    written += len(chunk)
-                    if written > info.file_size:
-                        raise zipfile.BadZipFile(f"it expands past its declared {info.file_size} bytes")
-                    out.write(chunk)
-                if written != info.file_size:
-                    raise EOFError(f"it ends after {written} of its {info.file_size} bytes")
-        except FileExistsError:  # a case-insensitive file system merging two names
-            raise FileFormatError(f"{self.source}: asset {info.filename!r} collides with another asset on "
-                                  "this file system.") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
-            raise FileFormatError(f"{self.source} is damaged: asset {info.filename!r} could not be read "
-                                  f"({error}).") from None
+        copy_member(self._zip, info, os.path.join(folder, *relative.split("/")), self.source, ": asset")
 
     def _read_json(self, archive, info) -> dict:
-        limit = MAX_JSON_BYTES[info.filename]
-        if info.file_size > limit:
-            raise FileFormatError(f"{self.source}: {info.filename} declares {info.file_size} bytes (the limit is {limit}).")
-        with archive.open(info) as member:
-            raw = member.read(limit + 1)  # the cap holds even if the declared size lies
-        if len(raw) > limit:
-            raise FileFormatError(f"{self.source}: {info.filename} expands past {limit} bytes.")
-        try:
-            value = json.loads(raw, object_pairs_hook=no_duplicate_keys)
-        except (ValueError, RecursionError) as error:
-            raise FileFormatError(f"{self.source}: {info.filename} is not valid JSON ({error}).") from None
-        if not isinstance(value, dict):
-            raise FileFormatError(f"{self.source}: {info.filename} must hold a JSON object.")
-        return value
+        return read_json_member(archive, info, MAX_JSON_BYTES[info.filename], self.source)
 
     def _copy_weights(self, archive, info) -> None:
         if info.file_size > MAX_WEIGHTS_BYTES:
