@@ -328,20 +328,40 @@ POSITIONAL_ARGUMENTS = {
 }
 
 
-def check_arguments_and_config(ours, theirs):
-    """Same constructor arguments in the same order as the Keras class, the same config keys
-    and plain values, and a config that survives JSON (as saved files hold it)."""
+def check_arguments_and_config(ours, theirs, args=None, kwargs=None, *, extra_arguments=(), extra_keys=(),
+                               compare_dicts=False):
+    """Same constructor arguments in the same order as the Keras class (plus
+    ``extra_arguments``, which Keras takes through ``**kwargs``), the same config keys (plus
+    ``extra_keys``) and plain values (dict values too with ``compare_dicts``), and a config
+    that survives JSON (as saved files hold it). Both are made with ``args`` and ``kwargs``
+    (default: ``POSITIONAL_ARGUMENTS``); returns both configs."""
     import json  # noqa: PLC0415
 
     def arguments(cls):
         return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
 
-    assert arguments(ours) == arguments(theirs)
-    positional = POSITIONAL_ARGUMENTS.get(ours.__name__, ())
-    mine = ours(*positional).get_config()
-    reference = theirs(*positional).get_config()
-    assert set(mine) == set(reference)
+    assert arguments(ours) == arguments(theirs) + list(extra_arguments)
+    args = POSITIONAL_ARGUMENTS.get(ours.__name__, ()) if args is None else args
+    mine = ours(*args, **(kwargs or {})).get_config()
+    reference = theirs(*args, **(kwargs or {})).get_config()
+    assert set(reference) <= set(mine) and set(mine) - set(reference) == set(extra_keys)
     for key, value in reference.items():
-        if key not in ("name", "dtype") and not isinstance(value, dict):
+        if key not in ("name", "dtype") and (compare_dicts or not isinstance(value, dict)):
             assert mine[key] == value, key
     assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+    return mine, reference
+
+
+def check_seeded_draws(layers, x):
+    """Random layers called in training inside one ``lm.jit`` step: each call draws anew (the
+    seed generators are state) and the same seed states repeat the draws. Returns the step."""
+    seeds = [layer.seed_generator for layer in layers]
+    initial = [np.asarray(seed.state.value) for seed in seeds]
+    step = lm.jit(lambda v: [layer(v, training=True) for layer in layers])
+    first, second = step(x), step(x)
+    for seed, state in zip(seeds, initial):
+        seed.state.assign(state)
+    for layer, a, b, again in zip(layers, first, second, step(x)):
+        assert not np.allclose(np.asarray(a), np.asarray(b)), layer.name
+        np.testing.assert_array_equal(np.asarray(again), np.asarray(a))
+    return step

@@ -7,12 +7,11 @@ here, and the draws against their documented distributions, eagerly, under ``lm.
 ``fit``.
 """
 
-import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from layer_checker import check_layer
+from layer_checker import check_arguments_and_config, check_layer, check_seeded_draws
 
 import lamina as lm
 
@@ -152,15 +151,8 @@ def test_training_under_jit_draws_anew_and_repeats_with_the_seed():
     (the seed generators are state), the same seed states repeat the draws, inference returns
     the images, and ``lm.utils.set_random_seed`` repeats unseeded layers."""
     layers = _color_layers(11)
-    seeds = [layer.seed_generator for layer in layers]
-    initial = [np.asarray(seed.state.value) for seed in seeds]
-    step = lm.jit(lambda x: [layer(x, training=True) for layer in layers])
-    first, second = step(X), step(X)
-    for seed, state in zip(seeds, initial):
-        seed.state.assign(state)
-    for layer, a, b, again in zip(layers, first, second, step(X)):
-        assert not np.allclose(np.asarray(a), np.asarray(b)), layer.name
-        np.testing.assert_array_equal(np.asarray(again), np.asarray(a))
+    check_seeded_draws(layers, X)
+    for layer in layers:
         np.testing.assert_array_equal(np.asarray(layer(X, training=False)), np.asarray(X), err_msg=layer.name)
     outputs = []
     for _ in range(2):
@@ -211,20 +203,10 @@ CONFIG_CASES = [
 def test_arguments_and_config_are_keras(keras, name, args, kwargs):
     """Keras's argument names in Keras's order and Keras's config (keys and values), so that
     configs move between the two libraries; RandomGrayscale's also keeps its seed."""
-    import inspect
-
-    def arguments(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
-
-    ours, theirs = getattr(lm.layers, name), getattr(keras.layers, name)
-    assert arguments(ours) == arguments(theirs)
-    mine, reference = ours(*args, **kwargs).get_config(), theirs(*args, **kwargs).get_config()
-    assert set(mine) - set(reference) == ({"seed"} if name == "RandomGrayscale" else set())
-    assert set(reference) <= set(mine)
-    for key, value in reference.items():
-        if key not in ("name", "dtype"):
-            assert mine[key] == value, key
-    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+    ours = getattr(lm.layers, name)
+    mine, reference = check_arguments_and_config(
+        ours, getattr(keras.layers, name), args, kwargs, extra_keys={"seed"} if name == "RandomGrayscale" else (),
+        compare_dicts=True)
     assert ours.from_config(reference).get_config() == {**mine, "name": reference["name"]}
 
 

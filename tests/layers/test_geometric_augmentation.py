@@ -6,12 +6,11 @@ compared with Keras's ``transform_images`` (for Keras's own draws where they are
 draws against their documented distributions and under ``lm.jit``.
 """
 
-import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from layer_checker import check_layer
+from layer_checker import check_arguments_and_config, check_layer, check_seeded_draws
 
 import lamina as lm
 
@@ -127,16 +126,7 @@ def _layers(seed):
 
 def test_training_under_jit_draws_anew_and_repeats_with_the_seed():
     x = jnp.asarray(IMAGES)
-    layers = _layers(5)
-    seeds = [layer.seed_generator for layer in layers]
-    initial = [np.asarray(seed.state.value) for seed in seeds]
-    step = lm.jit(lambda v: [layer(v, training=True) for layer in layers])
-    first, second = step(x), step(x)
-    for seed, state in zip(seeds, initial):
-        seed.state.assign(state)
-    for layer, a, b, again in zip(layers, first, second, step(x)):
-        assert not np.allclose(np.asarray(a), np.asarray(b)), layer.name
-        np.testing.assert_array_equal(np.asarray(again), np.asarray(a))
+    step = check_seeded_draws(_layers(5), x)
     assert all(out.shape == x[0].shape for out in step(x[0]))  # one image
 
 
@@ -151,19 +141,8 @@ CONFIG_CASES = [
 
 @pytest.mark.parametrize("name, args, kwargs", CONFIG_CASES)
 def test_arguments_and_config_are_keras(keras, name, args, kwargs):
-    import inspect
-
-    def arguments(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
-
-    ours, theirs = getattr(lm.layers, name), getattr(keras.layers, name)
-    assert arguments(ours) == arguments(theirs)
-    mine, reference = ours(*args, **kwargs).get_config(), theirs(*args, **kwargs).get_config()
-    assert set(mine) == set(reference)
-    for key, value in reference.items():
-        if key not in ("name", "dtype"):
-            assert mine[key] == value, key
-    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+    check_arguments_and_config(getattr(lm.layers, name), getattr(keras.layers, name), args, kwargs,
+                               compare_dicts=True)
 
 
 def test_bad_arguments_raise_naming_the_layer():

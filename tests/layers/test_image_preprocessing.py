@@ -10,7 +10,7 @@ and ``fit``.
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from layer_checker import check_layer, random_input
+from layer_checker import check_arguments_and_config, check_layer, random_input
 
 import lamina as lm
 
@@ -298,21 +298,9 @@ CONFIG_CASES = [
 def test_arguments_and_config_are_keras(keras, name, args, kwargs):
     """Keras's argument names in Keras's order, and Keras's config (keys and values), so that
     configs move between the two libraries."""
-    import inspect
-    import json
-
-    def arguments(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
-
-    ours, theirs = getattr(lm.layers, name), getattr(keras.layers, name)
-    expected = arguments(theirs) + (["data_format"] if name == "RandomContrast" else [])  # Keras: via **kwargs
-    assert arguments(ours) == expected
-    mine, reference = ours(*args, **kwargs).get_config(), theirs(*args, **kwargs).get_config()
-    assert set(mine) == set(reference)
-    for key, value in reference.items():
-        if key not in ("name", "dtype"):
-            assert mine[key] == value, key
-    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+    extra = ["data_format"] if name == "RandomContrast" else []  # Keras: via **kwargs
+    check_arguments_and_config(getattr(lm.layers, name), getattr(keras.layers, name), args, kwargs,
+                               extra_arguments=extra, compare_dicts=True)
 
 
 def test_dict_inputs_are_refused_with_a_clear_message():

@@ -6,13 +6,12 @@ distributions. Pipeline goes through the checker in training with deterministic 
 its config is Keras's.
 """
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from layer_checker import check_layer
+from layer_checker import check_arguments_and_config, check_layer
 
 import lamina as lm
 
@@ -121,19 +120,8 @@ def test_pipeline_passes_labels_through_image_layers_and_mixes_them_in_mixup():
 @pytest.mark.parametrize("name, args, kwargs", [("MixUp", (0.4,), {"seed": 2}),
                                                  ("CutMix", ((0.2, 0.8),), {"data_format": "channels_first"})])
 def test_arguments_and_config_are_keras(keras, name, args, kwargs):
-    import inspect
-
-    def arguments(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
-
-    ours, theirs = getattr(lm.layers, name), getattr(keras.layers, name)
-    assert arguments(ours) == arguments(theirs)
-    mine, reference = ours(*args, **kwargs).get_config(), theirs(*args, **kwargs).get_config()
-    assert set(mine) == set(reference)
-    for key, value in reference.items():
-        if key not in ("name", "dtype"):
-            assert mine[key] == value, key
-    assert ours.from_config(json.loads(json.dumps(mine))).get_config() == mine
+    check_arguments_and_config(getattr(lm.layers, name), getattr(keras.layers, name), args, kwargs,
+                               compare_dicts=True)
 
 
 def test_pipeline_config_is_keras_and_a_keras_file_round_trips(keras, tmp_path):
