@@ -85,8 +85,6 @@ class GroupedQueryAttention(_ProjectedAttention):
         self._scale = 1.0 / math.sqrt(float(head_dim))
 
     # -- arguments, under Keras's attribute names ---------------------------------------------
-    dropout = property(lambda self: self._dropout)
-    use_bias = property(lambda self: self._use_bias)
     use_gate = property(lambda self: self._use_gate)
     sliding_window = property(lambda self: self._sliding_window)
     kernel_initializer = property(lambda self: self._kernel_initializer)

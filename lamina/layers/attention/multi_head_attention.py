@@ -199,6 +199,9 @@ class _ProjectedAttention(Layer):
         self._output_dense = None
         self._dropout_layer = Dropout(self._dropout, seed=seed, dtype=self.dtype_policy)
 
+    dropout = property(lambda self: self._dropout)
+    use_bias = property(lambda self: self._use_bias)
+
     def _einsum_dense(self, equation, output_shape, bias_axes, name, activation=None):
         """A projection with this layer's weight arguments."""
         return EinsumDense(
@@ -377,8 +380,6 @@ class MultiHeadAttention(_ProjectedAttention):
     num_heads = property(lambda self: self._num_heads)
     key_dim = property(lambda self: self._key_dim)
     value_dim = property(lambda self: self._value_dim)
-    dropout = property(lambda self: self._dropout)
-    use_bias = property(lambda self: self._use_bias)
     attention_axes = property(lambda self: self._attention_axes)
     query_dense = property(lambda self: self._query_dense)
     key_dense = property(lambda self: self._key_dense)

@@ -38,7 +38,7 @@ from lamina.layers.convolutional import _arguments as args
 from lamina.layers.convolutional.base_conv import as_kernel_dtype, conv_output_shape, dimension_numbers
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.rnn.base_cell import KernelCell
-from lamina.layers.rnn.rnn import RecurrentLayer, RecurrentState, run_rnn
+from lamina.layers.rnn.rnn import RecurrentLayer, RecurrentState, _hashable, run_rnn
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
 
@@ -90,14 +90,6 @@ def _run_sequence(spec, params, inputs, states, mask, input_masks, recurrent_mas
 # it is inlined), as the built-in RNN layers do.
 _run_sequence_compiled = functools.partial(jax.jit, static_argnames=(
     "spec", "go_backwards", "unroll", "zero_output_for_mask", "return_sequences"))(_run_sequence)
-
-
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 class ConvLSTMCell(KernelCell):
