@@ -10,12 +10,18 @@ import threading
 
 _global = None
 _scopes = threading.local()
+_scope_count = 0  # scopes open on all threads
+_count_lock = threading.Lock()
+# False while no distribution is set and no scope is open anywhere: Layer.__call__ reads this
+# one module attribute instead of calling distribution() at every eager call.
+in_use = False
 
 
 def set_global(value) -> None:
     """Make ``value`` the global distribution (``set_distribution`` checks it first)."""
-    global _global
+    global _global, in_use
     _global = value
+    in_use = _global is not None or _scope_count > 0
 
 
 def distribution():
@@ -37,10 +43,14 @@ def distribution():
 
 
 def push(value) -> None:
+    global _scope_count, in_use
     stack = getattr(_scopes, "stack", None)
     if stack is None:
         stack = _scopes.stack = []
     stack.append(value)
+    with _count_lock:
+        _scope_count += 1
+        in_use = True
 
 
 def pop(value) -> None:
@@ -48,3 +58,7 @@ def pop(value) -> None:
     if not stack or stack[-1] is not value:
         raise RuntimeError("distribution scopes were exited out of order")
     stack.pop()
+    global _scope_count, in_use
+    with _count_lock:
+        _scope_count -= 1
+        in_use = _global is not None or _scope_count > 0

@@ -473,7 +473,7 @@ class Layer:
         training = _resolve_training(info, args, kwargs)
         mask = _resolve_masks(info, raw_first, raw_args, kwargs)
         outputs = self._lm_run_call(training, first, args, kwargs)
-        if current_distribution.distribution() is not None:
+        if current_distribution.in_use and current_distribution.distribution() is not None:
             outputs = lay_out_output(self.path, outputs)  # a LayoutMap key "<path>/output"
         self._lm_after_call(info, first, mask, outputs)
         return outputs
