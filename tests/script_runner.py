@@ -27,12 +27,21 @@ def script_env(cache_dir: str) -> dict:
 
 
 def last_json(output: str) -> dict:
-    """The JSON object a script printed as its last line. Lines that are not a JSON object
-    after it are skipped: a ``jax.distributed`` run's collectives library (gloo) can print
-    "[Gloo] Rank 0 is connected..." to stdout as the process shuts down."""
-    lines = [line for line in output.strip().splitlines() if line.startswith("{")]
-    assert lines, f"the script printed no JSON object:\n{output[-3000:]}"
-    return json.loads(lines[-1])
+    """The last JSON object a script printed. Text around it is skipped: a ``jax.distributed``
+    run's collectives library (gloo) writes "[Gloo] Rank 0 is connected..." to the same stdout
+    as the process shuts down, unbuffered, so it can land on the JSON object's own line (CI
+    saw ``{"joined": true, ...}[Gloo] Rank 0 ...``)."""
+    decoder, found = json.JSONDecoder(), []
+    for line in output.splitlines():
+        start = line.find('{"')
+        while start != -1:
+            try:
+                found.append(decoder.raw_decode(line, start)[0])
+                break
+            except ValueError:
+                start = line.find('{"', start + 1)
+    assert found, f"the script printed no JSON object:\n{output[-3000:]}"
+    return found[-1]
 
 
 def run_json_script(script: str, *args: str, cache_dir: str, timeout: float) -> dict:
