@@ -12,6 +12,8 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
   ``directory_datasets.py``: ``image_dataset_from_directory``, ``text_dataset_from_directory``;
   ``dataset_utils.py``: ``split_dataset``. Images: ``image_utils.py``: ``array_to_img``,
   ``img_to_array``, ``load_img``, ``save_img`` (Pillow, the ``image`` extra).
+- ``file_utils.py``: ``get_file`` (download, cache in ``$LAMINA_HOME`` or ``~/.lamina``, safe
+  extraction); ``config.py``: ``Config``.
 - ``logging_control.py``: ``enable_interactive_logging``, ``disable_interactive_logging``,
   ``is_interactive_logging_enabled``; ``dtype_utils.py``: ``standardize_dtype``.
 
@@ -33,9 +35,11 @@ from lamina.saving import (
     register_keras_serializable,
     serialize_keras_object,
 )
+from lamina.utils.config import Config
 from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.directory_datasets import image_dataset_from_directory, text_dataset_from_directory
 from lamina.utils.dtype_utils import standardize_dtype
+from lamina.utils.file_utils import get_file
 from lamina.utils.history_plot import plot_history
 from lamina.utils.image_utils import array_to_img, img_to_array, load_img, save_img
 from lamina.utils.logging_control import (
@@ -54,6 +58,7 @@ from lamina.utils.symbolic import get_source_inputs, is_keras_tensor
 from lamina.utils.timeseries_dataset import timeseries_dataset_from_array
 
 __all__ = [
+    "Config",
     "CustomObjectScope",
     "Progbar",
     "PyDataset",
@@ -66,6 +71,7 @@ __all__ = [
     "disable_interactive_logging",
     "enable_interactive_logging",
     "get_custom_objects",
+    "get_file",
     "get_registered_name",
     "get_registered_object",
     "get_source_inputs",
