@@ -13,7 +13,7 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
   ``dataset_utils.py``: ``split_dataset``. Images: ``image_utils.py``: ``array_to_img``,
   ``img_to_array``, ``load_img``, ``save_img`` (Pillow, the ``image`` extra).
 - ``file_utils.py``: ``get_file`` (download, cache in ``$LAMINA_HOME`` or ``~/.lamina``, safe
-  extraction); ``config.py``: ``Config``.
+  extraction); ``config.py``: ``Config``; ``audio_dataset.py``: ``audio_dataset_from_directory``.
 - ``logging_control.py``: ``enable_interactive_logging``, ``disable_interactive_logging``,
   ``is_interactive_logging_enabled``; ``dtype_utils.py``: ``standardize_dtype``.
 
@@ -35,6 +35,7 @@ from lamina.saving import (
     register_keras_serializable,
     serialize_keras_object,
 )
+from lamina.utils.audio_dataset import audio_dataset_from_directory
 from lamina.utils.config import Config
 from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.directory_datasets import image_dataset_from_directory, text_dataset_from_directory
@@ -65,6 +66,7 @@ __all__ = [
     "SampleDataset",
     "Sequence",
     "array_to_img",
+    "audio_dataset_from_directory",
     "clear_session",
     "custom_object_scope",
     "deserialize_keras_object",
