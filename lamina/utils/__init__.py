@@ -40,6 +40,7 @@ from lamina.utils.config import Config
 from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.directory_datasets import image_dataset_from_directory, text_dataset_from_directory
 from lamina.utils.dtype_utils import standardize_dtype
+from lamina.utils.feature_space import FeatureSpace
 from lamina.utils.file_utils import get_file
 from lamina.utils.history_plot import plot_history
 from lamina.utils.image_utils import array_to_img, img_to_array, load_img, save_img
@@ -61,6 +62,7 @@ from lamina.utils.timeseries_dataset import timeseries_dataset_from_array
 __all__ = [
     "Config",
     "CustomObjectScope",
+    "FeatureSpace",
     "Progbar",
     "PyDataset",
     "SampleDataset",
