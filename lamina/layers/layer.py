@@ -43,6 +43,7 @@ from lamina.core.variable import Variable, autocast_state
 from lamina.distribution import current as current_distribution
 from lamina.distribution import placement
 from lamina.distribution.devices import lay_out_output
+from lamina.layers import keras_hooks
 from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
@@ -446,6 +447,31 @@ class Layer:
         for v, a in zip(mine, arrays):
             v.assign(a)
 
+    def save_own_variables(self, store) -> None:
+        """Keras's saving hook: put this layer's own state (not its sublayers') into the dict
+        ``store``. The default stores its own variables under ``"0"``, ``"1"``, ... (trainable
+        first, as Keras). Override it (with ``load_own_variables``) to save arrays that are not
+        variables or to name the keys: ``model.save`` and ``save_weights`` then call it and
+        write the store under the layer's path (docs/guide.md, "Saving").
+
+        Example:
+            >>> import numpy as np, lamina as lm
+            >>> layer = lm.layers.Dense(2)
+            >>> layer.build((None, 3))
+            >>> store = {}
+            >>> layer.save_own_variables(store)
+            >>> {key: tuple(np.shape(value)) for key, value in store.items()}
+            {'0': (3, 2), '1': (2,)}
+        """
+        keras_hooks.save_default(self, store)
+
+    def load_own_variables(self, store) -> None:
+        """Keras's loading hook: restore this layer's own state from ``store``, the dict that
+        ``save_own_variables`` filled (its values read back as NumPy arrays). The default checks
+        that the keys are ``"0"``, ``"1"``, ... for its own variables and their shapes, then
+        assigns them."""
+        keras_hooks.load_default(self, store)
+
     # -- the computation --------------------------------------------------------------------
     def build(self, input_shape) -> None:
         """Create weights from the first input's shape; the default creates nothing."""
@@ -567,6 +593,57 @@ class Layer:
             lambda a, b: tuple(x if x == y else None for x, y in zip(a, b)),
             first, second, is_leaf=lambda s: isinstance(s, tuple),
         )
+
+    def compute_output_spec(self, *args, **kwargs):
+        """The outputs' shapes and dtypes for inputs given as ``jax.ShapeDtypeStruct`` (or
+        arrays), as a structure of ``jax.ShapeDtypeStruct``: lamina's form of Keras's
+        ``KerasTensor`` spec. The call is traced, nothing is computed or changed (an unbuilt
+        layer is built).
+
+        Example:
+            >>> import jax, lamina as lm
+            >>> lm.layers.Dense(4).compute_output_spec(jax.ShapeDtypeStruct((2, 3), "float32"))
+            ShapeDtypeStruct(shape=(2, 4), dtype=float32)
+        """
+        return keras_hooks.output_spec(self, args, kwargs)
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype floating inputs are converted to (the compute dtype, as in Keras; an
+        ``InputLayer`` says its declared dtype)."""
+        return self.__dict__.get("_lm_input_dtype") or self.compute_dtype
+
+    @input_dtype.setter
+    def input_dtype(self, value) -> None:
+        self._lm_input_dtype = value
+
+    def get_build_config(self) -> dict | None:
+        """Keras's hook: what ``build_from_config`` needs to create the weights again,
+        ``{"input_shape": <the shape the layer was built for>}`` (``None`` before building).
+        Saving keeps an overriding layer's config and gives it back to its ``build_from_config``.
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.Dense(2)
+            >>> layer.build((None, 3))
+            >>> layer.get_build_config()
+            {'input_shape': (None, 3)}
+        """
+        shape = self.__dict__.get("_lm_build_shape")
+        return {"input_shape": shape} if self.built and shape is not None else None
+
+    def build_from_config(self, config) -> None:
+        """Build from ``get_build_config()``'s dict: ``build(config["input_shape"])`` (JSON lists
+        taken as shape tuples), or ``build(**config["shapes_dict"])``, as Keras."""
+        if not config:
+            return
+        if "input_shape" in config:
+            self.build_from_shape(keras_hooks.shape_from_config(config["input_shape"]))
+        elif "shapes_dict" in config:
+            shapes = {name: keras_hooks.shape_from_config(shape) for name, shape in config["shapes_dict"].items()}
+            with jax.ensure_compile_time_eval():
+                self.build(**shapes)
+        self.built = True
 
     @property
     def output(self):
@@ -709,6 +786,9 @@ def _marks_built(build):
 
 
 Layer.build = _marks_built(Layer.build)
+# Saving keeps a build config only where a class says more than the input shape (an override):
+# every other layer is built from the model's input shape, as before.
+Layer.get_build_config._lm_default_build_config = True
 
 
 # type -> True (its instances are state), False (they hold none) or _CONTAINER (look inside).

@@ -11,6 +11,7 @@ from lamina.core.abstract import abstract_eval
 from lamina.core.symbolic import contains_symbolic
 from lamina.export import export_model
 from lamina.layers.layer import Layer
+from lamina.models import state_tree
 from lamina.saving.model_file import save_model
 from lamina.saving.serialization import revive_nested, serialize
 from lamina.saving.weights import load_weights, save_weights
@@ -136,6 +137,56 @@ class Model(Trainer, Layer):
         model. Every key, shape and dtype is checked first; all mismatches are reported in one
         ``ValueError`` and nothing changes, unless ``skip_mismatch=True``."""
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def get_state_tree(self, value_format="backend_tensor") -> dict:
+        """Every variable as nested dicts, structured as Keras 3 structures them:
+        ``{"trainable_variables", "non_trainable_variables", "optimizer_variables",
+        "metrics_variables"}``, each nested by the variable's Keras path (layer names, then the
+        variable's name). Leaves are JAX arrays, or NumPy arrays with
+        ``value_format="numpy_array"``. ``set_state_tree`` takes it (or a part of it) back.
+
+        Example:
+            >>> import lamina as lm
+            >>> model = lm.Sequential([lm.Input((3,)), lm.layers.Dense(2, name="out")], name="seq")
+            >>> tree = model.get_state_tree("numpy_array")
+            >>> {name: w.shape for name, w in tree["trainable_variables"]["seq"]["out"].items()}
+            {'kernel': (3, 2), 'bias': (2,)}
+        """
+        return state_tree.get_state_tree(self, value_format)
+
+    def set_state_tree(self, state_tree_dict) -> None:
+        """Assign the values of a state tree (``get_state_tree``'s structure; groups and
+        variables may be left out). Unknown groups or paths and wrong shapes raise, naming
+        them, before any variable changes."""
+        state_tree.set_state_tree(self, state_tree_dict)
+
+    @property
+    def run_eagerly(self) -> bool:
+        """Whether ``fit``/``evaluate``/``predict`` run their steps eagerly (uncompiled, for
+        debugging). ``compile(run_eagerly=...)`` sets it; setting it afterwards takes effect at
+        the next step.
+
+        Example:
+            >>> import lamina as lm
+            >>> model = lm.Sequential([lm.Input((2,)), lm.layers.Dense(1)])
+            >>> model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+            >>> before = model.run_eagerly
+            >>> model.run_eagerly = False
+            >>> before, model.run_eagerly, model.jit_compile
+            (True, False, True)
+        """
+        compile_args = self.__dict__.get("_lm_compile_args")
+        override = self.__dict__.get("_lm_run_eagerly")
+        if override is not None and override[0] is compile_args:  # set since the last compile()
+            return override[1]
+        return bool((compile_args or {}).get("run_eagerly", False))
+
+    @run_eagerly.setter
+    def run_eagerly(self, value) -> None:
+        compile_args = self.__dict__.get("_lm_compile_args")
+        self._lm_run_eagerly = (compile_args, bool(value))
+        self.jit_compile = bool((compile_args or {}).get("jit_compile", True)) and not value
+        self._lm_step_functions = {}  # the cached steps are compiled (or not) for the old setting
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:
         """Export the inference pass (``training=False``, current weights, free batch axis)

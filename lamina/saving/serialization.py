@@ -130,6 +130,8 @@ def _build_config(obj):
     get_build_config = getattr(obj, "get_build_config", None)
     if get_build_config is None or not callable(get_build_config) or not getattr(obj, "built", False):
         return None
+    if getattr(get_build_config, "_lm_default_build_config", False):
+        return None  # Layer's default (the input shape): the model's build config covers it
     return get_build_config()
 
 
