@@ -109,8 +109,7 @@ FAMILIES = ["losses", "metrics", "optimizers", "initializers", "activations", "r
 REFUSED = {
     "losses": {},
     "metrics": {},
-    "optimizers": {name: "not implemented in lamina" for name in (
-        "schedulefreeadamw",)},
+    "optimizers": {},
     "initializers": {},
     "activations": {},
     "regularizers": {},

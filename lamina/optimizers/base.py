@@ -45,12 +45,13 @@ from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.distribution import placement
 from lamina.optimizers import schedules as schedules_module
+from lamina.optimizers.keras_methods import KerasOptimizerMethods, outside_trace
 from lamina.saving.serialization import serialize_object
 
 _PARAM_KEY = "__lm_param_"
 
 
-class Optimizer:
+class Optimizer(KerasOptimizerMethods):
     """Base class of lamina's optimizers, and the wrapper of any optax transformation.
 
     ``Optimizer(transform)`` wraps a complete optax optimizer (one whose updates are *added*
@@ -122,6 +123,12 @@ class Optimizer:
                  gradient_accumulation_steps=None, name=None):
         _check_options(type(self).__name__, use_ema, ema_momentum, ema_overwrite_frequency,
                        loss_scale_factor, gradient_accumulation_steps)
+        # A Keras-style subclass (its own update_step) has no optax transformation; Keras's
+        # base takes the learning rate first, so a positional one arrives as ``transform``.
+        self._keras_style = type(self).update_step is not Optimizer.update_step
+        if self._keras_style and learning_rate is None and transform is not None \
+                and not isinstance(transform, optax.GradientTransformation):
+            transform, learning_rate = None, transform
         clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         if sum(v is not None for v in clips.values()) > 1:
             raise ValueError(
@@ -133,11 +140,18 @@ class Optimizer:
                 "Optimizer(transform=...) takes an optax GradientTransformation (for example "
                 f"optax.adabelief(1e-3)); received {transform!r}."
             )
-        if transform is None and type(self).make_transform is Optimizer.make_transform \
+        if transform is None and not self._keras_style and type(self).make_transform is Optimizer.make_transform \
                 and type(self).make_update_transform is Optimizer.make_update_transform:
-            raise ValueError(
-                "Optimizer() needs an optax transformation: Optimizer(optax.adamw(1e-3)), or "
-                "subclass it and implement make_transform()."
+            if type(self) is Optimizer:
+                raise ValueError(
+                    "Optimizer() needs an optax transformation: Optimizer(optax.adamw(1e-3)), or "
+                    "subclass it and implement update_step() (the Keras way) or make_transform()."
+                )
+            raise NotImplementedError(
+                f"{type(self).__name__} subclasses lm.optimizers.Optimizer but defines neither "
+                "update_step(self, gradient, variable, learning_rate) (Keras's way: create slots in "
+                "build() with add_optimizer_variables and assign them in update_step) nor "
+                "make_transform() (an optax transformation without the learning rate)."
             )
         self._transform = transform
         self.name = name or unique_name(to_snake_case(type(self).__name__))
@@ -171,7 +185,10 @@ class Optimizer:
         self._built_variables: list = []
         self._index: dict[int, int] = {}
         self._slots: list = []
-        self._slot_params: list = []  # per slot: index of the weight it belongs to, or None
+        # Per slot: the weight it belongs to (its index for optax's and the options' slots, the
+        # Variable itself for add_variable_from_reference's), or None.
+        self._slot_params: list = []
+        self._step_slots: list = []  # the slots update_step may change (add_variable's)
         self._slot_fields: list = []
         self._treedef = None
         # After build: the first ``_optax_size`` slots are optax's state leaves; then the
@@ -268,6 +285,13 @@ class Optimizer:
         state.note_consulted(self)
         return self._built
 
+    @built.setter
+    def built(self, value) -> None:
+        # Keras code may set it at the end of its build().
+        if bool(value) != self._built:
+            self._built = bool(value)
+            state.bump_structure_version(self)
+
     @property
     def variables(self) -> list:
         """``iterations``, the learning-rate variable (if any), every optax state leaf, then
@@ -295,8 +319,19 @@ class Optimizer:
         if isinstance(self._learning_rate, Variable):
             items.append(("learning_rate", self._learning_rate, None))
         for slot, field, owner in zip(self._slots, self._slot_fields, self._slot_params):
-            items.append((field, slot, None if owner is None else self._built_variables[owner]))
+            weight = self._built_variables[owner] if isinstance(owner, int) else owner
+            items.append((field, slot, weight))
         return items
+
+    def keras_file_variables(self):
+        """``variables`` when they are in the order of a Keras file's ``optimizer/vars``, else
+        ``None``: so for an optimizer written the Keras way (``update_step``: iterations, the
+        learning rate, the moving averages, then its slots in creation order), unless it
+        accumulates gradients (lamina keeps one more counter there). Built-in optax-based
+        optimizers are mapped slot by slot by the ``.keras`` writer instead."""
+        if self._keras_style and not self.gradient_accumulation_steps:
+            return self.variables
+        return None
 
     def _lm_state_variables(self) -> list:
         return self.variables
@@ -313,6 +348,14 @@ class Optimizer:
         for v in variables:
             if not isinstance(v, Variable):
                 raise TypeError(f"{type(self).__name__}.build() takes lm.Variables; received {v!r}.")
+        if self._keras_style:
+            # Keras's base build: the options' slots; the subclass's build adds its own after.
+            self._built_variables = variables
+            self._index = {id(v): i for i, v in enumerate(variables)}
+            self._build_option_slots(variables)
+            self._built = True
+            state.bump_structure_version(self)
+            return
         keys = _param_keys(len(variables))
         with jax.ensure_compile_time_eval():
             params = {k: _concrete_value(v) for k, v in zip(keys, variables)}
@@ -334,9 +377,11 @@ class Optimizer:
         self._built_variables = variables
         self._index = {id(v): i for i, v in enumerate(variables)}
         self._optax_size = len(slots)
-        self._slots = slots
-        self._slot_params = owners
-        self._slot_fields = fields  # "mu", "nu", "count": with the owner, a slot's saving key
+        # optax's leaves come first; slots add_variable made before the build follow.
+        self._slots = [*slots, *self._slots]
+        self._slot_params = [*owners, *self._slot_params]
+        # "mu", "nu", "count": with the owner, a slot's saving key.
+        self._slot_fields = [*fields, *self._slot_fields]
         self._treedef = treedef
         self._build_option_slots(variables)
         self._built = True
@@ -358,12 +403,18 @@ class Optimizer:
             with jax.ensure_compile_time_eval():
                 return placement.zeros_like(_concrete_value(v))
 
+        def averages():
+            # Zeros, as Keras: the first update of the average (momentum 0) copies the weight.
+            if self.use_ema:
+                self._averages = [add("average", i, zeros_like(v)) for i, v in enumerate(variables)]
+
+        if self._keras_style:
+            averages()  # Keras's base build makes the averages first: its variables' order
         if self.gradient_accumulation_steps:
             self._accumulated_steps = add("accumulated_steps", None, np.int32(0))
             self._accumulators = [add("gradient_accumulator", i, zeros_like(v)) for i, v in enumerate(variables)]
-        if self.use_ema:
-            # Zeros, as Keras: the first update of the average (momentum 0) copies the weight.
-            self._averages = [add("average", i, zeros_like(v)) for i, v in enumerate(variables)]
+        if not self._keras_style:
+            averages()
 
     # -- weight decay ----------------------------------------------------------------------------
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
@@ -448,7 +499,8 @@ class Optimizer:
         trainable_variables = list(trainable_variables)
         _check_aligned(grads, trainable_variables)
         if not self._built:
-            self.build(trainable_variables)
+            with outside_trace():  # a Keras build may write initial values into its slots
+                self.build(trainable_variables)
 
         n = len(self._built_variables)
         full_grads: list = [None] * n
@@ -486,17 +538,23 @@ class Optimizer:
             summed = [g + acc.value for g, acc in zip(grad_values, self._accumulators)]
             grad_values = [total / steps for total in summed]
 
-        new_values, new_leaves = self._update(values, grad_values, present)
-        optax_slots = self._slots[:self._optax_size]
+        if self._keras_style:
+            step_slots = self._step_slots
+            old_leaves = [slot.value for slot in step_slots]
+            new_values, new_leaves = self._run_update_steps(grad_values, present)
+        else:
+            step_slots = self._slots[:self._optax_size]
+            old_leaves = [slot.value for slot in step_slots]
+            new_values, new_leaves = self._update(values, grad_values, present)
         if due is not None:
             # As Keras on JAX: the update is computed at every call and kept only when due
             # (one compiled step for every call; no branch on a traced counter).
             new_values = [jnp.where(due, new, old) for new, old in zip(new_values, values)]
-            new_leaves = [jnp.where(due, new, slot.value) for new, slot in zip(new_leaves, optax_slots)]
+            new_leaves = [jnp.where(due, new, old) for new, old in zip(new_leaves, old_leaves)]
             for acc, total, has_grad in zip(self._accumulators, summed, present):
                 if has_grad:
                     acc.assign(jnp.where(due, jnp.zeros_like(total), total))
-        for slot, new in zip(optax_slots, new_leaves):
+        for slot, new in zip(step_slots, new_leaves):
             slot.assign(new)
         for v, value, has_grad in zip(variables, new_values, present):
             if has_grad:
@@ -547,6 +605,48 @@ class Optimizer:
         new_values = [optax.apply_updates(value, updates[key]) if has_grad else old
                       for key, value, old, has_grad in zip(keys, decayed, values, present)]
         return new_values, new_leaves
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Update one ``variable`` from its ``gradient`` (Keras's way of writing an optimizer).
+
+        A subclass that implements it (instead of ``make_transform``) is run as Keras runs
+        it: ``apply`` divides the gradients by ``loss_scale_factor``, accumulates them, clips
+        them, decays the weights, then calls ``update_step`` once per variable that has a
+        gradient, with ``learning_rate`` (the current rate or the schedule's value) cast to the
+        variable's dtype; the moving average and the constraints follow. Slots come from
+        ``add_optimizer_variables`` / ``add_variable_from_reference`` / ``add_variable`` in
+        ``build``; assign them with ``self.assign``, ``self.assign_add``, ``self.assign_sub``.
+
+        Example:
+            >>> import jax.numpy as jnp, lamina as lm
+            >>> class HalfStep(lm.optimizers.Optimizer):
+            ...     def update_step(self, gradient, variable, learning_rate):
+            ...         self.assign_sub(variable, 0.5 * learning_rate * gradient)
+            >>> w = lm.Variable(jnp.array([1.0]))
+            >>> HalfStep(learning_rate=1.0).apply([jnp.array([2.0])], [w])
+            >>> w.value.tolist()
+            [0.0]
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no update_step(): built-in optimizers update through their "
+            "optax transformation (apply), not variable by variable."
+        )
+
+    def _run_update_steps(self, grad_values, present):
+        """Keras's update around ``update_step``: clip, decay the weights with a gradient, then
+        one ``update_step`` each. Returns the new weight values and the new ``_step_slots``."""
+        variables = self._built_variables
+        grad_values = self._clip(grad_values, present)
+        lr = self._current_learning_rate()
+        if self.weight_decay is not None:
+            for v, has_grad in zip(variables, present):
+                if has_grad and self._decays(v):
+                    value = v.value
+                    v.assign(value - value * jnp.asarray(self.weight_decay, value.dtype) * lr.astype(value.dtype))
+        for g, v, has_grad in zip(grad_values, variables, present):
+            if has_grad:
+                self.update_step(g, v, lr.astype(v.dtype))
+        return [v.value for v in variables], [slot.value for slot in self._step_slots]
 
     # -- moving average of the weights -------------------------------------------------------------
     def _update_averages(self) -> None:

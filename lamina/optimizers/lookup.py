@@ -1,8 +1,8 @@
 """Optimizers by name or config: ``get``, ``serialize`` and ``deserialize`` (re-exported as
 ``lm.optimizers.get``...).
 
-A module of its own so that ``LossScaleOptimizer`` can rebuild its inner optimizer through it
-while the package imports both.
+A module of its own so that ``LossScaleOptimizer`` and ``MultiOptimizer`` can rebuild their
+inner optimizers through it while the package imports them.
 """
 
 from lamina.optimizers.adadelta import Adadelta
@@ -17,17 +17,19 @@ from lamina.optimizers.lion import Lion
 from lamina.optimizers.muon import Muon
 from lamina.optimizers.nadam import Nadam
 from lamina.optimizers.rmsprop import RMSprop
+from lamina.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from lamina.optimizers.sgd import SGD
 from lamina.saving.serialization import deserialize_object, serialize_object
 
 CLASSES = (Optimizer, SGD, Adam, AdamW, RMSprop, Adagrad, Lion, Adadelta, Adafactor, Adamax, Ftrl, Lamb,
-           Muon, Nadam)
-# Names and class names ``deserialize`` looks up first; the package adds ``LossScaleOptimizer``.
+           Muon, Nadam, ScheduleFreeAdamW)
+# Names and class names ``deserialize`` looks up first; the package adds the wrappers
+# (``LossScaleOptimizer``, ``MultiOptimizer``).
 ALIASES = {
     **{cls.__name__: cls for cls in CLASSES},
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad, "lion": Lion,
     "adadelta": Adadelta, "adafactor": Adafactor, "adamax": Adamax, "ftrl": Ftrl, "lamb": Lamb,
-    "muon": Muon, "nadam": Nadam,
+    "muon": Muon, "nadam": Nadam, "schedulefreeadamw": ScheduleFreeAdamW,
 }
 
 
@@ -56,7 +58,8 @@ def deserialize(config, custom_objects=None) -> Optimizer:
 def get(identifier) -> Optimizer:
     """An optimizer from an instance (returned as is), a class, a name (``"adam"``, ``"sgd"``,
     ``"adamw"``, ``"rmsprop"``, ``"adagrad"``, ``"lion"``, ``"adadelta"``, ``"adafactor"``,
-    ``"adamax"``, ``"ftrl"``, ``"lamb"``, ``"muon"``, ``"nadam"``; Keras's defaults) or a config dict.
+    ``"adamax"``, ``"ftrl"``, ``"lamb"``, ``"muon"``, ``"nadam"``, ``"schedulefreeadamw"``; Keras's
+    defaults) or a config dict.
 
     Example:
         >>> import lamina as lm

@@ -8,7 +8,9 @@ Keras lists ``iterations``, ``learning_rate``, then, for each trainable variable
 ``accumulated_delta_var`` (optax's ``e_g`` and ``e_x``), Lamb ``momentum`` and ``velocity`` (``mu``
 and ``nu``), Adamax, Nadam, Ftrl, Adafactor and Muon their Keras-named slots (Muon's
 ``velocity`` for its AdamW weights only), then Nadam's one ``u_product``; Adagrad ``accumulator``
-(optax's ``sum_of_squares``) and Lion ``momentum`` (optax's ``mu``). Other optimizers (and those with EMA or gradient accumulation, which
+(optax's ``sum_of_squares``) and Lion ``momentum`` (optax's ``mu``). An optimizer written the
+Keras way (``update_step``, as ``ScheduleFreeAdamW``) has Keras's own order
+(``keras_file_variables()``). Other optimizers (and those with EMA or gradient accumulation, which
 add variables) are not mapped: their state is left out when saving and skipped, with a
 warning, when loading, as Keras does when the optimizers differ.
 """
@@ -33,6 +35,10 @@ def keras_optimizer_pairs(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
+    # An optimizer written the Keras way (update_step) lists its variables in Keras's order.
+    keras_order = getattr(optimizer, "keras_file_variables", lambda: None)()
+    if keras_order is not None:
+        return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(keras_order)], []
     fields = _SLOTS.get(type(optimizer).__name__)
     if fields is None or getattr(optimizer, "use_ema", False) \
             or getattr(optimizer, "gradient_accumulation_steps", None):
