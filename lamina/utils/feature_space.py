@@ -417,6 +417,11 @@ class FeatureSpace(Layer):
         return {k: jnp.asarray(v) for k, v in self._encode(data).items()} if self.output_mode == "dict" \
             else jnp.asarray(self._encode(data))
 
+    # tf.data's map runs autograph over the mapped function and everything it calls; this
+    # marker (TensorFlow's, as set by tf.autograph.experimental.do_not_convert) keeps it out
+    # of this plain Python code, which would otherwise be converted for seconds, to no use.
+    __call__.autograph_info__ = frozenset()
+
     def _encode(self, data):
         """The encoding as NumPy arrays (a dict in "dict" mode)."""
         missing = [name for name in self.features if name not in data]
