@@ -186,6 +186,19 @@ class Layer:
         ``"mixed_bfloat16"``)."""
         return self.dtype_policy.compute_dtype
 
+    @property
+    def quantization_mode(self) -> str | None:
+        """``"int8"``, ``"int4"``... once ``quantize`` ran (the policy says it), else ``None``."""
+        policy = self._lm_policy
+        return None if policy is None else policy.quantization_mode
+
+    def quantize(self, mode=None, type_check=True, config=None) -> None:
+        """Quantize this layer's weights in place; ``Dense``, ``EinsumDense`` and ``Embedding``
+        implement it (docs/quantization.md). Other layers raise ``NotImplementedError``, which
+        ``model.quantize`` turns into a warning, as Keras does."""
+        raise NotImplementedError(f"Layer {type(self).__name__} ('{self.path}') does not have a `quantize` method "
+                                  "implemented.")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 

@@ -16,6 +16,7 @@ from lamina.mixed_precision.policy import (
     set_dtype_policy,
     set_global_policy,
 )
+from lamina.mixed_precision.quantized import Int4DTypePolicy, QuantizedDTypePolicy
 from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from lamina.saving.object_registry import register_builtin
 
@@ -23,5 +24,5 @@ Policy = DTypePolicy  # Keras's legacy alias (keras.mixed_precision.Policy)
 # Configs name a layer's policy by class ({"class_name": "DTypePolicy", ...}), as Keras's do.
 register_builtin(DTypePolicy, "FloatDTypePolicy")
 
-__all__ = ["DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "get", "global_policy", "serialize",
+__all__ = ["DTypePolicy", "Int4DTypePolicy", "LossScaleOptimizer", "Policy", "QuantizedDTypePolicy", "dtype_policy", "get", "global_policy", "serialize",
            "set_dtype_policy", "set_global_policy"]

@@ -67,6 +67,9 @@ class DTypePolicy:
         """The dtype a layer creates its weights in."""
         return self._variable_dtype
 
+    # Keras's attribute: a float policy quantizes nothing (quantized.py's policies say a mode).
+    quantization_mode = None
+
     @property
     def is_mixed(self) -> bool:
         """Whether weights and computation differ in dtype (weights are read cast)."""
@@ -94,6 +97,14 @@ class DTypePolicy:
 
 
 _global = {"policy": None}
+# Quantized policies ("int8_from_float32") live in quantized.py, which subclasses DTypePolicy
+# and so installs its parser here: (mode prefixes, parse(name), {class name: class}).
+_quantized = {"modes": (), "parse": None, "classes": {}}
+
+
+def install_quantized_policies(modes, parse, classes) -> None:
+    """Let ``get`` read quantized policies' names and configs (called by quantized.py)."""
+    _quantized.update(modes=tuple(modes), parse=parse, classes=dict(classes))
 
 
 def set_dtype_policy(policy) -> None:
@@ -145,6 +156,8 @@ def get(identifier) -> DTypePolicy:
     if isinstance(identifier, DTypePolicy):
         return identifier
     if isinstance(identifier, str):
+        if _quantized["modes"] and identifier.startswith(_quantized["modes"]):
+            return _quantized["parse"](identifier)
         return DTypePolicy(identifier)
     if isinstance(identifier, dict):
         return _from_dict(identifier)
@@ -176,6 +189,8 @@ def _plain_dtype_name(name: str) -> str:
 def _from_dict(config: dict) -> DTypePolicy:
     class_name = config.get("class_name")
     inner = config.get("config")
+    if class_name in _quantized["classes"] and isinstance(inner, dict):
+        return _quantized["classes"][class_name](**inner)
     if class_name not in ("DTypePolicy", "FloatDTypePolicy", "Policy") or not isinstance(inner, dict):
         raise ValueError(
             "A serialized dtype policy must look like {'class_name': 'DTypePolicy', 'config': "
@@ -194,6 +209,6 @@ def serialize(policy: DTypePolicy) -> dict:
         >>> serialize(DTypePolicy("mixed_float16"))
         {'class_name': 'DTypePolicy', 'config': {'name': 'mixed_float16'}}
     """
-    return {"class_name": "DTypePolicy", "config": policy.get_config()}
+    return {"class_name": type(policy).__name__, "config": policy.get_config()}
 
 

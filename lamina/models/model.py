@@ -10,6 +10,7 @@ import jax
 from lamina.core.abstract import abstract_eval
 from lamina.core.symbolic import contains_symbolic
 from lamina.export import export_model
+from lamina.layers.core import quantized
 from lamina.layers.layer import Layer
 from lamina.models import state_tree
 from lamina.saving.model_file import save_model
@@ -121,6 +122,24 @@ class Model(Trainer, Layer):
             ('Sequential', ['out'])
         """
         return json.dumps(serialize(self), **kwargs)
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs) -> None:
+        """Quantize the weights of every ``Dense``, ``EinsumDense`` and ``Embedding`` in the
+        built model, in place: ``"int8"`` or ``"int4"``, or a ``lm.quantizers`` config;
+        ``filters`` (a regex on layer names, a list of them, or a predicate) picks the layers.
+        Other layers are left as they are (with a warning), as in Keras; docs/quantization.md.
+
+        Example:
+            >>> import numpy as np, lamina as lm
+            >>> model = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3)])
+            >>> model.quantize("int8")
+            >>> model.layers[0].dtype_policy, str(model.layers[0].kernel.dtype)
+            (<QuantizedDTypePolicy "int8_from_float32">, 'int8')
+        """
+        type_check = kwargs.pop("type_check", True)
+        if kwargs:
+            raise ValueError(f"Model '{self.name}': quantize() got unexpected keyword arguments {sorted(kwargs)}.")
+        quantized.quantize_model(self, mode, config, filters, type_check)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, filepath, overwrite: bool = True) -> None:

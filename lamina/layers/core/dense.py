@@ -6,6 +6,7 @@ import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
 from lamina.core.variable import Variable
+from lamina.layers.core import quantized
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.output_specs import OutputSpec, input_dtype_in_call, keeps_shape_and_dtype, promoted, read_dtype
@@ -28,7 +29,8 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}.")
@@ -41,15 +43,19 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+        self.quantization_config = quantized.config_from(quantization_config)
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True  # as Keras 3: a timestep mask survives a per-step Dense
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            shape=(input_dim, self.units), initializer=self.kernel_initializer, name="kernel",
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-        )
+        if self.quantization_mode is not None:  # a quantized layer rebuilt (from a file)
+            quantized.build_dense(self, (input_dim, self.units), self.quantization_mode, self.quantization_config)
+        else:
+            self.kernel = self.add_weight(
+                shape=(input_dim, self.units), initializer=self.kernel_initializer, name="kernel",
+                regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+            )
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
@@ -59,6 +65,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return quantized.dense_call(self, inputs)
         outputs = jnp.matmul(inputs, self.kernel.value)
         if self.bias is not None:
             outputs = outputs + self.bias.value
@@ -67,12 +75,21 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
+        ``lm.quantizers.QuantizationConfig``), as Keras's ``Dense.quantize``; see
+        docs/quantization.md."""
+        quantized.quantize_dense(self, mode, config, type_check, Dense)
+
+    def _lm_keras_variable_order(self):
+        return quantized.keras_variable_order(self)
+
     def _lm_output_spec(self, shape, dtype):
         # What call() computes, read off the weights it reads (lamina/layers/output_specs.py).
         dtype = input_dtype_in_call(self, dtype)
         kernel = self.__dict__.get("kernel")
         if (dtype is None or not keeps_shape_and_dtype(self.activation) or not isinstance(kernel, Variable)
-                or kernel.ndim != 2 or len(shape) < 2 or shape[-1] != kernel.shape[0]):
+                or self.quantization_mode is not None or kernel.ndim != 2 or len(shape) < 2 or shape[-1] != kernel.shape[0]):
             return None
         dtypes = [dtype, read_dtype(self, kernel)]
         if self.bias is not None:
@@ -94,4 +111,5 @@ class Dense(Layer):
             "activity_regularizer": serialize_object(self.activity_regularizer),
             "kernel_constraint": serialize_object(self.kernel_constraint),
             "bias_constraint": serialize_object(self.bias_constraint),
+            **quantized.config_entry(self),
         }

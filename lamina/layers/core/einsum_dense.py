@@ -8,6 +8,7 @@ import re
 import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
+from lamina.layers.core import quantized
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
@@ -36,7 +37,7 @@ class EinsumDense(Layer):
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if not isinstance(equation, str):
             raise TypeError(f"EinsumDense '{self.name}': equation must be a string, got {equation!r}.")
@@ -51,6 +52,7 @@ class EinsumDense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+        self.quantization_config = quantized.config_from(quantization_config)
         self.full_output_shape = None
 
     def build(self, input_shape):
@@ -62,10 +64,14 @@ class EinsumDense(Layer):
         kernel_initializer = self.kernel_initializer
         if isinstance(kernel_initializer, initializers.VarianceScaling):
             kernel_initializer = _with_fans(kernel_initializer, kernel_shape, input_axes, output_axes)
-        self.kernel = self.add_weight(
-            shape=tuple(kernel_shape), initializer=kernel_initializer, name="kernel",
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-        )
+        if self.quantization_mode is not None:  # a quantized layer rebuilt (from a file)
+            quantized.build_einsum_dense(self, tuple(kernel_shape), self.quantization_mode,
+                                         self.quantization_config)
+        else:
+            self.kernel = self.add_weight(
+                shape=tuple(kernel_shape), initializer=kernel_initializer, name="kernel",
+                regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+            )
         self.bias = None
         if bias_shape is not None:
             self.bias = self.add_weight(
@@ -74,6 +80,8 @@ class EinsumDense(Layer):
             )
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return quantized.einsum_dense_call(self, inputs)
         outputs = jnp.einsum(self.equation, inputs, self.kernel.value)
         if self.bias is not None:
             outputs = outputs + self.bias.value
@@ -82,6 +90,15 @@ class EinsumDense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(_analyze_einsum_string(self.equation, self.bias_axes, tuple(input_shape),
                                             self.partial_output_shape)[2])
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
+        ``lm.quantizers.QuantizationConfig``), as Keras's ``EinsumDense.quantize``; see
+        docs/quantization.md."""
+        quantized.quantize_einsum_dense(self, mode, config, type_check, EinsumDense)
+
+    def _lm_keras_variable_order(self):
+        return quantized.keras_variable_order(self)
 
     def get_config(self):
         return {
@@ -97,6 +114,7 @@ class EinsumDense(Layer):
             "activity_regularizer": serialize_object(self.activity_regularizer),
             "kernel_constraint": serialize_object(self.kernel_constraint),
             "bias_constraint": serialize_object(self.bias_constraint),
+            **quantized.config_entry(self),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lamina import constraints, initializers, regularizers
+from lamina.layers.core import quantized
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
@@ -34,7 +35,7 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, activity_regularizer=None, **kwargs):
+                 weights=None, activity_regularizer=None, quantization_config=None, **kwargs):
         kwargs.pop("input_length", None)  # deprecated in Keras 3; accepted and ignored
         kwargs.setdefault("autocast", False)  # ids stay as given, as in Keras
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -50,11 +51,16 @@ class Embedding(Layer):
         self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        self.quantization_config = quantized.config_from(quantization_config)
         if weights is not None:
             self.build_from_shape((None,))
             self.set_weights(weights if isinstance(weights, list) and len(weights) == 1 else [weights])
 
     def build(self, input_shape=None):
+        if self.quantization_mode is not None:  # a quantized layer rebuilt (from a file)
+            quantized.build_embedding(self, (self.input_dim, self.output_dim), self.quantization_mode,
+                                      self.quantization_config)
+            return
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
             name="embeddings", regularizer=self.embeddings_regularizer,
@@ -62,6 +68,8 @@ class Embedding(Layer):
         )
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return quantized.embedding_call(self, inputs)
         if inputs.dtype not in (jnp.int32, jnp.int64):
             inputs = inputs.astype(jnp.int32)
         return jnp.take(self.embeddings.value, inputs, axis=0).astype(self.compute_dtype)
@@ -74,6 +82,15 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantize the table in place (``"int8"``, ``"int4"``, or a
+        ``lm.quantizers.QuantizationConfig``), as Keras's ``Embedding.quantize``; see
+        docs/quantization.md."""
+        quantized.quantize_embedding(self, mode, config, type_check, Embedding)
+
+    def _lm_keras_variable_order(self):
+        return quantized.keras_variable_order(self)
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -84,6 +101,7 @@ class Embedding(Layer):
             "activity_regularizer": serialize_object(self.activity_regularizer),
             "embeddings_constraint": serialize_object(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **quantized.config_entry(self),
         }
 
 

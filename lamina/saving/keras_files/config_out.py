@@ -23,7 +23,7 @@ _KERAS_MODULES = (  # lamina module prefix -> Keras module label (longest first)
     ("lamina.initializers", "keras.initializers"), ("lamina.regularizers", "keras.regularizers"),
     ("lamina.constraints", "keras.constraints"), ("lamina.optimizers", "keras.optimizers"),
     ("lamina.losses", "keras.losses"), ("lamina.metrics", "keras.metrics"),
-    ("lamina.layers", "keras.layers"), ("lamina.models", "keras"),
+    ("lamina.layers", "keras.layers"), ("lamina.models", "keras"), ("lamina.quantizers", "keras.quantizers"),
 )
 # Classes Keras exports (and names in its files) under another name than the class's own.
 _KERAS_CLASS_NAMES = {"GroupedQueryAttention": "GroupQueryAttention"}

@@ -70,6 +70,9 @@ def _visit(layer, path, pairs, groups, seen, objects) -> None:
     layer._lm_adopt_children()  # gives a sublayer appended to a list its segment
     own, children, _ = layer._lm_children()
     own = [v for v in own if v.trainable] + [v for v in own if not v.trainable]
+    # A quantized Dense/EinsumDense/Embedding says Keras's order (kernel, bias, kernel_scale).
+    keras_order = layer._lm_keras_variable_order() if hasattr(layer, "_lm_keras_variable_order") else None
+    own = own if keras_order is None else keras_order
     prefix = f"{path}/vars/" if path else "vars/"
     pairs.extend((f"{prefix}{index}", variable) for index, variable in enumerate(own))
     for segment, child in _child_paths(layer, children):

@@ -1,0 +1,174 @@
+"""Post-training quantization of Dense, EinsumDense and Embedding (``layer.quantize`` and
+``model.quantize``) against Keras 3 on JAX: the same float weights give the same integers,
+scales and outputs; the layer's policy, variables and errors are Keras's; a quantized model
+predicts, compiles with ``lm.jit`` and still trains what stays float."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lamina as lm
+
+RNG = np.random.default_rng(0)
+X2 = RNG.normal(size=(6, 5)).astype("float32")
+X3 = RNG.normal(size=(6, 3, 5)).astype("float32")
+IDS = RNG.integers(0, 10, size=(3, 4))
+MODES = [("int8", None), ("int4", None), ("int4", -1)]  # None: the mode's default config
+
+
+def _config(lib, mode, block_size):
+    if block_size is None:
+        return None
+    return lib.quantizers.Int4QuantizationConfig(block_size=block_size)
+
+
+def _twins(keras, name, args, kwargs, x, dtype=None):
+    ours = getattr(lm.layers, name)(*args, dtype=dtype, **kwargs)
+    ours(x)
+    theirs = getattr(keras.layers, name)(*args, dtype=dtype, **kwargs)
+    theirs(x)
+    theirs.set_weights([np.asarray(w) for w in ours.get_weights()])
+    return ours, theirs
+
+
+def _quantize_both_and_compare(keras, ours, theirs, mode, block_size, x, rtol=0.0):
+    ours.quantize(mode, config=_config(lm, mode, block_size))
+    theirs.quantize(mode, config=_config(keras, mode, block_size))
+    assert ours.dtype_policy.name == theirs.dtype_policy.name
+    assert [(w.name, tuple(w.shape), str(w.dtype), w.trainable) for w in ours.weights] == [
+        (w.name, tuple(w.shape), str(w.dtype), w.trainable) for w in theirs.weights]
+    for mine, reference in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(reference))
+    np.testing.assert_allclose(np.asarray(ours(x), "float32"), np.asarray(theirs(x), "float32"), rtol=rtol,
+                               atol=rtol)
+
+
+@pytest.mark.parametrize("mode,block_size", MODES + [("int8-bf16", None)])
+def test_dense_matches_keras(keras, mode, block_size):
+    dtype = "mixed_bfloat16" if mode.endswith("bf16") else None
+    ours, theirs = _twins(keras, "Dense", (4,), {"activation": "relu"}, X2, dtype)
+    _quantize_both_and_compare(keras, ours, theirs, mode.split("-")[0], block_size, X2, rtol=1e-2 if dtype else 0.0)
+    assert ours.quantization_mode == mode.split("-")[0]
+
+
+@pytest.mark.parametrize("equation,output_shape,bias_axes,x,mode,block_size", [
+    ("ab,bc->ac", 4, "c", X2, "int8", None),
+    ("abc,cde->abde", (3, 2, 4), "e", X3, "int8", None),
+    ("abc,cde->abde", (3, 2, 4), "e", X3, "int4", -1),
+    ("btd,ndh->btnh", (3, 2, 4), "h", X3, "int8", None),  # attention's projection: kernel axes reordered
+    ("btd,ndh->btnh", (3, 2, 4), "h", X3, "int4", 2),
+], ids=["matmul-int8", "two-outputs-int8", "two-outputs-int4-per-channel", "heads-int8", "heads-int4-grouped"])
+def test_einsum_dense_matches_keras(keras, equation, output_shape, bias_axes, x, mode, block_size):
+    ours, theirs = _twins(keras, "EinsumDense", (equation, output_shape), {"bias_axes": bias_axes}, x)
+    _quantize_both_and_compare(keras, ours, theirs, mode, block_size, x)
+
+
+@pytest.mark.parametrize("mode,block_size", [("int8", None), ("int4", -1), ("int4", 4)])
+def test_embedding_matches_keras(keras, mode, block_size):
+    ours, theirs = _twins(keras, "Embedding", (10, 6), {}, IDS)
+    _quantize_both_and_compare(keras, ours, theirs, mode, block_size, IDS)
+
+
+def test_int8_dense_numbers_follow_the_abs_max_formulas():
+    layer = lm.layers.Dense(3, use_bias=False)
+    layer(X2)
+    kernel = np.asarray(layer.kernel.value)
+    layer.quantize("int8")
+    kernel_scale = 127.0 / (np.abs(kernel).max(axis=0) + 1e-7)
+    np.testing.assert_allclose(np.asarray(layer.kernel_scale.value), kernel_scale, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(layer.kernel.value), np.round(kernel * kernel_scale))
+    input_scale = 127.0 / (np.abs(X2).max(axis=-1, keepdims=True) + 1e-7)
+    integer = np.round(X2 * input_scale) @ np.round(kernel * kernel_scale)
+    np.testing.assert_allclose(np.asarray(layer(X2)), integer / (input_scale * kernel_scale), rtol=1e-5)
+    assert np.abs(np.asarray(layer(X2)) - X2 @ kernel).max() < 0.05  # close to the float layer
+
+
+def test_quantize_errors_name_the_layer():
+    unbuilt = lm.layers.Dense(2, name="late")
+    with pytest.raises(ValueError, match="late.*not built"):
+        unbuilt.quantize("int8")
+    layer = lm.layers.Dense(2, name="twice")
+    layer(X2)
+    with pytest.raises(ValueError, match="invalid quantization mode 'int16'"):
+        layer.quantize("int16")
+    with pytest.raises(NotImplementedError, match="'gptq' is not implemented"):
+        layer.quantize("gptq")
+    layer.quantize("int8")
+    with pytest.raises(ValueError, match="twice.*already quantized"):
+        layer.quantize("int8")
+    with pytest.raises(ValueError, match="float16"):
+        half = lm.layers.Dense(2, dtype="mixed_float16")
+        half(X2)
+        half.quantize("int8")
+
+    class MyDense(lm.layers.Dense):
+        pass
+
+    custom = MyDense(2, name="mine")
+    custom(X2)
+    with pytest.raises(NotImplementedError, match="MyDense.*mine"):
+        custom.quantize("int8")
+    custom.quantize("int8", type_check=False)
+    assert custom.quantization_mode == "int8"
+    with pytest.raises(NotImplementedError, match="Dropout"):
+        lm.layers.Dropout(0.5).quantize("int8")
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    lm.utils.set_random_seed(1)
+    inputs = lm.Input((5,))
+    hidden = lm.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    hidden = lm.layers.Dropout(0.1)(hidden)
+    outputs = lm.layers.Dense(2, name="out")(hidden)
+    model = lm.Model(inputs, outputs)
+    float_outputs = model.predict(X2, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.quantize("int8")
+    return model, float_outputs, [str(w.message) for w in caught]
+
+
+def test_model_quantize_walks_the_layers(mlp):
+    model, float_outputs, warned = mlp
+    assert [layer.quantization_mode for layer in model.layers] == [None, "int8", None, "int8"]
+    assert any("Dropout" in message for message in warned)  # left alone, as Keras does
+    assert np.mean((model.predict(X2, verbose=0) - float_outputs) ** 2) < 1e-3
+    assert [w.name for w in model.trainable_weights] == ["bias", "bias"]
+
+
+def test_quantized_model_predicts_compiles_and_trains_its_biases(mlp):
+    model, _, _ = mlp
+    eager = np.asarray(model(X2))
+    np.testing.assert_allclose(model.predict(X2, verbose=0), eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(lm.jit(lambda x: model(x))(X2)), eager, rtol=1e-6, atol=1e-6)
+    kernels = [np.asarray(layer.kernel.value) for layer in model.layers if layer.quantization_mode]
+    biases = [np.asarray(w.value) for w in model.trainable_weights]
+    model.compile(optimizer=lm.optimizers.SGD(0.1), loss="mse")
+    history = model.fit(X2, np.ones((6, 2), "float32"), epochs=2, batch_size=3, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    for before, layer in zip(kernels, [layer for layer in model.layers if layer.quantization_mode]):
+        np.testing.assert_array_equal(np.asarray(layer.kernel.value), before)  # int8 kernels are frozen
+    assert all(not np.allclose(np.asarray(w.value), b) for w, b in zip(model.trainable_weights, biases))
+
+
+def test_gradient_reaches_the_inputs_through_the_dequantized_kernel():
+    layer = lm.layers.Dense(3)
+    layer(X2)
+    layer.quantize("int8")
+    grad = jax.grad(lambda x: jnp.sum(layer(x) * jnp.arange(3.0)))(jnp.asarray(X2))
+    float_kernel = np.asarray(layer.kernel.value, "float32") / np.asarray(layer.kernel_scale.value)
+    np.testing.assert_allclose(np.asarray(grad), np.tile(float_kernel @ np.arange(3.0), (6, 1)), rtol=1e-5)
+
+
+def test_filters_pick_the_layers():
+    model = lm.Sequential([lm.Input((5,)), lm.layers.Dense(4, name="keep"), lm.layers.Dense(2, name="quantize_me")])
+    model.quantize("int8", filters="quantize")
+    assert [layer.quantization_mode for layer in model.layers] == [None, "int8"]
+    model.quantize("int4", filters=lambda layer: layer.name == "keep")
+    assert model.get_layer("keep").dtype_policy.name == "int4/128_from_float32"
+    with pytest.raises(ValueError, match="filters"):
+        model.quantize("int8", filters=3)
