@@ -27,6 +27,14 @@ the learning rate (``optax.scale_by_adam(...)``); the base appends the scaling b
 Where Keras applies the learning rate before a momentum accumulator (SGD, RMSprop), the
 subclass overrides ``make_update_transform(learning_rate)`` to put
 ``optax.scale_by_learning_rate(learning_rate)`` where Keras has it.
+
+Or a subclass is written the Keras 3 way: ``build`` creates slots
+(``add_optimizer_variables``, ``keras_methods.py``) and ``update_step(gradient, variable,
+learning_rate)`` assigns them and the weight. ``apply`` then runs Keras's sequence around it
+(unscale, accumulate, clip, decay, one ``update_step`` per variable with a gradient, EMA,
+constraints); the slots are variables like optax's, so compiled steps, saving and
+``stateless_apply`` treat them alike. A first ``build`` inside a trace runs on the stored
+values (``outside_trace``), so slots initialised from the weights hold real numbers.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from lamina.core import state
 from lamina.core.variable import Variable
 from lamina.optimizers import lookup
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.keras_methods import outside_trace
 from lamina.saving.serialization import serialize_object
 
 _UNSUPPORTED = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema", "ema_momentum",
@@ -181,7 +182,8 @@ class LossScaleOptimizer(Optimizer):
             trainable_variables = self._built_variables
         trainable_variables = list(trainable_variables)
         if not self._built:
-            self.build(trainable_variables)
+            with outside_trace():  # an inner Keras-style build may write initial values
+                self.build(trainable_variables)
         present = [jnp.asarray(g) for g in grads if g is not None]
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in present])) if present else jnp.bool_(True)
 

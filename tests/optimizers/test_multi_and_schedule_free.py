@@ -106,6 +106,21 @@ def test_schedule_free_adamw_fit_and_files(keras, tmp_path, xy):
         assert_close(model.get_weights(), theirs.get_weights(), what)
 
 
+def test_schedule_free_adamw_first_built_inside_a_compiled_loss_scaled_step(data):
+    """Wrapped for loss scaling and built by a first step inside ``lm.jit``: ``momentum`` still
+    starts at the weights (the build's writes are real), so the steps equal eager ones."""
+    weights, steps = data
+    eager_vars = [lm.Variable(w) for w in weights]
+    eager = lm.optimizers.ScheduleFreeAdamW(0.05)
+    jitted_vars = [lm.Variable(w) for w in weights]
+    wrapped = lm.optimizers.LossScaleOptimizer(lm.optimizers.ScheduleFreeAdamW(0.05), initial_scale=8.0)
+    step = lm.jit(lambda grads: wrapped.apply(grads, jitted_vars))
+    for grads in steps[:3]:
+        eager.apply(grads, eager_vars)
+        step([jnp.asarray(g) * 8.0 for g in grads])
+    assert_close([v.value for v in jitted_vars], [v.value for v in eager_vars], "compiled, loss-scaled")
+
+
 # -- OptimizerMap and MultiOptimizer ------------------------------------------------------------------------
 
 
