@@ -142,6 +142,23 @@ def test_save_and_load_model_file(adapted, tmp_path):
         adapted.save(str(tmp_path / "space.keras"))
 
 
+def test_custom_preprocessor_and_given_bin_boundaries():
+    # Keras 3.15 fails on both (its symbolic concat of the TF-IDF output, and adapt() on a
+    # Discretization given boundaries): lamina's results are checked against the layer and NumPy.
+    fs = lm.utils.FeatureSpace
+    data = {"text": np.array(["1st string", "2nd string", "3rd string", "1st 1st"]),
+            "x": np.array([0.5, 1.0, 2.5, 3.5], "float32")}
+    vectorizer = lm.layers.TextVectorization(output_mode="tf_idf")
+    space = fs({"text": fs.feature(preprocessor=vectorizer, dtype="string", output_mode="float"),
+                "x": fs.float_discretized(num_bins=3, bin_boundaries=[1.0, 2.0])})
+    space.adapt(data)
+    encoded = np.asarray(space(data))
+    width = vectorizer.vocabulary_size()
+    assert encoded.shape == (4, width + 3) and space.get_encoded_features().shape == (None, width + 3)
+    np.testing.assert_allclose(encoded[:, :width], np.asarray(vectorizer(data["text"][:, None])), rtol=1e-6)
+    np.testing.assert_array_equal(encoded[:, width:], np.eye(3)[np.digitize(data["x"], [1.0, 2.0])])
+
+
 def test_errors_as_keras():
     fs = lm.utils.FeatureSpace
     with pytest.raises(ValueError, match="The `features` argument cannot be None or empty."):
