@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lamina.core.naming import to_snake_case
 from lamina.layers.layer import _state_role
+from lamina.saving.layer_stores import has_own_store, saved_entries
 
 OPTIMIZER_PREFIX = "optimizer/"
 STRUCTURE_METADATA = "lamina_structure"  # safetensors metadata: JSON {key: structural key}
@@ -20,11 +21,14 @@ def model_variables(model) -> dict:
     return _unique_keys((key, v) for key, _, v in _walk_model(model))
 
 
-def _walk_model(model, visited: list | None = None) -> list:
+def _walk_model(model, visited: list | None = None, stores=None) -> list:
     """``[(key, structural_key, variable)]`` in ``model.variables`` order (so metric and
     optimizer state left out); a shared layer is reached once, under its first path.
-    ``visited`` (a list) gets every layer walked, in ``model._flatten_layers()`` order."""
-    walk = _Walk(model.path + "/")
+    ``visited`` (a list) gets every layer walked, in ``model._flatten_layers()`` order.
+    ``stores``: ``"save"`` finds the store entries of layers saved through their own hooks
+    (``layer_stores.py``) in place of their variables; a list gets those layers instead
+    (``[(layer, key prefix, structural prefix)]``, for loading); ``None`` ignores the hooks."""
+    walk = _Walk(model.path + "/", stores)
     walk.visit(model, "")
     if visited is not None:
         visited.extend(walk.layers)
@@ -35,8 +39,8 @@ class _Walk:
     """``_walk_model``'s state. A class, not a closure calling itself: that closure is a
     reference cycle, which would leave everything found to the garbage collector."""
 
-    def __init__(self, prefix: str):
-        self.prefix = prefix
+    def __init__(self, prefix: str, stores=None):
+        self.prefix, self.stores = prefix, stores
         self.found, self.layers, self.seen_layers, self.seen_variables = [], [], set(), set()
 
     def visit(self, layer, structural_prefix: str) -> None:
@@ -46,6 +50,8 @@ class _Walk:
         self.layers.append(layer)
         layer._lm_adopt_children()  # keys are paths: a layer appended to a list gets its own
         own, children, holders = layer._lm_children()
+        if self.stores is not None and has_own_store(layer):
+            own = self._own_store(layer, structural_prefix)
         held = [v for h in holders if _state_role(h) == "layer" for v in h._lm_state_variables()]
         prefix = self.prefix
         for v in own + held:
@@ -56,6 +62,17 @@ class _Walk:
                 self.found.append((key, structural_prefix + v.name, v))
         for child, segment in zip(children, _structural_segments(layer, children)):
             self.visit(child, f"{structural_prefix}{segment}/")
+
+    def _own_store(self, layer, structural_prefix: str) -> list:
+        """A layer saved through its own hooks: saving finds its store's entries, loading
+        lists it; its own variables are left to the hooks (so none is returned)."""
+        path, root = layer.path, self.prefix[:-1]
+        key_prefix = "" if path == root else path[len(self.prefix):] if path.startswith(self.prefix) else path
+        if self.stores == "save":
+            self.found.extend(saved_entries(layer, key_prefix, structural_prefix[:-1]))
+        else:
+            self.stores.append((layer, key_prefix, structural_prefix[:-1]))
+        return []
 
 
 _snake_names: dict = {}  # layer class -> its snake-cased name (a regex per layer otherwise)
@@ -79,11 +96,11 @@ def _structural_segments(parent, children) -> list:
     return segments
 
 
-def keyed_variables(model, optimizer=None, visited: list | None = None) -> tuple[dict, dict]:
+def keyed_variables(model, optimizer=None, visited: list | None = None, stores=None) -> tuple[dict, dict]:
     """``({key: Variable}, {key: structural_key})`` for the model's variables, then (when
     ``optimizer`` is given) its state, whose structural keys name the structural weight keys.
-    ``visited`` (a list) gets the model's layers walked (``_walk_model``)."""
-    walked = _walk_model(model, visited)
+    ``visited`` (a list) gets the model's layers walked, ``stores`` is ``_walk_model``'s."""
+    walked = _walk_model(model, visited, stores)
     variables = _unique_keys((key, v) for key, _, v in walked)
     structural = _unique_keys((skey, v) for _, skey, v in walked)
     structure = dict(zip(variables, structural))  # both in walk order
@@ -113,7 +130,7 @@ def saved_variables(model, include_optimizer: bool = True) -> tuple[dict, dict]:
     optimizer = getattr(model, "optimizer", None) if include_optimizer else None
     if optimizer is not None and not optimizer.built:
         optimizer = None  # nothing to save before the first step
-    return keyed_variables(model, optimizer)
+    return keyed_variables(model, optimizer, stores="save")
 
 
 def _unique_keys(pairs) -> dict:

@@ -35,7 +35,7 @@ import numpy as np
 import safetensors.numpy
 
 from lamina.distribution import consistency
-from lamina.saving import shard_index
+from lamina.saving import layer_stores, shard_index
 from lamina.saving import sharded as sharded_io
 from lamina.saving.archive import ModelArchive
 from lamina.saving.atomic import atomic_write
@@ -89,7 +89,18 @@ def targets_for_loading(model, view, visited: list | None = None) -> tuple[dict,
     elif not optimizer.built:
         sharded_io.place_placeholders(model.trainable_weights)  # so that the slots are laid out alike
         optimizer.build(model.trainable_weights)  # creates its (zero) slots; no value is lost
-    return keyed_variables(model, optimizer, visited)
+    return _keyed_targets(model, optimizer, view, visited)
+
+
+def _keyed_targets(model, optimizer, view, visited: list | None = None) -> tuple[dict, dict]:
+    """``keyed_variables`` for loading ``view``: a layer saved through its own hooks gets a
+    slot for each tensor of its store in the file instead of its variables (layer_stores.py)."""
+    stores: list = []
+    targets, structure = keyed_variables(model, optimizer, visited, stores)
+    if stores:
+        targets = layer_stores.Targets(targets, stores)
+        layer_stores.add_slots(targets, structure, stores, view.entries, file_structure(view))
+    return targets, structure
 
 
 def _require_weights(model) -> None:
@@ -110,7 +121,7 @@ def check_model_first(model, view, *, skip_mismatch: bool, where: str) -> None:
     def check() -> None:
         _require_weights(model)
         if consistency.active() and not skip_mismatch:
-            targets, structure = keyed_variables(model, None)
+            targets, structure = _keyed_targets(model, None, view)
             problems, _ = _plan(targets, view, structure)
             if problems:
                 _report(problems, view, False, where)
@@ -143,6 +154,9 @@ def check_and_assign(targets: dict, view, *, structure: dict | None = None, skip
                                               describe=lambda checked: {"the tensors skipped": checked[0]})
     if problems:  # skip_mismatch: the rest loads
         _report(problems, view, True, where)
+    # Layers with their own load_own_variables get their stores first: one that refuses its
+    # store raises before any variable is assigned.
+    plan = layer_stores.load_stores(plan, view, getattr(targets, "stores", None))
     shardings = sharded_io.target_shardings(targets)
     batch, batch_bytes = [], 0
     for variable, key in plan:

@@ -78,3 +78,136 @@ def test_compute_output_spec_and_input_dtype(keras):
     assert lm.layers.InputLayer(shape=(3,), dtype="int32").input_dtype == "int32"
     with pytest.raises(ValueError, match="ShapeDtypeStruct"):
         attention.compute_output_spec("not an input")
+
+
+# -- saving honours save_own_variables / load_own_variables overrides --------------------------
+
+
+def _lookup_class(lib, jnp_module):
+    """The same layer in lamina or Keras: a NumPy lookup table kept as a plain attribute (not a
+    variable) and a variable saved under a key of its own, both through the saving hooks."""
+
+    class TableLookup(lib.layers.Layer):
+        def __init__(self, size=4, **kwargs):
+            super().__init__(**kwargs)
+            self.size = size
+            self.table = np.zeros((size,), "float32")
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            return x * self.scale + jnp_module.asarray(self.table)
+
+        def get_config(self):
+            return {**super().get_config(), "size": self.size}
+
+        def save_own_variables(self, store):
+            store["table"] = self.table
+            store["the_scale"] = self.scale
+
+        def load_own_variables(self, store):
+            self.table = np.array(store["table"])
+            self.scale.assign(store["the_scale"])
+
+    return TableLookup
+
+
+TableLookup = lm.saving.register_serializable(package="hooks_test")(_lookup_class(lm, jnp))
+
+
+class Greedy(TableLookup):
+    """Asks for a key that no file has."""
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self.extra = store["extra"]
+
+
+class Forgetful(TableLookup):
+    """Leaves the table unread."""
+
+    def load_own_variables(self, store):
+        self.scale.assign(store["the_scale"])
+
+
+def _model(layer_class=TableLookup, names=True):
+    model = lm.Sequential([lm.Input((4,)), lm.layers.Dense(4, name="dense" if names else None),
+                           layer_class(name="lookup" if names else None)])
+    model.layers[1].table = np.array([1.0, 2.0, 3.0, 4.0], "float32")
+    model.layers[1].scale.assign(3.0)
+    return model
+
+
+X = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+
+
+def test_model_file_saves_the_store_and_loading_calls_load_own_variables(tmp_path):
+    model = _model()
+    path = tmp_path / "lookup.lamina"
+    model.save(path)
+    with lm.saving.archive.ModelArchive(str(path)) as archive:
+        assert sorted(archive.weights.entries) == ["dense/bias", "dense/kernel", "lookup/table", "lookup/the_scale"]
+    restored = lm.load_model(path)
+    np.testing.assert_array_equal(restored.layers[1].table, [1, 2, 3, 4])
+    assert float(restored.layers[1].scale.value) == 3.0
+    np.testing.assert_allclose(restored(X), model(X), rtol=1e-6)
+
+
+def test_weights_file_round_trip_into_a_copy_with_other_layer_names(tmp_path):
+    model = _model(names=False)
+    path = tmp_path / "lookup.safetensors"
+    model.save_weights(path)
+    copy = _model(names=False)  # generated names differ (dense_7, table_lookup_3): structural keys match
+    copy.layers[1].table = np.zeros(4, "float32")
+    copy.load_weights(path)
+    np.testing.assert_array_equal(copy.layers[1].table, [1, 2, 3, 4])
+    np.testing.assert_allclose(copy(X), model(X), rtol=1e-6)
+
+
+def test_store_errors_name_the_layer_and_change_nothing(tmp_path):
+    path = tmp_path / "lookup.safetensors"
+    _model().save_weights(path)
+    for cls, error, message in ((Greedy, KeyError, r"layer 'sequential\S*/lookup' \(Greedy\) asked its saved store "
+                                 r"for 'extra'"),
+                                (Forgetful, ValueError, r"layer 'sequential\S*/lookup' \(Forgetful\) did not read "
+                                 r"\['table'\]")):
+        target = _model(cls)
+        kernel = target.layers[0].kernel.numpy()
+        target.layers[0].kernel.assign(np.zeros((4, 4)))
+        with pytest.raises(error, match=message):
+            target.load_weights(path)
+        np.testing.assert_array_equal(target.layers[0].kernel.numpy(), np.zeros((4, 4)))  # not loaded
+        assert kernel.shape == (4, 4)
+
+
+def test_keras_file_written_by_lamina_loads_in_keras_and_back(tmp_path, keras):
+    model = _model()
+    path = tmp_path / "lookup.keras"
+    model.save(path)
+    theirs_class = keras.saving.register_keras_serializable(package="hooks_test")(_lookup_class(keras, jnp))
+    theirs = keras.saving.load_model(path, custom_objects={"hooks_test>TableLookup": theirs_class})
+    np.testing.assert_array_equal(theirs.layers[1].table, [1, 2, 3, 4])
+    np.testing.assert_allclose(np.asarray(theirs(X)), np.asarray(model(X)), rtol=1e-6)
+    theirs.layers[1].table = np.array([5.0, 6.0, 7.0, 8.0], "float32")
+    back = tmp_path / "from_keras.keras"
+    theirs.save(back)
+    ours = lm.load_model(back)
+    np.testing.assert_array_equal(ours.layers[1].table, [5, 6, 7, 8])
+    np.testing.assert_allclose(ours(X), np.asarray(theirs(X)), rtol=1e-6)
+
+
+def test_store_values_must_be_numeric_arrays_under_plain_keys(tmp_path):
+    class Wordy(TableLookup):
+        def save_own_variables(self, store):
+            store["words"] = np.array(["a", "b"])
+
+    class Slashed(TableLookup):
+        def save_own_variables(self, store):
+            store["a/b"] = self.table
+
+    for cls, message in ((Wordy, r"'sequential\S*/lookup' \(Wordy\).*dtype <U1 under 'words'"),
+                         (Slashed, r"'sequential\S*/lookup' \(Slashed\).*key 'a/b'")):
+        with pytest.raises((TypeError, ValueError), match=message):
+            _model(cls).save_weights(tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()

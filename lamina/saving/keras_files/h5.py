@@ -110,12 +110,14 @@ class H5Weights:
 
 def write_weights(file, groups: dict, names: dict) -> None:
     """Write ``{group_path: [array, ...]}`` as Keras does: ``<group>/vars/<i>`` datasets, each
-    ``vars`` group carrying its object's name (``names[group_path]``) as attribute ``name``."""
+    ``vars`` group carrying its object's name (``names[group_path]``) as attribute ``name``.
+    An item may be ``(dataset name, array)`` instead (a layer's own store keys)."""
     h5py = h5py_module()
     with h5py.File(file, "w") as h5:
         for path, arrays in groups.items():
             vars_group = h5.require_group(f"{path}/vars" if path else "vars")
             if names.get(path):
                 vars_group.attrs["name"] = names[path]
-            for index, array in enumerate(arrays):
-                vars_group.create_dataset(str(index), data=np.asarray(array))
+            for index, item in enumerate(arrays):
+                name, array = item if isinstance(item, tuple) else (str(index), item)
+                vars_group.create_dataset(name, data=np.asarray(array))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from lamina.saving.layer_stores import has_own_store, saved_entries
 from lamina.saving.rebuilding import is_model
 
 # lamina's attribute name -> Keras's path segment, per built-in class where they differ.
@@ -43,11 +44,14 @@ def _numbered(name: str, used: dict) -> str:
     return name
 
 
-def keras_layout(model, objects: dict | None = None) -> tuple[list, dict]:
+def keras_layout(model, objects: dict | None = None, stores=None) -> tuple[list, dict]:
     """``([(dataset key, variable)], {group path: object name})`` for ``model``: the
     datasets a Keras weights file holds for it, in Keras's order, and every object group
     (parents before children, as Keras visits them). ``objects``, when given, is filled with
-    ``{group path: layer}``: Keras's asset folders use the same paths.
+    ``{group path: layer}``: Keras's asset folders use the same paths. ``stores``: ``"save"``
+    puts the store of a layer saved through its own hooks (``layer_stores.py``) in place of its
+    variables, as ``<path>/vars/<store key>``; a list gets those layers instead (``[(layer,
+    group path)]``, for loading); ``None`` ignores the hooks.
 
     Example:
         >>> import lamina as lm
@@ -57,11 +61,11 @@ def keras_layout(model, objects: dict | None = None) -> tuple[list, dict]:
         [('layers/dense/vars/0', 'kernel'), ('layers/dense/vars/1', 'bias'), ('layers/dense_1/vars/0', 'kernel'), ('layers/dense_1/vars/1', 'bias')]
     """
     pairs, groups, seen = [], {}, set()
-    _visit(model, "", pairs, groups, seen, {} if objects is None else objects)
+    _visit(model, "", pairs, groups, seen, {} if objects is None else objects, stores)
     return pairs, groups
 
 
-def _visit(layer, path, pairs, groups, seen, objects) -> None:
+def _visit(layer, path, pairs, groups, seen, objects, stores=None) -> None:
     if id(layer) in seen:
         return
     seen.add(id(layer))
@@ -74,9 +78,15 @@ def _visit(layer, path, pairs, groups, seen, objects) -> None:
     keras_order = layer._lm_keras_variable_order() if hasattr(layer, "_lm_keras_variable_order") else None
     own = own if keras_order is None else keras_order
     prefix = f"{path}/vars/" if path else "vars/"
+    if stores is not None and has_own_store(layer):
+        if stores == "save":  # as Keras writes it: the store's keys are the dataset names
+            pairs.extend((f"{prefix}{key}", entry) for key, _, entry in saved_entries(layer, "", ""))
+        else:
+            stores.append((layer, path))
+        own = []
     pairs.extend((f"{prefix}{index}", variable) for index, variable in enumerate(own))
     for segment, child in _child_paths(layer, children):
-        _visit(child, f"{path}/{segment}" if path else segment, pairs, groups, seen, objects)
+        _visit(child, f"{path}/{segment}" if path else segment, pairs, groups, seen, objects, stores)
 
 
 def _child_paths(layer, children) -> list:

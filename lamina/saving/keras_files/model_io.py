@@ -28,6 +28,7 @@ from lamina.saving.keras_files.h5 import H5Weights, write_weights
 from lamina.saving.keras_files.layout import keras_layout
 from lamina.saving.keras_files.models_in import build_model
 from lamina.saving.keras_files.optimizer_state import PREFIX, keras_optimizer_pairs
+from lamina.saving.layer_stores import keras_group_keys, load_into
 from lamina.saving.object_registry import CustomObjectScope
 from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, is_model
 from lamina.saving.safe_mode import safe_mode_scope
@@ -66,9 +67,13 @@ def load_keras_model(path, custom_objects=None, compile: bool = True, safe_mode:
                         raise FileFormatError(f"{archive.source}: config.json does not describe a model.")
                     build(model, config.get("build_config"), archive.source)
             objects: dict = {}
-            layout = keras_layout(model, objects)
+            stores: list = []  # layers loaded through their own load_own_variables
+            layout = keras_layout(model, objects, stores)
             assets = KerasAssets(objects, weights, archive.assets, archive.source)
-            values = _read_checked(model, weights, f"model '{model.name}'", claimed=assets.idf_keys, layout=layout)
+            store_keys = keras_group_keys(stores, weights.shapes)
+            values = _read_checked(model, weights, f"model '{model.name}'", layout=layout,
+                                   claimed=assets.idf_keys | {k for keys in store_keys.values() for k in keys.values()})
+            _load_stores(stores, store_keys, weights)
             assets.read(weights)
             if compile and config.get("compile_config"):
                 _compile(model, config["compile_config"], custom_objects, archive.source)
@@ -179,16 +184,23 @@ def save_keras_model(model, path, overwrite: bool = True) -> None:
     write_keras_archive(path, metadata, config, lambda tmp: _write_h5(model, tmp))
 
 
+def _load_stores(stores, store_keys, weights) -> None:
+    """Each layer with its own ``load_own_variables`` gets the datasets of its ``vars`` group,
+    before any variable is assigned."""
+    for layer, _ in stores:
+        load_into(layer, {name: weights.read(key) for name, key in store_keys[id(layer)].items()}, weights.source)
+
+
 def _write_h5(model, file) -> None:
-    pairs, names = keras_layout(model)
+    pairs, names = keras_layout(model, stores="save")
     mapped = keras_optimizer_pairs(model)
     if mapped is not None:
         pairs = pairs + mapped[0]
         names = {**names, "optimizer": model.optimizer.name}
     groups = {path: [] for path in names}
     for key, variable in pairs:
-        group = key.rsplit("/vars/", 1)[0] if "/vars/" in key else ""
-        groups[group].append(np.asarray(variable.value))
+        group, name = key.rsplit("/vars/", 1) if "/vars/" in key else ("", key[len("vars/"):])
+        groups[group].append((name, np.asarray(variable.value)))
     write_weights(file, groups, names)
 
 
@@ -218,9 +230,13 @@ def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
     with open_regular_file(path, f"weights file {path!r}") as file, \
             H5Weights(file, f"weights file {path!r}") as weights:
         objects: dict = {}
-        layout = keras_layout(model, objects)
+        stores: list = []
+        layout = keras_layout(model, objects, stores)
         idf = KerasAssets(objects, weights, (), f"weights file {path!r}")
-        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch, idf.idf_keys, layout)
+        store_keys = keras_group_keys(stores, weights.shapes)
+        values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch,
+                               idf.idf_keys | {k for keys in store_keys.values() for k in keys.values()}, layout)
+        _load_stores(stores, store_keys, weights)
         idf.read(weights)
         values += _read_optimizer_state(model, weights)
     for variable, value in values:
