@@ -412,10 +412,10 @@ class FeatureSpace(Layer):
 
         if any(is_tf_graph_tensor(value) for value in data.values()):
             return self._call_in_tf_graph(data)
-        import jax.numpy as jnp
+        import jax
 
-        return {k: jnp.asarray(v) for k, v in self._encode(data).items()} if self.output_mode == "dict" \
-            else jnp.asarray(self._encode(data))
+        # device_put, not jnp.asarray: the latter compiles a small program per new shape.
+        return jax.device_put(self._encode(data))
 
     # tf.data's map runs autograph over the mapped function and everything it calls; this
     # marker (TensorFlow's, as set by tf.autograph.experimental.do_not_convert) keeps it out
