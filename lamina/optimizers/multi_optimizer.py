@@ -221,6 +221,15 @@ class MultiOptimizer(Optimizer):
             items += [(f"{i}/{field}", variable, weight) for field, variable, weight in opt.state_items()]
         return items
 
+    def keras_file_parts(self):
+        """``([iterations, learning_rate], [(inner optimizer, its weights)...])``: how a Keras
+        file lists the state (its own two variables, then each inner optimizer's, each on its
+        weights in the order they were given to ``build``)."""
+        groups = [[] for _ in self._inner_optimizers]
+        for v in self._built_variables:
+            groups[self._var_to_optimizer[id(v)]].append(v)
+        return [self._iterations, self._learning_rate], list(zip(self._inner_optimizers, groups))
+
     # -- applying ---------------------------------------------------------------------------------
     def apply(self, grads, trainable_variables=None) -> None:
         """Give each inner optimizer the gradients of its variables (Keras's dispatch)."""

@@ -35,10 +35,34 @@ def keras_optimizer_pairs(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
+    found = _keras_order(optimizer, model.trainable_weights)
+    if found is None:
+        return None
+    ordered, counters = found
+    return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(ordered)], counters
+
+
+def _keras_order(optimizer, weights):
+    """``(variables in Keras's order, optax counters)`` for ``optimizer`` built on ``weights``
+    (in that order), or ``None``."""
     # An optimizer written the Keras way (update_step) lists its variables in Keras's order.
     keras_order = getattr(optimizer, "keras_file_variables", lambda: None)()
     if keras_order is not None:
-        return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(keras_order)], []
+        return keras_order, []
+    parts = getattr(optimizer, "keras_file_parts", None)
+    if parts is not None:
+        # A MultiOptimizer: its own variables, then each inner optimizer's on its weights. The
+        # inner optimizers' optax counters take the MultiOptimizer's iterations: in fit, every
+        # inner optimizer steps at every step.
+        own, inner = parts()
+        ordered, counters = list(own), []
+        for inner_optimizer, inner_weights in inner:
+            found = _keras_order(inner_optimizer, inner_weights)
+            if found is None:
+                return None
+            ordered += found[0]
+            counters += found[1]
+        return ordered, counters
     fields = _SLOTS.get(type(optimizer).__name__)
     if fields is None or getattr(optimizer, "use_ema", False) \
             or getattr(optimizer, "gradient_accumulation_steps", None):
@@ -59,7 +83,7 @@ def keras_optimizer_pairs(model):
         return None
     ordered = [scalars["iterations"], scalars["learning_rate"]]
     # Before its first step an optimizer has no slots yet: Keras then saves the two counters only.
-    for weight in model.trainable_weights if optimizer.built else ():
+    for weight in weights if optimizer.built else ():
         for field in fields:
             if (field, id(weight)) not in slots:
                 if field in _OPTIONAL.get(type(optimizer).__name__, ()):
@@ -71,4 +95,4 @@ def keras_optimizer_pairs(model):
             return None
         ordered += [scalars[field] for field in trailing]
     counters = [scalars["count"]] if "count" in scalars else []
-    return [(f"{PREFIX}{index}", variable) for index, variable in enumerate(ordered)], counters
+    return ordered, counters
