@@ -279,6 +279,8 @@ class FeatureSpace(Layer):
             if not columns[name]:
                 raise ValueError(f"FeatureSpace '{self.name}': adapt() received no data.")
             self.preprocessors[name].adapt(iter(columns[name]))
+        # A new vocabulary may change one-hot widths: encoders and encoded inputs are remade.
+        self._lm_encoders = self._lm_encoded = None
         self._finish_build()
 
     def _finish_build(self):

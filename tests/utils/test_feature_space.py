@@ -125,6 +125,12 @@ def test_adapt_sources_agree_and_one_sample_gives_a_vector(adapted):
     from_batches = lm.utils.FeatureSpace(**_spec(lm.utils.FeatureSpace, "concat"))
     from_batches.adapt({k: v[i:i + 32] for k, v in data.items()} for i in range(0, N, 32))
     np.testing.assert_allclose(np.asarray(from_batches(data)), expected, atol=1e-6)
+    again = lm.utils.FeatureSpace({"thal": "string_categorical"})
+    again.adapt({"thal": ["a", "b"]})
+    again.adapt({"thal": ["a", "b", "c", "d"]})  # a second adapt widens the one-hot encoding
+    # [OOV, d, c, b, a]: equal counts, larger token first (Keras's order)
+    np.testing.assert_array_equal(np.asarray(again({"thal": ["d"]})), [[0, 1, 0, 0, 0]])
+    assert again.get_encoded_features().shape == (None, 5)
     one = adapted({k: v[3] for k, v in data.items()})
     assert one.shape == expected.shape[1:]
     np.testing.assert_allclose(np.asarray(one), expected[3], atol=1e-6)
