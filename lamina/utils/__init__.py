@@ -13,7 +13,8 @@ helpers of ``lm.data``), ``PyDataset`` (also as ``Sequence``, Keras's old name; 
   ``dataset_utils.py``: ``split_dataset``. Images: ``image_utils.py``: ``array_to_img``,
   ``img_to_array``, ``load_img``, ``save_img`` (Pillow, the ``image`` extra).
 - ``file_utils.py``: ``get_file`` (download, cache in ``$LAMINA_HOME`` or ``~/.lamina``, safe
-  extraction); ``config.py``: ``Config``; ``audio_dataset.py``: ``audio_dataset_from_directory``.
+  extraction); ``config.py``: ``Config``; ``audio_dataset.py``: ``audio_dataset_from_directory``;
+  ``feature_space.py``: ``FeatureSpace`` (structured-data preprocessing, on the host).
 - ``logging_control.py``: ``enable_interactive_logging``, ``disable_interactive_logging``,
   ``is_interactive_logging_enabled``; ``dtype_utils.py``: ``standardize_dtype``.
 
