@@ -172,3 +172,17 @@ def test_filters_pick_the_layers():
     assert model.get_layer("keep").dtype_policy.name == "int4/128_from_float32"
     with pytest.raises(ValueError, match="filters"):
         model.quantize("int8", filters=3)
+
+
+def test_quantizing_a_trained_model_gives_it_a_fresh_optimizer(tmp_path):
+    model = lm.Sequential([lm.Input((5,)), lm.layers.Dense(4, activation="relu"), lm.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    y = np.ones((6, 1), "float32")
+    model.fit(X2, y, batch_size=6, verbose=0)
+    model.quantize("int8")
+    assert isinstance(model.optimizer, lm.optimizers.Adam) and not model.optimizer.built
+    model.fit(X2, y, batch_size=6, verbose=0)  # trains the biases
+    assert not [v.path for v in model.optimizer.variables if "kernel" in v.path]  # no state for the int8 kernels
+    model.save(tmp_path / "m.lamina")
+    np.testing.assert_array_equal(lm.load_model(tmp_path / "m.lamina").predict(X2, verbose=0),
+                                  model.predict(X2, verbose=0))

@@ -31,7 +31,7 @@ from lamina.quantizers.quantizers import (
     pack_int4,
     unpack_int4,
 )
-from lamina.saving.serialization import deserialize, serialize_object
+from lamina.saving.serialization import deserialize, serialize, serialize_object
 
 # -- shared steps ------------------------------------------------------------------------------
 
@@ -522,6 +522,11 @@ def quantize_model(model, mode=None, config=None, filters=None, type_check=True)
             warnings.warn(str(error), stacklevel=3)
             continue
         changed = True
+    optimizer = model.__dict__.get("optimizer")
+    if changed and optimizer is not None and getattr(optimizer, "built", False):
+        # Its slots belonged to the float kernels, which are gone: a fresh optimizer of the same
+        # configuration trains what stays float (and saves state that a reloaded model fits).
+        model.optimizer = deserialize(serialize(optimizer))
     return changed
 
 
