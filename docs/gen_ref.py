@@ -37,6 +37,7 @@ MODULES = [
     ("constraints", "lamina.constraints", "lm.constraints", "Weight constraints."),
     ("distribution", "lamina.distribution", "lm.distribution", "Device meshes, layouts and distributions."),
     ("mixed_precision", "lamina.mixed_precision", "lm.mixed_precision", "Dtype policies for mixed precision."),
+    ("quantizers", "lamina.quantizers", "lm.quantizers", "Quantizers and quantization configs for `model.quantize`."),
 ]
 
 _FAMILY_TITLES = {"Rnn": "Recurrent"}

@@ -48,7 +48,7 @@ def get(identifier):
     found = _get(identifier)
     return found() if isinstance(found, type) else found
 
-__all__ = ["QUANTIZATION_MODES", "AbsMaxQuantizer", "Int4QuantizationConfig", "Int8QuantizationConfig",
+__all__ = ["AbsMaxQuantizer", "Int4QuantizationConfig", "Int8QuantizationConfig",
            "QuantizationConfig", "Quantizer", "abs_max_quantize", "abs_max_quantize_grouped_with_zero_point",
            "compute_float8_amax_history", "compute_float8_scale", "dequantize_with_sz_map", "deserialize", "get",
            "pack_int4", "quantize_and_dequantize", "serialize", "unpack_int4"]
