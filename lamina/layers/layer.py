@@ -802,6 +802,7 @@ Layer.build = _marks_built(Layer.build)
 # Saving keeps a build config only where a class says more than the input shape (an override):
 # every other layer is built from the model's input shape, as before.
 Layer.get_build_config._lm_default_build_config = True
+Layer.build_from_config._lm_default_build_config = True
 
 
 # type -> True (its instances are state), False (they hold none) or _CONTAINER (look inside).

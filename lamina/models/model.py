@@ -15,7 +15,8 @@ from lamina.layers.layer import Layer
 from lamina.models import state_tree
 from lamina.saving.model_file import save_model
 from lamina.saving.serialization import revive_nested, serialize
-from lamina.saving.weights import load_weights, save_weights
+from lamina.saving.weights import load_weights
+from lamina.saving.weights_api import save_weights
 from lamina.trainers.trainer import Trainer
 
 
@@ -147,9 +148,10 @@ class Model(Trainer, Layer):
         ``.lamina`` file, atomically; ``lm.load_model(filepath)`` reads it back."""
         save_model(self, filepath, overwrite=overwrite)
 
-    def save_weights(self, filepath) -> None:
-        """Write every variable (and the optimizer state) by path to a ``.safetensors`` file."""
-        save_weights(self, filepath)
+    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+        """Write every variable (and the optimizer state) by path to a ``.safetensors`` file
+        (or Keras's ``.weights.h5``); Keras's arguments, as ``lm.saving.save_weights``."""
+        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
         """Load a ``.safetensors`` (from ``save_weights``) or ``.lamina`` file into this built

@@ -3,7 +3,8 @@
 - ``model.save("m.lamina")`` / ``lm.load_model(path, custom_objects=None, compile=True,
   safe_mode=True)``: one zip file (``archive.py``, ``model_file.py``).
 - ``model.save_weights("w.safetensors")`` / ``model.load_weights(path, skip_mismatch=False)``:
-  variables keyed by path (``weights.py``).
+  variables keyed by path (``weights.py``); Keras's functions ``save_weights(model, path)`` /
+  ``load_weights(model, path)`` too (``weights_api.py``).
 - ``@register_serializable`` and ``custom_objects``: the only way a name in a file becomes a
   class (``object_registry.py``, ``serialization.py``).
 - Keras 3 files: ``lm.load_model("m.keras")``, ``model.save("m.keras")`` and ``.weights.h5``
@@ -31,6 +32,7 @@ from lamina.saving.object_registry import (
 )
 from lamina.saving.safe_mode import safe_mode_scope as _safe_mode_scope
 from lamina.saving.serialization import deserialize, deserialize_object, serialize, serialize_object
+from lamina.saving.weights_api import load_weights, save_weights
 
 serialize_keras_object = serialize
 
@@ -67,9 +69,11 @@ __all__ = [
     "get_registered_name",
     "get_registered_object",
     "load_model",
+    "load_weights",
     "register_keras_serializable",
     "register_serializable",
     "save_model",
+    "save_weights",
     "serialize",
     "serialize_keras_object",
     "serialize_object",

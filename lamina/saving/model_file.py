@@ -25,7 +25,15 @@ from lamina.saving import weights as weights_io
 from lamina.saving.archive import FORMAT_NAME, FORMAT_VERSION, ModelArchive, write_archive
 from lamina.saving.errors import FileFormatError
 from lamina.saving.object_registry import CustomObjectScope, get_registered_name
-from lamina.saving.rebuilding import BUILD_SLACK_BYTES, as_file_error, build, check_layer_count, collection_paused, rebuild
+from lamina.saving.rebuilding import (
+    BUILD_SLACK_BYTES,
+    as_file_error,
+    build,
+    check_layer_count,
+    collection_paused,
+    overrides_build_config,
+    rebuild,
+)
 from lamina.saving.rebuilding import MAX_LAYERS as MAX_LAYERS  # re-exported: the bound a file may declare
 from lamina.saving.safe_mode import safe_mode_scope
 from lamina.saving.serialization import serialize
@@ -80,10 +88,13 @@ def model_config(model) -> dict:
     # A declared lm.Input shape keeps its None batch axis; else the shape it was built from.
     build_shape = (model.__dict__.get("_lm_declared_input_shape") or model.__dict__.get("_lm_build_shape")
                    if model.built else None)
+    build_config = {"input_shape": build_shape} if build_shape is not None else None
+    if model.built and overrides_build_config(model, "get_build_config"):  # Keras's hook, overridden
+        build_config = serialize(model.get_build_config())
     return {
         "class_name": get_registered_name(type(model)),
         "config": model.get_config(),
-        "build_config": {"input_shape": build_shape} if build_shape is not None else None,
+        "build_config": build_config,
         "compile_config": compile_config,
     }
 

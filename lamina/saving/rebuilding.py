@@ -106,6 +106,14 @@ def build(model, build_config, source) -> None:
     saved unbuilt, or is built already)."""
     if model.built:
         return
+    if build_config and overrides_build_config(model, "build_from_config"):  # Keras's hook, overridden
+        try:
+            model.build_from_config(build_config)
+        except Exception as error:
+            raise FileFormatError(f"{source}: model '{model.name}'.build_from_config({build_config!r:.200}) "
+                                  f"failed: {error}") from error
+        model.built = True
+        return
     shape = (build_config or {}).get("input_shape")
     if shape is None:
         return  # a model that was saved unbuilt has no weights to load either
@@ -113,6 +121,21 @@ def build(model, build_config, source) -> None:
         model.build_from_shape(_from_json(shape))
     except Exception as error:  # a config that does not fit the saved shape
         raise FileFormatError(f"{source}: could not build model '{model.name}' from input shape {shape}: {error}") from error
+
+
+def overrides_build_config(obj, hook: str) -> bool:
+    """Whether ``obj``'s class overrides Keras's ``get_build_config`` / ``build_from_config``
+    (``hook``): ``Layer``'s defaults carry ``_lm_default_build_config``; an override is used
+    by saving, as Keras uses it, while the defaults leave the input shape to the model's own
+    build config.
+
+    Example:
+        >>> import lamina as lm
+        >>> overrides_build_config(lm.layers.Dense(2), "get_build_config")
+        False
+    """
+    method = getattr(type(obj), hook, None)
+    return method is not None and not getattr(method, "_lm_default_build_config", False)
 
 
 def _from_json(shape):

@@ -285,7 +285,10 @@ def _deserialize_dict(identifier, kind, aliases, custom_objects):
     with CustomObjectScope(custom_objects) if custom_objects else contextlib.nullcontext():
         instance = _from_config(cls, config, custom_objects)
         build_config = identifier.get("build_config")
-        if build_config is not None and hasattr(instance, "build_from_config") and not getattr(instance, "built", True):
+        # Layer's default build_from_config is left out as on saving: a nested layer builds
+        # with its model (a Keras file's nested configs carry build configs of every layer).
+        if (build_config is not None and hasattr(instance, "build_from_config") and not getattr(instance, "built", True)
+                and not getattr(type(instance).build_from_config, "_lm_default_build_config", False)):
             instance.build_from_config(build_config)
             instance.built = True
         return instance

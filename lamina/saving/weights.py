@@ -280,7 +280,7 @@ def load_weights(model, path, skip_mismatch: bool = False) -> None:
     device raises ``FileFormatError`` at once instead of blocking.
     """
     path = str(path)
-    if path.endswith(".h5"):  # Keras 3's weights layout (lamina/saving/keras_files)
+    if path.endswith((".h5", ".keras")):  # Keras 3's weights layout (lamina/saving/keras_files)
         from lamina.saving.keras_files import load_keras_weights  # loaded for Keras paths only
 
         return load_keras_weights(model, path, skip_mismatch=skip_mismatch)

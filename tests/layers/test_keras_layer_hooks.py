@@ -211,3 +211,57 @@ def test_store_values_must_be_numeric_arrays_under_plain_keys(tmp_path):
         with pytest.raises((TypeError, ValueError), match=message):
             _model(cls).save_weights(tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_saving_functions_with_keras_arguments(tmp_path, keras):
+    model = _model()
+    path = tmp_path / "w.safetensors"
+    lm.saving.save_weights(model, path)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        lm.saving.save_weights(model, path, overwrite=False)
+    with pytest.raises(ValueError, match="max_shard_size"):
+        model.save_weights(tmp_path / "w2.safetensors", max_shard_size="1GB")
+    copy = _model()
+    copy.layers[1].table = np.zeros(4, "float32")
+    lm.saving.load_weights(copy, path)
+    np.testing.assert_allclose(copy(X), model(X), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"invalid keyword arguments \['by_name'\]"):
+        lm.saving.load_weights(copy, path, by_name=True)
+    # The weights of a whole-model .keras file written by Keras, as keras.saving.load_weights reads them.
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")])
+    theirs.save(tmp_path / "theirs.keras")
+    ours = lm.Sequential([lm.Input((4,)), lm.layers.Dense(3), lm.layers.Dense(2)])
+    lm.saving.load_weights(ours, tmp_path / "theirs.keras")
+    np.testing.assert_allclose(ours(X), np.asarray(theirs(X)), rtol=1e-6)
+
+
+@lm.saving.register_serializable(package="hooks_test")
+class WidthModel(lm.Model):
+    """A model whose own build config is more than an input shape (Keras's hooks, overridden)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built_from = None
+
+    def build(self, input_shape):
+        self.dense = lm.layers.Dense(input_shape[-1] * 2)
+        self.dense.build(input_shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_build_config(self):
+        return {"features": int(self.dense.kernel.shape[0])}
+
+    def build_from_config(self, config):
+        self.built_from = config
+        self.build((None, config["features"]))
+
+
+def test_model_build_config_override_is_saved_and_used_on_loading(tmp_path):
+    model = WidthModel()
+    model(X)
+    model.save(tmp_path / "width.lamina")
+    restored = lm.load_model(tmp_path / "width.lamina")
+    assert restored.built_from == {"features": 4}
+    np.testing.assert_allclose(restored(X), model(X), rtol=1e-6)

@@ -222,17 +222,26 @@ def save_keras_weights(model, path) -> None:
 
 
 def load_keras_weights(model, path, skip_mismatch: bool = False) -> None:
-    """``model.load_weights("x.weights.h5")`` from a file Keras 3 (or lamina) wrote; every key
-    and shape is checked before anything changes."""
+    """``model.load_weights("x.weights.h5")`` (or ``"m.keras"``: the weights of a whole-model
+    file) from a file Keras 3 (or lamina) wrote; every key and shape is checked before anything
+    changes."""
     path = str(path)
     if not model.built and not model.weights:
         raise ValueError(f"Model '{model.name}' has no weights yet: build it first, then load weights into it.")
-    with open_regular_file(path, f"weights file {path!r}") as file, \
-            H5Weights(file, f"weights file {path!r}") as weights:
+    if path.endswith(".keras"):  # the weights of a whole-model file, as Keras's load_weights reads them
+        with KerasArchive(path) as archive:
+            _load_weights_from(model, archive.weights_path, f"{archive.source} ({WEIGHTS})", skip_mismatch)
+        return
+    with open_regular_file(path, f"weights file {path!r}") as file:
+        _load_weights_from(model, file, f"weights file {path!r}", skip_mismatch)
+
+
+def _load_weights_from(model, file, source: str, skip_mismatch: bool) -> None:
+    with H5Weights(file, source) as weights:
         objects: dict = {}
         stores: list = []
         layout = keras_layout(model, objects, stores)
-        idf = KerasAssets(objects, weights, (), f"weights file {path!r}")
+        idf = KerasAssets(objects, weights, (), source)
         store_keys = keras_group_keys(stores, weights.shapes)
         values = _read_checked(model, weights, f"model '{model.name}'", skip_mismatch,
                                idf.idf_keys | {k for keys in store_keys.values() for k in keys.values()}, layout)
