@@ -256,6 +256,17 @@ def test_weights_api_and_errors(classes):
     with pytest.raises(KeyError, match="'stranger' is not one it was built with"):
         opt._get_variable_index(lm.Variable(jnp.ones(()), name="stranger"))
 
+    class Positional(lm.optimizers.Optimizer):
+        def __init__(self, learning_rate=0.5):
+            super().__init__(learning_rate)  # Keras's base takes it first
+
+        def update_step(self, gradient, variable, learning_rate):
+            self.assign_sub(variable, learning_rate * gradient)
+
+    v = lm.Variable(jnp.ones(()))
+    Positional().apply([jnp.float32(1.0)], [v])
+    assert float(v.value) == 0.5
+
     class Incomplete(lm.optimizers.Optimizer):
         def build(self, var_list):
             super().build(var_list)
