@@ -28,6 +28,7 @@ from lamina import (
     utils,
 )
 from lamina.core import compilation_cache as _compilation_cache
+from lamina.core.remat import RematScope, remat
 from lamina.core.state import StateScope, functionalize
 from lamina.core.symbolic import SymbolicTensor
 from lamina.core.transforms import jit, value_and_grad
@@ -61,6 +62,7 @@ __all__ = [
     "Model",
     "Optimizer",
     "Regularizer",
+    "RematScope",
     "Sequential",
     "StateScope",
     "SymbolicTensor",
@@ -84,6 +86,7 @@ __all__ = [
     "quantizers",
     "random",
     "regularizers",
+    "remat",
     "saving",
     "utils",
     "value_and_grad",

@@ -3,16 +3,21 @@
 ``Layer.save_own_variables`` / ``load_own_variables`` (a layer's own state as a store of
 arrays keyed ``"0"``, ``"1"``, ... as Keras keys it), ``get_build_config`` /
 ``build_from_config`` (the input shape a layer was built for) and ``compute_output_spec``
-(output shapes and dtypes without computing) live on ``Layer`` and call these helpers, so
+(output shapes and dtypes without computing) and ``rematerialized_call`` (``RematScope``'s
+rule) live on ``Layer`` and call these helpers, so
 that ``layer.py`` keeps to the layer's mechanics. How saving honours an override is
 ``lamina/saving/layer_stores.py``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import numpy as np
 
+from lamina.core import remat
 from lamina.core.abstract import abstract_eval
 
 
@@ -64,10 +69,10 @@ def shape_from_config(shape):
     return shape
 
 
-def output_spec(layer, args, kwargs):
-    """``layer(*args, **kwargs)`` evaluated on shapes: the outputs as ``jax.ShapeDtypeStruct``.
-    Array leaves of the arguments stand for their shape and dtype; every other argument
-    (``training=True``, a Python number) is passed as it is."""
+def output_spec(layer, args, kwargs, fn=None):
+    """``layer(*args, **kwargs)`` (or ``fn(...)``) evaluated on shapes: the outputs as
+    ``jax.ShapeDtypeStruct``. Array leaves of the arguments stand for their shape and dtype;
+    every other argument (``training=True``, a Python number) is passed as it is."""
     leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
     is_spec = [isinstance(leaf, jax.ShapeDtypeStruct) or (hasattr(leaf, "shape") and hasattr(leaf, "dtype"))
                for leaf in leaves]
@@ -86,6 +91,32 @@ def output_spec(layer, args, kwargs):
         arrays, rest = iter(arrays), iter(statics)
         filled = [next(arrays) if s else next(rest) for s in is_spec]
         call_args, call_kwargs = jax.tree_util.tree_unflatten(tree, filled)
-        return layer(*call_args, **call_kwargs)
+        return (layer if fn is None else fn)(*call_args, **call_kwargs)
 
     return abstract_eval(run, *specs)
+
+
+def rematerialized(layer, layer_call, args, kwargs):
+    """``Layer.rematerialized_call``'s choice (Keras 3's, ``keras/src/layers/layer.py``)."""
+    mode = layer.__dict__.get("_lm_remat_mode")
+    if mode is None:
+        return layer_call
+    if mode.mode == "full" or (mode.mode == "list_of_layers" and layer.name in mode.layer_names):
+        return remat.remat(layer_call)
+    if mode.mode == "larger_than":
+        spec = output_spec(layer, args, kwargs, fn=layer_call)  # not __call__, which asks again
+        size = sum(math.prod(d or 1 for d in leaf.shape) for leaf in jax.tree_util.tree_leaves(spec))
+        return remat.remat(layer_call) if size > mode.output_size_threshold else layer_call
+    if mode.mode == "activations" and getattr(layer, "activation", None) is not None:
+
+        @functools.wraps(layer_call)
+        def with_rematerialized_activation(*call_args, **call_kwargs):
+            original = layer.activation
+            layer.activation = remat.remat(original, variables=())
+            try:
+                return layer_call(*call_args, **call_kwargs)
+            finally:
+                layer.activation = original
+
+        return with_rematerialized_activation
+    return layer_call

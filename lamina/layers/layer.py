@@ -34,7 +34,7 @@ import numpy as np
 from jax._src import array as _jax_array_impl
 
 from lamina import constraints, regularizers
-from lamina.core import state
+from lamina.core import remat, state
 from lamina.core.abstract import abstract_eval
 from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
@@ -124,6 +124,8 @@ class Layer:
         if "input_shape" in kwargs or "input_dim" in kwargs:
             shape = kwargs.get("input_shape") or (kwargs["input_dim"],)
             self._lm_declared_input_shape = (kwargs.get("batch_size"),) + tuple(shape)
+        # As Keras: the RematScope active when the layer is made decides (rematerialized_call).
+        self._lm_remat_mode = remat.current_mode()
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -544,6 +546,8 @@ class Layer:
         if outer_cast is not self._lm_variable_cast:
             autocast_state.dtype = self._lm_variable_cast  # see _lm_set_policy
         try:
+            if self.__dict__.get("_lm_remat_mode") is not None:
+                return self.rematerialized_call(self.call, *args, **kwargs)(*args, **kwargs)
             return self.call(*args, **kwargs)
         except Exception as error:
             _name_layer_in_error(error, self, first)
@@ -565,6 +569,15 @@ class Layer:
                 if output.ndim > 0:  # per sample, as Keras 3 does
                     penalty = penalty / output.shape[0]
                 self.add_loss(penalty)
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        """``layer_call`` (``call``), rematerialized as the ``lm.RematScope`` active when the
+        layer was made says (Keras's rule): ``"full"`` always, ``"list_of_layers"`` when the
+        layer's name is listed, ``"larger_than"`` when the output (found from ``args``) has more
+        elements than the threshold, ``"activations"`` only the layer's ``activation``; else
+        ``layer_call`` unchanged. ``__call__`` uses it; override it to choose otherwise.
+        Gradients are unchanged, the intermediate values are recomputed instead of kept."""
+        return keras_hooks.rematerialized(self, layer_call, args, kwargs)
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the output: by default the input's when ``supports_masking``, else none."""
