@@ -303,7 +303,9 @@ class Optimizer(KerasOptimizerMethods):
     @property
     def variables(self) -> list:
         """``iterations``, the learning-rate variable (if any), every optax state leaf, then
-        the gradient-accumulation counter and accumulators and the moving averages (if on)."""
+        the gradient-accumulation counter and accumulators and the moving averages (if on).
+        An optimizer written the Keras way (``update_step``) has Keras's order: the moving
+        averages first, then the accumulation state, then the slots ``build`` made."""
         state.note_consulted(self)
         lr = [self._learning_rate] if isinstance(self._learning_rate, Variable) else []
         return [self._iterations, *lr, *self._slots]
