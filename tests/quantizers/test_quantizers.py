@@ -42,12 +42,11 @@ def test_grouped_quantize_and_int4_packing_match_keras(keras):
 
 def test_float8_helpers_match_keras(keras):
     x = jnp.asarray([1.0, -500.0, 3.3, 0.0])
-    for dtype in ("float8_e4m3fn", "float8_e5m2"):
-        _same([lm.quantizers.quantize_and_dequantize(x, 2.0, dtype, "float32")],
-              [keras.quantizers.quantize_and_dequantize(x, 2.0, dtype, "float32")])
-    for amax in (0.0, 3.0, float("inf")):
-        _same([lm.quantizers.compute_float8_scale(jnp.float32(amax), jnp.float32(0.5), 448.0, margin=1)],
-              [keras.quantizers.compute_float8_scale(jnp.float32(amax), jnp.float32(0.5), 448.0, margin=1)])
+    _same([lm.quantizers.quantize_and_dequantize(x, 2.0, "float8_e4m3fn", "float32")],
+          [keras.quantizers.quantize_and_dequantize(x, 2.0, "float8_e4m3fn", "float32")])
+    amax = jnp.asarray([0.0, 3.0, float("inf")])  # a zero or infinite amax keeps the old scale
+    _same([lm.quantizers.compute_float8_scale(amax, jnp.float32(0.5), 448.0, margin=1)],
+          [keras.quantizers.compute_float8_scale(amax, jnp.float32(0.5), 448.0, margin=1)])
     history = jnp.asarray([1.0, 2.0, 0.0])
     _same([lm.quantizers.compute_float8_amax_history(x, history)],
           [keras.quantizers.compute_float8_amax_history(x, history)])
