@@ -48,6 +48,7 @@ from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 from lamina.mixed_precision import policy as policies
+from lamina.quantizers.config import Int4QuantizationConfig
 from lamina.saving.object_registry import register_family
 from lamina.saving.serialization import passes_config_to_constructor, signature_of
 
@@ -171,6 +172,16 @@ class Layer:
         """
         policy = self._lm_policy
         return policy if policy is not None else policies.DTypePolicy(self._lm_dtype.name)
+
+    @dtype_policy.setter
+    def dtype_policy(self, value) -> None:
+        # As Keras: a quantized policy ("int8_from_float32") given to a built float layer
+        # quantizes it; otherwise the policy applies to what the layer creates and computes next.
+        policy = policies.get(value)
+        mode = policy.quantization_mode
+        if mode is not None and self.built and self.quantization_mode is None:
+            self.quantize(mode, config=_quantization_config_of(policy))
+        self._lm_set_policy(policy, autocast=self._lm_autocast_dtype is not None)
 
     @property
     def dtype(self) -> str:
@@ -787,6 +798,15 @@ register_family("lamina.layers", "layer", None, Layer)
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _quantization_config_of(policy):
+    """The config that quantizes as ``policy`` says: an int4 policy's block size (Keras's
+    ``"int4/<block_size>_from_..."``), else the mode's default (``None``)."""
+    block_size = getattr(policy, "block_size", None)
+    if policy.quantization_mode != "int4" or block_size is None:
+        return None
+    return Int4QuantizationConfig(block_size=None if block_size == -1 else block_size)
 
 
 def _marks_built(build):

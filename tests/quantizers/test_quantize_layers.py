@@ -195,3 +195,19 @@ def test_nested_models_compiled_functions_and_elided_equations():
     np.testing.assert_allclose(quantized_outputs, np.asarray(outer(X2)), rtol=1e-6, atol=1e-6)
     assert 0 < np.abs(quantized_outputs - float_outputs).max() < 0.05
     assert outer.count_params() == sum(int(np.prod(w.shape)) for w in outer.weights)
+
+
+def test_setting_a_quantized_policy_quantizes_a_built_layer():
+    layer = lm.layers.Dense(3)
+    layer(X2)
+    twin = lm.layers.Dense(3)
+    twin.build(X2.shape)
+    twin.set_weights(layer.get_weights())
+    layer.dtype_policy = "int4/2_from_float32"  # Keras's implicit quantize
+    twin.quantize("int4", config=lm.quantizers.Int4QuantizationConfig(block_size=2))
+    assert layer.dtype_policy == twin.dtype_policy and layer.kernel_scale.shape == (3, 3)
+    np.testing.assert_array_equal(np.asarray(layer(X2)), np.asarray(twin(X2)))
+    unbuilt = lm.layers.Dense(3)
+    unbuilt.dtype_policy = "int8_from_float32"  # unbuilt: it builds quantized
+    unbuilt.build(X2.shape)
+    assert [w.name for w in unbuilt.weights] == ["kernel", "kernel_scale", "bias"]
