@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lamina.core.arrays import as_jax_array
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.losses_ctc_circle import circle, ctc
@@ -58,7 +59,7 @@ def _tensor(x, dtype=None):
     """``x`` as a ``jax.Array`` (a Variable gives its current value), cast to ``dtype``."""
     if isinstance(x, Variable):
         x = x.value
-    x = jnp.asarray(x)
+    x = as_jax_array(x)
     if dtype is not None and x.dtype != jnp.dtype(dtype):
         x = x.astype(dtype)
     return x

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lamina.core import state
+from lamina.core.arrays import as_jax_array
 from lamina.distribution import placement
 
 _serials = itertools.count()
@@ -191,7 +192,7 @@ class Variable:
             value = value.value
         elif not isinstance(value, jax.Array):
             try:
-                value = jnp.asarray(value)
+                value = as_jax_array(value)
             except TypeError as error:  # strings, objects: JAX's message names no variable
                 raise TypeError(f"Cannot assign {type(value).__name__} {_short_repr(value)} to variable "
                                 f"'{self.path}' ({self._dtype}): {error}") from None
@@ -429,7 +430,7 @@ def _initial_array(initial_value, shape, dtype, name, layout=None, trainable=Tru
                                         sharding, name or "variable")
         value = init(tuple(shape), dtype=dtype or "float32")
         # lamina's initializers answer with a device array already: jnp.asarray would only cost.
-        return value if isinstance(value, jax.Array) else jnp.asarray(value)
+        return value if isinstance(value, jax.Array) else as_jax_array(value)
     if isinstance(initial_value, jax.core.Tracer):
         raise ValueError(
             f"Variable {name or ''!r} was given a traced initial value. Variables hold concrete "

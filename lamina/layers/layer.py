@@ -36,6 +36,7 @@ from jax._src import array as _jax_array_impl
 from lamina import constraints, regularizers
 from lamina.core import remat, state
 from lamina.core.abstract import abstract_eval
+from lamina.core.arrays import as_jax_array
 from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
@@ -952,7 +953,7 @@ def _convert_input(x, dtype, layer=None):
         if isinstance(x, (np.ndarray, np.generic)):
             _check_input_dtype(x.dtype, dtype, layer)
         try:
-            array = jnp.asarray(x)
+            array = as_jax_array(x)
         except TypeError:  # a list of strings or objects: say so in the layer's words
             _check_input_dtype(np.asarray(x).dtype, dtype, layer)
             raise

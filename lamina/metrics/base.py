@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lamina.core import state
+from lamina.core.arrays import as_jax_array
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
 from lamina.losses import squeeze_or_expand_to_same_rank  # one alignment rule for losses and metrics
@@ -26,7 +27,7 @@ def to_array(x, dtype=None) -> jax.Array:
     """``x`` (list, NumPy, JAX array or ``lm.Variable``) as a JAX array, cast to ``dtype``."""
     if isinstance(x, Variable):
         x = x.value
-    x = jnp.asarray(x)
+    x = as_jax_array(x)
     return x if dtype is None or x.dtype == jnp.dtype(dtype) else x.astype(dtype)
 
 
