@@ -25,6 +25,9 @@ def own_variables(layer) -> list:
     """The layer's own variables (not its sublayers') in Keras's store order: trainable ones
     first, then the others, each in creation order (Keras's ``_trainable_variables +
     _non_trainable_variables``)."""
+    keras_order = layer._lm_keras_variable_order() if hasattr(layer, "_lm_keras_variable_order") else None
+    if keras_order is not None:  # a quantized Dense/EinsumDense/Embedding: kernel, bias, kernel_scale
+        return keras_order
     own = layer._lm_children()[0]
     return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 

@@ -211,3 +211,19 @@ def test_setting_a_quantized_policy_quantizes_a_built_layer():
     unbuilt.dtype_policy = "int8_from_float32"  # unbuilt: it builds quantized
     unbuilt.build(X2.shape)
     assert [w.name for w in unbuilt.weights] == ["kernel", "kernel_scale", "bias"]
+
+
+def test_save_own_variables_keeps_keras_order(keras):
+    ours, theirs = _twins(keras, "Dense", (3,), {}, X2)
+    ours.quantize("int8")
+    theirs.quantize("int8")
+    mine, reference = {}, {}
+    ours.save_own_variables(mine)
+    theirs.save_own_variables(reference)
+    assert list(mine) == list(reference) == ["0", "1", "2"]
+    for key in reference:
+        np.testing.assert_array_equal(np.asarray(mine[key]), np.asarray(reference[key]))
+    rebuilt = lm.layers.Dense(3, dtype="int8_from_float32")
+    rebuilt.build(X2.shape)
+    rebuilt.load_own_variables({key: np.asarray(value) for key, value in reference.items()})
+    np.testing.assert_array_equal(np.asarray(rebuilt(X2)), np.asarray(ours(X2)))
