@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 
 from lamina.core import state
-from lamina.core.symbolic import SymbolicTensor, is_symbolic
+from lamina.core.symbolic import Node, SymbolicTensor, is_symbolic
 from lamina.layers.core.input_layer import InputLayer, conform_to_input
 from lamina.layers.layer import _adopt
 from lamina.layers.masking import get_mask, set_mask
@@ -36,6 +36,7 @@ class Functional(Model):
         for tensor in _tensors(inputs) + _tensors(outputs):
             if not isinstance(tensor, SymbolicTensor):
                 raise TypeError(f"Model(inputs, outputs) takes symbolic tensors (from lm.Input and layer calls); got {type(tensor).__name__}.")
+        inputs, outputs = _start_at_input_layers(inputs, outputs)
         self._lm_inputs = inputs
         self._lm_outputs = outputs
         self._lm_nodes = _order_nodes(_tensors(inputs), _tensors(outputs))
@@ -349,6 +350,49 @@ def _keras_layer_order(inputs, outputs) -> list:
             first_met[id(tensor.node.layer)] = (-1, tensor.node.layer)
     ranked = sorted(first_met, key=lambda key: (-layer_depth[key], first_met[key][0]))
     return [first_met[key][1] for key in ranked]
+
+
+def _start_at_input_layers(inputs, outputs):
+    """``(inputs, outputs)`` where every input comes from an ``InputLayer``.
+
+    As in Keras, ``Model(inputs, outputs)`` may start at tensors that layers made
+    (``Model(hidden, prediction)``: a model of the layers after ``hidden``). Each such input is
+    replaced by the tensor of a new ``InputLayer`` named ``"<tensor name>CLONE"`` (Keras's
+    suffix; "/" becomes "_"), and the calls between it and the outputs are recorded again on
+    the new tensors (new nodes of the same layers, no tracing), so the model neither runs nor
+    saves the layers before its inputs.
+    """
+    flat = _tensors(inputs)
+    if all(isinstance(t, SymbolicTensor) and isinstance(t.node.layer, InputLayer) for t in flat):
+        return inputs, outputs
+    replaced = {}
+    for tensor in flat:
+        if not isinstance(tensor.node.layer, InputLayer):
+            clone = InputLayer(batch_shape=tensor.shape, dtype=tensor.dtype.name, name=tensor.name.replace("/", "_") + "CLONE").output
+            clone._keras_mask = tensor._keras_mask
+            replaced[id(tensor)] = clone
+    node_order = _order_nodes(flat, _tensors(outputs))
+
+    def swap(structure):
+        return jax.tree_util.tree_map(lambda t: replaced.get(id(t), t) if isinstance(t, SymbolicTensor) else t,
+                                      structure, is_leaf=is_symbolic)
+
+    for node in node_order:
+        if isinstance(node.layer, InputLayer) or not any(id(t) in replaced for t in node.input_tensors):
+            continue
+        layer = node.layer
+        copy = Node(layer, *swap((node.args, node.kwargs)), None)
+
+        def renew(tensor, copy=copy, layer=layer):
+            new = SymbolicTensor(tensor.shape, tensor.dtype, name=f"{tensor.name}_clone", node=copy,
+                                 index=len(layer._lm_inbound_nodes))
+            new._keras_mask = tensor._keras_mask
+            replaced[id(tensor)] = new
+            return new
+
+        copy.outputs = jax.tree_util.tree_map(renew, node.outputs, is_leaf=is_symbolic)
+        layer._lm_inbound_nodes.append(copy)
+    return swap(inputs), swap(outputs)
 
 
 def _order_nodes(inputs, outputs) -> list:

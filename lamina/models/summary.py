@@ -23,9 +23,17 @@ def _size(n_params: int, variables) -> str:
     return f"{n_params:,}"
 
 
-def _output_shape(layer, known):
-    if layer._lm_inbound_nodes:
-        outputs = layer._lm_inbound_nodes[0].output_tensors
+def _first_node(layer, model_nodes):
+    """The layer's first call in this model (a shared layer or one a model starting at an
+    inner tensor re-recorded has calls in other graphs too); else its first call."""
+    nodes = layer._lm_inbound_nodes
+    return next((node for node in nodes if id(node) in model_nodes), nodes[0] if nodes else None)
+
+
+def _output_shape(layer, known, model_nodes=frozenset()):
+    node = _first_node(layer, model_nodes)
+    if node is not None:
+        outputs = node.output_tensors
         shapes = [t.shape for t in outputs if isinstance(t, SymbolicTensor)]
         return shapes[0] if len(shapes) == 1 else shapes
     return known.get(id(layer), "?")
@@ -45,11 +53,12 @@ def _sequential_shapes(model) -> dict:
     return shapes
 
 
-def _connected_to(layer) -> str:
-    if not layer._lm_inbound_nodes:
+def _connected_to(layer, model_nodes=frozenset()) -> str:
+    node = _first_node(layer, model_nodes)
+    if node is None:
         return ""
     parts = []
-    for tensor in layer._lm_inbound_nodes[0].input_tensors:
+    for tensor in node.input_tensors:
         node = tensor.node
         index = node.layer._lm_inbound_nodes.index(node) if node in node.layer._lm_inbound_nodes else 0
         parts.append(f"{node.layer.name}[{index}][{node.output_tensors.index(tensor)}]")
@@ -67,14 +76,15 @@ def summary_lines(model, *, line_length=None, expand_nested=False, show_trainabl
     if show_trainable:
         table.add_column("Trainable")
     known = _sequential_shapes(model) if model._lm_model_kind == "sequential" else {}
+    model_nodes = {id(node) for node in model.__dict__.get("_lm_nodes", ())}
 
     def add_rows(layers, depth):
         for layer in layers:
             name = ("  " * depth + ("└ " if depth else "")) + f"{layer.name} ({type(layer).__name__})"
             params = f"{_count(layer.weights):,}" if layer.built else "0 (unbuilt)"
-            row = [name, str(_output_shape(layer, known)), params]
+            row = [name, str(_output_shape(layer, known, model_nodes)), params]
             if functional:
-                row.append(_connected_to(layer) if depth == 0 else "")
+                row.append(_connected_to(layer, model_nodes) if depth == 0 else "")
             if show_trainable:
                 row.append("Y" if layer.trainable else "N")
             table.add_row(*row)

@@ -54,6 +54,36 @@ def test_intermediate_outputs_make_a_new_model_sharing_weights():
     assert features.weights[0] is model.get_layer("hidden").kernel
 
 
+def test_a_model_may_start_at_tensors_that_layers_made(keras, tmp_path):
+    """Keras's Model(hidden, prediction): the layers after ``hidden`` only, from a new input
+    layer "<name>CLONE"; the full model still runs its whole graph, and both save and load."""
+    x = lm.Input(shape=(4,))
+    hidden = lm.layers.Dense(3, name="first")(x)
+    skip = lm.layers.Dense(3, name="skip")(hidden)
+    out = lm.layers.Add(name="sum")([hidden, lm.layers.Dense(3, name="second")(skip)])
+    head = lm.Model(hidden, out)
+    full = lm.Model(x, out)
+    assert [type(layer).__name__ for layer in head.layers] == ["InputLayer", "Dense", "Dense", "Add"]
+    assert head.layers[0].name.endswith("CLONE") and head.input_shape == (None, 3)
+    assert len(head.weights) == 4 and not any(v is full.get_layer("first").kernel for v in head.weights)
+    assert len(full.weights) == 6
+
+    k_x = keras.Input(shape=(4,))
+    k_hidden = keras.layers.Dense(3)(k_x)
+    k_out = keras.layers.Add()([k_hidden, keras.layers.Dense(3)(keras.layers.Dense(3)(k_hidden))])
+    k_head = keras.Model(k_hidden, k_out)
+    k_head.set_weights(head.get_weights())
+    h = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    np.testing.assert_allclose(head(h), k_head(h), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full(np.ones((2, 4))), head(full.get_layer("first")(np.ones((2, 4)))), rtol=1e-6)
+    lines = []
+    head.summary(print_fn=lines.append)
+    assert "CLONE[0][0]" in "\n".join(lines)
+
+    head.save(tmp_path / "head.lamina")
+    np.testing.assert_allclose(lm.load_model(tmp_path / "head.lamina")(h), head(h), rtol=1e-6)
+
+
 def test_dict_inputs_and_outputs_and_multiple_inputs():
     a = lm.Input(shape=(2,), name="a")
     b = lm.Input(shape=(3,), name="b")
