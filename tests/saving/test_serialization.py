@@ -227,6 +227,7 @@ OPTIMIZERS = {
     "Lamb": lambda lr: lm.optimizers.Lamb(lr, beta_2=0.99, global_clipnorm=1.0),
     "Nadam": lambda lr: lm.optimizers.Nadam(lr, epsilon=1e-6, loss_scale_factor=8.0),
     "Muon": lambda lr: lm.optimizers.Muon(lr, exclude_layers=["head"], rms_rate=None, nesterov=False),
+    "ScheduleFreeAdamW": lambda lr: lm.optimizers.ScheduleFreeAdamW(lr, beta_1=0.8, warmup_steps=3),
 }
 
 
@@ -235,9 +236,11 @@ def _classes(module, factories):
 
 
 def test_every_public_optimizer_and_schedule_has_a_case():
-    # Optimizer wraps optax code: not serializable; LossScaleOptimizer wraps another optimizer
-    # (its round trip, with its state, is in tests/mixed_precision/test_loss_scale.py).
-    assert _classes(lm.optimizers, OPTIMIZERS) == ["LossScaleOptimizer", "Optimizer"]
+    # Optimizer wraps optax code: not serializable; LossScaleOptimizer and MultiOptimizer wrap
+    # other optimizers (their round trips, with their state, are in
+    # tests/mixed_precision/test_loss_scale.py and tests/optimizers/test_multi_and_schedule_free.py);
+    # OptimizerMap is MultiOptimizer's argument.
+    assert _classes(lm.optimizers, OPTIMIZERS) == ["LossScaleOptimizer", "MultiOptimizer", "Optimizer", "OptimizerMap"]
     assert _classes(lm.optimizers.schedules, SCHEDULES) == ["LearningRateSchedule"]
 
 
