@@ -360,11 +360,8 @@ class Optimizer(KerasOptimizerMethods):
                 raise TypeError(f"{type(self).__name__}.build() takes lm.Variables; received {v!r}.")
         if self._keras_style:
             # Keras's base build: the options' slots; the subclass's build adds its own after.
-            self._built_variables = variables
-            self._index = {id(v): i for i, v in enumerate(variables)}
             self._build_option_slots(variables)
-            self._built = True
-            state.bump_structure_version(self)
+            self._mark_built(variables)
             return
         keys = _param_keys(len(variables))
         with jax.ensure_compile_time_eval():
@@ -384,8 +381,6 @@ class Optimizer(KerasOptimizerMethods):
                 # compile a copy program per shape).
                 leaf = jax.device_put(leaf) if isinstance(leaf, np.ndarray) else jnp.asarray(leaf)
             slots.append(Variable(leaf, trainable=False, name=name, layout=placement.sharding_of(leaf)))
-        self._built_variables = variables
-        self._index = {id(v): i for i, v in enumerate(variables)}
         self._optax_size = len(slots)
         # optax's leaves come first; slots add_variable made before the build follow.
         self._slots = [*slots, *self._slots]
@@ -394,8 +389,15 @@ class Optimizer(KerasOptimizerMethods):
         self._slot_fields = [*fields, *self._slot_fields]
         self._treedef = treedef
         self._build_option_slots(variables)
+        self._mark_built(variables)
+
+    def _mark_built(self, variables: list) -> None:
+        """Record the variables ``build`` was given (by position and by identity) and mark the
+        optimizer built: the last step of every optimizer's ``build``, wrappers included."""
+        self._built_variables = variables
+        self._index = {id(v): i for i, v in enumerate(variables)}
         self._built = True
-        state.bump_structure_version(self)
+        state.bump_structure_version(self)  # compiled steps made before the build are stale
 
     def _build_option_slots(self, variables) -> None:
         # Appended to the slots (with a field and an owner), so that they are saved, loaded
@@ -487,6 +489,24 @@ class Optimizer(KerasOptimizerMethods):
         _, new_values, _ = pure(given)
         return new_values[:len(targets)], new_values[len(targets):]
 
+    def _variables_to_update(self, trainable_variables) -> list:
+        """What ``apply`` updates: the variables given, or (``None``) those it was built on."""
+        if trainable_variables is None:
+            if not self._built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be "
+                    "built on a list of variables. Call `optimizer.build(trainable_variables)` "
+                    "first, or pass the variables."
+                )
+            trainable_variables = self._built_variables
+        return list(trainable_variables)
+
+    def _build_before_apply(self, variables: list) -> None:
+        """The build a first ``apply`` does, on the host even inside a trace."""
+        if not self._built:
+            with outside_trace():  # a Keras build may write initial values into its slots
+                self.build(variables)
+
     def apply(self, grads, trainable_variables=None) -> None:
         """Update ``trainable_variables`` with ``grads`` (aligned one to one).
 
@@ -498,19 +518,9 @@ class Optimizer(KerasOptimizerMethods):
         grads = list(grads)
         if not grads:
             return
-        if trainable_variables is None:
-            if not self._built:
-                raise ValueError(
-                    "When passing `grads` without `variables`, the optimizer must already be "
-                    "built on a list of variables. Call `optimizer.build(trainable_variables)` "
-                    "first, or pass the variables."
-                )
-            trainable_variables = self._built_variables
-        trainable_variables = list(trainable_variables)
+        trainable_variables = self._variables_to_update(trainable_variables)
         _check_aligned(grads, trainable_variables)
-        if not self._built:
-            with outside_trace():  # a Keras build may write initial values into its slots
-                self.build(trainable_variables)
+        self._build_before_apply(trainable_variables)
 
         n = len(self._built_variables)
         full_grads: list = [None] * n

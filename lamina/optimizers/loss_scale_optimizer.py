@@ -23,7 +23,6 @@ from lamina.core import state
 from lamina.core.variable import Variable
 from lamina.optimizers import lookup
 from lamina.optimizers.base import Optimizer
-from lamina.optimizers.keras_methods import outside_trace
 from lamina.saving.serialization import serialize_object
 
 _UNSUPPORTED = ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema", "ema_momentum",
@@ -112,10 +111,7 @@ class LossScaleOptimizer(Optimizer):
         self._dynamic_scale = Variable(np.float32(self.initial_scale), trainable=False, dtype="float32",
                                        name=f"{self.name}/dynamic_scale")
         self.inner_optimizer.build(variables)
-        self._built_variables = variables
-        self._index = {id(v): i for i, v in enumerate(variables)}
-        self._built = True
-        state.bump_structure_version(self)
+        self._mark_built(variables)
 
     @property
     def variables(self) -> list:
@@ -173,17 +169,8 @@ class LossScaleOptimizer(Optimizer):
         optimizer if all are finite; otherwise keep every value and halve the scale."""
         state.note_consulted(self)
         grads = list(grads)
-        if trainable_variables is None:
-            if not self._built:
-                raise ValueError(
-                    "When passing `grads` without `variables`, the optimizer must already be built: "
-                    "call `optimizer.build(trainable_variables)` first, or pass the variables."
-                )
-            trainable_variables = self._built_variables
-        trainable_variables = list(trainable_variables)
-        if not self._built:
-            with outside_trace():  # an inner Keras-style build may write initial values
-                self.build(trainable_variables)
+        trainable_variables = self._variables_to_update(trainable_variables)
+        self._build_before_apply(trainable_variables)
         present = [jnp.asarray(g) for g in grads if g is not None]
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in present])) if present else jnp.bool_(True)
 

@@ -17,7 +17,6 @@ import optax
 from lamina.core import state
 from lamina.optimizers import lookup
 from lamina.optimizers.base import Optimizer
-from lamina.optimizers.keras_methods import outside_trace
 from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from lamina.saving.serialization import deserialize, serialize
 
@@ -199,10 +198,7 @@ class MultiOptimizer(Optimizer):
             if group:
                 opt.build(group)
         self._var_to_optimizer = assignment
-        self._built_variables = variables
-        self._index = {id(v): i for i, v in enumerate(variables)}
-        self._built = True
-        state.bump_structure_version(self)
+        self._mark_built(variables)
 
     @property
     def variables(self) -> list:
@@ -237,20 +233,11 @@ class MultiOptimizer(Optimizer):
         grads = list(grads)
         if not grads:
             return
-        if trainable_variables is None:
-            if not self._built:
-                raise ValueError(
-                    "When passing `grads` without `variables`, the optimizer must already be built on a "
-                    "list of variables. Call `optimizer.build(trainable_variables)` first."
-                )
-            trainable_variables = self._built_variables
-        trainable_variables = list(trainable_variables)
+        trainable_variables = self._variables_to_update(trainable_variables)
         if len(grads) != len(trainable_variables):
             raise ValueError(f"MultiOptimizer '{self.name}': received {len(grads)} gradients for "
                              f"{len(trainable_variables)} variables; they must line up one to one.")
-        if not self._built:
-            with outside_trace():  # an inner Keras-style build may write initial values
-                self.build(trainable_variables)
+        self._build_before_apply(trainable_variables)
         groups = [([], []) for _ in self._inner_optimizers]
         for g, v in zip(grads, trainable_variables):
             index = self._var_to_optimizer.get(id(v))
