@@ -3,41 +3,18 @@ same code subclassing ``keras.optimizers.Optimizer`` and ``lm.optimizers.Optimiz
 same numbers eagerly, in an ``lm.jit`` loop, through ``stateless_apply`` and in ``fit``, with
 Keras's variable order; its slots survive ``.lamina`` and ``.keras`` files both ways."""
 
-import warnings
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from optimizer_cases import READ_BACK, momentum_sgd, regression_xy, reload_three_ways, weights_and_steps
+from optimizer_cases import assert_close as _assert_close
 
 import lamina as lm
 
-RTOL, ATOL = 1e-6, 1e-6
-
-
-def momentum_sgd(base):
-    """The brief's custom optimizer, verbatim, over either library's base class."""
-
-    class MomentumSGD(base):
-        def __init__(self, learning_rate=0.01, momentum=0.9, name="momentum_sgd", **kwargs):
-            super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-            self.momentum = momentum
-
-        def build(self, var_list):
-            if self.built:
-                return
-            super().build(var_list)
-            self.momentums = self.add_optimizer_variables(var_list, "momentum")
-
-        def update_step(self, gradient, variable, learning_rate):
-            m = self.momentums[self._get_variable_index(variable)]
-            self.assign(m, self.momentum * m - learning_rate * gradient)
-            self.assign_add(variable, m)
-
-        def get_config(self):
-            return {**super().get_config(), "momentum": self.momentum}
-
-    return MomentumSGD
+assert_close = functools.partial(_assert_close, rtol=1e-6, atol=1e-6)
 
 
 def anchored_adam(base):
@@ -95,10 +72,7 @@ def classes():
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=(2,)).astype("float32")]
-    steps = [[rng.normal(size=w.shape).astype("float32") * s for w in weights] for s in (1.0, 3.0, 0.5, 1.0)]
-    return weights, steps
+    return weights_and_steps()
 
 
 def _make(cls, module, kwargs):
@@ -121,11 +95,6 @@ def _keras_run(keras, cls, kwargs, weights, steps):
 
 def _lamina_weights(weights):
     return [lm.Variable(w, name=f"w{i}") for i, w in enumerate(weights)]
-
-
-def assert_close(ours, theirs, what):
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL, err_msg=f"{what}: {i}")
 
 
 @pytest.mark.parametrize("name, kwargs", CASES, ids=[f"{n}-{sorted(k)}" for n, k in CASES])
@@ -180,10 +149,7 @@ def test_jit_loop_and_stateless_apply_match_keras(keras, classes, data):
 
 @pytest.fixture(scope="module")
 def xy():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    y = (x @ rng.normal(size=(4, 1)) + 0.1).astype("float32")
-    return x, y
+    return regression_xy()
 
 
 def _models(keras, classes, name, kwargs):
@@ -216,18 +182,12 @@ def test_fit_and_files_match_keras(keras, tmp_path, classes, xy):
     keys = list(lm.saving.weights.saved_variables(ours)[0])
     assert len([k for k in keys if k.startswith("optimizer/anchor/")]) == 4, keys
 
-    ours.save(tmp_path / "m.lamina")
-    ours.save(tmp_path / "m.keras")
-    theirs.save(tmp_path / "k.keras")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no "optimizer state is not loaded"
-        reloaded = [lm.load_model(tmp_path / "m.lamina"), lm.load_model(tmp_path / "k.keras")]
-    reloaded.append(keras.saving.load_model(tmp_path / "m.keras"))
+    reloaded = reload_three_ways(keras, ours, theirs, tmp_path)
     assert type(reloaded[0].optimizer) is ours_cls
     assert reloaded[0].optimizer.get_config() == ours.optimizer.get_config()
     for model in [theirs, *reloaded]:
         model.train_on_batch(x[:8], y[:8])
-    for model, what in zip(reloaded, ["lamina file", "Keras's file", "Keras reading lamina's file"]):
+    for model, what in zip(reloaded, READ_BACK):
         assert_close(model.get_weights(), theirs.get_weights(), f"next step: {what}")
 
 
