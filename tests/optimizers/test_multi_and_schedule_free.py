@@ -1,37 +1,22 @@
 """Keras 3's ``ScheduleFreeAdamW``, ``MultiOptimizer`` and ``OptimizerMap``: Keras's arguments,
 configs and numbers (same weights, same steps), and their state kept by saved files."""
 
-import warnings
-
 import jax.numpy as jnp
-import numpy as np
 import pytest
+from optimizer_cases import READ_BACK, assert_close, regression_xy, reload_three_ways, weights_and_steps
 
 import lamina as lm
 from lamina.saving.keras_files.config_out import to_keras
 
-RTOL, ATOL = 1e-5, 1e-6
-
-
-def assert_close(ours, theirs, what):
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL, err_msg=f"{what}: {i}")
-
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=(2,)).astype("float32")]
-    steps = [[rng.normal(size=w.shape).astype("float32") * s for w in weights] for s in (1.0, 3.0, 0.5, 1.0)]
-    return weights, steps
+    return weights_and_steps()
 
 
 @pytest.fixture(scope="module")
 def xy():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    y = (x @ rng.normal(size=(4, 1)) + 0.1).astype("float32")
-    return x, y
+    return regression_xy()
 
 
 def _models(keras, ours_opt, keras_opt):
@@ -93,16 +78,10 @@ def test_schedule_free_adamw_fit_and_files(keras, tmp_path, xy):
     assert_close(ours.get_weights(), theirs.get_weights(), "weights after fit")
     assert_close(ours.optimizer.get_weights(), [v.value for v in theirs.optimizer.variables], "slots after fit")
 
-    ours.save(tmp_path / "m.lamina")
-    ours.save(tmp_path / "m.keras")
-    theirs.save(tmp_path / "k.keras")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the optimizer state is loaded, not skipped
-        reloaded = [lm.load_model(tmp_path / "m.lamina"), lm.load_model(tmp_path / "k.keras")]
-    reloaded.append(keras.saving.load_model(tmp_path / "m.keras"))
+    reloaded = reload_three_ways(keras, ours, theirs, tmp_path)
     for model in [ours, theirs, *reloaded]:
         model.train_on_batch(x[:4], y[:4])
-    for model, what in zip(reloaded, ["lamina file", "Keras's file", "Keras reading lamina's file"]):
+    for model, what in zip(reloaded, READ_BACK):
         assert_close(model.get_weights(), theirs.get_weights(), what)
 
 
@@ -175,18 +154,12 @@ def test_multi_optimizer_fit_matches_keras_and_resumes_from_file(keras, tmp_path
     assert [v.name for v in opt.variables[:2]] == ["multi/iterations", "multi/learning_rate"]
     assert len(opt.variables) == 2 + len(adam.variables) + len(rms.variables)
 
-    ours.save(tmp_path / "m.lamina")
-    ours.save(tmp_path / "m.keras")
-    theirs.save(tmp_path / "k.keras")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the optimizer state is loaded, not skipped
-        reloaded = [lm.load_model(tmp_path / "m.lamina"), lm.load_model(tmp_path / "k.keras")]
-    reloaded.append(keras.saving.load_model(tmp_path / "m.keras"))
+    reloaded = reload_three_ways(keras, ours, theirs, tmp_path)
     assert type(reloaded[0].optimizer) is lm.optimizers.MultiOptimizer
     assert_close(reloaded[0].optimizer.get_weights(), opt.get_weights(), "optimizer state read back")
     for model in [ours, theirs, *reloaded]:
         model.train_on_batch(x[:4], y[:4])
-    for model, what in zip(reloaded, ["lamina file", "Keras's file", "Keras reading lamina's file"]):
+    for model, what in zip(reloaded, READ_BACK):
         assert_close(model.get_weights(), theirs.get_weights(), what)
 
 

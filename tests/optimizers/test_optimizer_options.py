@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from optimizer_cases import regression_xy
 
 import lamina as lm
 import lamina.optimizers  # noqa: F401  (lm.optimizers)
@@ -299,10 +300,7 @@ def test_scale_loss_and_finalize_without_options():
 
 @pytest.fixture(scope="module")
 def xy():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    y = (x @ rng.normal(size=(4, 1)) + 0.1).astype("float32")
-    return x, y
+    return regression_xy()
 
 
 def _models(keras, optimizer_kwargs, name="Adam", steps_per_execution=1):
