@@ -130,6 +130,38 @@ def _pack_columns(values):
     return pack_int4(np.asarray(values), axis=-1)[0]
 
 
+def _add_int4(layer, name, shape, scale_shape, grouped_dim, block_size):
+    """int4's variables for a ``(rows, columns)`` array ``name``: the integers packed two per
+    byte along the columns, ``<name>_scale`` of ``scale_shape``; with a ``block_size``, also
+    ``<name>_zero`` (shaped as the scale) and ``g_idx``, the group of each of the
+    ``grouped_dim`` positions along the grouped axis. Created in Keras's order."""
+    rows, columns = shape
+    setattr(layer, name, _add(layer, name, (rows, (columns + 1) // 2), "int8", "zeros"))
+    setattr(layer, f"{name}_scale", _add(layer, f"{name}_scale", scale_shape, layer.variable_dtype, "ones"))
+    if block_size is not None:
+        setattr(layer, f"{name}_zero", _add(layer, f"{name}_zero", scale_shape, "int8", "zeros"))
+        layer.g_idx = _add(layer, "g_idx", (grouped_dim,), "float32", "zeros")
+        layer.g_idx.assign(jnp.floor_divide(jnp.arange(grouped_dim, dtype="float32"), block_size))
+
+
+def _build_int4_kernel(layer, rows, columns, config):
+    """int4's kernel of a ``Dense`` / ``EinsumDense`` seen as ``(rows, columns)`` (rows reduced):
+    one scale per column, or per column and group of ``block_size`` rows."""
+    layer.inputs_quantizer = _inputs_quantizer(config, None)
+    block_size = _block_size(layer, config)
+    scale_shape = (columns,) if block_size is None else (math.ceil(rows / block_size), columns)
+    _add_int4(layer, "kernel", (rows, columns), scale_shape, rows, block_size)
+
+
+def _replace_float(layer, name, build, shape, config, values):
+    """Swap the float variable ``name`` for the quantized ones ``build`` creates, holding
+    ``values``, and give the layer its quantized policy."""
+    delattr(layer, name)
+    build(layer, shape, config.mode, config)
+    _assign(layer, values)
+    finish(layer, config)
+
+
 # -- Dense -------------------------------------------------------------------------------------
 
 
@@ -152,10 +184,7 @@ def quantize_dense(layer, mode, config, type_check, cls):
             quantized, values["kernel_scale"], values["kernel_zero"] = abs_max_quantize_grouped_with_zero_point(
                 kernel, block_size=block_size)
         values["kernel"] = _pack_columns(quantized)
-    del layer.kernel
-    build_dense(layer, kernel.shape, config.mode, config)
-    _assign(layer, values)
-    finish(layer, config)
+    _replace_float(layer, "kernel", build_dense, kernel.shape, config, values)
 
 
 def build_dense(layer, kernel_shape, mode, config=None):
@@ -166,15 +195,7 @@ def build_dense(layer, kernel_shape, mode, config=None):
         layer.kernel = _add(layer, "kernel", kernel_shape, "int8", "zeros")
         layer.kernel_scale = _add(layer, "kernel_scale", (units,), layer.variable_dtype, "ones")
     elif mode == "int4":
-        layer.inputs_quantizer = _inputs_quantizer(config, None)
-        block_size = _block_size(layer, config)
-        layer.kernel = _add(layer, "kernel", (input_dim, (units + 1) // 2), "int8", "zeros")
-        scale_shape = (units,) if block_size is None else (math.ceil(input_dim / block_size), units)
-        layer.kernel_scale = _add(layer, "kernel_scale", scale_shape, layer.variable_dtype, "ones")
-        if block_size is not None:
-            layer.kernel_zero = _add(layer, "kernel_zero", scale_shape, "int8", "zeros")
-            layer.g_idx = _add(layer, "g_idx", (input_dim,), "float32", "zeros")
-            layer.g_idx.assign(jnp.floor_divide(jnp.arange(input_dim, dtype="float32"), block_size))
+        _build_int4_kernel(layer, input_dim, units, config)
     else:
         raise _mode_error(layer, mode)
 
@@ -309,10 +330,7 @@ def quantize_einsum_dense(layer, mode, config, type_check, cls):
             quantized, values["kernel_scale"], values["kernel_zero"] = abs_max_quantize_grouped_with_zero_point(
                 flat, block_size=block_size)
         values["kernel"] = _pack_columns(quantized)
-    del layer.kernel
-    build_einsum_dense(layer, kernel.shape, config.mode, config)
-    _assign(layer, values)
-    finish(layer, config)
+    _replace_float(layer, "kernel", build_einsum_dense, kernel.shape, config, values)
 
 
 def build_einsum_dense(layer, kernel_shape, mode, config=None):
@@ -327,16 +345,7 @@ def build_einsum_dense(layer, kernel_shape, mode, config=None):
         scale_shape = axes.for_output(jnp.ones(kept), "kernel").shape
         layer.kernel_scale = _add(layer, "kernel_scale", scale_shape, layer.variable_dtype, "ones")
     elif mode == "int4":
-        layer.inputs_quantizer = _inputs_quantizer(config, None)
-        block_size = _block_size(layer, config)
-        rows, columns = _rows_columns(layer, kernel_shape)
-        layer.kernel = _add(layer, "kernel", (rows, (columns + 1) // 2), "int8", "zeros")
-        scale_shape = (columns,) if block_size is None else (math.ceil(rows / block_size), columns)
-        layer.kernel_scale = _add(layer, "kernel_scale", scale_shape, layer.variable_dtype, "ones")
-        if block_size is not None:
-            layer.kernel_zero = _add(layer, "kernel_zero", scale_shape, "int8", "zeros")
-            layer.g_idx = _add(layer, "g_idx", (rows,), "float32", "zeros")
-            layer.g_idx.assign(jnp.floor_divide(jnp.arange(rows, dtype="float32"), block_size))
+        _build_int4_kernel(layer, *_rows_columns(layer, kernel_shape), config)
     else:
         raise _mode_error(layer, mode)
 
@@ -406,10 +415,7 @@ def quantize_embedding(layer, mode, config, type_check, cls):
             quantized = np.asarray(quantized).T
             values["embeddings_scale"], values["embeddings_zero"] = scale.T, zero.T
         values["embeddings"] = _pack_columns(quantized)
-    del layer.embeddings
-    build_embedding(layer, table.shape, config.mode, config)
-    _assign(layer, values)
-    finish(layer, config)
+    _replace_float(layer, "embeddings", build_embedding, table.shape, config, values)
 
 
 def build_embedding(layer, table_shape, mode, config=None):
@@ -420,13 +426,8 @@ def build_embedding(layer, table_shape, mode, config=None):
         layer.embeddings_scale = _add(layer, "embeddings_scale", (input_dim,), layer.variable_dtype, "ones")
     elif mode == "int4":
         block_size = _block_size(layer, config)
-        layer.embeddings = _add(layer, "embeddings", (input_dim, (output_dim + 1) // 2), "int8", "zeros")
         scale_shape = (input_dim,) if block_size is None else (input_dim, math.ceil(output_dim / block_size))
-        layer.embeddings_scale = _add(layer, "embeddings_scale", scale_shape, layer.variable_dtype, "ones")
-        if block_size is not None:
-            layer.embeddings_zero = _add(layer, "embeddings_zero", scale_shape, "int8", "zeros")
-            layer.g_idx = _add(layer, "g_idx", (output_dim,), "float32", "zeros")
-            layer.g_idx.assign(jnp.floor_divide(jnp.arange(output_dim, dtype="float32"), block_size))
+        _add_int4(layer, "embeddings", table_shape, scale_shape, output_dim, block_size)
     else:
         raise _mode_error(layer, mode)
 
