@@ -33,6 +33,14 @@ def _layers():
     return layers
 
 
+def _preprocessed(kind, name, dtype, output_mode, layer_class, **arguments):
+    """A ``Feature`` whose preprocessor is ``lm.layers.<layer_class>(**arguments)``, named
+    ``<name>_preprocessor`` as Keras names it (``name`` defaults to a fresh ``kind`` name)."""
+    name = name or unique_name(kind)
+    preprocessor = getattr(_layers(), layer_class)(name=f"{name}_preprocessor", **arguments)
+    return Feature(dtype, preprocessor, output_mode)
+
+
 @register_builtin
 class Cross:
     """A feature cross of a ``FeatureSpace``: ``feature_names`` hashed together into
@@ -139,50 +147,38 @@ class FeatureSpace(Layer):
 
     @classmethod
     def float(cls, name=None):
-        name = name or unique_name("float")
-        return Feature("float32", _layers().Identity(name=f"{name}_preprocessor"), "float")
+        return _preprocessed("float", name, "float32", "float", "Identity")
 
     @classmethod
     def float_rescaled(cls, scale=1.0, offset=0.0, name=None):
-        name = name or unique_name("float_rescaled")
-        return Feature("float32", _layers().Rescaling(scale=scale, offset=offset, name=f"{name}_preprocessor"),
-                       "float")
+        return _preprocessed("float_rescaled", name, "float32", "float", "Rescaling", scale=scale, offset=offset)
 
     @classmethod
     def float_normalized(cls, name=None):
-        name = name or unique_name("float_normalized")
-        return Feature("float32", _layers().Normalization(axis=-1, name=f"{name}_preprocessor"), "float")
+        return _preprocessed("float_normalized", name, "float32", "float", "Normalization", axis=-1)
 
     @classmethod
     def float_discretized(cls, num_bins, bin_boundaries=None, output_mode="one_hot", name=None):
-        name = name or unique_name("float_discretized")
-        layer = _layers().Discretization(num_bins=None if bin_boundaries is not None else num_bins,
-                                         bin_boundaries=bin_boundaries, name=f"{name}_preprocessor")
-        return Feature("float32", layer, output_mode)
+        return _preprocessed("float_discretized", name, "float32", output_mode, "Discretization",
+                             num_bins=None if bin_boundaries is not None else num_bins, bin_boundaries=bin_boundaries)
 
     @classmethod
     def integer_categorical(cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None):
-        name = name or unique_name("integer_categorical")
-        layer = _layers().IntegerLookup(name=f"{name}_preprocessor", max_tokens=max_tokens,
-                                        num_oov_indices=num_oov_indices)
-        return Feature("int32", layer, output_mode)
+        return _preprocessed("integer_categorical", name, "int32", output_mode, "IntegerLookup",
+                             max_tokens=max_tokens, num_oov_indices=num_oov_indices)
 
     @classmethod
     def string_categorical(cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None):
-        name = name or unique_name("string_categorical")
-        layer = _layers().StringLookup(name=f"{name}_preprocessor", max_tokens=max_tokens,
-                                       num_oov_indices=num_oov_indices)
-        return Feature("string", layer, output_mode)
+        return _preprocessed("string_categorical", name, "string", output_mode, "StringLookup",
+                             max_tokens=max_tokens, num_oov_indices=num_oov_indices)
 
     @classmethod
     def string_hashed(cls, num_bins, output_mode="one_hot", name=None):
-        name = name or unique_name("string_hashed")
-        return Feature("string", _layers().Hashing(name=f"{name}_preprocessor", num_bins=num_bins), output_mode)
+        return _preprocessed("string_hashed", name, "string", output_mode, "Hashing", num_bins=num_bins)
 
     @classmethod
     def integer_hashed(cls, num_bins, output_mode="one_hot", name=None):
-        name = name or unique_name("integer_hashed")
-        return Feature("int32", _layers().Hashing(name=f"{name}_preprocessor", num_bins=num_bins), output_mode)
+        return _preprocessed("integer_hashed", name, "int32", output_mode, "Hashing", num_bins=num_bins)
 
     # -- construction -----------------------------------------------------------------------------
 
