@@ -38,6 +38,8 @@ MODULES = [
     ("distribution", "lamina.distribution", "lm.distribution", "Device meshes, layouts and distributions."),
     ("mixed_precision", "lamina.mixed_precision", "lm.mixed_precision", "Dtype policies for mixed precision."),
     ("quantizers", "lamina.quantizers", "lm.quantizers", "Quantizers and quantization configs for `model.quantize`."),
+    ("config", "lamina.config", "lm.config", "Keras's global settings: floatx, epsilon, image data format, safe mode, logging."),
+    ("backend", "lamina.backend", "lm.backend", "Keras's backend helpers: dtypes, uids, `clear_session`."),
 ]
 
 _FAMILY_TITLES = {"Rnn": "Recurrent"}

@@ -10,7 +10,9 @@ The state mechanism is ``lamina/core/state.py``; variables ``lamina/core/variabl
 
 from lamina import (
     activations,
+    backend,
     callbacks,
+    config,
     constraints,
     data,
     distribution,
@@ -69,7 +71,9 @@ __all__ = [
     "Variable",
     "__version__",
     "activations",
+    "backend",
     "callbacks",
+    "config",
     "constraints",
     "data",
     "distribution",

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from lamina.core import settings
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import Configurable, object_family
-
-_EPSILON = 1e-7  # Keras's backend.epsilon(): keeps all-zero vectors from dividing by zero.
 
 
 def _axis(axis):
@@ -59,7 +58,7 @@ class MaxNorm(Constraint):
         w = jnp.asarray(w)
         norms = _norms(w, self.axis)
         desired = jnp.clip(norms, 0, self.max_value)
-        return w * (desired / (_EPSILON + norms))
+        return w * (desired / (settings.epsilon() + norms))
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
@@ -86,7 +85,7 @@ class MinMaxNorm(Constraint):
         norms = _norms(w, self.axis)
         desired = (self.rate * jnp.clip(norms, self.min_value, self.max_value)
                    + (1 - self.rate) * norms)
-        return w * (desired / (_EPSILON + norms))
+        return w * (desired / (settings.epsilon() + norms))
 
     def get_config(self):
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
@@ -121,7 +120,7 @@ class UnitNorm(Constraint):
 
     def __call__(self, w):
         w = jnp.asarray(w)
-        return w / (_EPSILON + _norms(w, self.axis))
+        return w / (settings.epsilon() + _norms(w, self.axis))
 
     def get_config(self):
         return {"axis": self.axis}

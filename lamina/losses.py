@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lamina.core import settings
 from lamina.core.arrays import as_jax_array
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.variable import Variable
@@ -49,7 +50,6 @@ from lamina.losses_ctc_circle import circle, ctc
 from lamina.saving.object_registry import register_builtin, register_family
 from lamina.saving.serialization import Configurable, deserialize_object, serialize_object
 
-EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON].
 _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
@@ -84,7 +84,7 @@ def _pair(y_true, y_pred, align=True):
 
 
 def _clip_probabilities(p):
-    return jnp.clip(p, EPSILON, 1.0 - EPSILON)
+    return jnp.clip(p, settings.epsilon(), 1.0 - settings.epsilon())
 
 
 def _divide_no_nan(x, y):
@@ -103,7 +103,7 @@ def _canonical_axis(axis, ndim):
 def _l2_normalize(x, axis):
     # Keras's ops.normalize(order=2): x * min(rsqrt(sum(x^2)), 1/eps), so zero vectors stay 0.
     inv_norm = jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
-    return x * jnp.minimum(inv_norm, jnp.asarray(1.0 / EPSILON, x.dtype))
+    return x * jnp.minimum(inv_norm, jnp.asarray(1.0 / settings.epsilon(), x.dtype))
 
 
 # -- reduction (keras/src/losses/loss.py) --------------------------------------------------
@@ -389,7 +389,7 @@ def mean_absolute_percentage_error(y_true, y_pred):
         25.0
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    epsilon = jnp.asarray(EPSILON, y_pred.dtype)
+    epsilon = jnp.asarray(settings.epsilon(), y_pred.dtype)
     diff = jnp.abs((y_true - y_pred) / jnp.maximum(jnp.abs(y_true), epsilon))
     return 100.0 * jnp.mean(diff, axis=-1)
 
@@ -402,7 +402,7 @@ def mean_squared_logarithmic_error(y_true, y_pred):
         1.0
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    epsilon = jnp.asarray(EPSILON, y_pred.dtype)
+    epsilon = jnp.asarray(settings.epsilon(), y_pred.dtype)
     first_log = jnp.log(jnp.maximum(y_pred, epsilon) + 1.0)
     second_log = jnp.log(jnp.maximum(y_true, epsilon) + 1.0)
     return jnp.mean(jnp.square(first_log - second_log), axis=-1)
@@ -453,8 +453,8 @@ def kl_divergence(y_true, y_pred):
         0.1438
     """
     y_true, y_pred = _pair(y_true, y_pred, align=False)
-    y_true = jnp.clip(y_true, EPSILON, 1.0)
-    y_pred = jnp.clip(y_pred, EPSILON, 1.0)
+    y_true = jnp.clip(y_true, settings.epsilon(), 1.0)
+    y_pred = jnp.clip(y_pred, settings.epsilon(), 1.0)
     return jnp.sum(y_true * jnp.log(y_true / y_pred), axis=-1)
 
 
@@ -466,7 +466,7 @@ def poisson(y_true, y_pred):
         1.0
     """
     y_true, y_pred = _pair(y_true, y_pred, align=False)
-    epsilon = jnp.asarray(EPSILON, y_pred.dtype)
+    epsilon = jnp.asarray(settings.epsilon(), y_pred.dtype)
     return jnp.mean(y_pred - y_true * jnp.log(y_pred + epsilon), axis=-1)
 
 
@@ -658,7 +658,7 @@ def dice(y_true, y_pred, axis=None):
     y_pred = _prediction(y_pred)
     y_true = _tensor(y_true, y_pred.dtype)
     intersection = jnp.sum(y_true * y_pred, axis=axis)
-    total = jnp.sum(y_true, axis=axis) + jnp.sum(y_pred, axis=axis) + EPSILON
+    total = jnp.sum(y_true, axis=axis) + jnp.sum(y_pred, axis=axis) + settings.epsilon()
     return 1 - 2.0 * intersection / total
 
 
@@ -677,7 +677,7 @@ def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
     intersection = jnp.sum(y_true * y_pred, axis=axis)
     missed = jnp.sum((1 - y_pred) * y_true, axis=axis)
     extra = jnp.sum(y_pred * (1 - y_true), axis=axis)
-    return 1 - intersection / (intersection + missed * alpha + extra * beta + EPSILON)
+    return 1 - intersection / (intersection + missed * alpha + extra * beta + settings.epsilon())
 
 
 def _sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lamina.losses import EPSILON
+from lamina.core import settings
 from lamina.metrics.base import MeanMetricWrapper, squeeze_or_expand_to_same_rank, to_array
 
 
@@ -48,7 +48,7 @@ def concordance_correlation(y_true, y_pred, axis=-1):
     # centred y_pred sums to zero along the axis.
     covariance = (y_true - pred_mean) * (y_pred - pred_mean)
     norm = true_var + pred_var + jnp.square(true_mean - pred_mean)
-    return jnp.mean(2 * covariance / (norm + EPSILON), axis=axis)
+    return jnp.mean(2 * covariance / (norm + settings.epsilon()), axis=axis)
 
 
 class PearsonCorrelation(MeanMetricWrapper):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lamina.losses import EPSILON
+from lamina.core import settings
 from lamina.metrics.base import Metric, to_array
 
 
@@ -84,13 +84,13 @@ class FBetaScore(Metric):
         if self._classes is None:
             return jnp.asarray(0.0, self.dtype)
         tp = self.true_positives.value
-        precision = tp / (tp + self.false_positives.value + EPSILON)
-        recall = tp / (tp + self.false_negatives.value + EPSILON)
+        precision = tp / (tp + self.false_positives.value + settings.epsilon())
+        recall = tp / (tp + self.false_negatives.value + settings.epsilon())
         beta2 = self.beta ** 2
-        score = (1 + beta2) * precision * recall / (beta2 * precision + recall + EPSILON)
+        score = (1 + beta2) * precision * recall / (beta2 * precision + recall + settings.epsilon())
         if self.average == "weighted":
             weights = self.intermediate_weights.value
-            return jnp.sum(score * weights / (jnp.sum(weights) + EPSILON))
+            return jnp.sum(score * weights / (jnp.sum(weights) + settings.epsilon()))
         if self.average is not None:
             return jnp.mean(score)
         return score

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.core import settings
 from lamina.core.variable import Variable
-from lamina.losses import EPSILON
 from lamina.metrics.base import Metric, to_array
 
 
@@ -120,8 +120,8 @@ def _mean_iou(cm, target_class_ids):
     ids = jnp.asarray(target_class_ids, "int32")
     tp, denominator = tp[ids], denominator[ids]
     valid = denominator > 1e-9  # a class never seen (neither labelled nor predicted) does not count
-    iou = jnp.where(valid, tp / (denominator + EPSILON), 0.0)
-    return jnp.sum(iou) / (jnp.sum(valid.astype("float32")) + EPSILON)
+    iou = jnp.where(valid, tp / (denominator + settings.epsilon()), 0.0)
+    return jnp.sum(iou) / (jnp.sum(valid.astype("float32")) + settings.epsilon())
 
 
 class IoU(_IoUBase):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.core import settings
+
 _MIXED = {"mixed_float16": ("float16", "float32"), "mixed_bfloat16": ("bfloat16", "float32")}
 _PLAIN = ("float16", "bfloat16", "float32", "float64")
 POLICY_NAMES = (*_PLAIN, *_MIXED)
@@ -97,6 +99,7 @@ class DTypePolicy:
 
 
 _global = {"policy": None}
+_default = {}  # the policy of lm.config.floatx() while no global policy is set
 # Quantized policies ("int8_from_float32") live in quantized.py, which subclasses DTypePolicy
 # and so installs its parser here: (mode prefixes, parse(name), {class name: class}).
 _quantized = {"modes": (), "parse": None, "classes": {}}
@@ -123,7 +126,8 @@ def set_dtype_policy(policy) -> None:
 
 
 def dtype_policy() -> DTypePolicy:
-    """The global policy (``DTypePolicy("float32")`` unless ``set_dtype_policy`` changed it).
+    """The global policy: the one ``set_dtype_policy`` set, else ``DTypePolicy(floatx)``
+    (``lm.config.floatx()``, ``"float32"`` unless ``lm.config.set_floatx`` changed it).
 
     Example:
         >>> import lamina as lm
@@ -131,9 +135,12 @@ def dtype_policy() -> DTypePolicy:
         <DTypePolicy "float32">
     """
     policy = _global["policy"]
-    if policy is None:
-        policy = _global["policy"] = DTypePolicy("float32")
-    return policy
+    if policy is not None:
+        return policy
+    floatx = settings.floatx()
+    if _default.get("name") != floatx:  # one policy object per floatx, not one per layer
+        _default.update(name=floatx, policy=DTypePolicy(floatx))
+    return _default["policy"]
 
 
 # Keras 2 / tf.keras's names, kept by Keras 3 in keras.mixed_precision.

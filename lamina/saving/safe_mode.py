@@ -12,11 +12,21 @@ import contextlib
 import threading
 
 _state = threading.local()
+_unsafe_everywhere = {"on": False}  # lm.config.enable_unsafe_deserialization()
 
 
 def in_safe_mode() -> bool:
-    """True inside ``lm.load_model(..., safe_mode=True)`` (and ``safe_mode_scope(True)``)."""
-    return getattr(_state, "safe", False)
+    """True inside ``lm.load_model(..., safe_mode=True)`` (and ``safe_mode_scope(True)``),
+    unless ``enable_unsafe_deserialization()`` turned safe mode off for the process."""
+    return getattr(_state, "safe", False) and not _unsafe_everywhere["on"]
+
+
+def enable_unsafe_deserialization() -> None:
+    """Turn safe mode off for every later load in this process, as
+    ``keras.config.enable_unsafe_deserialization()``: ``load_model`` then accepts Lambda
+    layers (whose functions the program must still register; a file never carries code)
+    without ``safe_mode=False``."""
+    _unsafe_everywhere["on"] = True
 
 
 @contextlib.contextmanager

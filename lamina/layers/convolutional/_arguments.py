@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 
 from lamina import constraints, initializers, regularizers
+from lamina.core import settings
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -35,9 +36,9 @@ def _as_int(value) -> int:
 
 
 def normalize_data_format(value, owner) -> str:
-    """``None`` means ``"channels_last"`` (lamina has no global image data format setting)."""
+    """``None`` means ``lm.config.image_data_format()`` (``"channels_last"`` unless set)."""
     if value is None:
-        return "channels_last"
+        return settings.image_data_format()
     data_format = str(value).lower()
     if data_format not in DATA_FORMATS:
         raise ValueError(f"{owner}: `data_format` must be one of {DATA_FORMATS}, got {value!r}.")
