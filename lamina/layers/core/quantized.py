@@ -25,7 +25,6 @@ import numpy as np
 from lamina.quantizers.config import QuantizationConfig, resolve
 from lamina.quantizers.quantizers import (
     AbsMaxQuantizer,
-    abs_max_quantize,
     abs_max_quantize_grouped_with_zero_point,
     dequantize_with_sz_map,
     pack_int4,
@@ -153,6 +152,25 @@ def _build_int4_kernel(layer, rows, columns, config):
     _add_int4(layer, "kernel", (rows, columns), scale_shape, rows, block_size)
 
 
+def _int4_per_column():
+    return AbsMaxQuantizer(axis=0, value_range=(-8, 7), output_dtype="int8")
+
+
+def _int4_kernel_values(kernel, block_size, per_column):
+    """int4's ``kernel`` (packed), ``kernel_scale`` (and ``kernel_zero``) values for a
+    ``(rows, columns)`` kernel: ``per_column`` quantizes it with one scale per column, or a
+    ``block_size`` gives one scale and zero point per column and group of rows."""
+    values = {}
+    if block_size is None:
+        quantized, scale = per_column(kernel, to_numpy=True)
+        values["kernel_scale"] = jnp.squeeze(scale, axis=0)
+    else:
+        quantized, values["kernel_scale"], values["kernel_zero"] = abs_max_quantize_grouped_with_zero_point(
+            kernel, block_size=block_size)
+    values["kernel"] = _pack_columns(quantized)
+    return values
+
+
 def _replace_float(layer, name, build, shape, config, values):
     """Swap the float variable ``name`` for the quantized ones ``build`` creates, holding
     ``values``, and give the layer its quantized policy."""
@@ -168,22 +186,13 @@ def _replace_float(layer, name, build, shape, config, values):
 def quantize_dense(layer, mode, config, type_check, cls):
     config = start(layer, mode, config, type_check, cls)
     kernel = np.asarray(layer.kernel.value)
-    values = {}
     if config.mode == "int8":
         quantizer = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=0))
-        values["kernel"], scale = quantizer(kernel, to_numpy=True)
-        values["kernel_scale"] = jnp.squeeze(scale, axis=0)
+        quantized, scale = quantizer(kernel, to_numpy=True)
+        values = {"kernel": quantized, "kernel_scale": jnp.squeeze(scale, axis=0)}
     else:
-        block_size = _block_size(layer, config)
-        if block_size is None:
-            quantizer = QuantizationConfig.weight_quantizer_or_default(
-                config, AbsMaxQuantizer(axis=0, value_range=(-8, 7), output_dtype="int8"))
-            quantized, scale = quantizer(kernel, to_numpy=True)
-            values["kernel_scale"] = jnp.squeeze(scale, axis=0)
-        else:
-            quantized, values["kernel_scale"], values["kernel_zero"] = abs_max_quantize_grouped_with_zero_point(
-                kernel, block_size=block_size)
-        values["kernel"] = _pack_columns(quantized)
+        per_column = QuantizationConfig.weight_quantizer_or_default(config, _int4_per_column())
+        values = _int4_kernel_values(kernel, _block_size(layer, config), per_column)
     _replace_float(layer, "kernel", build_dense, kernel.shape, config, values)
 
 
@@ -315,21 +324,14 @@ def quantize_einsum_dense(layer, mode, config, type_check, cls):
     config = start(layer, mode, config, type_check, cls)
     axes = _einsum_axes(layer)
     kernel = np.asarray(layer.kernel.value)
-    values = {}
     if config.mode == "int8":
         quantizer = QuantizationConfig.weight_quantizer_or_default(config, AbsMaxQuantizer(axis=axes.kernel_reduced))
-        values["kernel"], scale = quantizer(kernel, to_numpy=True)
-        values["kernel_scale"] = axes.for_output(scale, "kernel")
+        quantized, scale = quantizer(kernel, to_numpy=True)
+        values = {"kernel": quantized, "kernel_scale": axes.for_output(scale, "kernel")}
     else:
-        block_size = _block_size(layer, config)
+        # Keras's EinsumDense quantizes int4 kernels its own way, whatever the config's weight quantizer.
         flat = kernel.reshape(_rows_columns(layer, kernel.shape))
-        if block_size is None:
-            quantized, scale = abs_max_quantize(flat, axis=0, value_range=(-8, 7), dtype="int8", to_numpy=True)
-            values["kernel_scale"] = jnp.squeeze(scale, axis=0)
-        else:
-            quantized, values["kernel_scale"], values["kernel_zero"] = abs_max_quantize_grouped_with_zero_point(
-                flat, block_size=block_size)
-        values["kernel"] = _pack_columns(quantized)
+        values = _int4_kernel_values(flat, _block_size(layer, config), _int4_per_column())
     _replace_float(layer, "kernel", build_einsum_dense, kernel.shape, config, values)
 
 
