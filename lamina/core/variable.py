@@ -19,6 +19,8 @@ from lamina.distribution import placement
 
 _serials = itertools.count()
 _init_mode = threading.local()
+_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")  # Keras's values
+_SYNCHRONIZATIONS = (None, "none", "auto", "on_write", "on_read")
 _FLOATS = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 
 
@@ -125,12 +127,27 @@ class Variable:
 
     __slots__ = (
         "_value", "_shape", "_dtype", "_trainable", "_name", "_name_given", "_owner", "_serial",
-        "regularizer", "constraint", "_lm_structure_stamp", "_autocast", "__weakref__",
+        "regularizer", "constraint", "_lm_structure_stamp", "_autocast", "_aggregation", "_synchronization",
+        "__weakref__",
     )
     __array_priority__ = 100  # NumPy defers ``ndarray + Variable`` to our __radd__.
 
-    def __init__(self, initial_value, *, trainable=True, dtype=None, name=None, shape=None,
-                 regularizer=None, constraint=None, layout=None, autocast=True):
+    def __init__(self, initial_value=None, *, trainable=True, dtype=None, name=None, shape=None,
+                 regularizer=None, constraint=None, layout=None, autocast=True, initializer=None,
+                 aggregation="none", synchronization="auto"):
+        # Keras names the first argument ``initializer``; either name works, not both.
+        if (initial_value is None) == (initializer is None):
+            raise TypeError(f"Variable{f' {name!r}' if name else ''} needs an initial value: pass one of "
+                            "`initial_value` (or Keras's name, `initializer`), not both and not neither.")
+        initial_value = initial_value if initializer is None else initializer
+        if aggregation not in _AGGREGATIONS or synchronization not in _SYNCHRONIZATIONS:
+            raise ValueError(f"Variable{f' {name!r}' if name else ''}: aggregation must be one of "
+                             f"{list(_AGGREGATIONS)} and synchronization one of {list(_SYNCHRONIZATIONS)}; "
+                             f"got {aggregation!r}, {synchronization!r}.")
+        # Keras's replica settings: recorded for code that reads them; under jax.sharding every
+        # variable has one global value, so there is nothing to aggregate or synchronize.
+        self._aggregation = "none" if aggregation is None else aggregation
+        self._synchronization = "none" if synchronization is None else synchronization
         with jax.ensure_compile_time_eval():
             value = _initial_array(initial_value, shape, dtype, name, layout, trainable)
         self._value = value
@@ -276,6 +293,18 @@ class Variable:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def aggregation(self) -> str:
+        """Keras's replica aggregation (``"none"``, ``"mean"``, ``"sum"``,
+        ``"only_first_replica"``); recorded only, as every variable has one global value."""
+        return self._aggregation
+
+    @property
+    def synchronization(self) -> str:
+        """Keras's replica synchronization (``"auto"``, ``"on_write"``, ``"on_read"``,
+        ``"none"``); recorded only, as every variable has one global value."""
+        return self._synchronization
 
     @property
     def path(self) -> str:

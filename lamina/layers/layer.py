@@ -398,7 +398,7 @@ class Layer:
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
                    name=None, regularizer=None, constraint=None, autocast=True,
-                   aggregation="none") -> Variable:
+                   aggregation="none", overwrite_with_gradient=False) -> Variable:
         """Create a variable owned by this layer and track it.
 
         ``initializer`` is an initializer object or name (``"zeros"``, ``"random_normal"``...);
@@ -407,8 +407,9 @@ class Layer:
         ``constraint`` is applied after each optimizer update. ``dtype`` defaults to the
         layer's variable dtype; ``autocast=False`` keeps a float weight in its own dtype inside
         ``call`` under a mixed policy. ``aggregation`` (Keras's replica aggregation) is
-        checked and needs nothing here: under ``jax.sharding`` every variable has one global
-        value.
+        checked and recorded on the variable; it needs nothing more: under ``jax.sharding``
+        every variable has one global value. Keras's ``overwrite_with_gradient=True`` (float8
+        training's scales) is refused: lamina's optimizers do not implement it.
 
         Example:
             >>> import lamina as lm
@@ -423,6 +424,10 @@ class Layer:
         if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
             raise ValueError(f"Layer '{self.path}': add_weight(aggregation=...) must be one of None, 'none', "
                              f"'mean', 'sum', 'only_first_replica'; got {aggregation!r}.")
+        if overwrite_with_gradient:
+            raise ValueError(f"Layer '{self.path}': add_weight(overwrite_with_gradient=True) is not supported: "
+                             "lamina's optimizers always apply their update rule (Keras uses it for float8 "
+                             "training, which lamina does not implement).")
         dtype = jnp.dtype(dtype) if dtype is not None else self._lm_dtype
         if initializer is None:
             initializer = "glorot_uniform" if jnp.issubdtype(dtype, jnp.floating) else "zeros"
@@ -433,7 +438,7 @@ class Layer:
         variable = Variable(
             initializer, shape=shape, dtype=dtype,
             trainable=trainable, name=name, regularizer=regularizers.get(regularizer),
-            constraint=constraints.get(constraint), layout=layout, autocast=autocast,
+            constraint=constraints.get(constraint), layout=layout, autocast=autocast, aggregation=aggregation,
         )
         variable._attach(self, name)  # unnamed: named after the attribute it is stored in
         self._lm_added = self._lm_added + [variable]

@@ -41,3 +41,22 @@ def test_bad_arguments_name_the_layer():
         layer.add_weight("kernel", (2, 2))
     with pytest.raises(ValueError, match=r"'head'.*aggregation.*'median'"):
         layer.add_weight(shape=(2,), aggregation="median")
+    with pytest.raises(ValueError, match=r"'head'.*overwrite_with_gradient=True"):
+        layer.add_weight(shape=(2,), overwrite_with_gradient=True)
+
+
+def test_variables_take_and_report_keras_replica_settings(keras):
+    """Keras's Variable(initializer=..., aggregation=..., synchronization=...) and what
+    add_weight records; values equal Keras's."""
+    ours = lm.Variable(initializer="ones", shape=(2,), aggregation="mean", synchronization="on_read", name="v")
+    theirs = keras.Variable(initializer="ones", shape=(2,), aggregation="mean", synchronization="on_read", name="v")
+    assert (ours.aggregation, ours.synchronization) == (theirs.aggregation, theirs.synchronization)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert lm.Variable(np.zeros(2)).aggregation == keras.Variable(np.zeros(2)).aggregation
+    layer = Counter()
+    layer(np.ones((1, 3), "float32"))
+    assert layer.total.aggregation == "sum" and layer.calls.aggregation == "none"
+    with pytest.raises(TypeError, match="initial value"):
+        lm.Variable()
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        lm.Variable(np.zeros(2), aggregation="median")
