@@ -918,3 +918,27 @@ def test_direct_build_marks_the_layer_built_so_weights_set_after_it_are_used():
     plain = Plain()
     plain.build((None, 3))
     assert plain.built
+
+
+def test_input_spec_takes_keras_arguments_and_round_trips_its_config(keras):
+    """Keras's InputSpec(dtype, shape, ndim, ..., allow_last_axis_squeeze, name, optional):
+    the same config keys, and a layer whose spec fixes a shape names the axis that differs."""
+    ours = lm.layers.InputSpec(shape=(None, 4), dtype="float32")
+    theirs = keras.layers.InputSpec(shape=(None, 4), dtype="float32")
+    assert ours.get_config() == theirs.get_config()
+    assert lm.layers.InputSpec.from_config(ours.get_config()).get_config() == ours.get_config()
+
+    class Fixed(lm.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.input_spec = lm.layers.InputSpec(shape=(None, 4))
+
+        def call(self, x):
+            return x * 2
+
+    layer = Fixed(name="fixed")
+    assert layer(np.ones((3, 4))).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"fixed.*expected shape \(None, 4\).*got input of shape \(3, 5\)"):
+        layer(np.ones((3, 5)))
+    squeezable = lm.layers.InputSpec(shape=(None, 4), allow_last_axis_squeeze=True)
+    assert squeezable.problem((2, 4, 1)) is None and squeezable.problem((2, 5)) == "axis 1"
