@@ -34,6 +34,10 @@ def own_variables(layer) -> list:
 
 def save_default(layer, store) -> None:
     """``store["0"]``, ``store["1"]``, ...: the layer's own variables (``own_variables``)."""
+    if layer.__dict__.get("lora_enabled"):  # Keras merges the LoRA product into the kernel
+        from lamina.layers.core import lora
+
+        return lora.save_merged(layer, store)
     for index, variable in enumerate(own_variables(layer)):
         store[str(index)] = variable
 
@@ -41,7 +45,16 @@ def save_default(layer, store) -> None:
 def load_default(layer, store) -> None:
     """Assign the layer's own variables from ``store["0"]``, ``store["1"]``, ... after checking
     every key and shape (nothing changes when one does not fit)."""
-    variables = own_variables(layer)
+    if layer.__dict__.get("lora_enabled"):  # the merged kernel; Keras zeroes the factors
+        from lamina.layers.core import lora
+
+        return lora.load_merged(layer, store)
+    check_and_assign(layer, store, own_variables(layer))
+
+
+def check_and_assign(layer, store, variables) -> None:
+    """Assign ``variables`` from ``store["0"]``, ``store["1"]``, ... once every key and shape
+    fits."""
     expected = [str(i) for i in range(len(variables))]
     keys = sorted(store.keys(), key=lambda k: (len(str(k)), str(k)))
     if keys != expected:

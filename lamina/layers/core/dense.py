@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
 from lamina.core.variable import Variable
-from lamina.layers.core import quantized
+from lamina.layers.core import lora, quantized
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.output_specs import OutputSpec, input_dtype_in_call, keeps_shape_and_dtype, promoted, read_dtype
@@ -30,7 +30,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 quantization_config=None, **kwargs):
+                 quantization_config=None, lora_rank=None, lora_alpha=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}.")
@@ -44,6 +44,7 @@ class Dense(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.quantization_config = quantized.config_from(quantization_config)
+        lora.init(self, lora_rank, lora_alpha)
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True  # as Keras 3: a timestep mask survives a per-step Dense
 
@@ -63,11 +64,14 @@ class Dense(Layer):
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint,
             )
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+        self.built = True  # enable_lora checks it
+        if self.lora_rank and not self.lora_enabled:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
 
     def call(self, inputs):
         if self.quantization_mode is not None:
             return quantized.dense_call(self, inputs)
-        outputs = jnp.matmul(inputs, self.kernel.value)
+        outputs = jnp.matmul(inputs, lora.effective(self, "kernel"))
         if self.bias is not None:
             outputs = outputs + self.bias.value
         return self.activation(outputs)
@@ -79,6 +83,7 @@ class Dense(Layer):
         """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``Dense.quantize``; see
         docs/quantization.md."""
+        lora.refuse_quantize(self)
         quantized.quantize_dense(self, mode, config, type_check, Dense)
 
     def _lm_keras_variable_order(self):
@@ -112,4 +117,20 @@ class Dense(Layer):
             "kernel_constraint": serialize_object(self.kernel_constraint),
             "bias_constraint": serialize_object(self.bias_constraint),
             **quantized.config_entry(self),
+            **lora.config_entry(self),
         }
+
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freeze ``kernel`` and train a low-rank update ``(lora_alpha / rank) * lora_kernel_a @
+        lora_kernel_b`` instead, as Keras's ``Dense.enable_lora`` (``lamina/layers/core/lora.py``).
+
+        Example:
+            >>> import jax.numpy as jnp, lamina as lm
+            >>> layer = lm.layers.Dense(3)
+            >>> layer.build((None, 4))
+            >>> layer.enable_lora(2)
+            >>> [w.name for w in layer.trainable_weights]
+            ['bias', 'lora_kernel_a', 'lora_kernel_b']
+        """
+        lora.enable(self, "kernel", rank, lora_alpha, a_initializer, b_initializer, self.kernel_constraint,
+                    self.kernel_regularizer)

@@ -8,7 +8,7 @@ import re
 import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
-from lamina.layers.core import quantized
+from lamina.layers.core import lora, quantized
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
@@ -37,7 +37,8 @@ class EinsumDense(Layer):
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, quantization_config=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, quantization_config=None, lora_rank=None,
+                 lora_alpha=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if not isinstance(equation, str):
             raise TypeError(f"EinsumDense '{self.name}': equation must be a string, got {equation!r}.")
@@ -53,6 +54,7 @@ class EinsumDense(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.quantization_config = quantized.config_from(quantization_config)
+        lora.init(self, lora_rank, lora_alpha)
         self.full_output_shape = None
 
     def build(self, input_shape):
@@ -78,11 +80,14 @@ class EinsumDense(Layer):
                 shape=tuple(bias_shape), initializer=self.bias_initializer, name="bias",
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint,
             )
+        self.built = True  # enable_lora checks it
+        if self.lora_rank and not self.lora_enabled:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
 
     def call(self, inputs):
         if self.quantization_mode is not None:
             return quantized.einsum_dense_call(self, inputs)
-        outputs = jnp.einsum(self.equation, inputs, self.kernel.value)
+        outputs = jnp.einsum(self.equation, inputs, lora.effective(self, "kernel"))
         if self.bias is not None:
             outputs = outputs + self.bias.value
         return self.activation(outputs)
@@ -95,6 +100,7 @@ class EinsumDense(Layer):
         """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``EinsumDense.quantize``; see
         docs/quantization.md."""
+        lora.refuse_quantize(self)
         quantized.quantize_einsum_dense(self, mode, config, type_check, EinsumDense)
 
     def _lm_keras_variable_order(self):
@@ -115,7 +121,24 @@ class EinsumDense(Layer):
             "kernel_constraint": serialize_object(self.kernel_constraint),
             "bias_constraint": serialize_object(self.bias_constraint),
             **quantized.config_entry(self),
+            **lora.config_entry(self),
         }
+
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freeze ``kernel`` and train a low-rank update ``(lora_alpha / rank) * lora_kernel_a @
+        lora_kernel_b`` instead (``lora_kernel_a`` has the kernel's shape with ``rank`` last), as
+        Keras's ``EinsumDense.enable_lora`` (``lamina/layers/core/lora.py``).
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.EinsumDense("ab,bc->ac", output_shape=3)
+            >>> layer.build((None, 4))
+            >>> layer.enable_lora(2)
+            >>> [tuple(w.shape) for w in layer.trainable_weights]
+            [(4, 2), (2, 3)]
+        """
+        lora.enable(self, "kernel", rank, lora_alpha, a_initializer, b_initializer, self.kernel_constraint,
+                    self.kernel_regularizer)
 
 
 def _with_fans(initializer, kernel_shape, input_axes, output_axes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lamina import constraints, initializers, regularizers
-from lamina.layers.core import quantized
+from lamina.layers.core import lora, quantized
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
@@ -35,7 +35,8 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, activity_regularizer=None, quantization_config=None, **kwargs):
+                 weights=None, activity_regularizer=None, quantization_config=None, lora_rank=None,
+                 lora_alpha=None, **kwargs):
         kwargs.pop("input_length", None)  # deprecated in Keras 3; accepted and ignored
         kwargs.setdefault("autocast", False)  # ids stay as given, as in Keras
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -52,6 +53,7 @@ class Embedding(Layer):
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
         self.quantization_config = quantized.config_from(quantization_config)
+        lora.init(self, lora_rank, lora_alpha)
         if weights is not None:
             self.build_from_shape((None,))
             self.set_weights(weights if isinstance(weights, list) and len(weights) == 1 else [weights])
@@ -66,13 +68,16 @@ class Embedding(Layer):
             name="embeddings", regularizer=self.embeddings_regularizer,
             constraint=self.embeddings_constraint,
         )
+        self.built = True  # enable_lora checks it
+        if self.lora_rank and not self.lora_enabled:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
 
     def call(self, inputs):
         if self.quantization_mode is not None:
             return quantized.embedding_call(self, inputs)
         if inputs.dtype not in (jnp.int32, jnp.int64):
             inputs = inputs.astype(jnp.int32)
-        return jnp.take(self.embeddings.value, inputs, axis=0).astype(self.compute_dtype)
+        return jnp.take(lora.effective(self, "embeddings"), inputs, axis=0).astype(self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -86,6 +91,7 @@ class Embedding(Layer):
         """Quantize the table in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``Embedding.quantize``; see
         docs/quantization.md."""
+        lora.refuse_quantize(self)
         quantized.quantize_embedding(self, mode, config, type_check, Embedding)
 
     def _lm_keras_variable_order(self):
@@ -102,7 +108,24 @@ class Embedding(Layer):
             "embeddings_constraint": serialize_object(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
             **quantized.config_entry(self),
+            **lora.config_entry(self),
         }
+
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freeze ``embeddings`` and train a low-rank update ``(lora_alpha / rank) *
+        lora_embeddings_a @ lora_embeddings_b`` instead, as Keras's ``Embedding.enable_lora``
+        (``lamina/layers/core/lora.py``).
+
+        Example:
+            >>> import lamina as lm
+            >>> layer = lm.layers.Embedding(10, 4)
+            >>> layer.build()
+            >>> layer.enable_lora(2)
+            >>> [w.name for w in layer.trainable_weights]
+            ['lora_embeddings_a', 'lora_embeddings_b']
+        """
+        lora.enable(self, "embeddings", rank, lora_alpha, a_initializer, b_initializer,
+                    self.embeddings_constraint, self.embeddings_regularizer)
 
 
 __all__ = ["Embedding"]

@@ -78,7 +78,8 @@ def _visit(layer, path, pairs, groups, seen, objects, stores=None) -> None:
     keras_order = layer._lm_keras_variable_order() if hasattr(layer, "_lm_keras_variable_order") else None
     own = own if keras_order is None else keras_order
     prefix = f"{path}/vars/" if path else "vars/"
-    if stores is not None and has_own_store(layer):
+    # A LoRA-enabled layer is written as Keras writes it: its store holds the merged kernel.
+    if stores is not None and (has_own_store(layer) or layer.__dict__.get("lora_enabled")):
         if stores == "save":  # as Keras writes it: the store's keys are the dataset names
             pairs.extend((f"{prefix}{key}", entry) for key, _, entry in saved_entries(layer, "", ""))
         else:

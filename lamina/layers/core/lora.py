@@ -1,0 +1,117 @@
+"""LoRA (low-rank adaptation) for ``Dense``, ``EinsumDense`` and ``Embedding``, as Keras 3.
+
+``layer.enable_lora(rank)`` freezes the layer's kernel (``embeddings`` for ``Embedding``) and
+adds two trainable float32 factors ``a`` (the kernel's shape with its last axis replaced by
+``rank``) and ``b`` (``(rank, last axis)``); the layer then computes with
+``kernel + (lora_alpha / rank) * (a @ b)`` cast to its compute dtype. ``b`` starts at zero,
+so enabling LoRA does not change the outputs. Saving in Keras's forms (``.keras``,
+``.weights.h5``, ``save_own_variables``) writes the merged kernel and no factors, as Keras
+does; loading them assigns the kernel and resets both factors to zero. ``.lamina`` files keep
+every variable by path, the factors included.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from lamina import initializers
+
+
+def init(layer, lora_rank, lora_alpha) -> None:
+    """The constructor's ``lora_rank`` / ``lora_alpha``: LoRA is enabled at build when a rank
+    is given (Keras's ``lora_alpha`` defaults to the rank)."""
+    if lora_rank is not None:
+        _check_rank(layer, lora_rank)
+    layer.lora_rank = lora_rank
+    layer.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+    layer.lora_enabled = False
+
+
+def _where(layer) -> str:
+    return f"{type(layer).__name__} '{layer.path}'"
+
+
+def _check_rank(layer, rank) -> None:
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
+        raise ValueError(f"{_where(layer)}: the LoRA rank must be a positive integer, got {rank!r}.")
+
+
+def enable(layer, base: str, rank, lora_alpha, a_initializer, b_initializer, constraint, regularizer) -> None:
+    """Keras's ``enable_lora``: checks, then the factors ``lora_<base>_a`` / ``lora_<base>_b``
+    (float32, regularized as the kernel) and the kernel frozen."""
+    if constraint is not None:
+        raise ValueError(f"{_where(layer)}: Lora is incompatible with {base} constraints. In order to enable lora "
+                         f"on this layer, remove the `{base}_constraint` argument.")
+    if not layer.built:
+        raise ValueError(f"{_where(layer)}: Cannot enable lora on a layer that isn't yet built. Build it (call it "
+                         "on data or call build(input_shape)) first.")
+    if layer.lora_enabled:
+        raise ValueError(f"{_where(layer)}: lora is already enabled. This can only be done once per layer.")
+    _check_rank(layer, rank)
+    if layer.quantization_mode is not None:
+        raise NotImplementedError(f"{_where(layer)}: lamina does not enable lora on a quantized layer (mode "
+                                  f"{layer.quantization_mode!r}); enable lora before quantizing is refused too.")
+    kernel = getattr(layer, base)
+    a = layer.add_weight(name=f"lora_{base}_a", shape=tuple(kernel.shape[:-1]) + (rank,),
+                         initializer=initializers.get(a_initializer), dtype="float32", regularizer=regularizer)
+    b = layer.add_weight(name=f"lora_{base}_b", shape=(rank, kernel.shape[-1]),
+                         initializer=initializers.get(b_initializer), dtype="float32", regularizer=regularizer)
+    setattr(layer, f"lora_{base}_a", a)
+    setattr(layer, f"lora_{base}_b", b)
+    kernel.trainable = False
+    layer.lora_enabled = True
+    layer.lora_rank = rank
+    layer.lora_alpha = lora_alpha if lora_alpha is not None else rank
+
+
+def effective(layer, base: str):
+    """The kernel the layer computes with: the variable's value, plus the scaled LoRA product
+    (cast to the compute dtype, as Keras) when LoRA is enabled."""
+    kernel = getattr(layer, base).value
+    if not layer.__dict__.get("lora_enabled"):
+        return kernel
+    a, b = getattr(layer, f"lora_{base}_a").value, getattr(layer, f"lora_{base}_b").value
+    return (kernel + (layer.lora_alpha / layer.lora_rank) * jnp.matmul(a, b)).astype(layer.compute_dtype)
+
+
+def refuse_quantize(layer) -> None:
+    """``quantize`` after ``enable_lora``: refused, since lamina's quantized call would ignore the
+    factors."""
+    if layer.__dict__.get("lora_enabled"):
+        raise NotImplementedError(f"{_where(layer)}: lamina does not quantize a layer with lora enabled; save it "
+                                  "(which merges the LoRA product into the kernel), load it without lora, then "
+                                  "quantize.")
+
+
+def config_entry(layer) -> dict:
+    """``lora_rank`` / ``lora_alpha`` in ``get_config``, only where a rank is set (as Keras)."""
+    if not layer.lora_rank:
+        return {}
+    return {"lora_rank": layer.lora_rank, "lora_alpha": layer.lora_alpha}
+
+
+def _base(layer) -> str:
+    return "embeddings" if "lora_embeddings_a" in layer.__dict__ else "kernel"
+
+
+def save_merged(layer, store) -> None:
+    """Keras's ``save_own_variables`` with LoRA enabled: ``"0"`` the merged kernel (in the
+    kernel's dtype), then the bias where there is one; no factors."""
+    base = _base(layer)
+    kernel = getattr(layer, base)
+    store["0"] = effective(layer, base).astype(kernel.dtype)
+    if getattr(layer, "bias", None) is not None:
+        store["1"] = layer.bias
+
+
+def load_merged(layer, store) -> None:
+    """Keras's ``load_own_variables`` with LoRA enabled: the kernel (and bias) from the store,
+    both factors back to zero."""
+    from lamina.layers import keras_hooks
+
+    base = _base(layer)
+    variables = [getattr(layer, base)] + ([layer.bias] if getattr(layer, "bias", None) is not None else [])
+    keras_hooks.check_and_assign(layer, store, variables)
+    for factor in ("a", "b"):
+        variable = getattr(layer, f"lora_{base}_{factor}")
+        variable.assign(jnp.zeros(variable.shape, variable.dtype))
