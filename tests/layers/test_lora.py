@@ -179,3 +179,11 @@ def test_errors_name_the_layer():
     quantized.quantize("int8")
     with pytest.raises(NotImplementedError, match="'q'.*quantized"):
         quantized.enable_lora(1)
+
+
+@pytest.mark.parametrize("make", [lambda: lm.layers.Dense(2, lora_rank=1, dtype="int8_from_float32", name="q"),
+                                  lambda: lm.layers.Embedding(4, 2, lora_rank=1, dtype="int8_from_float32",
+                                                              name="q")], ids=["dense", "embedding"])
+def test_a_quantized_config_with_lora_is_refused_at_build(make):
+    with pytest.raises(NotImplementedError, match="'q'.*quantized"):
+        make().build((None, 4))

@@ -62,12 +62,12 @@ class Embedding(Layer):
         if self.quantization_mode is not None:  # a quantized layer rebuilt (from a file)
             quantized.build_embedding(self, (self.input_dim, self.output_dim), self.quantization_mode,
                                       self.quantization_config)
-            return
-        self.embeddings = self.add_weight(
-            shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
-            name="embeddings", regularizer=self.embeddings_regularizer,
-            constraint=self.embeddings_constraint,
-        )
+        else:
+            self.embeddings = self.add_weight(
+                shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
+                name="embeddings", regularizer=self.embeddings_regularizer,
+                constraint=self.embeddings_constraint,
+            )
         self.built = True  # enable_lora checks it
         if self.lora_rank and not self.lora_enabled:
             self.enable_lora(self.lora_rank, self.lora_alpha)
