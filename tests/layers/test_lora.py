@@ -166,24 +166,63 @@ def test_errors_name_the_layer():
     unbuilt.enable_lora(2)
     with pytest.raises(ValueError, match="'head'.*already enabled"):
         unbuilt.enable_lora(2)
-    with pytest.raises(NotImplementedError, match="'head'.*lora enabled"):
-        unbuilt.quantize("int8")
     with pytest.raises(ValueError, match="positive integer"):
         lm.layers.Embedding(3, 2, lora_rank=0)
     constrained = lm.layers.Embedding(3, 2, embeddings_constraint="non_neg", name="table")
     constrained.build()
     with pytest.raises(ValueError, match="'table'.*incompatible with embeddings constraints"):
         constrained.enable_lora(1)
-    quantized = lm.layers.Dense(2, name="q")
-    quantized.build((None, 4))
-    quantized.quantize("int8")
-    with pytest.raises(NotImplementedError, match="'q'.*quantized"):
-        quantized.enable_lora(1)
 
 
-@pytest.mark.parametrize("make", [lambda: lm.layers.Dense(2, lora_rank=1, dtype="int8_from_float32", name="q"),
-                                  lambda: lm.layers.Embedding(4, 2, lora_rank=1, dtype="int8_from_float32",
-                                                              name="q")], ids=["dense", "embedding"])
-def test_a_quantized_config_with_lora_is_refused_at_build(make):
-    with pytest.raises(NotImplementedError, match="'q'.*quantized"):
-        make().build((None, 4))
+
+QUANTIZED = [  # (name, maker given lm or keras, build shape, input, mode)
+    ("dense_int8", lambda m: m.layers.Dense(3, activation="relu"), (None, 4), RNG.normal(size=(5, 4)), "int8"),
+    ("einsum_int4", lambda m: m.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="e"),
+     (None, 6, 4), RNG.normal(size=(2, 6, 4)), "int4"),
+    ("embedding_int8", lambda m: m.layers.Embedding(7, 3), None, np.array([[1, 0, 6], [2, 2, 5]]), "int8"),
+]
+
+
+@pytest.mark.parametrize("name,make,build_shape,x,mode", QUANTIZED, ids=[c[0] for c in QUANTIZED])
+def test_lora_on_a_quantized_layer_matches_keras(keras, name, make, build_shape, x, mode):
+    ours, theirs = make(lm), make(keras)
+    for layer in (ours, theirs):
+        layer.build(build_shape) if build_shape else layer.build()
+    theirs.set_weights(_random_weights(theirs))
+    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
+    for layer in (ours, theirs):
+        layer.quantize(mode)
+        layer.enable_lora(2, lora_alpha=3)
+    by_name = {w.name: np.asarray(w.value) for w in theirs.weights}
+    by_name.update({n: RNG.normal(size=by_name[n].shape).astype("float32") for n in by_name if n.startswith("lora")})
+    for layer in (ours, theirs):
+        for w in layer.weights:
+            w.assign(by_name[w.name])
+    assert sorted(w.name for w in ours.trainable_weights) == sorted(w.name for w in theirs.trainable_weights)
+    x = x.astype("int32" if name.startswith("embedding") else "float32")
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
+
+    def loss(trainable, layer):
+        out, _ = layer.stateless_call(trainable, [v.value for v in layer.non_trainable_variables], x)
+        return jnp.sum(out ** 2)
+
+    def grads(layer):
+        got = jax.grad(loss)([v.value for v in layer.trainable_variables], layer)
+        return {v.name: g for v, g in zip(layer.trainable_variables, got)}
+
+    ours_grads, theirs_grads = grads(ours), grads(theirs)
+    for key, value in theirs_grads.items():
+        np.testing.assert_allclose(ours_grads[key], value, rtol=1e-3, atol=1e-4)
+    with pytest.raises(NotImplementedError, match="quantized layer with lora enabled.*lamina"):
+        ours.save_own_variables({})
+
+
+def test_quantizing_after_lora_and_a_quantized_config_with_lora():
+    layer = lm.layers.Dense(2, lora_rank=1, name="q")
+    layer.build((None, 4))
+    with pytest.raises(NotImplementedError, match="'q'.*quantize it first"):
+        layer.quantize("int8")
+    rebuilt = lm.layers.Embedding(4, 2, lora_rank=1, dtype="int8_from_float32")
+    rebuilt.build()
+    assert rebuilt.lora_enabled and tuple(rebuilt.lora_embeddings_a.shape) == (4, 1)
+    assert rebuilt(jnp.array([[1, 3]])).shape == (1, 2, 2)

@@ -132,5 +132,5 @@ class Dense(Layer):
             >>> [w.name for w in layer.trainable_weights]
             ['bias', 'lora_kernel_a', 'lora_kernel_b']
         """
-        lora.enable(self, "kernel", rank, lora_alpha, a_initializer, b_initializer, self.kernel_constraint,
-                    self.kernel_regularizer)
+        lora.enable(self, "kernel", lambda: (self.kernel.shape[0], self.units), rank, lora_alpha, a_initializer,
+                    b_initializer, self.kernel_constraint, self.kernel_regularizer)

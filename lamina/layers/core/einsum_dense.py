@@ -137,8 +137,11 @@ class EinsumDense(Layer):
             >>> [tuple(w.shape) for w in layer.trainable_weights]
             [(4, 2), (2, 3)]
         """
-        lora.enable(self, "kernel", rank, lora_alpha, a_initializer, b_initializer, self.kernel_constraint,
-                    self.kernel_regularizer)
+        def shape():  # an int4 kernel is packed
+            return self.original_kernel_shape if self.quantization_mode == "int4" else self.kernel.shape
+
+        lora.enable(self, "kernel", shape, rank, lora_alpha, a_initializer, b_initializer,
+                    self.kernel_constraint, self.kernel_regularizer)
 
 
 def _with_fans(initializer, kernel_shape, input_axes, output_axes):

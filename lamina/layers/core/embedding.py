@@ -73,10 +73,10 @@ class Embedding(Layer):
             self.enable_lora(self.lora_rank, self.lora_alpha)
 
     def call(self, inputs):
-        if self.quantization_mode is not None:
-            return quantized.embedding_call(self, inputs)
         if inputs.dtype not in (jnp.int32, jnp.int64):
             inputs = inputs.astype(jnp.int32)
+        if self.quantization_mode is not None:
+            return lora.low_rank_term(self, inputs, quantized.embedding_call(self, inputs))
         return jnp.take(lora.effective(self, "embeddings"), inputs, axis=0).astype(self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
@@ -124,8 +124,8 @@ class Embedding(Layer):
             >>> [w.name for w in layer.trainable_weights]
             ['lora_embeddings_a', 'lora_embeddings_b']
         """
-        lora.enable(self, "embeddings", rank, lora_alpha, a_initializer, b_initializer,
-                    self.embeddings_constraint, self.embeddings_regularizer)
+        lora.enable(self, "embeddings", lambda: (self.input_dim, self.output_dim), rank, lora_alpha, a_initializer,
+                    b_initializer, self.embeddings_constraint, self.embeddings_regularizer)
 
 
 __all__ = ["Embedding"]

@@ -36,9 +36,11 @@ def _check_rank(layer, rank) -> None:
         raise ValueError(f"{_where(layer)}: the LoRA rank must be a positive integer, got {rank!r}.")
 
 
-def enable(layer, base: str, rank, lora_alpha, a_initializer, b_initializer, constraint, regularizer) -> None:
+def enable(layer, base: str, shape, rank, lora_alpha, a_initializer, b_initializer, constraint,
+           regularizer) -> None:
     """Keras's ``enable_lora``: checks, then the factors ``lora_<base>_a`` / ``lora_<base>_b``
-    (float32, regularized as the kernel) and the kernel frozen."""
+    (float32, regularized as the kernel) and the kernel frozen. ``shape`` is the kernel's
+    unpacked shape (an int4 kernel is stored packed), a function: the kernel exists once built."""
     if constraint is not None:
         raise ValueError(f"{_where(layer)}: Lora is incompatible with {base} constraints. In order to enable lora "
                          f"on this layer, remove the `{base}_constraint` argument.")
@@ -48,13 +50,10 @@ def enable(layer, base: str, rank, lora_alpha, a_initializer, b_initializer, con
     if layer.lora_enabled:
         raise ValueError(f"{_where(layer)}: lora is already enabled. This can only be done once per layer.")
     _check_rank(layer, rank)
-    if layer.quantization_mode is not None:
-        raise NotImplementedError(f"{_where(layer)}: lamina does not enable lora on a quantized layer (mode "
-                                  f"{layer.quantization_mode!r}); enable lora before quantizing is refused too.")
-    kernel = getattr(layer, base)
-    a = layer.add_weight(name=f"lora_{base}_a", shape=tuple(kernel.shape[:-1]) + (rank,),
+    kernel, shape = getattr(layer, base), tuple(shape())
+    a = layer.add_weight(name=f"lora_{base}_a", shape=tuple(shape[:-1]) + (rank,),
                          initializer=initializers.get(a_initializer), dtype="float32", regularizer=regularizer)
-    b = layer.add_weight(name=f"lora_{base}_b", shape=(rank, kernel.shape[-1]),
+    b = layer.add_weight(name=f"lora_{base}_b", shape=(rank, shape[-1]),
                          initializer=initializers.get(b_initializer), dtype="float32", regularizer=regularizer)
     setattr(layer, f"lora_{base}_a", a)
     setattr(layer, f"lora_{base}_b", b)
@@ -74,13 +73,26 @@ def effective(layer, base: str):
     return (kernel + (layer.lora_alpha / layer.lora_rank) * jnp.matmul(a, b)).astype(layer.compute_dtype)
 
 
+def low_rank_term(layer, inputs, x):
+    """What LoRA adds to a quantized layer's output ``x`` before bias and activation, as Keras's
+    quantized calls: ``(lora_alpha / rank) * (inputs . a) @ b`` (zero when LoRA is off)."""
+    if not layer.__dict__.get("lora_enabled"):
+        return x
+    if "lora_embeddings_a" in layer.__dict__:
+        a, b = layer.lora_embeddings_a.value, layer.lora_embeddings_b.value
+        low = jnp.take(a, inputs, axis=0)
+    else:
+        a, b = layer.lora_kernel_a.value, layer.lora_kernel_b.value
+        equation = getattr(layer, "equation", None)
+        low = jnp.einsum(equation, inputs, a) if equation is not None else jnp.matmul(inputs, a)
+    return x + ((layer.lora_alpha / layer.lora_rank) * jnp.matmul(low, b)).astype(x.dtype)
+
+
 def refuse_quantize(layer) -> None:
-    """``quantize`` after ``enable_lora``: refused, since lamina's quantized call would ignore the
-    factors."""
+    """``quantize`` after ``enable_lora``: refused (quantize first, then enable LoRA)."""
     if layer.__dict__.get("lora_enabled"):
-        raise NotImplementedError(f"{_where(layer)}: lamina does not quantize a layer with lora enabled; save it "
-                                  "(which merges the LoRA product into the kernel), load it without lora, then "
-                                  "quantize.")
+        raise NotImplementedError(f"{_where(layer)}: lamina does not quantize a layer with lora enabled; quantize "
+                                  "it first, then call enable_lora (the factors stay float32 and trainable).")
 
 
 def config_entry(layer) -> dict:
@@ -97,6 +109,10 @@ def _base(layer) -> str:
 def save_merged(layer, store) -> None:
     """Keras's ``save_own_variables`` with LoRA enabled: ``"0"`` the merged kernel (in the
     kernel's dtype), then the bias where there is one; no factors."""
+    if layer.quantization_mode is not None:
+        raise NotImplementedError(f"{_where(layer)}: saving a quantized layer with lora enabled in Keras's forms "
+                                  "(.keras, .weights.h5, save_own_variables), which re-quantize the merged kernel, "
+                                  "is not implemented; save the model as .lamina, which keeps the factors.")
     base = _base(layer)
     kernel = getattr(layer, base)
     store["0"] = effective(layer, base).astype(kernel.dtype)
@@ -108,9 +124,12 @@ def load_merged(layer, store) -> None:
     """Keras's ``load_own_variables`` with LoRA enabled: the kernel (and bias) from the store,
     both factors back to zero."""
     from lamina.layers import keras_hooks
+    from lamina.layers.core.quantized import keras_variable_order
 
     base = _base(layer)
-    variables = [getattr(layer, base)] + ([layer.bias] if getattr(layer, "bias", None) is not None else [])
+    variables = keras_variable_order(layer)
+    if variables is None:
+        variables = [getattr(layer, base)] + ([layer.bias] if getattr(layer, "bias", None) is not None else [])
     keras_hooks.check_and_assign(layer, store, variables)
     for factor in ("a", "b"):
         variable = getattr(layer, f"lora_{base}_{factor}")

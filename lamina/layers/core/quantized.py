@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lamina.layers.core import lora
 from lamina.quantizers.config import QuantizationConfig, resolve
 from lamina.quantizers.quantizers import (
     AbsMaxQuantizer,
@@ -119,7 +120,8 @@ def _input_gradient_only(forward, input_gradient, inputs, *weights):
     return run(inputs, *weights)
 
 
-def _bias_and_activation(layer, x):
+def _bias_and_activation(layer, x, inputs):
+    x = lora.low_rank_term(layer, inputs, x)  # Keras adds LoRA's product before the bias
     if layer.bias is not None:
         x = x + layer.bias.value
     return layer.activation(x)
@@ -222,7 +224,7 @@ def dense_call(layer, inputs):
             lambda x, *w: jnp.matmul(x, float_kernel(*w)),
             lambda g, *w: jnp.matmul(g, float_kernel(*w).T),
             inputs, layer.kernel.value, layer.kernel_scale.value, layer.kernel_zero.value, layer.g_idx.value)
-        return _bias_and_activation(layer, x)
+        return _bias_and_activation(layer, x, inputs)
 
     def integer_kernel(kernel):
         return unpack_int4(kernel, layer.units, axis=-1) if layer.quantization_mode == "int4" else kernel
@@ -238,7 +240,7 @@ def dense_call(layer, inputs):
         return jnp.matmul(g, (integer_kernel(kernel).astype(compute) / scale).T)
 
     x = _input_gradient_only(forward, input_gradient, inputs, layer.kernel.value, layer.kernel_scale.value)
-    return _bias_and_activation(layer, x)
+    return _bias_and_activation(layer, x, inputs)
 
 
 # -- EinsumDense -------------------------------------------------------------------------------
@@ -391,7 +393,7 @@ def einsum_dense_call(layer, inputs):
         if grouped:
             weights += (layer.kernel_zero.value, layer.g_idx.value)
     x = _input_gradient_only(forward, input_gradient, inputs, *weights)
-    return _bias_and_activation(layer, x)
+    return _bias_and_activation(layer, x, inputs)
 
 
 # -- Embedding ---------------------------------------------------------------------------------
