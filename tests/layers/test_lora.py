@@ -217,11 +217,16 @@ def test_lora_on_a_quantized_layer_matches_keras(keras, name, make, build_shape,
         ours.save_own_variables({})
 
 
-def test_quantizing_after_lora_and_a_quantized_config_with_lora():
-    layer = lm.layers.Dense(2, lora_rank=1, name="q")
-    layer.build((None, 4))
-    with pytest.raises(NotImplementedError, match="'q'.*quantize it first"):
-        layer.quantize("int8")
+def test_quantizing_after_lora_keeps_it_as_keras(keras):
+    x = RNG.normal(size=(5, 4)).astype("float32")
+    ours, theirs = _pair(keras, lambda m: m.layers.Dense(3), (None, 4), {"lora_alpha": 3})
+    for layer in (ours, theirs):
+        layer.quantize("int8")  # the base kernel only; the factors stay float32 and trainable
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights]
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_quantized_config_with_lora_builds_lora():
     rebuilt = lm.layers.Embedding(4, 2, lora_rank=1, dtype="int8_from_float32")
     rebuilt.build()
     assert rebuilt.lora_enabled and tuple(rebuilt.lora_embeddings_a.shape) == (4, 1)

@@ -83,7 +83,6 @@ class Dense(Layer):
         """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``Dense.quantize``; see
         docs/quantization.md."""
-        lora.refuse_quantize(self)
         quantized.quantize_dense(self, mode, config, type_check, Dense)
 
     def _lm_keras_variable_order(self):

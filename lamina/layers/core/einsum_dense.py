@@ -100,7 +100,6 @@ class EinsumDense(Layer):
         """Quantize the kernel in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``EinsumDense.quantize``; see
         docs/quantization.md."""
-        lora.refuse_quantize(self)
         quantized.quantize_einsum_dense(self, mode, config, type_check, EinsumDense)
 
     def _lm_keras_variable_order(self):

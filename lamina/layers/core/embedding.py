@@ -91,7 +91,6 @@ class Embedding(Layer):
         """Quantize the table in place (``"int8"``, ``"int4"``, or a
         ``lm.quantizers.QuantizationConfig``), as Keras's ``Embedding.quantize``; see
         docs/quantization.md."""
-        lora.refuse_quantize(self)
         quantized.quantize_embedding(self, mode, config, type_check, Embedding)
 
     def _lm_keras_variable_order(self):

@@ -88,13 +88,6 @@ def low_rank_term(layer, inputs, x):
     return x + ((layer.lora_alpha / layer.lora_rank) * jnp.matmul(low, b)).astype(x.dtype)
 
 
-def refuse_quantize(layer) -> None:
-    """``quantize`` after ``enable_lora``: refused (quantize first, then enable LoRA)."""
-    if layer.__dict__.get("lora_enabled"):
-        raise NotImplementedError(f"{_where(layer)}: lamina does not quantize a layer with lora enabled; quantize "
-                                  "it first, then call enable_lora (the factors stay float32 and trainable).")
-
-
 def config_entry(layer) -> dict:
     """``lora_rank`` / ``lora_alpha`` in ``get_config``, only where a rank is set (as Keras)."""
     if not layer.lora_rank:
