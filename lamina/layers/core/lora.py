@@ -111,8 +111,16 @@ def save_merged(layer, store) -> None:
     base = _base(layer)
     kernel = getattr(layer, base)
     store["0"] = effective(layer, base).astype(kernel.dtype)
-    if getattr(layer, "bias", None) is not None:
-        store["1"] = layer.bias
+    for index, variable in enumerate(_others(layer, base), start=1):
+        store[str(index)] = variable
+
+
+def _others(layer, base) -> list:
+    """The layer's own variables after the kernel in Keras's store (``bias``; a
+    ``ReversibleEmbedding``'s ``reverse_embeddings``): trainable first, factors left out."""
+    left_out = {id(getattr(layer, name)) for name in (base, f"lora_{base}_a", f"lora_{base}_b")}
+    own = [v for v in layer._lm_children()[0] if id(v) not in left_out]
+    return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 
 
 def load_merged(layer, store) -> None:
@@ -124,7 +132,7 @@ def load_merged(layer, store) -> None:
     base = _base(layer)
     variables = keras_variable_order(layer)
     if variables is None:
-        variables = [getattr(layer, base)] + ([layer.bias] if getattr(layer, "bias", None) is not None else [])
+        variables = [getattr(layer, base)] + _others(layer, base)
     keras_hooks.check_and_assign(layer, store, variables)
     for factor in ("a", "b"):
         variable = getattr(layer, f"lora_{base}_{factor}")
