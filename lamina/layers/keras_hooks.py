@@ -32,12 +32,15 @@ def own_variables(layer) -> list:
     return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 
 
+# A LoRA-enabled layer's store: lamina/layers/core/lora_files.py registers "save" and "load"
+# here when the layers that can enable LoRA import it (this module imports no layer module).
+lora_store = {}
+
+
 def save_default(layer, store) -> None:
     """``store["0"]``, ``store["1"]``, ...: the layer's own variables (``own_variables``)."""
     if layer.__dict__.get("lora_enabled"):  # Keras merges the LoRA product into the kernel
-        from lamina.layers.core import lora
-
-        return lora.save_merged(layer, store)
+        return lora_store["save"](layer, store)
     for index, variable in enumerate(own_variables(layer)):
         store[str(index)] = variable
 
@@ -46,9 +49,7 @@ def load_default(layer, store) -> None:
     """Assign the layer's own variables from ``store["0"]``, ``store["1"]``, ... after checking
     every key and shape (nothing changes when one does not fit)."""
     if layer.__dict__.get("lora_enabled"):  # the merged kernel; Keras zeroes the factors
-        from lamina.layers.core import lora
-
-        return lora.load_merged(layer, store)
+        return lora_store["load"](layer, store)
     check_and_assign(layer, store, own_variables(layer))
 
 

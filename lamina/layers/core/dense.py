@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
 from lamina.core.variable import Variable
-from lamina.layers.core import lora, quantized
+from lamina.layers.core import lora, lora_files, quantized  # noqa: F401 - lora_files: LoRA in Keras files
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.output_specs import OutputSpec, input_dtype_in_call, keeps_shape_and_dtype, promoted, read_dtype

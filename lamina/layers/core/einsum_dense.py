@@ -8,7 +8,7 @@ import re
 import jax.numpy as jnp
 
 from lamina import activations, constraints, initializers, regularizers
-from lamina.layers.core import lora, quantized
+from lamina.layers.core import lora, lora_files, quantized  # noqa: F401 - lora_files: LoRA in Keras files
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from lamina import constraints, initializers, regularizers
-from lamina.layers.core import lora, quantized
+from lamina.layers.core import lora, lora_files, quantized  # noqa: F401 - lora_files: LoRA in Keras files
 from lamina.layers.layer import Layer
 from lamina.saving.object_registry import register_builtin
 from lamina.saving.serialization import serialize_object
