@@ -236,3 +236,18 @@ def test_a_quantized_config_with_lora_builds_lora():
     rebuilt.build()
     assert rebuilt.lora_enabled and tuple(rebuilt.lora_embeddings_a.shape) == (4, 1)
     assert rebuilt(jnp.array([[1, 3]])).shape == (1, 2, 2)
+
+
+def test_reversible_embedding_with_lora_reverses_through_the_merged_table(keras, tmp_path):
+    """Tied weights: the reverse projection reads the table with LoRA's product, as Keras's;
+    lora_rank is a constructor argument, so a Keras file of such a layer loads."""
+    ours, theirs = _pair(keras, lambda m: m.layers.ReversibleEmbedding(7, 3), None, {"lora_alpha": 4})
+    hidden = RNG.normal(size=(2, 3)).astype("float32")
+    np.testing.assert_allclose(ours(hidden, reverse=True), theirs(hidden, reverse=True), rtol=1e-5, atol=1e-5)
+    made = lm.layers.ReversibleEmbedding(7, 3, lora_rank=2, name="rev")
+    made.build()
+    assert made.lora_enabled and made.get_config()["lora_rank"] == 2
+    k_model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.ReversibleEmbedding(7, 3, lora_rank=2)])
+    k_model.save(tmp_path / "rev.keras")
+    ids = np.array([[1, 2, 6]], "int32")
+    np.testing.assert_allclose(lm.load_model(tmp_path / "rev.keras")(ids), k_model(ids), rtol=1e-6)

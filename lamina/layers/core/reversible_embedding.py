@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from lamina.layers.core import lora
 from lamina.layers.core.embedding import Embedding
 from lamina.layers.masking import set_mask
 from lamina.saving.object_registry import register_builtin
@@ -76,7 +77,8 @@ class ReversibleEmbedding(Embedding):
                 f"ReversibleEmbedding '{self.path}': reverse=True takes vectors of size output_dim="
                 f"{self.output_dim} on the last axis, got input of shape {tuple(inputs.shape)}."
             )
-        kernel = self.embeddings.value.T if self.tie_weights else self.reverse_embeddings.value
+        # Tied: the table with LoRA's product merged in, as the forward lookup reads it.
+        kernel = lora.effective(self, "embeddings").T if self.tie_weights else self.reverse_embeddings.value
         if self.reverse_dtype is not None:
             inputs, kernel = inputs.astype(self.reverse_dtype), kernel.astype(self.reverse_dtype)
         logits = jnp.matmul(inputs, kernel)

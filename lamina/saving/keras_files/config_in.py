@@ -122,13 +122,22 @@ def drop_neutral_options(cls, config: dict, where: str) -> dict:
 
 def _accepted_keys(cls):
     """The constructor's keyword names, or ``None`` when it takes any keyword."""
-    try:
-        parameters = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return None
-    names = {name for name, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        if not issubclass(cls, Layer):
+    # A constructor passing **kwargs on to its parent's (ReversibleEmbedding -> Embedding's
+    # lora_rank) accepts the parent's names too: walk up while each passes them on.
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):
             return None
-        names |= _LAYER_BASE_KEYS
-    return names
+        names |= {name for name, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return names
+        if klass is Layer or not issubclass(cls, Layer):
+            break
+    if not issubclass(cls, Layer):
+        return None
+    return names | _LAYER_BASE_KEYS
