@@ -6,18 +6,23 @@ import pytest
 
 import lamina as lm
 from lamina.core import settings
+from lamina.mixed_precision import policy as policy_module
 from lamina.saving import safe_mode
 
 
 @pytest.fixture
 def restore_settings():
-    saved = dict(settings._values)
+    """Each test starts with no global dtype policy (an earlier test in the worker may have set
+    one, e.g. back to "float32") and leaves every process-wide setting as it found it."""
+    saved, saved_policy = dict(settings._values), policy_module._global["policy"]
+    policy_module._global["policy"] = None
     yield
     settings._values.update(saved)
+    policy_module._global["policy"] = saved_policy
     safe_mode._unsafe_everywhere["on"] = False
 
 
-def test_defaults_equal_keras(keras):
+def test_defaults_equal_keras(keras, restore_settings):
     for name in ("backend", "floatx", "epsilon", "image_data_format"):
         assert getattr(lm.config, name)() == getattr(keras.config, name)(), name
         assert getattr(lm.backend, name)() == getattr(keras.backend, name)(), name
