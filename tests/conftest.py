@@ -4,6 +4,13 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests compile thousands of tiny programs and run each only a few times, so LLVM's optimisation
+# of their machine code costs more than it saves: XLA's backend level 0 cut the CPU time of two
+# test files by a fifth (70 -> 55 s) and changes no arithmetic (XLA's HLO passes still run, and
+# without fast-math LLVM keeps IEEE semantics at every level). Benchmarks and users keep XLA's
+# default; a level already in XLA_FLAGS is respected.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402

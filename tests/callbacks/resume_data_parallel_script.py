@@ -15,7 +15,7 @@ import sys
 def main(argv) -> None:
     # Before JAX starts (and not when pytest imports this file for doctests). Intra-op threads
     # off and a collective timeout, as in tests/distribution/training_script.py.
-    os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (" --xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
                                "--xla_cpu_collective_call_terminate_timeout_seconds=120")
     os.environ["JAX_PLATFORMS"] = "cpu"
     import resume_script

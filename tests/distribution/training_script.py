@@ -14,7 +14,7 @@ import sys
 # 8 simulated devices. XLA:CPU's intra-op thread pool is off: with it, a device's matmul could
 # wait for pool threads that the other devices hold while they wait for it at a collective
 # (seen as a hang, "only 7 of 8 arrived"). A collective stuck anyway aborts after 120 s.
-os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (" --xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
                            "--xla_cpu_collective_call_terminate_timeout_seconds=120")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -21,7 +21,7 @@ BATCH = 32
 
 def main(me: int, port: str, folder: str) -> None:
     os.environ["JAX_PLATFORMS"] = "cpu"
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
     import lamina as lm
 
     lm.distribution.initialize(f"localhost:{port}", num_processes=2, process_id=me)

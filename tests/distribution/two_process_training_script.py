@@ -21,7 +21,7 @@ def configure(mode: str) -> None:
     os.environ["JAX_PLATFORMS"] = "cpu"
     # Intra-op threads off: see training_script.py (a device waiting for pool threads that the
     # others hold at a collective).
-    os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={8 if MODE == 'reference' else 4} "
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (f" --xla_force_host_platform_device_count={8 if MODE == 'reference' else 4} "
                                "--xla_cpu_multi_thread_eigen=false")
 
 

@@ -21,7 +21,7 @@ import os
 
 def main():
     # Set before JAX starts: this runs as its own process (pytest only imports the module).
-    os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (" --xla_force_host_platform_device_count=8 --xla_cpu_multi_thread_eigen=false "
                                "--xla_cpu_collective_call_terminate_timeout_seconds=120")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
