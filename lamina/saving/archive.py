@@ -224,25 +224,10 @@ class ModelArchive:
             raise self.error(f"is not a valid lamina model file: its {len(self.assets)} asset files declare "
                              f"{total} bytes (the limits are {assets_lib.MAX_ASSET_FILES} files and "
                              f"{assets_lib.MAX_ASSET_BYTES} bytes).")
-        for info in self.assets:
-            name = info.filename
-            reason = assets_lib.unsafe_name_reason(name[len(assets_lib.ASSETS_PREFIX):])
-            if reason:
-                raise self.error(f"is not a valid lamina model file: asset member {name!r} is not a safe "
-                                 f"relative path ({reason}).")
-            kind = stat.S_IFMT(info.external_attr >> 16)
-            if kind and kind != stat.S_IFREG:
-                what = "a link" if kind == stat.S_IFLNK else "not a regular file"
-                raise self.error(f"is not a valid lamina model file: asset member {name!r} is {what}.")
-            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-                raise self.error(f"is damaged: asset member {name!r} stores {info.compress_size} bytes "
-                                 f"but declares {info.file_size}.")
-            folder = name.rsplit("/", 1)[0]
-            while folder + "/" != assets_lib.ASSETS_PREFIX:
-                if folder in names:
-                    raise self.error(f"is not a valid lamina model file: {folder!r} is both an asset "
-                                     f"file and the folder of {name!r}.")
-                folder = folder.rsplit("/", 1)[0]
+        problem = assets_lib.member_problem(self.assets, names)
+        if problem is not None:
+            damaged, reason = problem
+            raise self.error(("is damaged: " if damaged else "is not a valid lamina model file: ") + reason)
 
     def _check_asset_owners(self) -> None:
         """Every asset member belongs to a layer key that metadata.json lists."""

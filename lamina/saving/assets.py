@@ -22,6 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
 
 ASSETS_PREFIX = "assets/"
 ASSETS_METADATA = "assets"  # metadata.json: the layer keys that stored files
@@ -54,6 +55,30 @@ def unsafe_name_reason(name: str) -> str | None:
     for segment in name.split("/"):
         if segment in ("", ".", ".."):
             return f"it has a {segment!r} segment" if segment else "it has an empty segment"
+    return None
+
+
+def member_problem(assets, names: set) -> tuple[bool, str] | None:
+    """The first reason the asset members ``assets`` (zip infos below ``assets/``) of an
+    archive whose member names are ``names`` cannot be extracted safely, as
+    ``(damaged, reason)``, or ``None``: an unsafe name, a link or other non-regular file, a
+    stored member whose sizes disagree (``damaged``), a name that is also another's folder.
+    Both the ``.lamina`` and the ``.keras`` readers ask it and word the error their way."""
+    for info in assets:
+        name = info.filename
+        reason = unsafe_name_reason(name[len(ASSETS_PREFIX):])
+        if reason:
+            return False, f"asset member {name!r} is not a safe relative path ({reason})."
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind and kind != stat.S_IFREG:
+            return False, f"asset member {name!r} is {'a link' if kind == stat.S_IFLNK else 'not a regular file'}."
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            return True, f"asset member {name!r} stores {info.compress_size} bytes but declares {info.file_size}."
+        folder = name.rsplit("/", 1)[0]
+        while folder + "/" != ASSETS_PREFIX:
+            if folder in names:
+                return False, f"{folder!r} is both an asset file and the folder of {name!r}."
+            folder = folder.rsplit("/", 1)[0]
     return None
 
 

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 import zlib
@@ -113,24 +112,10 @@ class KerasArchive:
             raise FileFormatError(f"{self.source}: its {len(self.assets)} asset files declare {total} bytes (the "
                                   f"limits are lamina.saving.assets.MAX_ASSET_FILES = {assets_lib.MAX_ASSET_FILES} "
                                   f"files and MAX_ASSET_BYTES = {assets_lib.MAX_ASSET_BYTES} bytes).")
-        for info in self.assets:
-            name = info.filename
-            reason = assets_lib.unsafe_name_reason(name[len(assets_lib.ASSETS_PREFIX):])
-            if reason:
-                raise FileFormatError(f"{self.source}: asset member {name!r} is not a safe relative path ({reason}).")
-            kind = stat.S_IFMT(info.external_attr >> 16)
-            if kind and kind != stat.S_IFREG:
-                what = "a link" if kind == stat.S_IFLNK else "not a regular file"
-                raise FileFormatError(f"{self.source}: asset member {name!r} is {what}.")
-            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-                raise FileFormatError(f"{self.source} is damaged: asset member {name!r} stores "
-                                      f"{info.compress_size} bytes but declares {info.file_size}.")
-            folder = name.rsplit("/", 1)[0]
-            while folder + "/" != assets_lib.ASSETS_PREFIX:
-                if folder in names:
-                    raise FileFormatError(f"{self.source}: {folder!r} is both an asset file and the folder "
-                                          f"of {name!r}.")
-                folder = folder.rsplit("/", 1)[0]
+        problem = assets_lib.member_problem(self.assets, names)
+        if problem is not None:
+            damaged, reason = problem
+            raise FileFormatError(f"{self.source}{' is damaged' if damaged else ''}: {reason}")
 
     def extract_asset(self, info, folder: str, relative: str) -> None:
         """Write asset member ``info`` to ``folder/relative``: a new file below a folder the
