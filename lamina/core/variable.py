@@ -19,7 +19,7 @@ from lamina.distribution import placement
 
 _serials = itertools.count()
 _init_mode = threading.local()
-_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")  # Keras's values
+AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")  # Keras's values
 _SYNCHRONIZATIONS = (None, "none", "auto", "on_write", "on_read")
 _FLOATS = frozenset(map(jnp.dtype, ("float16", "bfloat16", "float32", "float64")))
 
@@ -140,9 +140,9 @@ class Variable:
             raise TypeError(f"Variable{f' {name!r}' if name else ''} needs an initial value: pass one of "
                             "`initial_value` (or Keras's name, `initializer`), not both and not neither.")
         initial_value = initial_value if initializer is None else initializer
-        if aggregation not in _AGGREGATIONS or synchronization not in _SYNCHRONIZATIONS:
+        if aggregation not in AGGREGATIONS or synchronization not in _SYNCHRONIZATIONS:
             raise ValueError(f"Variable{f' {name!r}' if name else ''}: aggregation must be one of "
-                             f"{list(_AGGREGATIONS)} and synchronization one of {list(_SYNCHRONIZATIONS)}; "
+                             f"{list(AGGREGATIONS)} and synchronization one of {list(_SYNCHRONIZATIONS)}; "
                              f"got {aggregation!r}, {synchronization!r}.")
         # Keras's replica settings: recorded for code that reads them; under jax.sharding every
         # variable has one global value, so there is nothing to aggregate or synchronize.

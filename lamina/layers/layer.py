@@ -40,7 +40,7 @@ from lamina.core.arrays import as_jax_array
 from lamina.core.loss_store import own_store as own_loss_store
 from lamina.core.naming import to_snake_case, unique_name
 from lamina.core.symbolic import contains_symbolic, symbolic_call
-from lamina.core.variable import Variable, autocast_state
+from lamina.core.variable import AGGREGATIONS, Variable, autocast_state
 from lamina.distribution import current as current_distribution
 from lamina.distribution import placement
 from lamina.distribution.devices import lay_out_output
@@ -49,7 +49,6 @@ from lamina.layers.call_context import context
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.masking import get_mask, set_mask
 from lamina.mixed_precision import policy as policies
-from lamina.quantizers.config import Int4QuantizationConfig
 from lamina.saving.object_registry import register_family
 from lamina.saving.serialization import passes_config_to_constructor, signature_of
 
@@ -181,7 +180,7 @@ class Layer:
         policy = policies.get(value)
         mode = policy.quantization_mode
         if mode is not None and self.built and self.quantization_mode is None:
-            self.quantize(mode, config=_quantization_config_of(policy))
+            self.quantize(mode, config=policy.quantization_config())
         self._lm_set_policy(policy, autocast=self._lm_autocast_dtype is not None)
 
     @property
@@ -421,9 +420,9 @@ class Layer:
         if isinstance(shape, str):  # Keras 2's add_weight(name, shape, ...) order
             raise ValueError(f"Layer '{self.path}': add_weight takes the name as a keyword, not first; got "
                              f"add_weight({shape!r}, ...). Use add_weight(shape=..., name={shape!r}).")
-        if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
-            raise ValueError(f"Layer '{self.path}': add_weight(aggregation=...) must be one of None, 'none', "
-                             f"'mean', 'sum', 'only_first_replica'; got {aggregation!r}.")
+        if aggregation not in AGGREGATIONS:  # checked here too, to name the layer
+            raise ValueError(f"Layer '{self.path}': add_weight(aggregation=...) must be one of "
+                             f"{', '.join(map(repr, AGGREGATIONS))}; got {aggregation!r}.")
         if overwrite_with_gradient:
             raise ValueError(f"Layer '{self.path}': add_weight(overwrite_with_gradient=True) is not supported: "
                              "lamina's optimizers always apply their update rule (Keras uses it for float8 "
@@ -804,15 +803,6 @@ register_family("lamina.layers", "layer", None, Layer)
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _quantization_config_of(policy):
-    """The config that quantizes as ``policy`` says: an int4 policy's block size (Keras's
-    ``"int4/<block_size>_from_..."``), else the mode's default (``None``)."""
-    block_size = getattr(policy, "block_size", None)
-    if policy.quantization_mode != "int4" or block_size is None:
-        return None
-    return Int4QuantizationConfig(block_size=None if block_size == -1 else block_size)
 
 
 def _marks_built(build):

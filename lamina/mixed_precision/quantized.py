@@ -9,6 +9,7 @@ policy (a quantized model rebuilt from its file) creates its quantized variables
 from __future__ import annotations
 
 from lamina.mixed_precision.policy import DTypePolicy, install_quantized_policies
+from lamina.quantizers.config import Int4QuantizationConfig
 from lamina.saving.object_registry import register_builtin
 
 _MODES = ("int8", "float8", "int4", "gptq", "awq")  # Keras's QUANTIZATION_MODES
@@ -51,6 +52,10 @@ class QuantizedDTypePolicy(DTypePolicy):
     def get_config(self):
         return {"mode": self._quantization_mode, "source_name": self._source_name}
 
+    def quantization_config(self):
+        """The config that quantizes as this policy says (``None``: the mode's default)."""
+        return None
+
     def __repr__(self):
         return f'<{type(self).__name__} "{self._name}">'
 
@@ -83,6 +88,10 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
 
     def get_config(self):
         return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
+
+    def quantization_config(self):
+        """Keras's ``"int4/<block_size>"``: that block size (``-1``: per output channel)."""
+        return Int4QuantizationConfig(block_size=None if self.block_size == -1 else self.block_size)
 
 
 def from_name(name: str) -> QuantizedDTypePolicy:
