@@ -12,6 +12,7 @@ import numpy as np
 
 from lamina.data import device_copy
 from lamina.data.base import _RAN_OUT, DataAdapter, _block_now
+from lamina.data.staging import ChunkStager, stageable
 from lamina.data.standardize import _arg_labels, _prepare_arrays
 from lamina.distribution import current as current_distribution
 from lamina.distribution import data as distribution_data
@@ -36,6 +37,13 @@ class ArrayDataAdapter(DataAdapter):
     and each step's transfer then overlaps the previous step's compute. A copy an earlier call
     made (``fit`` on the same arrays) is still used.
 
+    ``stage_batches = True`` (set by ``predict`` on the CPU backend) yields the batches of
+    streamed, unshuffled NumPy data of 512 KiB or more as ``StagedBatch`` items
+    (``lamina/data/staging.py``): rows of a reused host buffer the device reads in place, that
+    the compiled step slices its batch out of. The consumer passes each step's outputs to
+    ``item.used_by`` before drawing the next item; a partial batch padded to fewer rows than a
+    whole one (``pad_partial_to``) comes as an ordinary batch.
+
     Example:
         >>> import numpy as np
         >>> from lamina.data import ArrayDataAdapter
@@ -47,6 +55,7 @@ class ArrayDataAdapter(DataAdapter):
     pad_partial_batch = False
     pad_partial_to: int | None = None
     from_host = False
+    stage_batches = False
 
     def __init__(
         self,
@@ -94,6 +103,7 @@ class ArrayDataAdapter(DataAdapter):
         self._pos = 0  # batches of the current pass already yielded
         self._order = None  # NumPy permutation of the current pass; None: no pass running
         self._device_order = None  # the same on the device, sent when a device gather needs it
+        self._stager = None  # the current pass's ChunkStager, when its batches are staged
         distribution_data.check_same_in_every_process(
             f"The number of batches of `{name}` (samples, batch size, steps)",
             (n, batch_size, self._steps_per_epoch))
@@ -152,8 +162,30 @@ class ArrayDataAdapter(DataAdapter):
             order = np.random.permutation(n)
         return order.astype(np.int32)
 
+    def _staged(self, block, start_step: int) -> bool:
+        """Whether this pass's whole batches come as ``StagedBatch`` items (see the class):
+        one whole unshuffled pass, one batch per step, all data streamed from the host."""
+        if (not self.stage_batches or self._shuffle or start_step or self._requested_steps is not None
+                or callable(block) or block != 1 or current_distribution.distribution() is not None):
+            return False
+        placed = self._placement()
+        return not self._on_device and stageable(placed, self._batch_size)
+
+    def _new_stager(self, block, start_step: int):
+        """A ``ChunkStager`` for this pass, or None: batches not staged (see the class)."""
+        if not self._staged(block, start_step):
+            return None
+        stager = ChunkStager(self._placement(), self._batch_size, self._treedef)
+        if not stager.in_place:  # the device would copy the buffers: nothing to gain
+            stager.close()
+            return None
+        return stager
+
     def _item(self, steps, start_batch):
         bs = self._batch_size
+        if self._stager is not None and steps == 1 and (
+                start_batch < self._num_full or (self.pad_partial_batch and not self.pad_partial_to)):
+            return self._stager.batch(start_batch)  # a whole batch, or the partial one padded whole
         if start_batch >= self._num_full:  # the partial batch
             shape = (self.pad_partial_to or bs,) if self.pad_partial_batch else (self._partial,)
         elif steps == 1:
@@ -179,6 +211,15 @@ class ArrayDataAdapter(DataAdapter):
             for i, leaf in zip(on_host, rows):
                 out[i] = leaf
         return jax.tree_util.tree_unflatten(self._treedef, out)
+
+    def _staged_epoch(self):
+        """``_epoch`` for staged batches: one whole pass in order, one batch per item, none
+        made ahead (staging a chunk already serves several steps)."""
+        self._set_order(self._new_order())
+        for pos in range(self._num_batches):
+            self._pos = pos + 1
+            yield 1, self._item(1, pos)
+        self._set_order(None)
 
     def get_state(self) -> dict:
         return {"pos": int(self._pos), "order": None if self._order is None else np.array(self._order)}
@@ -210,6 +251,15 @@ class ArrayDataAdapter(DataAdapter):
         budget = self._steps_per_epoch - start_step
         drawn = 0
         ahead = None  # (pos, steps, item): the next item, made while the last one is used
+        stager = self._new_stager(block, start_step)
+        if stager is not None:
+            self._stager = stager
+            try:
+                yield from self._staged_epoch()
+            finally:
+                self._stager = None
+            stager.close()  # not reached when the consumer stops early: the buffers are dropped
+            return
         while drawn < budget:
             if self._order is None:
                 self._set_order(self._new_order())

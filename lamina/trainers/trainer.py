@@ -34,6 +34,7 @@ from lamina.core.state import functionalize
 from lamina.core.transforms import jit, value_and_grad
 from lamina.data import ArrayDataAdapter, get_data_adapter, pack_batch, train_validation_split, unpack_batch
 from lamina.data.checks import batch_size_or_default
+from lamina.data.staging import StagedBatch
 from lamina.distribution import consistency, placement
 from lamina.distribution import current as current_distribution
 from lamina.distribution.data import local_rows, one_call_in_flight
@@ -399,31 +400,7 @@ class Trainer:
         key = (kind, stacked)
         functions = self.__dict__.setdefault("_lm_step_functions", {})
         if key not in functions:
-            if kind == "padded_test":  # evaluate's steps, given the count of real rows
-                step, keras_jax = (lambda data, rows: padded_test_step(self, data, rows)), False
-            else:
-                step = getattr(self, f"{kind}_step")
-                keras_jax = _takes_state(step)
-            if keras_jax:
-                step = self._lm_keras_jax_step(kind, step)
-
-            def run(data, *rows):
-                # Build first: a step reads trainable_weights before calling the model.
-                self._lm_build_from_batch(data, stacked)
-                if keras_jax:
-                    self._lm_build_keras_jax_state(kind, data, stacked)
-                data = pack_batch(*data)  # (x, y) / x, as a Keras train_step expects
-                if not stacked:
-                    outputs = step(data, *rows)
-                    return outputs if kind == "predict" else flatten_logs(outputs)
-                outputs = stateful_scan(step, data)
-                if kind == "predict":  # predictions: every step's
-                    return outputs
-                # Logs: the last step's values, nested dicts flattened (as Keras's logs are),
-                # and every step's (tiny) for callbacks that record each batch (TensorBoard).
-                outputs = flatten_logs(outputs)
-                return jax.tree_util.tree_map(lambda a: a[-1], outputs), outputs
-
+            run = self._lm_step_body(kind, stacked)
             if self.jit_compile:
                 function = jit(run)
             else:  # eager steps get device arrays, as Keras's do (batches may come as NumPy)
@@ -431,6 +408,52 @@ class Trainer:
                     return run(jax.device_put(data), *rows)
             functions[key] = _serialized(function, self._lm_state_lock())
         return functions[key]
+
+    def _lm_staged_predict_function(self, batch_size: int):
+        """``predict``'s compiled step for a ``StagedBatch``: ``(chunk, start)`` -> outputs,
+        the batch's ``batch_size`` rows sliced out of the chunk inside the program
+        (``lamina/data/staging.py``). One program per batch size: a chunk's shape follows
+        from the batch's."""
+        key = ("staged_predict", batch_size)
+        functions = self.__dict__.setdefault("_lm_step_functions", {})
+        if key not in functions:
+            run = self._lm_step_body("predict", stacked=False)
+
+            def staged(chunk, start):
+                return run(jax.tree_util.tree_map(
+                    lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, start, batch_size), chunk))
+
+            functions[key] = _serialized(jit(staged), self._lm_state_lock())
+        return functions[key]
+
+    def _lm_step_body(self, kind: str, stacked: bool):
+        """The traced body of ``<kind>_step`` on one batch or a stacked block (not compiled)."""
+        if kind == "padded_test":  # evaluate's steps, given the count of real rows
+            step, keras_jax = (lambda data, rows: padded_test_step(self, data, rows)), False
+        else:
+            step = getattr(self, f"{kind}_step")
+            keras_jax = _takes_state(step)
+        if keras_jax:
+            step = self._lm_keras_jax_step(kind, step)
+
+        def run(data, *rows):
+            # Build first: a step reads trainable_weights before calling the model.
+            self._lm_build_from_batch(data, stacked)
+            if keras_jax:
+                self._lm_build_keras_jax_state(kind, data, stacked)
+            data = pack_batch(*data)  # (x, y) / x, as a Keras train_step expects
+            if not stacked:
+                outputs = step(data, *rows)
+                return outputs if kind == "predict" else flatten_logs(outputs)
+            outputs = stateful_scan(step, data)
+            if kind == "predict":  # predictions: every step's
+                return outputs
+            # Logs: the last step's values, nested dicts flattened (as Keras's logs are),
+            # and every step's (tiny) for callbacks that record each batch (TensorBoard).
+            outputs = flatten_logs(outputs)
+            return jax.tree_util.tree_map(lambda a: a[-1], outputs), outputs
+
+        return run
 
     def _lm_state_lock(self):
         """The model's re-entrant lock, held by every compiled step call and its write-back.
@@ -665,6 +688,9 @@ class Trainer:
             adapter.pad_partial_batch = True
             adapter.pad_partial_to = self._lm_predict_tail_rows(adapter)
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
+            # On the CPU backend, whole batches staged in reused chunks (lamina/data/staging.py).
+            adapter.stage_batches = (self.jit_compile and block == 1 and jax.default_backend() == "cpu"
+                                     and jax.process_count() == 1)
         self._lm_distribute_state()
         callbacks.on_predict_begin()
         chunks = self._lm_predict_batches(adapter, callbacks, block, trim=hooks)
@@ -705,7 +731,12 @@ class Trainer:
                 if notify:
                     callbacks.on_predict_batch_begin(step)
                 stacked = steps_run > 1
-                outputs = (self._lm_step_function("predict", stacked=True).__wrapped__ if stacked else one_step)(data)
+                if type(data) is StagedBatch:  # rows of a staged chunk, sliced in the step
+                    outputs = self._lm_staged_predict_function(data.rows).__wrapped__(data.chunk, data.start)
+                    data.used_by(outputs)
+                else:
+                    outputs = (self._lm_step_function("predict", stacked=True).__wrapped__ if stacked
+                               else one_step)(data)
                 if wait:
                     jax.block_until_ready(outputs)
                 chunks.append((stacked, outputs))
@@ -868,6 +899,8 @@ _DATA_LOADING_ARGS = ("workers", "use_multiprocessing", "max_queue_size")
 
 def _batch_rows(data, steps: int) -> int:
     """Samples in a yielded item (padding included): its first leaf's leading axes."""
+    if type(data) is StagedBatch:
+        return data.rows
     shape = np.shape(jax.tree_util.tree_leaves(data)[0])
     return int(shape[0] * shape[1]) if steps > 1 else int(shape[0])
 

@@ -150,3 +150,20 @@ def test_evaluate_compiles_one_step_for_every_last_batch_size_and_equals_keras(c
     # size).
     names = [name for name in compiles.names[start:] if name == "jit(step)"]
     assert len(names) == 1, compiles.names[start:]
+
+
+def test_staged_batches_also_compile_two_programs_per_batch_size(compiles, monkeypatch):
+    """Batches staged on the CPU backend (lamina/data/staging.py, here for tiny batches) run a
+    step that slices its batch out of a slot shaped by the batch size alone: ten input sizes
+    still compile the whole batch's program and the tail's, and give the model's outputs."""
+    from lamina.data import staging
+
+    monkeypatch.setattr(staging, "MIN_BATCH_BYTES", 0)
+    model = _mlp()
+    x = np.random.default_rng(6).normal(size=(200, 6)).astype("float32")
+    expected = np.asarray(model(x))
+    start = len(compiles.names)
+    for n in _SIZES:
+        np.testing.assert_allclose(model.predict(x[:n], batch_size=16, verbose=0), expected[:n], rtol=1e-5, atol=1e-6)
+    names = [name for name in compiles.names[start:] if name != "jit(<lambda>)"]
+    assert names.count("jit(step)") <= 2 and set(names) <= {"jit(step)"}, names
