@@ -58,38 +58,6 @@ def test_only_numeric_batches_from_512_kib_to_16_mib_are_staged():
     assert not staging.stageable([np.zeros((2, 224, 224, 3), np.float32)], 1024)  # 616 MB: no
 
 
-def test_a_batch_callback_sees_staged_batches_without_the_padding(small_chunks):
-    model = _mlp()
-    x = np.random.default_rng(10).normal(size=(21, 6)).astype(np.float32)
-    seen = []
-
-    class Record(lm.callbacks.Callback):
-        def on_predict_batch_end(self, batch, logs=None):
-            seen.append(np.asarray(logs["outputs"]))
-
-    out = model.predict(x, batch_size=8, verbose=0, callbacks=[Record()])
-    assert [s.shape[0] for s in seen] == [8, 8, 5]
-    np.testing.assert_array_equal(np.concatenate(seen), out)
-    np.testing.assert_array_equal(out, _per_batch(model, x, 8))
-
-
-def test_a_large_batch_predict_is_staged_and_right(monkeypatch):
-    made = []
-
-    class Counting(staging.ChunkStager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(array_adapter, "ChunkStager", Counting)
-    model = _mlp(inputs=784)
-    x = np.random.default_rng(8).normal(size=(1500, 784)).astype(np.float32)
-    np.testing.assert_array_equal(model.predict(x, batch_size=512, verbose=0), _per_batch(model, x, 512))
-    assert len(made) == 1 and made[0].in_place
-    model.predict(x, batch_size=64, verbose=0)  # small batches stream as before
-    assert len(made) == 1
-
-
 def test_the_cpu_backend_uses_the_staging_buffers_in_place():
     """Why staging pays: the aligned buffers reach the device without a copy."""
     x = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)

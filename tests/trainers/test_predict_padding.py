@@ -7,8 +7,10 @@ serves every size; the padded rows are dropped before the result is returned.
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import lamina as lm
+from lamina.data import staging
 
 _SIZES = (1, 5, 16, 17, 23, 40, 61, 77, 90, 131)  # below, at and above the batch size
 
@@ -109,7 +111,10 @@ def test_padded_predict_with_structured_outputs_steps_and_blocks():
     np.testing.assert_allclose(blocked["sum"], expected["sum"], rtol=1e-5, atol=1e-6)
 
 
-def test_a_batch_callback_sees_each_batch_without_the_padding():
+@pytest.mark.parametrize("staged", [False, True], ids=["streamed", "staged"])
+def test_a_batch_callback_sees_each_batch_without_the_padding(staged, monkeypatch):
+    if staged:  # tiny batches staged like large ones (lamina/data/staging.py)
+        monkeypatch.setattr(staging, "MIN_BATCH_BYTES", 0)
     model = _mlp()
     x = np.random.default_rng(3).normal(size=(21, 6)).astype("float32")
     seen = []
@@ -156,8 +161,6 @@ def test_staged_batches_also_compile_two_programs_per_batch_size(compiles, monke
     """Batches staged on the CPU backend (lamina/data/staging.py, here for tiny batches) run a
     step that slices its batch out of a slot shaped by the batch size alone: ten input sizes
     still compile the whole batch's program and the tail's, and give the model's outputs."""
-    from lamina.data import staging
-
     monkeypatch.setattr(staging, "MIN_BATCH_BYTES", 0)
     model = _mlp()
     x = np.random.default_rng(6).normal(size=(200, 6)).astype("float32")
