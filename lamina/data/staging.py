@@ -4,9 +4,10 @@ sliced inside the compiled step (``predict`` on the CPU backend).
 Streaming a NumPy batch to a compiled step makes JAX copy it into a newly allocated buffer at
 every call, in the calling thread. For batches of half a megabyte or more that costs a
 measurable share of the step (the figures below). Here each batch is instead copied into one
-of two reused, 64-byte-aligned host buffers (*slots*) of a few batches each. On the CPU backend ``jax.device_put`` of an aligned
-buffer uses it in place, so each slot gets one device view, made once; the step slices its
-batch out of the view (``lax.dynamic_slice`` inside the program).
+of two reused, 64-byte-aligned host buffers (*slots*) of a few batches each. On the CPU
+backend ``jax.device_put`` of an aligned buffer uses it in place, so each slot gets one device
+view, made once; the step slices its batch out of the view (``lax.dynamic_slice`` inside the
+program).
 
 The rule that keeps this safe: a slot's rows are written only while no dispatched step can
 read them. Batch ``i``'s rows are written before batch ``i``'s step is dispatched, and a slot

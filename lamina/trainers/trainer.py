@@ -688,7 +688,8 @@ class Trainer:
             adapter.pad_partial_batch = True
             adapter.pad_partial_to = self._lm_predict_tail_rows(adapter)
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
-            # On the CPU backend, whole batches staged in reused chunks (lamina/data/staging.py).
+            # On the CPU backend, batches of 512 KiB-16 MiB go through reused host buffers the
+            # device reads in place (lamina/data/staging.py).
             adapter.stage_batches = (self.jit_compile and block == 1 and jax.default_backend() == "cpu"
                                      and jax.process_count() == 1)
         self._lm_distribute_state()
@@ -731,7 +732,7 @@ class Trainer:
                 if notify:
                     callbacks.on_predict_batch_begin(step)
                 stacked = steps_run > 1
-                if type(data) is StagedBatch:  # rows of a staged chunk, sliced in the step
+                if type(data) is StagedBatch:  # rows of a staging buffer, sliced in the step
                     outputs = self._lm_staged_predict_function(data.rows).__wrapped__(data.chunk, data.start)
                     data.used_by(outputs)
                 else:
