@@ -6,7 +6,7 @@ defaults and a hand-written loop (one ``jax.jit`` of the forward pass over slice
 outputs gathered with one ``device_get`` at the end). Row counts that are not a multiple of
 the batch size exercise ``predict``'s last batch, which gets its own program (the first
 partial batch at a batch size does; later ones are padded to it or to a whole batch). Batches
-of 512 KiB or more (256 rows and up here) are staged in reused buffers on the CPU backend
+of 1 MiB or more (512 rows and up here) are staged in reused buffers on the CPU backend
 (lamina/data/staging.py); the cases cover both sides of that line. The compilations of each
 side's first two calls are counted; each case is a new model, called repeatedly on data of one
 size.
@@ -129,7 +129,7 @@ def main():
     parser.add_argument("--case", action="append", metavar="ROWSxBATCH",
                         help="only this case, e.g. 60000x1024 (repeatable)")
     args = parser.parse_args()
-    # Batches of 512 KiB or more are staged (lamina/data/staging.py), smaller ones streamed:
+    # Batches of 1 MiB or more are staged (lamina/data/staging.py), smaller ones streamed:
     # both sides of that line, at the issue's size and at short inputs.
     cases = [(60_000, 1024), (60_000, 2048), (60_000, 512), (60_000, 256), (10_007, 1024), (10_007, 128), (3_001, 32)]
     if args.quick:

@@ -37,12 +37,13 @@ class ArrayDataAdapter(DataAdapter):
     and each step's transfer then overlaps the previous step's compute. A copy an earlier call
     made (``fit`` on the same arrays) is still used.
 
-    ``stage_batches = True`` (set by ``predict`` on the CPU backend) yields the batches of
-    streamed, unshuffled NumPy data of 512 KiB or more as ``StagedBatch`` items
-    (``lamina/data/staging.py``): rows of a reused host buffer the device reads in place, that
-    the compiled step slices its batch out of. The consumer passes each step's outputs to
-    ``item.used_by`` before drawing the next item; a partial batch padded to fewer rows than a
-    whole one (``pad_partial_to``) comes as an ordinary batch.
+    ``stage_batches = True`` (set by ``predict`` on the CPU backend) gives a single in-order
+    pass over NumPy data a short per-batch path: batches of 1 to 16 MiB come as
+    ``StagedBatch`` items (``lamina/data/staging.py``), rows of a reused host buffer the device
+    reads in place that the compiled step slices its batch out of (the consumer passes each
+    step's outputs to ``item.used_by`` before drawing the next item); smaller batches come as
+    plain NumPy slices. A partial batch padded to fewer rows than a whole one
+    (``pad_partial_to``) comes as an ordinary batch.
 
     Example:
         >>> import numpy as np
@@ -162,21 +163,23 @@ class ArrayDataAdapter(DataAdapter):
             order = np.random.permutation(n)
         return order.astype(np.int32)
 
-    def _staged(self, block, start_step: int) -> bool:
-        """Whether this pass's whole batches come as ``StagedBatch`` items (see the class):
-        one whole unshuffled pass, one batch per step, all data streamed from the host."""
+    def _in_order_pass(self, block, start_step: int) -> bool:
+        """Whether this pass is ``predict``'s plain case (``stage_batches`` set, see the class):
+        one whole unshuffled pass, one batch per step, every leaf NumPy on the host."""
         if (not self.stage_batches or self._shuffle or start_step or self._requested_steps is not None
                 or callable(block) or block != 1 or current_distribution.distribution() is not None):
             return False
-        placed = self._placement()
-        return not self._on_device and stageable(placed, self._batch_size)
+        self._placement()
+        return not self._on_device
 
-    def _new_stager(self, block, start_step: int):
-        """A ``ChunkStager`` for this pass, or None: batches not staged (see the class)."""
-        if not self._staged(block, start_step):
+    def _new_stager(self):
+        """A ``ChunkStager`` for this in-order pass, or None: batches too small (or too large)
+        to gain, or a device that would copy the buffers."""
+        placed = self._placement()
+        if not stageable(placed, self._batch_size):
             return None
-        stager = ChunkStager(self._placement(), self._batch_size, self._treedef)
-        if not stager.in_place:  # the device would copy the buffers: nothing to gain
+        stager = ChunkStager(placed, self._batch_size, self._treedef)
+        if not stager.in_place:
             stager.close()
             return None
         return stager
@@ -212,13 +215,20 @@ class ArrayDataAdapter(DataAdapter):
                 out[i] = leaf
         return jax.tree_util.tree_unflatten(self._treedef, out)
 
-    def _staged_epoch(self):
-        """``_epoch`` for staged batches: one whole pass in order, one batch per item, none
-        made ahead (staging a chunk already serves several steps)."""
+    def _in_order_epoch(self, stager):
+        """``_epoch`` for an in-order pass: whole batches staged by ``stager``, or without one
+        NumPy slices handed to the step as they are (the CPU backend's ``jax.jit`` transfers
+        them, as ``device_copy.put`` would leave them), none made ahead; the last batch by
+        ``_item`` (padded). The per-batch path of ``predict``, so it does only that."""
         self._set_order(self._new_order())
+        leaves, batch, whole, treedef = self._placement(), self._batch_size, self._num_full, self._treedef
         for pos in range(self._num_batches):
             self._pos = pos + 1
-            yield 1, self._item(1, pos)
+            if stager is None and pos < whole:
+                start = pos * batch
+                yield 1, treedef.unflatten([leaf[start : start + batch] for leaf in leaves])
+            else:
+                yield 1, self._item(1, pos)
         self._set_order(None)
 
     def get_state(self) -> dict:
@@ -251,14 +261,14 @@ class ArrayDataAdapter(DataAdapter):
         budget = self._steps_per_epoch - start_step
         drawn = 0
         ahead = None  # (pos, steps, item): the next item, made while the last one is used
-        stager = self._new_stager(block, start_step)
-        if stager is not None:
-            self._stager = stager
+        if self._in_order_pass(block, start_step):
+            stager = self._stager = self._new_stager()
             try:
-                yield from self._staged_epoch()
+                yield from self._in_order_epoch(stager)
             finally:
                 self._stager = None
-            stager.close()  # not reached when the consumer stops early: the buffers are dropped
+            if stager is not None:
+                stager.close()  # not reached when the consumer stops early: the buffers are dropped
             return
         while drawn < budget:
             if self._order is None:

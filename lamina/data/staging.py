@@ -2,7 +2,7 @@
 sliced inside the compiled step (``predict`` on the CPU backend).
 
 Streaming a NumPy batch to a compiled step makes JAX copy it into a newly allocated buffer at
-every call, in the calling thread. For batches of half a megabyte or more that costs a
+every call, in the calling thread. For batches of a megabyte or more that costs a
 measurable share of the step (the figures below). Here each batch is instead copied into one
 of two reused, 64-byte-aligned host buffers (*slots*) of a few batches each. On the CPU
 backend ``jax.device_put`` of an aligned buffer uses it in place, so each slot gets one device
@@ -22,7 +22,8 @@ samples, so the step compiles once per batch size whatever the data's length. Ba
 the step costs more than it saves. Measured on this project's 2-core machine with the MLP
 784-512-512-10 on 60,000 rows, this scheme against a hand-written loop streaming NumPy slices
 (the same programs otherwise; benchmarks/RESULTS.md): batch 128 (401 KB) 0.96x, 256 1.00x,
-512 1.04x, 1024 1.09x, 2048 1.04x.
+512 1.04x, 1024 1.09x, 2048 1.04x; in ``predict``, staged against streamed at 256 rows (802
+KB) 0.96x against 0.99x, at 512 rows 1.06x against 1.00x.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import threading
 import jax
 import numpy as np
 
-MIN_BATCH_BYTES = 1 << 19  # stage batches of at least this many bytes (all leaves together)
+MIN_BATCH_BYTES = 1 << 20  # stage batches of at least this many bytes (all leaves together)
 CHUNK_BYTES = 16 << 20  # bytes of one slot (all leaves); also the largest batch staged, so
 # that the two slots kept between calls hold at most 32 MiB (a batch of 1,024 RGB images of
 # 224x224 in float32, 616 MB, streams as before instead of pinning 1.2 GB of buffers)
@@ -47,7 +48,7 @@ def batch_bytes(leaves: list, batch_size: int) -> int:
 
 def stageable(leaves: list, batch_size: int) -> bool:
     """Whether batches of ``leaves`` (the data's host arrays) are worth staging: numeric NumPy
-    arrays whose batch takes from ``MIN_BATCH_BYTES`` (512 KiB) to ``CHUNK_BYTES`` (16 MiB)."""
+    arrays whose batch takes from ``MIN_BATCH_BYTES`` (1 MiB) to ``CHUNK_BYTES`` (16 MiB)."""
     return (all(isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" for leaf in leaves)
             and MIN_BATCH_BYTES <= batch_bytes(leaves, batch_size) <= CHUNK_BYTES)
 

@@ -688,7 +688,7 @@ class Trainer:
             adapter.pad_partial_batch = True
             adapter.pad_partial_to = self._lm_predict_tail_rows(adapter)
             adapter.from_host = True  # one pass: NumPy batches go to the device step by step
-            # On the CPU backend, batches of 512 KiB-16 MiB go through reused host buffers the
+            # On the CPU backend, batches of 1-16 MiB go through reused host buffers the
             # device reads in place (lamina/data/staging.py).
             adapter.stage_batches = (self.jit_compile and block == 1 and jax.default_backend() == "cpu"
                                      and jax.process_count() == 1)
