@@ -104,7 +104,6 @@ class ArrayDataAdapter(DataAdapter):
         self._pos = 0  # batches of the current pass already yielded
         self._order = None  # NumPy permutation of the current pass; None: no pass running
         self._device_order = None  # the same on the device, sent when a device gather needs it
-        self._stager = None  # the current pass's ChunkStager, when its batches are staged
         distribution_data.check_same_in_every_process(
             f"The number of batches of `{name}` (samples, batch size, steps)",
             (n, batch_size, self._steps_per_epoch))
@@ -186,9 +185,6 @@ class ArrayDataAdapter(DataAdapter):
 
     def _item(self, steps, start_batch):
         bs = self._batch_size
-        if self._stager is not None and steps == 1 and (
-                start_batch < self._num_full or (self.pad_partial_batch and not self.pad_partial_to)):
-            return self._stager.batch(start_batch)  # a whole batch, or the partial one padded whole
         if start_batch >= self._num_full:  # the partial batch
             shape = (self.pad_partial_to or bs,) if self.pad_partial_batch else (self._partial,)
         elif steps == 1:
@@ -218,17 +214,22 @@ class ArrayDataAdapter(DataAdapter):
     def _in_order_epoch(self, stager):
         """``_epoch`` for an in-order pass: whole batches staged by ``stager``, or without one
         NumPy slices handed to the step as they are (the CPU backend's ``jax.jit`` transfers
-        them, as ``device_copy.put`` would leave them), none made ahead; the last batch by
-        ``_item`` (padded). The per-batch path of ``predict``, so it does only that."""
+        them, as ``device_copy.put`` would leave them), none made ahead. The last, partial
+        batch is staged too when it is padded to a whole one, else made by ``_item``. The
+        per-batch path of ``predict``, so it does only that."""
         self._set_order(self._new_order())
         leaves, batch, whole, treedef = self._placement(), self._batch_size, self._num_full, self._treedef
+        # Batches before `direct` come straight from the stager or as slices; the rest by _item.
+        direct = whole + (1 if stager is not None and self.pad_partial_batch and not self.pad_partial_to else 0)
         for pos in range(self._num_batches):
             self._pos = pos + 1
-            if stager is None and pos < whole:
+            if pos >= direct:
+                yield 1, self._item(1, pos)
+            elif stager is not None:
+                yield 1, stager.batch(pos)
+            else:
                 start = pos * batch
                 yield 1, treedef.unflatten([leaf[start : start + batch] for leaf in leaves])
-            else:
-                yield 1, self._item(1, pos)
         self._set_order(None)
 
     def get_state(self) -> dict:
@@ -262,11 +263,8 @@ class ArrayDataAdapter(DataAdapter):
         drawn = 0
         ahead = None  # (pos, steps, item): the next item, made while the last one is used
         if self._in_order_pass(block, start_step):
-            stager = self._stager = self._new_stager()
-            try:
-                yield from self._in_order_epoch(stager)
-            finally:
-                self._stager = None
+            stager = self._new_stager()
+            yield from self._in_order_epoch(stager)
             if stager is not None:
                 stager.close()  # not reached when the consumer stops early: the buffers are dropped
             return
